@@ -1,0 +1,5 @@
+import sys
+
+from dd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""Turn a stored sweep into curve tables (Parquet), landmark tables and figures on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+import pyarrow.parquet as pq
+
+from dd.curves import CurveSet, sweep_curves
+from dd.errors import StoreError
+from dd.plots import plot_curves
+from dd.spec import Spec, parse_spec
+from dd.store import SweepStore
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """What ``write_curves`` produced."""
+
+    curves: list[CurveSet]
+    left_out: int
+    figures: list[Path]
+    tables: list[Path]
+
+
+def load_stored_spec(store: SweepStore) -> Spec:
+    """The spec saved beside the results: the sweep's current plan."""
+    return parse_spec(store.read_spec_mapping())
+
+
+def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
+    """Aggregate the sweep's stored rows; write curves/, figures/ beside them."""
+    spec = spec or load_stored_spec(store)
+    table = store.read_results()
+    if table is None:
+        raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
+    curve_sets, left_out = sweep_curves(table, spec)
+    figures, tables = [], []
+    for curves in curve_sets:
+        for suffix, data in (("", curves.points), ("_landmarks", curves.landmarks)):
+            path = store.dir / "curves" / f"{curves.kind}{suffix}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data, path)
+            tables.append(path)
+        figures.append(plot_curves(curves, spec, store.dir / "figures"))
+    return Aggregate(curves=curve_sets, left_out=left_out, figures=figures, tables=tables)
+
+
+def describe(aggregate: Aggregate) -> list[str]:
+    """One line per located threshold and peak, for the terminal."""
+    lines = []
+    for curves in aggregate.curves:
+        for mark in curves.landmarks.to_pylist():
+            series = {k: v for k, v in mark.items() if k in
+                      [s.replace(".", "_") for s in curves.series]}
+            where = " ".join(f"{k}={v}" for k, v in series.items())
+            peaks = ", ".join(f"{k[:-7]} peak at {mark[k]:g} ({mark[k[:-2]]:.4g})"
+                              for k in mark if k.endswith("_peak_x") and mark[k] is not None)
+            thr = mark["threshold_x"]
+            lines.append(f"{curves.kind} {where}".rstrip() + ": threshold "
+                         + (f"at {curves.x}={thr:g}" if thr is not None else "not reached")
+                         + (f"; {peaks}" if peaks else ""))
+    if aggregate.left_out:
+        lines.append(f"{aggregate.left_out} trials left out (diverged or failed)")
+    return lines
+
+

@@ -1,0 +1,155 @@
+"""The ``dd`` command line.
+
+Exit codes: 0 success; 1 a run failed (a pack failed, results unreadable or unwritable);
+2 bad input (spec, arguments, names, data files, SQL). Errors are one line; --debug shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dd import __version__
+from dd.errors import DDError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every bad input
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _sweep_store(sweep: str, results: str | None):
+    """A store from a sweep name, or from a spec file's name."""
+    from dd.spec import load_spec
+    from dd.store import SweepStore, default_results_root
+
+    root = results or default_results_root()
+    if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
+        return SweepStore(root, load_spec(sweep).name)
+    return SweepStore(root, sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dd.execute import plan, run_sweep
+    from dd.spec import load_spec
+    from dd.store import SweepStore, default_results_root
+
+    spec = load_spec(args.spec)
+    root = args.results or default_results_root()
+    if args.dry_run:
+        packs, stored = plan(spec, SweepStore(root, spec.name))
+        print(f"{spec.name}: {len(spec.trials)} trials, {stored} already stored; "
+              f"{sum(len(p.trials) for p in packs)} to run in {len(packs)} packs")
+        return 0
+    report = run_sweep(spec, root, address=args.address, quiet=args.quiet)
+    status = 0
+    if report.failed_packs:
+        print(f"{len(report.failed_packs)} packs failed; 'dd status {spec.name}' lists them; "
+              "run the same command again to retry", file=sys.stderr)
+        status = 1
+    if report.trials_run:
+        print(f"{spec.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s",
+              file=sys.stderr)
+    if not args.no_curves:
+        _write_curves(SweepStore(root, spec.name), spec)
+    return status
+
+
+def _write_curves(store, spec=None) -> None:
+    from dd.aggregate import describe, write_curves
+
+    aggregate = write_curves(store, spec)
+    for line in describe(aggregate):
+        print(line)
+    print(f"results: {store.packs_dir}")
+    for path in aggregate.figures:
+        print(f"figure: {path}")
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    _write_curves(_sweep_store(args.sweep, args.results))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dd.aggregate import load_stored_spec
+    from dd.spec import trial_id
+
+    store = _sweep_store(args.sweep, args.results)
+    planned = {trial_id(t) for t in load_stored_spec(store).trials}
+    stored = store.stored_trial_ids()
+    failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
+    done = planned & stored
+    missing = planned - stored - failed
+    print(f"{store.name}: {len(planned)} trials planned: {len(done)} done, "
+          f"{len(missing)} missing, {len(failed)} failed")
+    for f in store.failures():
+        print(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
+    if stored - planned:
+        print(f"  {len(stored - planned)} stored trials belong to an earlier version of the spec")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from dd.query import format_table, run_query
+    from dd.store import default_results_root
+
+    columns, rows = run_query(args.sql, args.results or default_results_root(), args.sweep)
+    print(format_table(columns, rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dd", description="Sweeps of double-descent and grokking experiments.")
+    parser.add_argument("--version", action="version", version=f"dd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    results_help = "results root directory (default: $DD_RESULTS or ./results)"
+    p = add("sweep", cmd_sweep, "run every trial of a spec that is not stored yet")
+    p.add_argument("spec", help="path of a YAML sweep spec (see sweeps/)")
+    p.add_argument("--results", help=results_help)
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the number of trials and packs and exit")
+    p.add_argument("--no-curves", action="store_true", help="skip curves and figures")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    p = add("status", cmd_status, "count a sweep's done, missing and failed trials")
+    p.add_argument("sweep", help="sweep name (or its spec file)")
+    p.add_argument("--results", help=results_help)
+
+    p = add("curves", cmd_curves, "write a sweep's curve tables and figures")
+    p.add_argument("sweep", help="sweep name (or its spec file)")
+    p.add_argument("--results", help=results_help)
+
+    p = add("query", cmd_query, "run DuckDB SQL over stored results (view: results)")
+    p.add_argument("sql", help="SQL text, e.g. 'SELECT count(*) FROM results'")
+    p.add_argument("--sweep", help="one sweep's results (default: every sweep)")
+    p.add_argument("--results", help=results_help)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DDError as e:
+        if args.debug:
+            raise
+        print(f"dd: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("dd: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

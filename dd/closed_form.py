@@ -1,0 +1,195 @@
+"""Closed-form fits: min-norm (ridge >= 0) least squares on raw, random Fourier or ReLU features.
+
+For a train feature matrix Phi (n x p) with thin SVD U S V^T, the fit is
+
+    coef = V diag(s / (s^2 + ridge)) U^T Y,
+
+with singular values below eps * max(n, p) * s_max dropped (the pseudo-inverse), so ridge 0
+gives the minimum-l2-norm interpolator above the threshold p = n. Multiclass targets are
+one-hot and squared losses are summed over outputs (Belkin et al. 2019).
+
+Effective parameters (Curth et al. 2023): the fit is a linear smoother f(x0) = s(x0) . y with
+s(x0) = phi(x0)^T V diag(s / (s^2 + ridge)) U^T, and p_eff(I0) = n / |I0| sum ||s(x0)||^2;
+on the training inputs with ridge 0 it is rank(Phi) = min(n, p).
+
+A pack's replicas (seeds, n_train, label noise, ridge) are fitted by one vmapped, jitted
+program in float64, since the solve is ill-conditioned near the threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dd.config import FeatureModel, FourierFeatures, RawFeatures, ReluFeatures, Trial
+from dd.data import Dataset, load_dataset, training_rows
+from dd.rng import named, trial_key
+
+TEST_CHUNK = 1024  # test rows evaluated per step; bounds memory at TEST_CHUNK x n_features
+
+
+def feature_params(key: jax.Array, model: FeatureModel, input_dim: int) -> dict[str, jax.Array]:
+    """The random projection of a feature model, drawn from the trial key."""
+    key = named(key, "features")
+    if isinstance(model, FourierFeatures):
+        n_freq = -(-model.n_features // 2)
+        return {"v": jax.random.normal(key, (input_dim, n_freq)) / model.bandwidth}
+    if isinstance(model, ReluFeatures):
+        k_w, k_b = jax.random.split(key)
+        return {"w": jax.random.normal(k_w, (input_dim, model.n_features)) / math.sqrt(input_dim),
+                "b": jax.random.normal(k_b, (model.n_features,))}
+    return {}
+
+
+def program_width(model: FeatureModel, input_dim: int) -> int:
+    """The feature count a pack's program is compiled for.
+
+    Raw features compile once at the full input width, the columns past a replica's
+    ``n_features`` zeroed: a zero column changes neither the min-norm fit nor its predictions,
+    so every p of a sweep shares one program. Random features compile per ``n_features``.
+    """
+    return input_dim if isinstance(model, RawFeatures) else model.n_features
+
+
+def featurize(model: FeatureModel, params: dict[str, jax.Array], x_ND: jax.Array) -> jax.Array:
+    """phi(x): (N, D) inputs -> (N, model.n_features) features."""
+    if isinstance(model, RawFeatures):
+        return x_ND[:, : model.n_features]
+    if isinstance(model, FourierFeatures):
+        proj_NF = x_ND @ params["v"]
+        pairs = jnp.stack([jnp.cos(proj_NF), jnp.sin(proj_NF)], axis=-1)
+        return pairs.reshape(x_ND.shape[0], -1)[:, : model.n_features]
+    if isinstance(model, ReluFeatures):
+        return jax.nn.relu(x_ND @ params["w"] + params["b"])
+    raise TypeError(f"not a feature model: {model!r}")
+
+
+def _targets(y: jax.Array, n_classes: int) -> jax.Array:
+    """One-hot targets for classification, a single column for regression."""
+    if n_classes:
+        return jax.nn.one_hot(y, n_classes, dtype=jnp.float64)
+    return y[:, None].astype(jnp.float64)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_rows", "n_classes", "p_eff_inputs"))
+def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, model, n_rows,
+                  n_classes, p_eff_inputs):
+    dataset = Dataset(arrays["x_pool"], arrays["y_pool"], None, None, n_classes,
+                      beta=arrays["beta"], noise_var=arrays["noise_var"])
+    x_test_CTD, y_test_CT, test_mask_CT = arrays["x_test"], arrays["y_test"], arrays["test_mask"]
+    input_dim = x_test_CTD.shape[-1]
+
+    def fit_one(seed, n, noise, lam, p):
+        key = trial_key(seed)
+        rows = training_rows(key, dataset, n_rows, n, noise)
+        params = feature_params(key, model, input_dim)
+        mask_N = rows["mask"].astype(jnp.float64)
+        # zeroed columns (past a replica's p) get zero coefficients, so only the train
+        # matrix needs the column mask; test features are used as they are
+        used_P = (jnp.arange(model.n_features) < p).astype(jnp.float64)
+        phi_NP = featurize(model, params, rows["x"].astype(jnp.float64)) * used_P * mask_N[:, None]
+        y_NK = _targets(rows["y"], n_classes) * mask_N[:, None]
+        u_NR, s_R, vt_RP = jnp.linalg.svd(phi_NP, full_matrices=False)
+        cutoff = jnp.finfo(jnp.float64).eps * jnp.maximum(n, p) * s_R[0]
+        d_R = jnp.where(s_R > cutoff, s_R / (s_R**2 + lam), 0.0)
+        coef_PK = vt_RP.T @ (d_R[:, None] * (u_NR.T @ y_NK))
+        n = n.astype(jnp.float64)
+
+        pred_NK = phi_NP @ coef_PK
+        out = {
+            "train_mse": jnp.sum(mask_N[:, None] * (pred_NK - y_NK) ** 2) / n,
+            "coef_norm": jnp.sqrt(jnp.sum(coef_PK**2)),
+            "p_eff_train": jnp.sum((phi_NP @ vt_RP.T * d_R) ** 2),
+        }
+        if n_classes:
+            wrong_N = jnp.argmax(pred_NK, -1) != rows["y"]
+            out["train_error"] = jnp.sum(mask_N * wrong_N) / n
+
+        def test_chunk(carry, chunk):
+            x_TD, y_T, m_T = chunk
+            phi_TP = featurize(model, params, x_TD.astype(jnp.float64))
+            err_TK = phi_TP @ coef_PK - _targets(y_T, n_classes)
+            sums = {"sq": jnp.sum(m_T[:, None] * err_TK**2)}
+            if n_classes:
+                wrong_T = jnp.argmax(phi_TP @ coef_PK, -1) != y_T
+                sums["wrong"] = jnp.sum(m_T * wrong_T)
+            return jax.tree.map(jnp.add, carry, sums), None
+
+        zero = {"sq": jnp.zeros(())} | ({"wrong": jnp.zeros(())} if n_classes else {})
+        sums, _ = jax.lax.scan(test_chunk, zero, (x_test_CTD, y_test_CT, test_mask_CT))
+        n_test = jnp.sum(test_mask_CT)
+        out["test_mse"] = sums["sq"] / n_test
+        if n_classes:
+            out["test_error"] = sums["wrong"] / n_test
+
+        x_eff = x_test_CTD.reshape(-1, input_dim)[:p_eff_inputs].astype(jnp.float64)
+        smoother = featurize(model, params, x_eff) @ vt_RP.T * d_R
+        out["p_eff_test"] = n / x_eff.shape[0] * jnp.sum(smoother**2)
+        if arrays["beta"] is not None and isinstance(model, RawFeatures):
+            beta, width = arrays["beta"], model.n_features  # coefs past p are 0
+            out["population_risk"] = (jnp.sum((coef_PK[:, 0] - beta[:width]) ** 2)
+                                      + jnp.sum(beta[width:] ** 2) + arrays["noise_var"])
+        return out
+
+    return jax.vmap(fit_one)(seeds, n_train, label_noise, ridge, n_features)
+
+
+def _chunked_test(x_MD: np.ndarray, y_M: np.ndarray) -> dict[str, np.ndarray]:
+    """Pad the test set to whole chunks: (C, T, D) inputs, (C, T) targets and a validity mask."""
+    m = len(y_M)
+    chunk = min(TEST_CHUNK, m)
+    n_chunks = -(-m // chunk)
+    pad = n_chunks * chunk - m
+    x = np.concatenate([x_MD, np.zeros((pad,) + x_MD.shape[1:], x_MD.dtype)])
+    y = np.concatenate([y_M, np.zeros(pad, y_M.dtype)])
+    mask = np.arange(n_chunks * chunk) < m
+    return {"x_test": x.reshape(n_chunks, chunk, -1), "y_test": y.reshape(n_chunks, chunk),
+            "test_mask": mask.reshape(n_chunks, chunk).astype(np.float64)}
+
+
+def fit_pack(trials: list[Trial]) -> list[dict[str, float]]:
+    """Fit every trial of a pack (all share data pool, model kind and program width) at once.
+
+    Returns one dict of metrics per trial, in order.
+    """
+    first = trials[0]
+    dataset = load_dataset(first.data)
+    n_rows = max(t.data.n_train for t in trials)
+    with jax.enable_x64(True):
+        arrays = {"x_pool": dataset.x_pool, "y_pool": dataset.y_pool, "beta": dataset.beta,
+                  "noise_var": dataset.noise_var,
+                  **_chunked_test(dataset.x_test, dataset.y_test)}
+        arrays = {k: (None if v is None else jnp.asarray(v)) for k, v in arrays.items()}
+        out = _fit_replicas(
+            arrays,
+            jnp.asarray([t.seed for t in trials], jnp.uint32),
+            jnp.asarray([t.data.n_train for t in trials]),
+            jnp.asarray([getattr(t.data, "label_noise", 0.0) for t in trials]),
+            jnp.asarray([t.fit.ridge for t in trials]),
+            jnp.asarray([t.model.n_features for t in trials]),
+            model=dataclasses.replace(
+                first.model, n_features=program_width(first.model, first.data.input_dim)),
+            n_rows=n_rows, n_classes=dataset.n_classes,
+            p_eff_inputs=min(first.fit.p_eff_inputs, len(dataset.y_test)),
+        )
+        out = jax.tree.map(np.asarray, out)
+    n_outputs = max(dataset.n_classes, 1)
+    rows = []
+    for i, t in enumerate(trials):
+        row = {k: float(v[i]) for k, v in out.items()}
+        row["n_params"] = t.model.n_features * n_outputs
+        rows.append(row)
+    return rows
+
+
+def bytes_per_replica(trial: Trial) -> int:
+    """A float64 upper estimate of one replica's device memory, to size packs."""
+    n, p = trial.data.n_train, program_width(trial.model, trial.data.input_dim)
+    dim = trial.data.input_dim
+    return 8 * (4 * n * p + min(n, p) * (n + p) + 3 * TEST_CHUNK * p + n * dim
+                + min(trial.fit.p_eff_inputs, trial.data.n_test) * p * 2)

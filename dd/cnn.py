@@ -1,0 +1,83 @@
+"""The 5-layer CNN of Nakkiran et al. 2019, "Deep Double Descent", width-scaled by k.
+
+Four blocks ``Conv(3) -> BatchNorm -> ReLU`` of widths k, 2k, 4k, 8k (blocks 0..3), a
+``MaxPool(2)`` after blocks 1, 2 and 3, a global max pool, then ``Dense(8k -> n_classes)``.
+This follows the authors' ``make_cnn`` (harvard-machine-learning/double-descent,
+``models/mcnn.py``): the first block runs at full resolution, and on 32x32 CIFAR the last
+block's 4x4 output goes through their ``MaxPool(4)``, which is the global max used here, so
+the same module works for any input size. Convolutions carry a bias, as theirs do.
+
+``ndim`` picks 2-D images ``(N, H, W, C)`` with 3x3 kernels and 2x2 pools, or 1-D signals
+``(N, L, C)`` with width-3 kernels and pools of 2. An input with no channel axis, ``(N, H, W)``
+or ``(N, L)`` (MNIST-1D is ``(N, 40)``), is given one of size 1 by the module.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+BLOCK_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
+POOLED_BLOCKS = (1, 2, 3)
+
+
+class CNN(nn.Module):
+    """Nakkiran's 5-layer CNN with base width ``width`` (their k) over ``ndim`` spatial axes.
+
+    BatchNorm uses batch statistics and updates ``batch_stats`` (momentum 0.9, i.e. PyTorch's
+    0.1) when ``train``, the running averages otherwise.
+    """
+
+    width: int
+    n_classes: int
+    ndim: int = 2
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        if self.ndim not in (1, 2):
+            raise ValueError(f"CNN.ndim must be 1 or 2, got {self.ndim}")
+        if x.ndim == self.ndim + 1:
+            x = x[..., None]
+        spatial_axes = tuple(range(1, 1 + self.ndim))
+        for block, multiplier in enumerate(BLOCK_WIDTH_MULTIPLIERS):
+            x = nn.Conv(
+                self.width * multiplier,
+                kernel_size=(3,) * self.ndim,
+                padding=1,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=f"conv_{block}",
+            )(x)
+            x = nn.BatchNorm(
+                use_running_average=not train,
+                momentum=0.9,
+                epsilon=1e-5,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=f"norm_{block}",
+            )(x)
+            x = nn.relu(x)
+            if block in POOLED_BLOCKS:
+                x = nn.max_pool(x, window_shape=(2,) * self.ndim, strides=(2,) * self.ndim)
+        features_BxF = jnp.max(x, axis=spatial_axes)
+        return nn.Dense(
+            self.n_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="logits"
+        )(features_BxF)
+
+
+def n_params(width: int, n_classes: int, input_shape: tuple[int, ...], ndim: int = 2) -> int:
+    """Number of trainable parameters (``params``, not ``batch_stats``) of the CNN.
+
+    ``input_shape`` is one example's shape (no batch axis); its channel count c is the last
+    axis, or 1 when it has only the ``ndim`` spatial axes. With kernel volume K = 3**ndim,
+    conv weights K (c k + k 2k + 2k 4k + 4k 8k) = K (c k + 42 k^2), conv biases 15k,
+    BatchNorm scale and offset 2 * 15k, and the Dense 8k C + C:
+
+        K (c k + 42 k^2) + 45 k + 8 k C + C.
+    """
+    in_channels = 1 if len(input_shape) == ndim else input_shape[-1]
+    kernel_volume = 3**ndim
+    k = width
+    return kernel_volume * (in_channels * k + 42 * k**2) + 45 * k + 8 * k * n_classes + n_classes

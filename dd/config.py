@@ -1,0 +1,349 @@
+"""Typed trial configs: frozen dataclasses built from plain mappings, every field validated.
+
+A trial is ``Trial(seed, data, model, fit)``. ``data`` and ``model`` are tagged unions: the
+``name`` key picks the dataclass, and each dataclass lists exactly the fields it accepts, so
+an unknown key is an error that names it. ``build`` turns a mapping into a dataclass tree and
+raises ``SpecError`` with the dotted field path on the first problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dd.errors import SpecError
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_range(path: str, value: float, lo: float | None, hi: float | None,
+                 hi_open: bool = False) -> None:
+    if lo is not None and value < lo:
+        raise SpecError(path, f"must be >= {lo} (got {_describe(value)})")
+    if hi is not None and (value >= hi if hi_open else value > hi):
+        bound = f"< {hi}" if hi_open else f"<= {hi}"
+        raise SpecError(path, f"must be {bound} (got {_describe(value)})")
+
+
+def _convert(path: str, kind: Any, value: Any) -> Any:
+    """Check ``value`` against the annotation ``kind``; ints pass as floats, not the reverse."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _convert(path, inner, value)
+    if dataclasses.is_dataclass(kind):
+        return build(kind, value, path)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise SpecError(path, f"must be true or false (got {_describe(value)})")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(path, f"must be an integer (got {_describe(value)})")
+        if isinstance(value, float) and not value.is_integer():
+            raise SpecError(path, f"must be an integer (got {_describe(value)})")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(path, f"must be a number (got {_describe(value)})")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SpecError(path, f"must be a finite number (got {_describe(value)})")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise SpecError(path, f"must be a string (got {_describe(value)})")
+        return value
+    raise TypeError(f"unsupported annotation {kind!r} at {path}")  # a bug in dd, not input
+
+
+def build(cls: type, raw: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from mapping ``raw``, validating every field.
+
+    A class with ``VARIANTS`` is a tagged union: ``raw["name"]`` selects the variant.
+    """
+    if not isinstance(raw, dict):
+        raise SpecError(path, f"must be a mapping (got {_describe(raw)})")
+    variants = getattr(cls, "VARIANTS", None)
+    if variants is not None:
+        name = raw.get("name")
+        if name not in variants:
+            allowed = ", ".join(sorted(variants))
+            raise SpecError(_join(path, "name"), f"unknown {path or 'kind'} {_describe(name)}; "
+                            f"allowed: {allowed}")
+        cls = variants[name]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise SpecError(_join(path, str(unknown[0])),
+                        f"unknown field; allowed: {', '.join(sorted(fields))}")
+    values = {}
+    for name, f in fields.items():
+        sub = _join(path, name)
+        if name in raw:
+            values[name] = _convert(sub, hints[name], raw[name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SpecError(sub, "required field is missing")
+    obj = cls(**values)
+    obj.check(path)
+    return obj
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def field_kind(cls: type, dotted: str) -> Any:
+    """The annotation of the field at ``dotted`` inside ``cls`` (None if there is no such field).
+
+    Unions of variants resolve through ``cls.VARIANTS`` when the field is shared by all of them.
+    """
+    head, _, rest = dotted.partition(".")
+    candidates = list(getattr(cls, "VARIANTS", {cls.__name__: cls}).values())
+    kinds = []
+    for variant in candidates:
+        hints = typing.get_type_hints(variant)
+        if head not in hints:
+            continue
+        kind = hints[head]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        kinds.append(field_kind(kind, rest) if rest else kind)
+    kinds = [k for k in kinds if k is not None]
+    return kinds[0] if kinds else None
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass(frozen=True, kw_only=True)
+class Data:
+    """Fields every dataset shares. ``n_train`` examples are drawn per trial from a fixed pool."""
+
+    name: str
+    n_train: int
+    n_test: int
+
+    CLASSIFICATION: ClassVar[bool] = True
+    VARIANTS: ClassVar[dict[str, type]]
+
+    @property
+    def pool_size(self) -> int:
+        """How many training examples the fixed pool holds (``n_train`` must fit in it)."""
+        raise NotImplementedError
+
+    @property
+    def input_dim(self) -> int:
+        """The number of input coordinates of one example."""
+        raise NotImplementedError
+
+    def check(self, path: str) -> None:
+        _check_range(_join(path, "n_train"), self.n_train, 1, None)
+        _check_range(_join(path, "n_test"), self.n_test, 1, None)
+        if self.n_train > self.pool_size:
+            raise SpecError(_join(path, "n_train"),
+                            f"{self.n_train} is larger than the {self.name} training pool "
+                            f"of {self.pool_size} examples")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassificationData(Data):
+    """A labelled dataset; ``label_noise`` p replaces a training label by a random other class."""
+
+    label_noise: float = 0.0
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        _check_range(_join(path, "label_noise"), self.label_noise, 0.0, 1.0, hi_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mnist1dData(ClassificationData):
+    """MNIST-1D from the ``mnist1d`` procedural generator (Greydanus & Kobak), no download.
+
+    The generator makes ``train_pool + n_test`` signals of length 40 with ``generator_seed``;
+    the anchor setup is a 4000 / 12000 split.
+    """
+
+    name: str = "mnist1d"
+    n_train: int = 4000
+    n_test: int = 12000
+    train_pool: int = 4000
+    generator_seed: int = 42
+
+    @property
+    def pool_size(self) -> int:
+        return self.train_pool
+
+    @property
+    def input_dim(self) -> int:
+        return 40
+
+    def check(self, path: str) -> None:
+        _check_range(_join(path, "train_pool"), self.train_pool, 10, None)
+        super().check(path)
+
+
+DIGITS_TEST_SIZE = 597  # scikit-learn digits: 1797 images, a fixed third held out for test
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsData(ClassificationData):
+    """scikit-learn's bundled 8x8 digits (1797 images), split 1200 train pool / 597 test."""
+
+    name: str = "digits"
+    n_train: int = 1200
+    n_test: int = DIGITS_TEST_SIZE
+
+    @property
+    def pool_size(self) -> int:
+        return 1797 - DIGITS_TEST_SIZE
+
+    @property
+    def input_dim(self) -> int:
+        return 64
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.n_test != DIGITS_TEST_SIZE:
+            raise SpecError(_join(path, "n_test"),
+                            f"digits has a fixed test split of {DIGITS_TEST_SIZE} images")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GaussianData(Data):
+    """The linear teacher of the theory: x ~ N(0, I_dim), y = x . beta + noise.
+
+    beta spreads ``beta_norm2`` evenly over the coordinates (beta_j^2 = beta_norm2 / dim), so a
+    model that sees the first p coordinates misses ||beta_Tc||^2 = beta_norm2 (dim - p) / dim.
+    Training rows are drawn per trial; the test set is fixed by ``test_seed``.
+    """
+
+    name: str = "gaussian"
+    dim: int = 200
+    n_train: int = 100
+    n_test: int = 10000
+    beta_norm2: float = 1.0
+    noise_var: float = 0.25
+    test_seed: int = 0
+
+    CLASSIFICATION: ClassVar[bool] = False
+
+    @property
+    def pool_size(self) -> int:
+        return 10**9  # rows are drawn fresh per trial: no fixed pool limits n_train
+
+    @property
+    def input_dim(self) -> int:
+        return self.dim
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        _check_range(_join(path, "dim"), self.dim, 1, None)
+        _check_range(_join(path, "beta_norm2"), self.beta_norm2, 0.0, None)
+        _check_range(_join(path, "noise_var"), self.noise_var, 0.0, None)
+
+
+Data.VARIANTS = {c.name: c for c in (Mnist1dData, DigitsData, GaussianData)}
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    """Fields every model shares."""
+
+    name: str
+    VARIANTS: ClassVar[dict[str, type]]
+    CLOSED_FORM: ClassVar[bool] = False
+
+    def check(self, path: str) -> None:
+        pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureModel(Model):
+    """A linear model on ``n_features`` features, fitted in closed form (see ``dd.closed_form``)."""
+
+    n_features: int
+    CLOSED_FORM: ClassVar[bool] = True
+
+    def check(self, path: str) -> None:
+        _check_range(_join(path, "n_features"), self.n_features, 1, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RawFeatures(FeatureModel):
+    """The first ``n_features`` input coordinates: the weak-features model of the theory."""
+
+    name: str = "raw_features"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FourierFeatures(FeatureModel):
+    """Random Fourier features (Belkin et al. 2019): cos and sin of <v_k, x>, v_k ~ N(0, I/sigma^2).
+
+    ``n_features`` counts real features: ceil(n/2) frequencies, each giving a cos and a sin,
+    so the interpolation threshold sits at n_features = n_train.
+    """
+
+    name: str = "fourier_features"
+    bandwidth: float = 5.0
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.bandwidth <= 0:
+            raise SpecError(_join(path, "bandwidth"), f"must be > 0 (got {self.bandwidth})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReluFeatures(FeatureModel):
+    """Random ReLU features: max(0, <w_k, x> + b_k), w_k ~ N(0, I/d), b_k ~ N(0, 1)."""
+
+    name: str = "relu_features"
+
+
+Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, ReluFeatures)}
+
+# --------------------------------------------------------------------------- fit / trial
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fit:
+    """Closed-form least squares. ``ridge`` 0 is the minimum-l2-norm solution.
+
+    ``p_eff_inputs`` caps how many test inputs estimate the effective parameter count.
+    """
+
+    ridge: float = 0.0
+    p_eff_inputs: int = 1000
+
+    def check(self, path: str) -> None:
+        _check_range(_join(path, "ridge"), self.ridge, 0.0, None)
+        _check_range(_join(path, "p_eff_inputs"), self.p_eff_inputs, 1, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trial:
+    """One fully resolved run: everything that decides its numbers, and nothing else."""
+
+    seed: int = 0
+    data: Data
+    model: Model
+    fit: Fit = field(default_factory=Fit)
+
+    def check(self, path: str) -> None:
+        _check_range(_join(path, "seed"), self.seed, 0, 2**31 - 1)
+        if isinstance(self.model, RawFeatures) and self.model.n_features > self.data.input_dim:
+            raise SpecError(_join(path, "model.n_features"),
+                            f"{self.model.n_features} exceeds the {self.data.input_dim} input "
+                            f"coordinates of {self.data.name}")

@@ -1,0 +1,157 @@
+"""The aggregator: results rows -> curves over seeds, with the threshold and the peak located.
+
+Pure functions of Arrow tables. A curve is a metric's mean over seeds, with a 95% Student-t
+interval, at each value of an x axis (model-wise: a model field; sample-wise: data.n_train),
+one curve per combination of the other swept axes (the series).
+
+Interpolation threshold: the smallest x whose mean ``threshold_metric`` is below
+``threshold_tol``. Test peak: the largest mean test metric at or beyond the best x below the
+threshold (so the classical U's left arm, where small models underfit, is not the peak).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from dd.schema import METRICS, STATUS_OK, column_name
+from dd.spec import Spec, trial_id
+
+MODEL_AXES_EXCLUDED = ("model.name",)
+
+
+@dataclass(frozen=True)
+class CurveSet:
+    """Curves of one kind (model-wise or sample-wise) of one sweep."""
+
+    kind: str
+    x: str  # the dotted config path on the x axis
+    series: tuple[str, ...]  # the other swept axes, one curve per combination of their values
+    points: pa.Table  # series columns, x, metric, mean, ci_low, ci_high, n_seeds
+    landmarks: pa.Table  # series columns, threshold_x, and per test metric peak_x / peak_value
+
+
+def current_rows(table: pa.Table, spec: Spec) -> tuple[pa.Table, int]:
+    """The ok rows of the spec's own trials, and how many of its stored trials were left out."""
+    planned = pa.array(sorted(trial_id(t) for t in spec.trials))
+    mine = table.filter(pa.compute.is_in(table["trial_id"], value_set=planned))
+    ok = mine.filter(pa.compute.equal(mine["status"], STATUS_OK))
+    left_out = len(set(mine["trial_id"].to_pylist()) - set(ok["trial_id"].to_pylist()))
+    return ok, left_out
+
+
+def defaults(spec: Spec) -> tuple[str, float]:
+    """The threshold metric and tolerance: the spec's, else by model and task (see ``Curves``)."""
+    trial = spec.trials[0]
+    by_error = type(trial.data).CLASSIFICATION and not type(trial.model).CLOSED_FORM
+    metric = spec.curves.threshold_metric or ("train_error" if by_error else "train_mse")
+    tol = spec.curves.threshold_tol
+    if tol is None:
+        tol = 0.01 if metric.endswith("error") else 1e-6
+    return metric, tol
+
+
+def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
+    """(kind, x path) for every curve the sweep's axes support."""
+    kinds = []
+    model_axes = [a for a in spec.axes if a.startswith("model.") and a not in MODEL_AXES_EXCLUDED]
+    x_model = spec.curves.x if spec.curves.x and spec.curves.x != "data.n_train" else (
+        model_axes[0] if model_axes else None)
+    if x_model:
+        kinds.append(("model_wise", x_model))
+    if "data.n_train" in spec.axes or spec.curves.x == "data.n_train":
+        kinds.append(("sample_wise", "data.n_train"))
+    return kinds
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and the 95% Student-t interval over seeds (the interval collapses for one seed)."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
+    """Aggregate ``rows`` (one final row per trial) into curves along ``x``."""
+    series = tuple(a for a in spec.axes if a not in (x, "seed"))
+    x_col = column_name(x)
+    series_cols = [column_name(s) for s in series]
+    metrics = [m for m in METRICS if m in rows.column_names and rows[m].null_count < len(rows)]
+    data = {c: rows[c].to_numpy(zero_copy_only=False) for c in [x_col, *series_cols, *metrics]}
+    keys = list(zip(*(data[c] for c in series_cols))) if series_cols else [()] * len(rows)
+    point_records, landmark_records = [], []
+    threshold_metric, tol = defaults(spec)
+    for key in sorted(set(keys), key=lambda k: tuple(map(str, k))):
+        in_series = np.array([k == key for k in keys])
+        xs = np.unique(data[x_col][in_series])
+        means: dict[str, np.ndarray] = {}
+        for m in metrics:
+            column = data[m][in_series].astype(float)
+            m_means = []
+            for xv in xs:
+                vals = column[(data[x_col][in_series] == xv) & ~np.isnan(column)]
+                if len(vals) == 0:
+                    m_means.append(np.nan)
+                    continue
+                mean, lo, hi = mean_ci(vals)
+                m_means.append(mean)
+                point_records.append({**dict(zip(series_cols, key)), "x": float(xv), "metric": m,
+                                      "mean": mean, "ci_low": lo, "ci_high": hi,
+                                      "n_seeds": len(vals)})
+            means[m] = np.array(m_means)
+        threshold = (interpolation_threshold(xs, means[threshold_metric], tol)
+                     if threshold_metric in means else None)
+        landmark = {**dict(zip(series_cols, key)), "threshold_x": threshold}
+        for m in ("test_error", "test_mse", "population_risk", "coef_norm"):
+            if m in means:
+                i = peak_index(xs, means[m], threshold)
+                landmark[f"{m}_peak_x"] = float(xs[i]) if i is not None else None
+                landmark[f"{m}_peak"] = float(means[m][i]) if i is not None else None
+        landmark_records.append(landmark)
+    return CurveSet(kind=kind, x=x, series=series, points=pa.Table.from_pylist(point_records),
+                    landmarks=pa.Table.from_pylist(landmark_records))
+
+
+def interpolation_threshold(xs: np.ndarray, train_metric: np.ndarray, tol: float) -> float | None:
+    """The smallest x whose mean train metric is below ``tol`` (None if none is)."""
+    below = np.flatnonzero(np.nan_to_num(train_metric, nan=np.inf) < tol)
+    return float(xs[below[0]]) if len(below) else None
+
+
+def peak_index(xs: np.ndarray, test_metric: np.ndarray, threshold: float | None) -> int | None:
+    """Index of the test peak: the maximum at or right of the best point below the threshold.
+
+    Without a threshold, the maximum right of the first local minimum.
+    """
+    y = np.nan_to_num(test_metric, nan=-np.inf)
+    if len(y) == 0:
+        return None
+    if threshold is not None and np.any(xs < threshold):
+        below = np.flatnonzero(xs < threshold)
+        start = below[np.argmin(y[below])]
+    else:
+        rises = np.flatnonzero(np.diff(y) > 0)
+        start = rises[0] if len(rises) else 0
+    return int(start + np.argmax(y[start:]))
+
+
+def final_rows(rows: pa.Table) -> pa.Table:
+    """Each trial's last evaluation point."""
+    if "step" not in rows.column_names or len(rows) == 0:
+        return rows
+    last = rows.group_by("trial_id").aggregate([("step", "max")])
+    lookup = dict(zip(last["trial_id"].to_pylist(), last["step_max"].to_pylist()))
+    keep = [lookup[t] == s for t, s in zip(rows["trial_id"].to_pylist(), rows["step"].to_pylist())]
+    return rows.filter(pa.array(keep))
+
+
+def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
+    """Every curve the sweep supports, and the number of its trials left out (not ok)."""
+    rows, left_out = current_rows(table, spec)
+    rows = final_rows(rows)
+    return [build_curves(rows, spec, kind, x) for kind, x in curve_kinds(spec)], left_out

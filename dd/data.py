@@ -1,0 +1,162 @@
+"""Datasets: a fixed pool of training examples and a fixed test set per data config.
+
+``load_dataset`` returns host arrays, built once per process (MNIST-1D is also cached on
+disk as .npz, since the generator takes seconds). What varies per trial (which ``n_train``
+pool examples it sees, which labels are noised, the Gaussian rows) is drawn on device from the
+trial's key by ``training_rows``, so any pack layout gives a trial the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dd.config import Data, DigitsData, GaussianData, Mnist1dData
+from dd.rng import named
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Host arrays. For regression ``n_classes`` is 0 and targets are floats.
+
+    Gaussian data has no pool (``x_pool`` is None): its training rows are drawn per trial,
+    from ``beta`` and ``noise_var``.
+    """
+
+    x_pool: np.ndarray | None
+    y_pool: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    beta: np.ndarray | None = None
+    noise_var: float = 0.0
+
+
+def pool_config(data: Data) -> Data:
+    """The part of a data config that fixes the pool and test set (not n_train, not noise)."""
+    neutral = {"n_train": 1}
+    if hasattr(data, "label_noise"):
+        neutral["label_noise"] = 0.0
+    return dataclasses.replace(data, **neutral)
+
+
+def load_dataset(data: Data) -> Dataset:
+    """The pool and test set of ``data`` (cached per process)."""
+    return _load_pool(pool_config(data))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_pool(data: Data) -> Dataset:
+    if isinstance(data, Mnist1dData):
+        x_pool, y_pool, x_test, y_test = _mnist1d_arrays(data)
+        return Dataset(x_pool, y_pool, x_test[: data.n_test], y_test[: data.n_test], 10)
+    if isinstance(data, DigitsData):
+        return _digits()
+    if isinstance(data, GaussianData):
+        beta = np.full(data.dim, np.sqrt(data.beta_norm2 / data.dim))
+        rng = np.random.default_rng(data.test_seed)
+        x_test = rng.standard_normal((data.n_test, data.dim))
+        y_test = x_test @ beta + np.sqrt(data.noise_var) * rng.standard_normal(data.n_test)
+        return Dataset(None, None, x_test, y_test, 0, beta=beta, noise_var=data.noise_var)
+    raise TypeError(f"no loader for {type(data).__name__}")  # config validation prevents this
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))  # the fixed split, same everywhere
+    x, y = x[order] / 16.0, y[order].astype(np.int32)
+    n_test = DigitsData.n_test
+    return Dataset(x[n_test:], y[n_test:], x[:n_test], y[:n_test], 10)
+
+
+def cache_dir() -> Path:
+    """Where generated datasets are cached: $DD_CACHE_DIR, else ~/.cache/dd."""
+    return Path(os.environ.get("DD_CACHE_DIR") or Path.home() / ".cache" / "dd")
+
+
+def _mnist1d_arrays(data: Mnist1dData) -> tuple[np.ndarray, ...]:
+    """Generate (or read from the .npz cache) MNIST-1D with the package's own generator."""
+    n_total = data.train_pool + data.n_test
+    n_made = -(-n_total // 10) * 10  # the generator makes num_samples // 10 per class
+    params = {"num_samples": n_made, "seed": data.generator_seed, "version": 1}
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir() / f"mnist1d-{n_made}-{data.generator_seed}-{digest}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x, y = f["x"], f["y"]
+    except (OSError, KeyError, ValueError):
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples, args.train_split, args.seed = n_made, 1.0, data.generator_seed
+        made = make_dataset(args)
+        x, y = made["x"].astype(np.float32), made["y"].astype(np.int32)
+        _atomic_savez(path, x=x, y=y)
+    split = data.train_pool
+    return x[:split], y[:split], x[split:n_total], y[split:n_total]
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache is an optimisation; a read-only home only costs regeneration
+
+
+# --------------------------------------------------------------------------- per trial, on device
+
+
+def noisy_labels(key: jax.Array, y_P: jax.Array, n_classes: int,
+                 rate: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Replace each label with prob. ``rate`` by a uniformly random *different* class.
+
+    Drawn over the whole pool, so the noise an example gets does not depend on n_train.
+    Returns (labels, noised mask).
+    """
+    k_flip, k_offset = jax.random.split(key)
+    noised_P = jax.random.uniform(k_flip, y_P.shape) < rate
+    offset_P = jax.random.randint(k_offset, y_P.shape, 1, n_classes)
+    return jnp.where(noised_P, (y_P + offset_P) % n_classes, y_P), noised_P
+
+
+def training_rows(key: jax.Array, dataset: Dataset, n_rows: int, n_train: jax.Array,
+                  label_noise: jax.Array) -> dict[str, jax.Array]:
+    """The first ``n_rows`` training examples of a trial, rows past ``n_train`` masked out.
+
+    The example order is a per-trial permutation of the pool (or, for Gaussian data, rows
+    drawn one key per row), so the first n_train rows are the same whatever ``n_rows`` is.
+    """
+    mask_N = jnp.arange(n_rows) < n_train
+    if dataset.x_pool is None:
+        beta = jnp.asarray(dataset.beta)
+
+        def row(i):
+            k_x, k_e = jax.random.split(jax.random.fold_in(named(key, "rows"), i))
+            x = jax.random.normal(k_x, beta.shape, beta.dtype)
+            return x, x @ beta + jnp.sqrt(dataset.noise_var) * jax.random.normal(k_e, (), beta.dtype)
+
+        x_ND, y_N = jax.vmap(row)(jnp.arange(n_rows))
+        return {"x": x_ND, "y": y_N, "y_true": y_N, "noised": jnp.zeros(n_rows, bool),
+                "mask": mask_N}
+    pool = len(dataset.y_pool)
+    order = jax.random.permutation(named(key, "subset"), pool)[:n_rows]
+    y_clean_P = jnp.asarray(dataset.y_pool)
+    y_P, noised_P = noisy_labels(named(key, "label_noise"), y_clean_P, dataset.n_classes,
+                                 label_noise)
+    return {"x": jnp.asarray(dataset.x_pool)[order], "y": y_P[order], "y_true": y_clean_P[order],
+            "noised": noised_P[order] & mask_N, "mask": mask_N}

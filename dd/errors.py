@@ -1,0 +1,32 @@
+"""The user-facing errors of dd: each carries a one-line message and an exit code.
+
+The CLI prints ``str(error)`` and exits with ``error.exit_code``; no traceback unless --debug.
+"""
+
+
+class DDError(Exception):
+    """Base of every error that is the user's input, not a bug in dd."""
+
+    exit_code = 2
+
+
+class SpecError(DDError):
+    """A sweep spec field is missing, unknown or out of range.
+
+    ``path`` is the dotted field path (``grid.model.width[3]``), ``allowed`` what would be valid.
+    """
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class DataError(DDError):
+    """A data file is missing, unreadable or not in the expected format."""
+
+
+class StoreError(DDError):
+    """The results location cannot be read or written."""
+
+    exit_code = 1

@@ -1,0 +1,118 @@
+"""Running a sweep on Ray: plan the missing trials into packs, run each pack as a Ray task.
+
+The worker that runs a pack also writes its Parquet file, so results never travel through
+the driver; the driver keeps only small summaries and the progress display. Local Ray starts
+by itself; ``address`` (or $RAY_ADDRESS) joins an existing cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dd.packs import Pack, make_packs
+from dd.progress import Progress
+from dd.spec import Spec, trial_id
+from dd.store import SweepStore
+
+
+@dataclass
+class SweepReport:
+    """What a ``run_sweep`` call did."""
+
+    planned: int
+    already_stored: int
+    packs: int = 0
+    trials_run: int = 0
+    failed_packs: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def run_pack(sweep: str, results_root: str, pack: Pack) -> dict:
+    """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker)."""
+    import jax
+
+    from dd.closed_form import fit_pack
+    from dd.schema import pack_table
+
+    start = time.perf_counter()
+    metrics = fit_pack(list(pack.trials))
+    wall = time.perf_counter() - start
+    table = pack_table(sweep=sweep, pack_id=pack.id, trial_ids=list(pack.trial_ids),
+                       trials=list(pack.trials), rows=[[m] for m in metrics],
+                       wall_time_s=wall, jax_version=jax.__version__)
+    SweepStore(results_root, sweep).write_pack(pack.id, table)
+    return {"pack_id": pack.id, "trials": len(pack.trials), "wall_time_s": wall}
+
+
+def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
+    """The packs still to run, and how many planned trials are already stored."""
+    stored = store.stored_trial_ids()
+    missing = [t for t in spec.trials if trial_id(t) not in stored]
+    return make_packs(missing, spec.resources), len(spec.trials) - len(missing)
+
+
+def _init_ray(address: str | None, quiet: bool) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs = {"include_dashboard": False, "log_to_driver": not quiet,
+              "configure_logging": True, "logging_level": "WARNING"}
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+
+
+def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = None,
+              quiet: bool = False) -> SweepReport:
+    """Run every planned trial of ``spec`` not yet stored under ``results_root``."""
+    store = SweepStore(results_root, spec.name)
+    store.write_spec(spec.mapping)
+    packs, stored = plan(spec, store)
+    report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    if not packs:
+        say(f"{spec.name}: all {stored} trials already stored in {store.dir}; nothing to run")
+        return report
+    say(f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
+        f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs")
+    start = time.perf_counter()
+    _init_ray(address, quiet)
+    import ray
+
+    remote = ray.remote(run_pack).options(
+        num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus,
+        memory=int(spec.resources.memory_gb * 2**30), max_retries=spec.resources.retries,
+        retry_exceptions=False)
+    root = str(Path(results_root).resolve())
+    pending = {remote.remote(spec.name, root, pack): pack for pack in packs}
+    progress = Progress(total=sum(len(p.trials) for p in packs), quiet=quiet,
+                        label=spec.name)
+    with progress:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            pack = pending.pop(ref)
+            try:
+                ray.get(ref)
+                report.trials_run += len(pack.trials)
+            except Exception as e:  # noqa: BLE001 -- any pack error is recorded, the sweep goes on
+                reason = _one_line(e)
+                store.write_failure(pack.id, list(pack.trial_ids), reason)
+                report.failed_packs.append(pack.id)
+                progress.log(f"pack {pack.id} failed: {reason}")
+            progress.advance(len(pack.trials))
+    report.wall_time_s = time.perf_counter() - start
+    return report
+
+
+def _one_line(error: BaseException) -> str:
+    cause = getattr(error, "cause", None) or error
+    text = f"{type(cause).__name__}: {cause}".strip().splitlines()
+    return text[0] if text else type(cause).__name__

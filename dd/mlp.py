@@ -1,0 +1,58 @@
+"""Fully connected ReLU network: the model of the MNIST-1D double-descent anchor.
+
+Greydanus & Kobak's MNIST-1D setup trains ``40 -> H -> H -> 10`` (``depth=2``) and sweeps the
+hidden width H. With layer sizes ``d_0 = n_inputs``, ``d_1 = ... = d_depth = width`` and
+``d_{depth+1} = n_classes``:
+
+    h_0 = flatten(x),   h_l = relu(W_l h_{l-1} + b_l)  (l = 1..depth),
+    logits = W_{depth+1} h_depth + b_{depth+1}.
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class MLP(nn.Module):
+    """``depth`` hidden Dense+ReLU layers of ``width`` units, then a Dense to ``n_classes``.
+
+    Input ``x`` is ``(N, ...)``: every axis after the batch axis is flattened into features.
+    ``__call__`` takes ``train`` only to share the signature of the other families; it has no
+    effect here (no dropout, no normalisation).
+    """
+
+    width: int
+    depth: int
+    n_classes: int
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        h_BxD = x.reshape(x.shape[0], -1)
+        for layer in range(self.depth):
+            dense = nn.Dense(
+                self.width, dtype=self.dtype, param_dtype=self.param_dtype, name=f"hidden_{layer}"
+            )
+            h_BxD = nn.relu(dense(h_BxD))
+        return nn.Dense(
+            self.n_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="logits"
+        )(h_BxD)
+
+
+def n_params(width: int, depth: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
+    """Number of trainable parameters of ``MLP(width, depth, n_classes)``.
+
+    ``input_shape`` is one example's shape (no batch axis); D = prod(input_shape). Each Dense
+    ``a -> b`` holds ``(a + 1) * b`` numbers, so for depth >= 1
+
+        (D + 1) W + (depth - 1)(W + 1) W + (W + 1) C,
+
+    and ``(D + 1) C`` for depth 0 (multinomial logistic regression).
+    """
+    n_inputs = math.prod(input_shape)
+    if depth == 0:
+        return (n_inputs + 1) * n_classes
+    return (n_inputs + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_classes

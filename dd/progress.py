@@ -1,0 +1,51 @@
+"""Progress of long operations: a rich bar on a terminal, plain lines otherwise, nothing if quiet."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """Counts finished units (trials) against a total, with an ETA."""
+
+    def __init__(self, total: int, *, label: str, quiet: bool = False, unit: str = "trials"):
+        self.total, self.label, self.quiet, self.unit = total, label, quiet, unit
+        self.done = 0
+        self._start = time.perf_counter()
+        self._bar = None
+        self._task = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TextColumn(unit),
+                                     TimeElapsedColumn(), TextColumn("ETA"),
+                                     TimeRemainingColumn(), transient=False)
+            self._task = self._bar.add_task(label, total=total)
+
+    def __enter__(self) -> "Progress":
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n)
+        elif not self.quiet:
+            elapsed = time.perf_counter() - self._start
+            eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+            print(f"{self.label}: {self.done}/{self.total} {self.unit} done, "
+                  f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def log(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(message)
+        elif not self.quiet:
+            print(message, file=sys.stderr, flush=True)

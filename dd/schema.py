@@ -1,0 +1,105 @@
+"""The one place that says what a results row holds.
+
+Long format: one row per (trial, evaluation point). Columns:
+- identity and provenance: ``sweep``, ``trial_id``, ``pack_id``, ``status``, ``step``,
+  ``wall_time_s`` (the pack's fit or training time, shared by its trials), versions;
+- the trial's config, flattened: ``seed``, ``data.n_train`` -> ``data_n_train``, ...;
+- the metrics in ``METRICS`` (null where a metric does not apply to the model or data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from typing import Any
+
+import pyarrow as pa
+
+from dd import __version__
+from dd.config import Trial
+
+META = pa.schema([
+    ("sweep", pa.string()),
+    ("trial_id", pa.string()),
+    ("pack_id", pa.string()),
+    ("status", pa.string()),
+    ("step", pa.int64()),
+    ("wall_time_s", pa.float64()),
+    ("dd_version", pa.string()),
+    ("jax_version", pa.string()),
+    ("python_version", pa.string()),
+])
+
+METRICS: dict[str, tuple[pa.DataType, str]] = {
+    "train_mse": (pa.float64(), "mean over training examples of the squared error summed over outputs"),
+    "test_mse": (pa.float64(), "the same on the test set"),
+    "train_error": (pa.float64(), "zero-one error on the training labels the model was fitted on"),
+    "test_error": (pa.float64(), "zero-one error on the test set"),
+    "coef_norm": (pa.float64(), "l2 norm of all coefficients"),
+    "n_params": (pa.int64(), "number of fitted parameters"),
+    "p_eff_train": (pa.float64(), "effective parameters on the training inputs (Curth et al.)"),
+    "p_eff_test": (pa.float64(), "effective parameters on test inputs (Curth et al.)"),
+    "population_risk": (pa.float64(), "exact expected test MSE, noise included (Gaussian data)"),
+}
+
+STATUS_OK = "ok"
+
+
+def column_name(dotted: str) -> str:
+    """The results column of a config path: ``model.n_features`` -> ``model_n_features``."""
+    return dotted.replace(".", "_")
+
+
+def flatten_config(trial: Trial) -> dict[str, Any]:
+    """Every config field of a trial as {column name: value}."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, obj: Any) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            dotted = f"{prefix}.{f.name}" if prefix else f.name
+            if dataclasses.is_dataclass(value):
+                walk(dotted, value)
+            else:
+                flat[column_name(dotted)] = value
+
+    walk("", trial)
+    return flat
+
+
+def _config_type(value: Any) -> pa.DataType:
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int64()
+    if isinstance(value, float):
+        return pa.float64()
+    return pa.string()
+
+
+def pack_table(*, sweep: str, pack_id: str, trial_ids: list[str], trials: list[Trial],
+               rows: list[list[dict[str, Any]]], wall_time_s: float, jax_version: str) -> pa.Table:
+    """Build a pack's results table; ``rows[i]`` holds trial i's rows, one per evaluation point.
+
+    Each row dict has ``step`` and ``status`` plus any of ``METRICS``.
+    """
+    records: list[dict[str, Any]] = []
+    for tid, trial, trial_rows in zip(trial_ids, trials, rows, strict=True):
+        config = flatten_config(trial)
+        for row in trial_rows:
+            unknown = set(row) - set(METRICS) - {"step", "status"}
+            if unknown:
+                raise ValueError(f"metrics not in the schema: {sorted(unknown)}")  # a dd bug
+            records.append({
+                "sweep": sweep, "trial_id": tid, "pack_id": pack_id,
+                "status": row.get("status", STATUS_OK), "step": row.get("step", 0),
+                "wall_time_s": wall_time_s, "dd_version": __version__,
+                "jax_version": jax_version, "python_version": platform.python_version(),
+                **config, **{m: row.get(m) for m in METRICS},
+            })
+    # trials of a pack share their data and model kinds, hence their config fields
+    config_fields = [pa.field(name, _config_type(value))
+                     for name, value in flatten_config(trials[0]).items()]
+    schema = pa.schema(list(META) + config_fields
+                       + [pa.field(m, t) for m, (t, _) in METRICS.items()])
+    return pa.Table.from_pylist(records, schema=schema)

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny specs on disk, and one local Ray instance for the tests that need it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance shared by the tests of a session (started once, it takes seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write a spec mapping to a YAML file and return its path."""
+
+    def write(mapping: dict, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(mapping, sort_keys=False))
+        return path
+
+    return write
+
+
+TINY_GAUSSIAN = {
+    "name": "tiny",
+    "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 500},
+    "model": {"name": "raw_features", "n_features": 1},
+    "grid": {"model.n_features": [2, 5, 8, 12, 15, 20], "seed": {"range": [0, 4]}},
+}

@@ -1,0 +1,138 @@
+"""Spec loading and grid expansion: generators, zip groups, stable ids, and every bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import TINY_GAUSSIAN
+from dd.cli import main
+from dd.errors import SpecError
+from dd.spec import load_spec, parse_spec, trial_id
+
+
+def spec_with(**changes) -> dict:
+    mapping = copy.deepcopy(TINY_GAUSSIAN)
+    for dotted, value in changes.items():
+        node = mapping
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return mapping
+
+
+def test_grid_is_the_product_of_its_axes():
+    spec = parse_spec(TINY_GAUSSIAN)
+    assert len(spec.trials) == 6 * 4
+    assert spec.axes == ("model.n_features", "seed")
+    assert {t.model.n_features for t in spec.trials} == {2, 5, 8, 12, 15, 20}
+
+
+def test_generators_round_and_deduplicate_integer_fields():
+    spec = parse_spec(spec_with(grid={"model.n_features": {"geomspace": [1, 20, 12]}}))
+    values = [t.model.n_features for t in spec.trials]
+    assert values == sorted(set(values)), "rounded geomspace values are unique and ordered"
+    assert values[0] == 1 and values[-1] == 20 and len(values) < 12
+    spec = parse_spec(spec_with(grid={"data.noise_var": {"linspace": [0.0, 1.0, 5]}}))
+    assert [t.data.noise_var for t in spec.trials] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    spec = parse_spec(spec_with(grid={"seed": {"range": [3, 9, 2]}}))
+    assert [t.seed for t in spec.trials] == [3, 5, 7]
+
+
+def test_axis_mixes_values_and_generators():
+    spec = parse_spec(spec_with(grid={"model.n_features": [{"range": [1, 4]}, 10, 3]}))
+    assert [t.model.n_features for t in spec.trials] == [1, 2, 3, 10]
+
+
+def test_zip_moves_axes_together():
+    spec = parse_spec(spec_with(grid={
+        "seed": [0, 1],
+        "zip": [{"data.n_train": [5, 10, 15], "model.n_features": [4, 8, 12]}]}))
+    pairs = {(t.data.n_train, t.model.n_features) for t in spec.trials}
+    assert pairs == {(5, 4), (10, 8), (15, 12)}
+    assert len(spec.trials) == 6
+
+
+def test_trial_ids_are_stable_and_content_addressed(write_spec):
+    path = write_spec(TINY_GAUSSIAN)
+    first = [trial_id(t) for t in load_spec(path).trials]
+    second = [trial_id(t) for t in load_spec(path).trials]
+    assert first == second and len(set(first)) == len(first)
+    # the same trial written with explicit defaults has the same id
+    explicit = spec_with(data__beta_norm2=1.0, data__noise_var=0.25, fit={"ridge": 0.0})
+    assert [trial_id(t) for t in parse_spec(explicit).trials] == first
+    changed = parse_spec(spec_with(data__noise_var=0.5))
+    assert not set(map(trial_id, changed.trials)) & set(first)
+
+
+BAD_SPECS = [  # (mutation, field path the one-line error must name)
+    (lambda m: m["data"].update(colour="red"), "data.colour"),
+    (lambda m: m.update(extra=1), "extra"),
+    (lambda m: m["data"].update(n_train="many"), "data.n_train"),
+    (lambda m: m["data"].update(n_train=2.5), "data.n_train"),
+    (lambda m: m["grid"].update({"model.n_features": [4, -3]}), "model.n_features"),
+    (lambda m: m["grid"].update({"model.n_features": [0]}), "model.n_features"),
+    (lambda m: m["model"].update(n_features=-1), "model.n_features"),
+    (lambda m: m.update(data={"name": "digits", "label_noise": 1.0}), "data.label_noise"),
+    (lambda m: m.update(data={"name": "mnist1d", "label_noise": -0.1}), "data.label_noise"),
+    (lambda m: m.update(data={"name": "digits", "n_train": 5000}), "data.n_train"),
+    (lambda m: m["grid"].update({"data.n_train": [10, 100_000_000_000]}), "data.n_train"),
+    (lambda m: m.update(model={"name": "transformer9000"}), "model.name"),
+    (lambda m: m.update(data={"name": "imagenet"}), "data.name"),
+    (lambda m: m.update(grid={}), "grid"),
+    (lambda m: m["grid"].update({"seed": []}), "grid.seed"),
+    (lambda m: m["grid"].update({"model.depth": [1, 2]}), "grid.model.depth"),
+    (lambda m: m["grid"].update({"seed": {"arange": [0, 3]}}), "grid.seed"),
+    (lambda m: m["grid"].update({"zip": [{"seed": [1, 2], "data.n_train": [3]}]}), "grid.zip[0]"),
+    (lambda m: m["grid"].update({"model.n_features": [30]}), "model.n_features"),  # > dim 20
+    (lambda m: m.update(name="../escape"), "name"),
+    (lambda m: m.update(resources={"gpus": -1}), "resources.gpus"),
+    (lambda m: m.update(fit={"ridge": -0.5}), "fit.ridge"),
+    (lambda m: m["data"].update(noise_var=float("nan")), "data.noise_var"),
+]
+
+
+@pytest.mark.parametrize("mutate,field", BAD_SPECS, ids=[f for _, f in BAD_SPECS])
+def test_bad_spec_is_one_line_exit_2_and_writes_nothing(mutate, field, write_spec, tmp_path,
+                                                        capsys):
+    mapping = copy.deepcopy(TINY_GAUSSIAN)
+    mutate(mapping)
+    path = write_spec(mapping)
+    results = tmp_path / "results"
+    code = main(["sweep", str(path), "--results", str(results)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert field in err, err
+    assert not results.exists(), "nothing may be written for a bad spec"
+    with pytest.raises(SpecError):
+        load_spec(path)
+
+
+def test_yaml_syntax_error_names_the_line(write_spec, tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\ndata: {name: gaussian\nmodel: 3\n")
+    assert main(["sweep", str(path), "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "line" in err and len(err.strip().splitlines()) == 1
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError):
+        load_spec(path)
+
+
+def test_shipped_specs_load():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.parent.glob("sweeps/*.yaml")):
+        spec = load_spec(path)
+        assert spec.trials, path
+        text = path.read_text()
+        assert text.startswith("#") and "Run:" in text and "Expect:" in text and "Time:" in text
+        yaml.safe_load(text)
