@@ -41,7 +41,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         packs, stored = plan(spec, SweepStore(root, spec.name))
         print(f"{spec.name}: {len(spec.trials)} trials, {stored} already stored; "
-              f"{sum(len(p.trials) for p in packs)} to run in {len(packs)} packs")
+              f"{sum(len(p.trials) for p in packs)} to run in {len(packs)} "
+              f"pack{'' if len(packs) == 1 else 's'}")
         return 0
     report = run_sweep(spec, root, address=args.address, quiet=args.quiet)
     status = 0

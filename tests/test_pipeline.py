@@ -1,0 +1,102 @@
+"""The whole path on local Ray: spec -> packs -> Parquet -> resume -> curves -> status/query."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import TINY_GAUSSIAN
+from dd.cli import main
+from dd.execute import run_sweep
+from dd.spec import load_spec, parse_spec, trial_id
+from dd.store import SweepStore
+
+
+@pytest.fixture
+def swept(ray_local, tmp_path):
+    spec = parse_spec(copy.deepcopy(TINY_GAUSSIAN))
+    report = run_sweep(spec, tmp_path, quiet=True)
+    return spec, report, tmp_path
+
+
+def test_sweep_stores_one_row_per_trial_in_atomic_pack_files(swept):
+    spec, report, root = swept
+    store = SweepStore(root, spec.name)
+    assert report.trials_run == len(spec.trials) == 24 and not report.failed_packs
+    files = store.pack_files()
+    assert len(files) == report.packs >= 1
+    assert not list(store.packs_dir.glob(".tmp-*")), "no temporary files left behind"
+    table = store.read_results()
+    assert sorted(table["trial_id"].to_pylist()) == sorted(trial_id(t) for t in spec.trials)
+    for column in ("sweep", "seed", "data_n_train", "model_n_features", "test_mse",
+                   "coef_norm", "p_eff_test", "status", "wall_time_s", "jax_version"):
+        assert column in table.column_names, column
+    assert set(table["status"].to_pylist()) == {"ok"}
+    assert (store.dir / "spec.yaml").is_file()
+    assert load_spec(store.dir / "spec.yaml").trials == spec.trials
+
+
+def test_second_run_trains_nothing_and_new_axis_values_train_only_new_trials(swept, capsys):
+    spec, _, root = swept
+    store = SweepStore(root, spec.name)
+    before = {p: p.stat().st_mtime_ns for p in store.pack_files()}
+    again = run_sweep(spec, root, quiet=False)
+    assert again.trials_run == 0 and again.packs == 0
+    assert "nothing to run" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in store.pack_files()} == before
+
+    grown = copy.deepcopy(TINY_GAUSSIAN)
+    grown["grid"]["model.n_features"] += [3, 10]
+    bigger = parse_spec(grown)
+    report = run_sweep(bigger, root, quiet=True)
+    assert report.already_stored == 24 and report.trials_run == 8
+    assert {p: p.stat().st_mtime_ns for p in before} == before, "old packs untouched"
+    ids = store.read_results()["trial_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 32
+
+
+def test_curves_status_and_query_commands(swept, capsys):
+    spec, _, root = swept
+    assert main(["curves", spec.name, "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "threshold at model.n_features=12" in out  # n_train = 10 < 12 = first p above it
+    assert (root / spec.name / "figures" / "model_wise.png").stat().st_size > 10_000
+    points = pq.read_table(root / spec.name / "curves" / "model_wise.parquet")
+    assert set(points["x"].to_pylist()) == {2, 5, 8, 12, 15, 20}
+
+    assert main(["status", spec.name, "--results", str(root)]) == 0
+    assert "24 trials planned: 24 done, 0 missing, 0 failed" in capsys.readouterr().out
+
+    assert main(["query", "SELECT count(*) AS n, count(DISTINCT trial_id) AS trials "
+                 "FROM results", "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split() == ["24", "24"]
+    assert main(["query", "SELECT nope FROM results", "--results", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dd: error: query failed") and len(err.splitlines()) == 1
+
+
+def test_status_of_an_unknown_or_malicious_sweep_name(tmp_path, capsys):
+    assert main(["status", "../etc", "--results", str(tmp_path)]) == 2
+    assert "not a valid sweep name" in capsys.readouterr().err
+    assert main(["status", "nothing-here", "--results", str(tmp_path)]) == 1
+    assert "no sweep here" in capsys.readouterr().err
+
+
+def test_dry_run_counts_and_writes_nothing(write_spec, tmp_path, capsys):
+    path = write_spec(TINY_GAUSSIAN)
+    assert main(["sweep", str(path), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    assert "24 trials, 0 already stored; 24 to run in 1 pack\n" in capsys.readouterr().out
+    assert not (tmp_path / "r").exists()
+
+
+def test_python_m_dd_runs_as_a_module(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "dd", "--version"], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.startswith("dd ")
+    bad = subprocess.run([sys.executable, "-m", "dd", "sweep"], capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
