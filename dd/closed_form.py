@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dd.config import FeatureModel, FourierFeatures, RawFeatures, ReluFeatures, Trial
-from dd.data import Dataset, load_dataset, training_rows
+from dd.data import Dataset, load_dataset, prepare_inputs, test_chunks, training_rows
 from dd.rng import named, trial_key
 
 TEST_CHUNK = 1024  # test rows evaluated per step; bounds memory at TEST_CHUNK x n_features
@@ -82,7 +82,11 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
     dataset = Dataset(arrays["x_pool"], arrays["y_pool"], None, None, n_classes,
                       beta=arrays["beta"], noise_var=arrays["noise_var"])
     x_test_CTD, y_test_CT, test_mask_CT = arrays["x_test"], arrays["y_test"], arrays["test_mask"]
-    input_dim = x_test_CTD.shape[-1]
+    input_dim = math.prod(x_test_CTD.shape[2:])
+
+    def flat(x):  # model-ready float64 inputs, one row per example
+        return prepare_inputs(x, arrays["x_mean"], arrays["x_std"]).reshape(
+            x.shape[0], -1).astype(jnp.float64)
 
     def fit_one(seed, n, noise, lam, p):
         key = trial_key(seed)
@@ -92,7 +96,7 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
         # zeroed columns (past a replica's p) get zero coefficients, so only the train
         # matrix needs the column mask; test features are used as they are
         used_P = (jnp.arange(model.n_features) < p).astype(jnp.float64)
-        phi_NP = featurize(model, params, rows["x"].astype(jnp.float64)) * used_P * mask_N[:, None]
+        phi_NP = featurize(model, params, flat(rows["x"])) * used_P * mask_N[:, None]
         y_NK = _targets(rows["y"], n_classes) * mask_N[:, None]
         u_NR, s_R, vt_RP = jnp.linalg.svd(phi_NP, full_matrices=False)
         cutoff = jnp.finfo(jnp.float64).eps * jnp.maximum(n, p) * s_R[0]
@@ -112,7 +116,7 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
 
         def test_chunk(carry, chunk):
             x_TD, y_T, m_T = chunk
-            phi_TP = featurize(model, params, x_TD.astype(jnp.float64))
+            phi_TP = featurize(model, params, flat(x_TD))
             err_TK = phi_TP @ coef_PK - _targets(y_T, n_classes)
             sums = {"sq": jnp.sum(m_T[:, None] * err_TK**2)}
             if n_classes:
@@ -127,7 +131,7 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
         if n_classes:
             out["test_error"] = sums["wrong"] / n_test
 
-        x_eff = x_test_CTD.reshape(-1, input_dim)[:p_eff_inputs].astype(jnp.float64)
+        x_eff = flat(x_test_CTD.reshape((-1,) + x_test_CTD.shape[2:])[:p_eff_inputs])
         smoother = featurize(model, params, x_eff) @ vt_RP.T * d_R
         out["p_eff_test"] = n / x_eff.shape[0] * jnp.sum(smoother**2)
         if arrays["beta"] is not None and isinstance(model, RawFeatures):
@@ -139,31 +143,20 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
     return jax.vmap(fit_one)(seeds, n_train, label_noise, ridge, n_features)
 
 
-def _chunked_test(x_MD: np.ndarray, y_M: np.ndarray) -> dict[str, np.ndarray]:
-    """Pad the test set to whole chunks: (C, T, D) inputs, (C, T) targets and a validity mask."""
-    m = len(y_M)
-    chunk = min(TEST_CHUNK, m)
-    n_chunks = -(-m // chunk)
-    pad = n_chunks * chunk - m
-    x = np.concatenate([x_MD, np.zeros((pad,) + x_MD.shape[1:], x_MD.dtype)])
-    y = np.concatenate([y_M, np.zeros(pad, y_M.dtype)])
-    mask = np.arange(n_chunks * chunk) < m
-    return {"x_test": x.reshape(n_chunks, chunk, -1), "y_test": y.reshape(n_chunks, chunk),
-            "test_mask": mask.reshape(n_chunks, chunk).astype(np.float64)}
-
-
-def fit_pack(trials: list[Trial]) -> list[dict[str, float]]:
+def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, float]]:
     """Fit every trial of a pack (all share data pool, model kind and program width) at once.
 
+    ``n_rows`` (default: the largest n_train) is the row count replicas are padded to.
     Returns one dict of metrics per trial, in order.
     """
     first = trials[0]
     dataset = load_dataset(first.data)
-    n_rows = max(t.data.n_train for t in trials)
+    n_rows = n_rows or max(t.data.n_train for t in trials)
     with jax.enable_x64(True):
         arrays = {"x_pool": dataset.x_pool, "y_pool": dataset.y_pool, "beta": dataset.beta,
-                  "noise_var": dataset.noise_var,
-                  **_chunked_test(dataset.x_test, dataset.y_test)}
+                  "noise_var": dataset.noise_var, "x_mean": dataset.x_mean,
+                  "x_std": dataset.x_std,
+                  **test_chunks(dataset, TEST_CHUNK)}
         arrays = {k: (None if v is None else jnp.asarray(v)) for k, v in arrays.items()}
         out = _fit_replicas(
             arrays,

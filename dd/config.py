@@ -9,6 +9,7 @@ raises ``SpecError`` with the dotted field path on the first problem.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -142,9 +143,19 @@ class Data:
         raise NotImplementedError
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example."""
+        raise NotImplementedError
+
+    @property
     def input_dim(self) -> int:
         """The number of input coordinates of one example."""
-        raise NotImplementedError
+        return math.prod(self.input_shape)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (0 for regression)."""
+        return 10 if self.CLASSIFICATION else 0
 
     def check(self, path: str) -> None:
         _check_range(_join(path, "n_train"), self.n_train, 1, None)
@@ -185,8 +196,8 @@ class Mnist1dData(ClassificationData):
         return self.train_pool
 
     @property
-    def input_dim(self) -> int:
-        return 40
+    def input_shape(self) -> tuple[int, ...]:
+        return (40,)
 
     def check(self, path: str) -> None:
         _check_range(_join(path, "train_pool"), self.train_pool, 10, None)
@@ -209,8 +220,8 @@ class DigitsData(ClassificationData):
         return 1797 - DIGITS_TEST_SIZE
 
     @property
-    def input_dim(self) -> int:
-        return 64
+    def input_shape(self) -> tuple[int, ...]:
+        return (64,)
 
     def check(self, path: str) -> None:
         super().check(path)
@@ -243,8 +254,8 @@ class GaussianData(Data):
         return 10**9  # rows are drawn fresh per trial: no fixed pool limits n_train
 
     @property
-    def input_dim(self) -> int:
-        return self.dim
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
 
     def check(self, path: str) -> None:
         super().check(path)
@@ -253,7 +264,48 @@ class GaussianData(Data):
         _check_range(_join(path, "noise_var"), self.noise_var, 0.0, None)
 
 
+IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published files
+    "mnist": (60000, 10000, (28, 28, 1)),
+    "fashion_mnist": (60000, 10000, (28, 28, 1)),
+    "cifar10": (50000, 10000, (32, 32, 3)),
+    "cifar100": (50000, 10000, (32, 32, 3)),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageData(ClassificationData):
+    """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 from local files (see ``dd.images``).
+
+    ``data_dir`` (else $DD_DATA_DIR) holds the files in their published formats; ``augment``
+    turns on random crops (padding 4) and horizontal flips during training.
+    """
+
+    n_train: int = 50000
+    n_test: int = 10000
+    data_dir: str | None = None
+    augment: bool = False
+
+    @property
+    def pool_size(self) -> int:
+        return IMAGE_SHAPES[self.name][0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return IMAGE_SHAPES[self.name][2]
+
+    @property
+    def n_classes(self) -> int:
+        return 100 if self.name == "cifar100" else 10
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.n_test > IMAGE_SHAPES[self.name][1]:
+            raise SpecError(_join(path, "n_test"), f"{self.n_test} is larger than the "
+                            f"{IMAGE_SHAPES[self.name][1]} test images of {self.name}")
+
+
 Data.VARIANTS = {c.name: c for c in (Mnist1dData, DigitsData, GaussianData)}
+Data.VARIANTS.update({name: ImageData for name in IMAGE_SHAPES})
 
 # --------------------------------------------------------------------------- models
 
@@ -312,7 +364,47 @@ class ReluFeatures(FeatureModel):
     name: str = "relu_features"
 
 
-Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, ReluFeatures)}
+@dataclass(frozen=True, kw_only=True)
+class NetworkModel(Model):
+    """A Flax network trained by gradient descent (see ``dd.train``); ``width`` is its size knob."""
+
+    width: int
+
+    def check(self, path: str) -> None:
+        _check_range(_join(path, "width"), self.width, 1, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlpModel(NetworkModel):
+    """``depth`` hidden ReLU layers of ``width`` units (``dd.mlp``); depth 0 is a linear model."""
+
+    name: str = "mlp"
+    width: int = 100
+    depth: int = 2
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        _check_range(_join(path, "depth"), self.depth, 0, 64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnModel(NetworkModel):
+    """Nakkiran et al.'s 5-layer CNN of widths k, 2k, 4k, 8k (``dd.cnn``), 1-D or 2-D inputs."""
+
+    name: str = "cnn"
+    width: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResNet18Model(NetworkModel):
+    """PreActResNet18 with widths k, 2k, 4k, 8k (``dd.resnet``); k = 64 is the standard net."""
+
+    name: str = "resnet18"
+    width: int = 64
+
+
+Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, ReluFeatures, MlpModel,
+                                      CnnModel, ResNet18Model)}
 
 # --------------------------------------------------------------------------- fit / trial
 
@@ -332,17 +424,102 @@ class Fit:
         _check_range(_join(path, "p_eff_inputs"), self.p_eff_inputs, 1, None)
 
 
+LOSSES = ("cross_entropy", "mse")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "inverse_sqrt", "cosine")
+EVAL_SPACINGS = ("log", "linear")
+
+
+def _check_choice(path: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(path, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Train:
+    """Gradient-descent training of a network.
+
+    ``optimizer``: sgd (heavy-ball ``momentum``; ``weight_decay`` added to the gradient, as in
+    PyTorch), adam (the same coupled L2) or adamw (decoupled decay); Adam's betas ``b1``,
+    ``b2``. The learning rate at step t is ``lr`` times the ``schedule``: constant;
+    inverse_sqrt 1 / sqrt(1 + floor(t / schedule_steps)) (Nakkiran et al.'s SGD); cosine
+    from 1 to 0 over the run; all multiplied by a linear warmup over ``warmup_steps``.
+    ``loss``: cross_entropy, or mse on one-hot targets (squared errors summed over classes).
+    Evaluation happens at ``eval_points`` epochs, log- or linearly spaced up to ``epochs``
+    (the last epoch always included).
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    schedule_steps: int = 512
+    warmup_steps: int = 0
+    loss: str = "cross_entropy"
+    batch_size: int = 128
+    epochs: int = 100
+    eval_points: int = 20
+    eval_spacing: str = "log"
+
+    def check(self, path: str) -> None:
+        _check_choice(_join(path, "optimizer"), self.optimizer, OPTIMIZERS)
+        _check_choice(_join(path, "schedule"), self.schedule, SCHEDULES)
+        _check_choice(_join(path, "loss"), self.loss, LOSSES)
+        _check_choice(_join(path, "eval_spacing"), self.eval_spacing, EVAL_SPACINGS)
+        if self.lr <= 0:
+            raise SpecError(_join(path, "lr"), f"must be > 0 (got {self.lr})")
+        _check_range(_join(path, "momentum"), self.momentum, 0.0, 1.0, hi_open=True)
+        _check_range(_join(path, "b1"), self.b1, 0.0, 1.0, hi_open=True)
+        _check_range(_join(path, "b2"), self.b2, 0.0, 1.0, hi_open=True)
+        _check_range(_join(path, "weight_decay"), self.weight_decay, 0.0, None)
+        _check_range(_join(path, "schedule_steps"), self.schedule_steps, 1, None)
+        _check_range(_join(path, "warmup_steps"), self.warmup_steps, 0, None)
+        _check_range(_join(path, "batch_size"), self.batch_size, 1, None)
+        _check_range(_join(path, "epochs"), self.epochs, 1, None)
+        _check_range(_join(path, "eval_points"), self.eval_points, 1, None)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Trial:
-    """One fully resolved run: everything that decides its numbers, and nothing else."""
+    """One fully resolved run: everything that decides its numbers, and nothing else.
+
+    Closed-form models take ``fit`` (default ``Fit()``), networks ``train`` (default
+    ``Train()``); giving the other section is an error.
+    """
 
     seed: int = 0
     data: Data
     model: Model
-    fit: Fit = field(default_factory=Fit)
+    fit: Fit | None = None
+    train: Train | None = None
+
+    def __post_init__(self) -> None:
+        if self.model.CLOSED_FORM:
+            if self.train is not None:
+                raise SpecError("train", f"model {self.model.name} is fitted in closed form; "
+                                "use a 'fit' section, not 'train'")
+            if self.fit is None:
+                object.__setattr__(self, "fit", Fit())
+        else:
+            if self.fit is not None:
+                raise SpecError("fit", f"model {self.model.name} is trained; use a 'train' "
+                                "section, not 'fit'")
+            if self.train is None:
+                object.__setattr__(self, "train", Train())
 
     def check(self, path: str) -> None:
         _check_range(_join(path, "seed"), self.seed, 0, 2**31 - 1)
+        if not self.model.CLOSED_FORM and not self.data.CLASSIFICATION:
+            if self.train.loss != "mse":
+                raise SpecError(_join(path, "train.loss"),
+                                f"{self.data.name} is a regression dataset; use loss: mse")
+        if isinstance(self.model, ResNet18Model) and len(self.data.input_shape) != 3:
+            raise SpecError(_join(path, "model.name"),
+                            f"resnet18 needs images; {self.data.name} examples have shape "
+                            f"{self.data.input_shape}")
         if isinstance(self.model, RawFeatures) and self.model.n_features > self.data.input_dim:
             raise SpecError(_join(path, "model.n_features"),
                             f"{self.model.n_features} exceeds the {self.data.input_dim} input "

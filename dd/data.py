@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.config import Data, DigitsData, GaussianData, Mnist1dData
+from dd.config import Data, DigitsData, GaussianData, ImageData, Mnist1dData
 from dd.rng import named
 
 
@@ -29,7 +29,8 @@ class Dataset:
     """Host arrays. For regression ``n_classes`` is 0 and targets are floats.
 
     Gaussian data has no pool (``x_pool`` is None): its training rows are drawn per trial,
-    from ``beta`` and ``noise_var``.
+    from ``beta`` and ``noise_var``. Image pools stay uint8 (a quarter of the memory) and are
+    standardised per channel by ``prepare_inputs`` as batches are taken.
     """
 
     x_pool: np.ndarray | None
@@ -39,6 +40,8 @@ class Dataset:
     n_classes: int
     beta: np.ndarray | None = None
     noise_var: float = 0.0
+    x_mean: np.ndarray | None = None  # per-channel statistics of uint8 image pools
+    x_std: np.ndarray | None = None
 
 
 def pool_config(data: Data) -> Data:
@@ -61,6 +64,16 @@ def _load_pool(data: Data) -> Dataset:
         return Dataset(x_pool, y_pool, x_test[: data.n_test], y_test[: data.n_test], 10)
     if isinstance(data, DigitsData):
         return _digits()
+    if isinstance(data, ImageData):
+        from dd.images import load_images
+
+        loaded = load_images(data.name, data.data_dir)
+        x_pool = loaded["x_train"]
+        scaled = x_pool.reshape(-1, x_pool.shape[-1]) / 255.0
+        return Dataset(x_pool, loaded["y_train"], loaded["x_test"][: data.n_test],
+                       loaded["y_test"][: data.n_test], loaded["n_classes"],
+                       x_mean=scaled.mean(0).astype(np.float32),
+                       x_std=scaled.std(0).astype(np.float32))
     if isinstance(data, GaussianData):
         beta = np.full(data.dim, np.sqrt(data.beta_norm2 / data.dim))
         rng = np.random.default_rng(data.test_seed)
@@ -118,7 +131,29 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
         pass  # the cache is an optimisation; a read-only home only costs regeneration
 
 
+def test_chunks(dataset: Dataset, chunk: int) -> dict[str, np.ndarray]:
+    """The test set padded to whole chunks: (C, T, ...) inputs, (C, T) labels and a 0/1 mask,
+    for a ``lax.scan`` that bounds evaluation memory at one chunk."""
+    m = len(dataset.y_test)
+    chunk = min(chunk, m)
+    n_chunks = -(-m // chunk)
+    pad = n_chunks * chunk - m
+    x, y = dataset.x_test, dataset.y_test
+    x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+    y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    mask = (np.arange(n_chunks * chunk) < m).astype(np.float32)
+    return {"x_test": x.reshape((n_chunks, chunk) + x.shape[1:]),
+            "y_test": y.reshape(n_chunks, chunk), "test_mask": mask.reshape(n_chunks, chunk)}
+
+
 # --------------------------------------------------------------------------- per trial, on device
+
+
+def prepare_inputs(x: jax.Array, mean: jax.Array | None, std: jax.Array | None) -> jax.Array:
+    """Model-ready float32 inputs: uint8 images scaled to [0, 1] and standardised per channel."""
+    if mean is None:
+        return x.astype(jnp.float32)
+    return (x.astype(jnp.float32) / 255.0 - mean) / std
 
 
 def noisy_labels(key: jax.Array, y_P: jax.Array, n_classes: int,
@@ -138,6 +173,9 @@ def training_rows(key: jax.Array, dataset: Dataset, n_rows: int, n_train: jax.Ar
                   label_noise: jax.Array) -> dict[str, jax.Array]:
     """The first ``n_rows`` training examples of a trial, rows past ``n_train`` masked out.
 
+    ``index`` gives each row's place in the pool, so a caller can gather inputs lazily
+    (under jit an unused ``x`` costs nothing).
+
     The example order is a per-trial permutation of the pool (or, for Gaussian data, rows
     drawn one key per row), so the first n_train rows are the same whatever ``n_rows`` is.
     """
@@ -152,11 +190,11 @@ def training_rows(key: jax.Array, dataset: Dataset, n_rows: int, n_train: jax.Ar
 
         x_ND, y_N = jax.vmap(row)(jnp.arange(n_rows))
         return {"x": x_ND, "y": y_N, "y_true": y_N, "noised": jnp.zeros(n_rows, bool),
-                "mask": mask_N}
+                "mask": mask_N, "index": jnp.arange(n_rows)}
     pool = len(dataset.y_pool)
     order = jax.random.permutation(named(key, "subset"), pool)[:n_rows]
     y_clean_P = jnp.asarray(dataset.y_pool)
     y_P, noised_P = noisy_labels(named(key, "label_noise"), y_clean_P, dataset.n_classes,
                                  label_noise)
     return {"x": jnp.asarray(dataset.x_pool)[order], "y": y_P[order], "y_true": y_clean_P[order],
-            "noised": noised_P[order] & mask_N, "mask": mask_N}
+            "noised": noised_P[order] & mask_N, "mask": mask_N, "index": order}

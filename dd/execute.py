@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dd.packs import Pack, make_packs
+from dd.packs import Pack, make_packs, pack_key
 from dd.progress import Progress
 from dd.spec import Spec, trial_id
 from dd.store import SweepStore
@@ -35,15 +35,22 @@ def run_pack(sweep: str, results_root: str, pack: Pack) -> dict:
     """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker)."""
     import jax
 
-    from dd.closed_form import fit_pack
     from dd.schema import pack_table
 
+    trials, padded = list(pack.trials), pack.padded_trials()
     start = time.perf_counter()
-    metrics = fit_pack(list(pack.trials))
+    if trials[0].model.CLOSED_FORM:
+        from dd.closed_form import fit_pack
+
+        rows = [[metrics] for metrics in fit_pack(padded, pack.n_rows)]
+    else:
+        from dd.train import train_pack
+
+        rows = train_pack(padded, pack_key(trials[0]), pack.n_rows)
+    rows = rows[: len(trials)]
     wall = time.perf_counter() - start
     table = pack_table(sweep=sweep, pack_id=pack.id, trial_ids=list(pack.trial_ids),
-                       trials=list(pack.trials), rows=[[m] for m in metrics],
-                       wall_time_s=wall, jax_version=jax.__version__)
+                       trials=trials, rows=rows, wall_time_s=wall, jax_version=jax.__version__)
     SweepStore(results_root, sweep).write_pack(pack.id, table)
     return {"pack_id": pack.id, "trials": len(pack.trials), "wall_time_s": wall}
 

@@ -1,7 +1,8 @@
 """Packs: trials that share array shapes, fitted or trained together by one compiled program.
 
-Trials differing only in values that travel as arrays (seed, n_train, label noise, ridge,
-and the feature count where the model masks features) share a pack key; each group is cut into packs that fit the memory budget. A pack's id is a
+Trials differing only in values that travel as arrays share a pack key: seed, n_train and
+label noise always; ridge and (for raw features) the feature count for closed-form fits;
+learning rate and weight decay for trained networks; each group is cut into packs that fit the memory budget. A pack's id is a
 hash of its trial ids, so re-planning the same missing trials gives the same packs.
 """
 
@@ -22,6 +23,13 @@ class Pack:
     id: str
     trial_ids: tuple[str, ...]
     trials: tuple[Trial, ...]
+    n_rows: int  # training rows every replica is padded to: the largest n_train of its group
+    n_replicas: int  # replicas the program runs: every pack of a group runs the same count
+
+    def padded_trials(self) -> list[Trial]:
+        """The trials, repeated at the end up to ``n_replicas`` (their extra results unused),
+        so that every pack of a group has the same shapes and reuses one compiled program."""
+        return list(self.trials) + [self.trials[-1]] * (self.n_replicas - len(self.trials))
 
 
 def pack_key(trial: Trial) -> Trial:
@@ -29,17 +37,23 @@ def pack_key(trial: Trial) -> Trial:
     data = dataclasses.replace(trial.data, n_train=1)
     if hasattr(data, "label_noise"):
         data = dataclasses.replace(data, label_noise=0.0)
-    from dd.closed_form import program_width
+    if trial.model.CLOSED_FORM:
+        from dd.closed_form import program_width
 
-    model = dataclasses.replace(
-        trial.model, n_features=program_width(trial.model, trial.data.input_dim))
-    return dataclasses.replace(trial, seed=0, data=data, model=model,
-                               fit=dataclasses.replace(trial.fit, ridge=0.0))
+        model = dataclasses.replace(
+            trial.model, n_features=program_width(trial.model, trial.data.input_dim))
+        return dataclasses.replace(trial, seed=0, data=data, model=model,
+                                   fit=dataclasses.replace(trial.fit, ridge=0.0))
+    train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
+    return dataclasses.replace(trial, seed=0, data=data, train=train)
 
 
 def replicas_per_pack(trial: Trial, resources: Resources) -> int:
     """How many replicas like ``trial`` fit the pack memory budget (at least 1)."""
-    from dd.closed_form import bytes_per_replica
+    if trial.model.CLOSED_FORM:
+        from dd.closed_form import bytes_per_replica
+    else:
+        from dd.train import bytes_per_replica
 
     budget = resources.memory_gb * 2**30
     return max(1, min(resources.max_pack, int(budget // bytes_per_replica(trial))))
@@ -52,12 +66,14 @@ def make_packs(trials: list[Trial], resources: Resources) -> list[Pack]:
         groups.setdefault(pack_key(t), []).append(t)
     packs = []
     for members in groups.values():
-        # within a group the largest n_train sizes the replica; plan for it
+        # the group's largest n_train sizes every replica, so all its packs share one program
         biggest = max(members, key=lambda t: t.data.n_train)
         size = replicas_per_pack(biggest, resources)
         for start in range(0, len(members), size):
             chunk = members[start:start + size]
             ids = tuple(trial_id(t) for t in chunk)
             digest = hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:16]
-            packs.append(Pack(id=digest, trial_ids=ids, trials=tuple(chunk)))
+            packs.append(Pack(id=digest, trial_ids=ids, trials=tuple(chunk),
+                              n_rows=biggest.data.n_train,
+                              n_replicas=min(size, len(members))))
     return packs

@@ -40,6 +40,15 @@ METRICS: dict[str, tuple[pa.DataType, str]] = {
     "p_eff_train": (pa.float64(), "effective parameters on the training inputs (Curth et al.)"),
     "p_eff_test": (pa.float64(), "effective parameters on test inputs (Curth et al.)"),
     "population_risk": (pa.float64(), "exact expected test MSE, noise included (Gaussian data)"),
+    "epoch": (pa.int64(), "epochs trained at this evaluation point"),
+    "train_loss": (pa.float64(), "training objective on the training set"),
+    "test_loss": (pa.float64(), "training objective on the test set"),
+    "train_error_clean": (pa.float64(), "train zero-one error on the examples without label noise"),
+    "train_error_noisy": (pa.float64(), "train zero-one error on the noised examples, "
+                          "against their noised labels (1 - memorisation)"),
+    "noisy_true_acc": (pa.float64(), "accuracy on the noised examples against their true labels"),
+    "param_norm": (pa.float64(), "l2 norm of all trainable parameters"),
+    "diverged_step": (pa.int64(), "the optimizer step whose loss was NaN or Inf (diverged trials)"),
 }
 
 STATUS_OK = "ok"

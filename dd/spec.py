@@ -37,7 +37,7 @@ import yaml
 from dd.config import Trial, _check_range, build, field_kind
 from dd.errors import DDError, SpecError
 
-TRIAL_SECTIONS = ("seed", "data", "model", "fit")
+TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 GENERATORS = ("range", "linspace", "geomspace")
@@ -196,7 +196,8 @@ def expand_grid(grid: Any, present: bool) -> tuple[list[str], list[dict[str, Any
 def _zip_group(group: Any, path: str) -> tuple[list[dict[str, Any]], list[str]]:
     if not isinstance(group, dict) or not group:
         raise SpecError(path, "must be a mapping of at least one axis to its values")
-    columns = {str(k): axis_values(str(k), v, f"{path}.{k}") for k, v in group.items()}
+    columns = {str(k): axis_values(str(k), v, f"{path}.{k}", unique=False)
+               for k, v in group.items()}
     lengths = {k: len(v) for k, v in columns.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
@@ -206,11 +207,15 @@ def _zip_group(group: Any, path: str) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, names
 
 
-def axis_values(dotted: str, raw: Any, path: str) -> list[Any]:
-    """The values of one axis: a list of values and generators, or one generator."""
+def axis_values(dotted: str, raw: Any, path: str, unique: bool = True) -> list[Any]:
+    """The values of one axis: a list of values and generators, or one generator.
+
+    Repeated values are dropped (``unique``), except in zip groups, where the i-th values of
+    every axis form one point and a repeat is meaningful.
+    """
     kind = field_kind(Trial, dotted)
     if kind is None:
-        raise SpecError(path, "unknown field: not a path into seed, data, model or fit")
+        raise SpecError(path, "unknown field: not a path into seed, data, model, fit or train")
     items = raw if isinstance(raw, list) else [raw]
     values: list[Any] = []
     for i, item in enumerate(items):
@@ -223,11 +228,13 @@ def axis_values(dotted: str, raw: Any, path: str) -> list[Any]:
             values.append(item)
     if not values:
         raise SpecError(path, "axis has no values")
-    unique: list[Any] = []
+    if not unique:
+        return values
+    kept: list[Any] = []
     for v in values:
-        if v not in unique:
-            unique.append(v)
-    return unique
+        if v not in kept:
+            kept.append(v)
+    return kept
 
 
 def _generate(gen: dict, path: str, kind: Any) -> list[Any]:

@@ -84,7 +84,9 @@ BAD_SPECS = [  # (mutation, field path the one-line error must name)
     (lambda m: m.update(data={"name": "imagenet"}), "data.name"),
     (lambda m: m.update(grid={}), "grid"),
     (lambda m: m["grid"].update({"seed": []}), "grid.seed"),
-    (lambda m: m["grid"].update({"model.depth": [1, 2]}), "grid.model.depth"),
+    (lambda m: m["grid"].update({"model.colour": [1, 2]}), "grid.model.colour"),
+    (lambda m: m["grid"].update({"model.depth": [1, 2]}), "model.depth"),  # not a raw_features field
+    (lambda m: m.update(train={"lr": 0.1}), "train"),  # closed-form models take fit
     (lambda m: m["grid"].update({"seed": {"arange": [0, 3]}}), "grid.seed"),
     (lambda m: m["grid"].update({"zip": [{"seed": [1, 2], "data.n_train": [3]}]}), "grid.zip[0]"),
     (lambda m: m["grid"].update({"model.n_features": [30]}), "model.n_features"),  # > dim 20

@@ -1,0 +1,421 @@
+"""Training a pack of networks as one vmapped program, its epochs scanned on device.
+
+Every replica of a pack shares the model, the data pool, the batch size and the epoch count;
+seeds, n_train, label noise, learning rate and weight decay differ as arrays. A replica with
+n_r examples takes E_r = floor(n_r / B) full batches per epoch (the last partial batch is
+dropped, so BatchNorm never sees padding); the pack scans E_max = max E_r steps per epoch and
+replica r is frozen on steps i >= E_r, so it follows exactly the path it would alone. The
+host enters only at evaluation epochs: ``_train_epochs`` runs the epochs between two of
+them in one ``lax.fori_loop`` (one compile for every interval), ``_evaluate`` measures.
+
+A replica whose loss turns NaN or Inf stops (its state frozen) and records the step; its
+pack-mates carry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dd import cnn, mlp, resnet
+from dd.config import CnnModel, MlpModel, ResNet18Model, Train, Trial
+from dd.data import Dataset, load_dataset, prepare_inputs, test_chunks, training_rows
+from dd.rng import named, trial_key
+
+EVAL_CHUNK = 1000  # examples per evaluation step; bounds activation memory
+
+
+# --------------------------------------------------------------------------- models
+
+
+def n_outputs(trial: Trial) -> int:
+    return trial.data.n_classes or 1
+
+
+def make_model(trial: Trial) -> nn.Module:
+    """The Flax module of a trial's model."""
+    model, outputs = trial.model, n_outputs(trial)
+    if isinstance(model, MlpModel):
+        return mlp.MLP(width=model.width, depth=model.depth, n_classes=outputs)
+    if isinstance(model, CnnModel):
+        ndim = 1 if len(trial.data.input_shape) == 1 else 2
+        return cnn.CNN(width=model.width, n_classes=outputs, ndim=ndim)
+    if isinstance(model, ResNet18Model):
+        return resnet.PreActResNet18(width=model.width, n_classes=outputs)
+    raise TypeError(f"not a network: {model!r}")
+
+
+def n_params(trial: Trial) -> int:
+    """The trainable parameter count of a trial's network (closed form, pinned in tests)."""
+    model, outputs, shape = trial.model, n_outputs(trial), trial.data.input_shape
+    if isinstance(model, MlpModel):
+        return mlp.n_params(model.width, model.depth, outputs, shape)
+    if isinstance(model, CnnModel):
+        return cnn.n_params(model.width, outputs, shape, ndim=1 if len(shape) == 1 else 2)
+    return resnet.n_params(model.width, outputs, shape)
+
+
+def bytes_per_replica(trial: Trial) -> int:
+    """A rough float32 estimate of one replica's memory, to size packs: parameters, gradients
+    and optimizer state, plus activations of a training batch and an evaluation chunk."""
+    width = trial.model.width
+    per_example = {MlpModel: width * max(trial.model.depth, 1),
+                   CnnModel: 2 * width * trial.data.input_dim,
+                   ResNet18Model: 12 * width * trial.data.input_dim}[type(trial.model)]
+    batch = trial.train.batch_size + EVAL_CHUNK
+    return 4 * (5 * n_params(trial) + 3 * per_example * batch + trial.data.n_train)
+
+
+# --------------------------------------------------------------------------- optimizer
+
+
+def make_optimizer(train: Train) -> optax.GradientTransformation:
+    """The optimizer, with learning rate and weight decay injected as per-replica arrays."""
+
+    def build(learning_rate, weight_decay):
+        if train.optimizer == "adamw":
+            return optax.adamw(learning_rate, b1=train.b1, b2=train.b2,
+                               weight_decay=weight_decay)
+        if train.optimizer == "adam":
+            inner = optax.adam(learning_rate, b1=train.b1, b2=train.b2)
+        else:
+            inner = optax.sgd(learning_rate, momentum=train.momentum or None)
+        return optax.chain(optax.add_decayed_weights(weight_decay), inner)  # coupled L2
+
+    return optax.inject_hyperparams(build)(learning_rate=0.0, weight_decay=0.0)
+
+
+def lr_factor(train: Train, step: jax.Array, total_steps: jax.Array) -> jax.Array:
+    """The schedule's multiplier of the base learning rate at ``step`` (see ``Train``)."""
+    t = step.astype(jnp.float32)
+    if train.schedule == "inverse_sqrt":
+        factor = 1.0 / jnp.sqrt(1.0 + jnp.floor(t / train.schedule_steps))
+    elif train.schedule == "cosine":
+        factor = 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.minimum(t / total_steps, 1.0)))
+    else:
+        factor = jnp.ones_like(t)
+    if train.warmup_steps:
+        factor = factor * jnp.minimum((t + 1.0) / train.warmup_steps, 1.0)
+    return factor
+
+
+def loss_fn(train: Train, logits: jax.Array, y: jax.Array, n_classes: int) -> jax.Array:
+    """Per-example loss: cross-entropy, or squared error summed over one-hot outputs."""
+    if train.loss == "cross_entropy":
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    target = jax.nn.one_hot(y, n_classes) if n_classes else y[:, None]
+    return jnp.sum((logits - target) ** 2, axis=-1)
+
+
+# --------------------------------------------------------------------------- state
+
+
+class Replica(NamedTuple):
+    """One replica's training state (every leaf gains a leading replica axis in a pack)."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    step: jax.Array  # optimizer steps taken
+    alive: jax.Array  # False once the loss went non-finite
+    diverged_step: jax.Array  # the step it did, else -1
+
+
+class Setup(NamedTuple):
+    """A replica's fixed inputs: its key, its training rows and its hyperparameters."""
+
+    key: jax.Array
+    index: jax.Array  # (n_rows,) pool row of each training example, in the trial's order
+    x: jax.Array  # (n_rows, ...) only for Gaussian data, whose rows are drawn, not indexed
+    y: jax.Array  # (n_rows,) training labels (noised)
+    y_true: jax.Array
+    noised: jax.Array
+    mask: jax.Array
+    n_train: jax.Array
+    lr: jax.Array
+    weight_decay: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """The static part of a pack: what one compiled program is specialised to."""
+
+    trial: Trial  # the pack key: shapes and every non-array setting
+    n_rows: int  # the largest n_train of the pack
+    n_classes: int
+    augment: bool
+
+    @property
+    def train(self) -> Train:
+        return self.trial.train
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_rows // self.train.batch_size
+
+
+def _apply(model: nn.Module, params, batch_stats, x, train: bool):
+    variables = {"params": params} | ({"batch_stats": batch_stats} if batch_stats else {})
+    if train and batch_stats:
+        logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+    return model.apply(variables, x, train=train), batch_stats
+
+
+def _batch_inputs(program: Program, arrays: dict, setup: Setup, rows: jax.Array) -> jax.Array:
+    """Training inputs of ``rows`` (positions in the trial's order), as model-ready floats."""
+    if arrays["x_pool"] is None:
+        return setup.x[rows]
+    return prepare_inputs(arrays["x_pool"][setup.index[rows]], arrays["x_mean"], arrays["x_std"])
+
+
+def _augment(key: jax.Array, x_BHWC: jax.Array) -> jax.Array:
+    """Random crop after zero padding by 4, and a random horizontal flip, per example."""
+    b, h, w, _ = x_BHWC.shape
+    k_crop, k_flip = jax.random.split(key)
+    padded = jnp.pad(x_BHWC, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    offsets = jax.random.randint(k_crop, (b, 2), 0, 9)
+    crop = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1])))
+    x = crop(padded, offsets)
+    flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
+    return jnp.where(flip, x[:, :, ::-1], x)
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def _init(program: Program, arrays: dict, setups: Setup) -> Replica:
+    model, optimizer = make_model(program.trial), make_optimizer(program.train)
+
+    def init_one(setup: Setup) -> Replica:
+        x = _batch_inputs(program, arrays, setup, jnp.arange(1))
+        variables = model.init(named(setup.key, "init"), x, train=False)
+        params = variables["params"]
+        return Replica(params, variables.get("batch_stats", {}), optimizer.init(params),
+                       jnp.zeros((), jnp.int32), jnp.ones((), bool), -jnp.ones((), jnp.int32))
+
+    return jax.vmap(init_one)(setups)
+
+
+def _train_step(program: Program, arrays: dict, setup: Setup, replica: Replica,
+                order: jax.Array, epoch: jax.Array, i: jax.Array) -> Replica:
+    """Batch ``i`` of ``epoch`` for one replica; a no-op where the replica has no batch i."""
+    model, optimizer, train = make_model(program.trial), make_optimizer(program.train), program.train
+    batch = train.batch_size
+    steps_r = setup.n_train // batch
+    rows = jax.lax.dynamic_slice(order, (i * batch,), (batch,))
+    x = _batch_inputs(program, arrays, setup, rows)
+    if program.augment:
+        x = _augment(jax.random.fold_in(named(setup.key, "augment"), replica.step), x)
+    y = setup.y[rows]
+
+    def objective(params):
+        logits, stats = _apply(model, params, replica.batch_stats, x, True)
+        return jnp.mean(loss_fn(train, logits, y, program.n_classes)), stats
+
+    (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(replica.params)
+    total = steps_r * train.epochs
+    hyper = dict(replica.opt_state.hyperparams,
+                 learning_rate=setup.lr * lr_factor(train, replica.step, total),
+                 weight_decay=setup.weight_decay)
+    updates, opt_state = optimizer.update(grads, replica.opt_state._replace(hyperparams=hyper),
+                                          replica.params)
+    new = Replica(optax.apply_updates(replica.params, updates), stats, opt_state,
+                  replica.step + 1, replica.alive, replica.diverged_step)
+    active = (i < steps_r) & replica.alive
+    finite = jnp.isfinite(loss)
+    keep = active & finite
+    merged = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, replica)
+    return merged._replace(
+        alive=replica.alive & (finite | ~active),
+        diverged_step=jnp.where(active & ~finite, replica.step, replica.diverged_step))
+
+
+def epoch_order(setup: Setup, epoch: jax.Array, n_rows: int) -> jax.Array:
+    """A random permutation of the replica's first n_train rows, then the masked rows.
+
+    Each row's sort key is drawn from (trial key, epoch, row), so the order of the first
+    n_train rows does not depend on how many rows the pack pads to.
+    """
+    k_epoch = jax.random.fold_in(named(setup.key, "order"), epoch)
+    keys = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(k_epoch, j)))(
+        jnp.arange(n_rows))
+    return jnp.argsort(jnp.where(jnp.arange(n_rows) < setup.n_train, keys, 2.0))
+
+
+@functools.partial(jax.jit, static_argnames=("program",), donate_argnames=("replicas",))
+def _train_epochs(program: Program, arrays: dict, setups: Setup, replicas: Replica,
+                  first: jax.Array, last: jax.Array) -> Replica:
+    """Train every replica from epoch ``first`` to ``last`` (exclusive), all on device."""
+
+    def one_epoch(epoch, reps):
+        def one_replica(setup, replica):
+            order = epoch_order(setup, epoch, program.n_rows)
+
+            def step(rep, i):
+                return _train_step(program, arrays, setup, rep, order, epoch, i), None
+
+            out, _ = jax.lax.scan(step, replica, jnp.arange(program.steps_per_epoch))
+            return out
+
+        return jax.vmap(one_replica)(setups, reps)
+
+    return jax.lax.fori_loop(first, last, one_epoch, replicas)
+
+
+def _chunks(n: int) -> tuple[int, int]:
+    """(chunk size, number of chunks) covering n rows."""
+    chunk = min(EVAL_CHUNK, n)
+    return chunk, -(-n // chunk)
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def _evaluate(program: Program, arrays: dict, setups: Setup, replicas: Replica) -> dict:
+    """Loss and error on the train rows (clean, noised, noised vs true labels) and the test set."""
+    model, train, n_classes = make_model(program.trial), program.train, program.n_classes
+
+    def measure(replica, x, y):
+        logits, _ = _apply(model, replica.params, replica.batch_stats, x, False)
+        wrong = (jnp.argmax(logits, -1) != y) if n_classes else jnp.zeros(y.shape, bool)
+        return loss_fn(train, logits, y, n_classes), wrong, logits
+
+    def one(setup: Setup, replica: Replica) -> dict:
+        chunk, n_chunks = _chunks(program.n_rows)
+
+        def train_chunk(carry, c):
+            rows = jnp.minimum(c * chunk + jnp.arange(chunk), program.n_rows - 1)
+            valid = (c * chunk + jnp.arange(chunk) < program.n_rows) & setup.mask[rows]
+            loss, wrong, logits = measure(replica, _batch_inputs(program, arrays, setup, rows),
+                                          setup.y[rows])
+            noised = valid & setup.noised[rows]
+            true_right = (jnp.argmax(logits, -1) == setup.y_true[rows]) if n_classes else wrong
+            sums = {"loss": jnp.sum(valid * loss), "wrong": jnp.sum(valid & wrong),
+                    "wrong_clean": jnp.sum(valid & ~noised & wrong),
+                    "wrong_noised": jnp.sum(noised & wrong),
+                    "true_right_noised": jnp.sum(noised & true_right),
+                    "noised": jnp.sum(noised)}
+            return jax.tree.map(jnp.add, carry, sums), None
+
+        zero = {k: jnp.zeros(()) for k in ("loss", "wrong", "wrong_clean", "wrong_noised",
+                                           "true_right_noised", "noised")}
+        tr, _ = jax.lax.scan(train_chunk, zero, jnp.arange(n_chunks))
+
+        def test_chunk(carry, chunk_arrays):
+            x, y, m = chunk_arrays
+            loss, wrong, _ = measure(replica, prepare_inputs(x, arrays["x_mean"], arrays["x_std"]),
+                                     y)
+            return jax.tree.map(jnp.add, carry, {"loss": jnp.sum(m * loss),
+                                                 "wrong": jnp.sum(m * wrong)}), None
+
+        te, _ = jax.lax.scan(test_chunk, {"loss": jnp.zeros(()), "wrong": jnp.zeros(())},
+                             (arrays["x_test"], arrays["y_test"], arrays["test_mask"]))
+        n = setup.n_train.astype(jnp.float32)
+        n_test = jnp.sum(arrays["test_mask"])
+        n_clean = n - tr["noised"]
+        out = {"train_loss": tr["loss"] / n, "test_loss": te["loss"] / n_test,
+               "param_norm": jnp.sqrt(sum(jnp.sum(p.astype(jnp.float32) ** 2)
+                                          for p in jax.tree.leaves(replica.params)))}
+        if n_classes:
+            nan = jnp.float32(jnp.nan)
+            out |= {"train_error": tr["wrong"] / n, "test_error": te["wrong"] / n_test,
+                    "train_error_clean": jnp.where(n_clean > 0, tr["wrong_clean"] / n_clean, nan),
+                    "train_error_noisy": jnp.where(tr["noised"] > 0,
+                                                   tr["wrong_noised"] / tr["noised"], nan),
+                    "noisy_true_acc": jnp.where(tr["noised"] > 0,
+                                                tr["true_right_noised"] / tr["noised"], nan)}
+        else:
+            out |= {"train_mse": out["train_loss"], "test_mse": out["test_loss"]}
+        return out
+
+    return jax.vmap(one)(setups, replicas)
+
+
+# --------------------------------------------------------------------------- host side
+
+
+def eval_epochs(train: Train) -> list[int]:
+    """The evaluation schedule: ``eval_points`` epochs, log or linear, always the last."""
+    if train.eval_spacing == "log":
+        points = np.geomspace(1, train.epochs, train.eval_points)
+    else:
+        points = np.linspace(train.epochs / train.eval_points, train.epochs, train.eval_points)
+    return sorted({int(round(p)) for p in points} | {train.epochs})
+
+
+def _device_arrays(dataset: Dataset) -> dict:
+    arrays = {"x_pool": dataset.x_pool, "x_mean": dataset.x_mean, "x_std": dataset.x_std,
+              **test_chunks(dataset, EVAL_CHUNK)}
+    if dataset.x_pool is None:  # Gaussian rows are drawn per trial from the teacher
+        arrays |= {"beta": dataset.beta.astype(np.float32), "noise_var": dataset.noise_var}
+    return {k: None if v is None else jnp.asarray(v) for k, v in arrays.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("n_rows", "n_classes"))
+def _draw_setups(arrays: dict, seeds, n_train, noise, lr, weight_decay, *, n_rows: int,
+                 n_classes: int) -> Setup:
+    """Each replica's key, training rows and labels, drawn from its seed (see dd.data)."""
+    dataset = Dataset(arrays["x_pool"], arrays["y_pool"], None, None, n_classes,
+                      beta=arrays.get("beta"), noise_var=arrays.get("noise_var", 0.0))
+
+    def one(seed, n, rate):
+        key = trial_key(seed)
+        rows = training_rows(key, dataset, n_rows, n, rate)
+        x = rows["x"] if dataset.x_pool is None else jnp.zeros((n_rows, 0))
+        return (key, rows["index"], x.astype(jnp.float32), rows["y"], rows["y_true"],
+                rows["noised"], rows["mask"])
+
+    drawn = jax.vmap(one)(seeds, n_train, noise)
+    return Setup(*drawn, n_train=n_train, lr=lr, weight_decay=weight_decay)
+
+
+def train_pack(trials: list[Trial], key_trial: Trial,
+               n_rows: int | None = None) -> list[list[dict[str, Any]]]:
+    """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
+
+    ``key_trial`` is the pack key (``dd.packs.pack_key``), ``n_rows`` the row count replicas
+    are padded to (default: the largest n_train): together they fix the compiled program.
+    """
+    dataset = load_dataset(key_trial.data)
+    n_rows = n_rows or max(t.data.n_train for t in trials)
+    if n_rows // key_trial.train.batch_size == 0:
+        raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
+    program = Program(trial=key_trial, n_rows=n_rows, n_classes=dataset.n_classes,
+                      augment=bool(getattr(key_trial.data, "augment", False)))
+    arrays = _device_arrays(dataset)
+    setups = _draw_setups(
+        {**arrays, "y_pool": None if dataset.y_pool is None else jnp.asarray(dataset.y_pool)},
+        jnp.asarray([t.seed for t in trials], jnp.uint32),
+        jnp.asarray([t.data.n_train for t in trials]),
+        jnp.asarray([getattr(t.data, "label_noise", 0.0) for t in trials], jnp.float32),
+        jnp.asarray([t.train.lr for t in trials], jnp.float32),
+        jnp.asarray([t.train.weight_decay for t in trials], jnp.float32),
+        n_rows=n_rows, n_classes=dataset.n_classes)
+    replicas = _init(program, arrays, setups)
+    steps_per_epoch = [t.data.n_train // t.train.batch_size for t in trials]
+    rows: list[list[dict[str, Any]]] = [[] for _ in trials]
+    done = 0
+    for epoch in eval_epochs(key_trial.train):
+        replicas = _train_epochs(program, arrays, setups, replicas, jnp.int32(done),
+                                 jnp.int32(epoch))
+        done = epoch
+        metrics = jax.tree.map(np.asarray, _evaluate(program, arrays, setups, replicas))
+        alive = np.asarray(replicas.alive)
+        for r in range(len(trials)):
+            row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
+            if alive[r]:
+                row |= {k: float(v[r]) for k, v in metrics.items()}
+            rows[r].append(row)
+    diverged = np.asarray(replicas.diverged_step)
+    count = n_params(key_trial)
+    for r, trial_rows in enumerate(rows):
+        for row in trial_rows:
+            row["n_params"] = count
+            if diverged[r] >= 0:
+                row["status"], row["diverged_step"] = "diverged", int(diverged[r])
+    return rows

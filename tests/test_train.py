@@ -1,0 +1,102 @@
+"""The training engine: packs equal trials alone, one compile per pack shape, divergence."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from dd.packs import make_packs, pack_key
+from dd.spec import parse_spec
+from dd.train import eval_epochs, lr_factor, train_pack
+from dd.config import Train
+
+MLP_SPEC = {
+    "name": "mlp", "data": {"name": "mnist1d", "n_train": 300, "train_pool": 400, "n_test": 500},
+    "model": {"name": "mlp", "width": 16},
+    "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 50, "epochs": 6,
+              "eval_points": 3},
+}
+
+
+def _pack(grid: dict, **changes):
+    mapping = {**MLP_SPEC, **changes, "grid": grid}
+    spec = parse_spec(mapping)
+    packs = make_packs(list(spec.trials), spec.resources)
+    return spec, packs
+
+
+def test_a_trial_trained_in_a_pack_equals_the_trial_alone():
+    _, (pack,) = _pack({"seed": [0, 1], "data.n_train": [150, 300],
+                        "data.label_noise": [0.0, 0.2], "train.lr": [0.05, 0.02],
+                        "train.weight_decay": [0.0, 1e-3]})
+    assert len(pack.trials) == 32, "seed, n_train, noise, lr and wd vary inside one pack"
+    key = pack_key(pack.trials[0])
+    together = train_pack(list(pack.trials), key)
+    for i in (0, 7, 18, 31):
+        alone = train_pack([pack.trials[i]], key)[0]
+        assert [r["epoch"] for r in alone] == [r["epoch"] for r in together[i]]
+        for row_alone, row_pack in zip(alone, together[i]):
+            for metric, value in row_alone.items():
+                np.testing.assert_allclose(row_pack[metric], value, rtol=2e-5, atol=1e-6,
+                                           err_msg=f"trial {i} {metric}")
+
+
+def test_one_compile_per_pack_shape():
+    compiles = []
+    listener = lambda event, duration, **kw: compiles.append(event)  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        _, (first,) = _pack({"seed": [0, 1, 2, 3]})
+        _, (second,) = _pack({"zip": [{"seed": [5, 6, 7, 8], "data.n_train": [100, 300, 200, 300],
+                                       "train.lr": [0.01, 0.03, 0.02, 0.05]}]})
+        _, (wider,) = _pack({"seed": [0, 1, 2, 3]}, model={"name": "mlp", "width": 24})
+        counts = []
+        for pack in (first, second, wider):
+            compiles.clear()
+            train_pack(list(pack.trials), pack_key(pack.trials[0]))
+            counts.append(sum(e == "/jax/core/compile/backend_compile_duration"
+                              for e in compiles))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert counts[0] > 0
+    assert counts[1] == 0, "new seeds, n_train and lr reuse the compiled programs"
+    assert counts[2] > 0, "a new width is a new shape"
+
+
+def test_a_diverging_trial_stops_alone():
+    _, (pack,) = _pack({"seed": [0], "train.lr": [0.05, 1e6]})
+    rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))
+    good, bad = (rows[0], rows[1]) if pack.trials[0].train.lr < 1 else (rows[1], rows[0])
+    assert all(r.get("status", "ok") == "ok" for r in good)
+    assert all(np.isfinite(r["train_loss"]) for r in good)
+    assert all(r["status"] == "diverged" for r in bad)
+    assert bad[0]["diverged_step"] >= 0
+    assert "train_loss" not in bad[-1], "no metrics after the divergence"
+
+
+def test_label_noise_metrics_and_memorisation():
+    _, (pack,) = _pack({"seed": [0]}, data={**MLP_SPEC["data"], "label_noise": 0.3,
+                                            "n_train": 200},
+                       model={"name": "mlp", "width": 256},
+                       train={**MLP_SPEC["train"], "optimizer": "adam", "lr": 3e-3,
+                              "momentum": 0.0, "epochs": 300, "eval_points": 4})
+    rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))[0]
+    final = rows[-1]
+    assert final["train_error"] < 0.02, "a wide net memorises noisy labels"
+    assert final["train_error_noisy"] < 0.05
+    assert final["noisy_true_acc"] < 0.3, "memorised noisy labels are not their true labels"
+    assert final["test_error"] > final["train_error"] + 0.2
+
+
+def test_schedules():
+    steps = np.array([0, 511, 512, 2048])
+    inv = lr_factor(Train(schedule="inverse_sqrt", schedule_steps=512), steps, 4096)
+    np.testing.assert_allclose(inv, [1, 1, 1 / np.sqrt(2), 1 / np.sqrt(5)], rtol=1e-6)
+    cos = lr_factor(Train(schedule="cosine"), np.array([0, 50, 100]), 100)
+    np.testing.assert_allclose(cos, [1, 0.5, 0], atol=1e-6)
+    warm = lr_factor(Train(warmup_steps=10), np.array([0, 4, 9, 50]), 100)
+    np.testing.assert_allclose(warm, [0.1, 0.5, 1, 1], rtol=1e-6)
+    assert eval_epochs(Train(epochs=500, eval_points=10))[-1] == 500
+    assert eval_epochs(Train(epochs=500, eval_points=10))[0] == 1
+    assert eval_epochs(Train(epochs=10, eval_points=5, eval_spacing="linear")) == [2, 4, 6, 8, 10]
