@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from dd.curves import CurveSet, sweep_curves
 from dd.errors import StoreError
-from dd.plots import plot_curves
+from dd.plots import plot_curves, plot_heatmap
 from dd.spec import Spec, parse_spec
 from dd.store import SweepStore
 
@@ -45,6 +45,9 @@ def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
             pq.write_table(data, path)
             tables.append(path)
         figures.append(plot_curves(curves, spec, store.dir / "figures"))
+        heatmap = plot_heatmap(curves, spec, store.dir / "figures")
+        if heatmap is not None:
+            figures.append(heatmap)
     return Aggregate(curves=curve_sets, left_out=left_out, figures=figures, tables=tables)
 
 

@@ -80,7 +80,7 @@ def _targets(y: jax.Array, n_classes: int) -> jax.Array:
 def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, model, n_rows,
                   n_classes, p_eff_inputs):
     dataset = Dataset(arrays["x_pool"], arrays["y_pool"], None, None, n_classes,
-                      beta=arrays["beta"], noise_var=arrays["noise_var"])
+                      beta=arrays["beta"], scale=arrays["scale"], noise_var=arrays["noise_var"])
     x_test_CTD, y_test_CT, test_mask_CT = arrays["x_test"], arrays["y_test"], arrays["test_mask"]
     input_dim = math.prod(x_test_CTD.shape[2:])
 
@@ -135,9 +135,11 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
         smoother = featurize(model, params, x_eff) @ vt_RP.T * d_R
         out["p_eff_test"] = n / x_eff.shape[0] * jnp.sum(smoother**2)
         if arrays["beta"] is not None and isinstance(model, RawFeatures):
-            beta, width = arrays["beta"], model.n_features  # coefs past p are 0
-            out["population_risk"] = (jnp.sum((coef_PK[:, 0] - beta[:width]) ** 2)
-                                      + jnp.sum(beta[width:] ** 2) + arrays["noise_var"])
+            beta, var = arrays["beta"], arrays["scale"] ** 2  # coefs past p are 0
+            width = model.n_features
+            out["population_risk"] = (jnp.sum(var[:width] * (coef_PK[:, 0] - beta[:width]) ** 2)
+                                      + jnp.sum(var[width:] * beta[width:] ** 2)
+                                      + arrays["noise_var"])
         return out
 
     return jax.vmap(fit_one)(seeds, n_train, label_noise, ridge, n_features)
@@ -154,7 +156,7 @@ def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, f
     n_rows = n_rows or max(t.data.n_train for t in trials)
     with jax.enable_x64(True):
         arrays = {"x_pool": dataset.x_pool, "y_pool": dataset.y_pool, "beta": dataset.beta,
-                  "noise_var": dataset.noise_var, "x_mean": dataset.x_mean,
+                  "scale": dataset.scale, "noise_var": dataset.noise_var, "x_mean": dataset.x_mean,
                   "x_std": dataset.x_std,
                   **test_chunks(dataset, TEST_CHUNK)}
         arrays = {k: (None if v is None else jnp.asarray(v)) for k, v in arrays.items()}

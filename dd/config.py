@@ -237,6 +237,10 @@ class GaussianData(Data):
     beta spreads ``beta_norm2`` evenly over the coordinates (beta_j^2 = beta_norm2 / dim), so a
     model that sees the first p coordinates misses ||beta_Tc||^2 = beta_norm2 (dim - p) / dim.
     Training rows are drawn per trial; the test set is fixed by ``test_seed``.
+
+    ``slow_dim`` > 0 appends coordinates of scale ``slow_scale`` carrying signal energy
+    ``slow_beta_norm2``: features that gradient descent learns slowly, the two-speed linear
+    model of Heckel & Yilmaz 2020 whose risk shows epoch-wise double descent.
     """
 
     name: str = "gaussian"
@@ -246,6 +250,9 @@ class GaussianData(Data):
     beta_norm2: float = 1.0
     noise_var: float = 0.25
     test_seed: int = 0
+    slow_dim: int = 0
+    slow_scale: float = 1.0
+    slow_beta_norm2: float = 0.0
 
     CLASSIFICATION: ClassVar[bool] = False
 
@@ -255,13 +262,17 @@ class GaussianData(Data):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return (self.dim,)
+        return (self.dim + self.slow_dim,)
 
     def check(self, path: str) -> None:
         super().check(path)
         _check_range(_join(path, "dim"), self.dim, 1, None)
         _check_range(_join(path, "beta_norm2"), self.beta_norm2, 0.0, None)
         _check_range(_join(path, "noise_var"), self.noise_var, 0.0, None)
+        _check_range(_join(path, "slow_dim"), self.slow_dim, 0, None)
+        _check_range(_join(path, "slow_beta_norm2"), self.slow_beta_norm2, 0.0, None)
+        if self.slow_scale <= 0:
+            raise SpecError(_join(path, "slow_scale"), f"must be > 0 (got {self.slow_scale})")
 
 
 IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published files
@@ -424,7 +435,7 @@ class Fit:
         _check_range(_join(path, "p_eff_inputs"), self.p_eff_inputs, 1, None)
 
 
-LOSSES = ("cross_entropy", "mse")
+OBJECTIVES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 EVAL_SPACINGS = ("log", "linear")
@@ -444,7 +455,8 @@ class Train:
     ``b2``. The learning rate at step t is ``lr`` times the ``schedule``: constant;
     inverse_sqrt 1 / sqrt(1 + floor(t / schedule_steps)) (Nakkiran et al.'s SGD); cosine
     from 1 to 0 over the run; all multiplied by a linear warmup over ``warmup_steps``.
-    ``loss``: cross_entropy, or mse on one-hot targets (squared errors summed over classes).
+    ``objective``: the training loss, cross_entropy or mse on one-hot targets (squared
+    errors summed over classes); its value is stored as train_loss / test_loss.
     Evaluation happens at ``eval_points`` epochs, log- or linearly spaced up to ``epochs``
     (the last epoch always included).
     """
@@ -458,7 +470,7 @@ class Train:
     schedule: str = "constant"
     schedule_steps: int = 512
     warmup_steps: int = 0
-    loss: str = "cross_entropy"
+    objective: str = "cross_entropy"
     batch_size: int = 128
     epochs: int = 100
     eval_points: int = 20
@@ -467,7 +479,7 @@ class Train:
     def check(self, path: str) -> None:
         _check_choice(_join(path, "optimizer"), self.optimizer, OPTIMIZERS)
         _check_choice(_join(path, "schedule"), self.schedule, SCHEDULES)
-        _check_choice(_join(path, "loss"), self.loss, LOSSES)
+        _check_choice(_join(path, "objective"), self.objective, OBJECTIVES)
         _check_choice(_join(path, "eval_spacing"), self.eval_spacing, EVAL_SPACINGS)
         if self.lr <= 0:
             raise SpecError(_join(path, "lr"), f"must be > 0 (got {self.lr})")
@@ -513,9 +525,9 @@ class Trial:
     def check(self, path: str) -> None:
         _check_range(_join(path, "seed"), self.seed, 0, 2**31 - 1)
         if not self.model.CLOSED_FORM and not self.data.CLASSIFICATION:
-            if self.train.loss != "mse":
-                raise SpecError(_join(path, "train.loss"),
-                                f"{self.data.name} is a regression dataset; use loss: mse")
+            if self.train.objective != "mse":
+                raise SpecError(_join(path, "train.objective"),
+                                f"{self.data.name} is a regression dataset; use objective: mse")
         if isinstance(self.model, ResNet18Model) and len(self.data.input_shape) != 3:
             raise SpecError(_join(path, "model.name"),
                             f"resnet18 needs images; {self.data.name} examples have shape "

@@ -55,15 +55,24 @@ def defaults(spec: Spec) -> tuple[str, float]:
 
 
 def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
-    """(kind, x path) for every curve the sweep's axes support."""
+    """(kind, x) for every curve the sweep supports; x is a config path or ``epoch``.
+
+    model_wise and sample_wise use each trial's final evaluation; for trained networks also
+    model_wise_best (each trial at its best test-error epoch) and epoch_wise (every epoch).
+    """
     kinds = []
     model_axes = [a for a in spec.axes if a.startswith("model.") and a not in MODEL_AXES_EXCLUDED]
     x_model = spec.curves.x if spec.curves.x and spec.curves.x != "data.n_train" else (
         model_axes[0] if model_axes else None)
+    trained = not type(spec.trials[0].model).CLOSED_FORM
     if x_model:
         kinds.append(("model_wise", x_model))
+        if trained:
+            kinds.append(("model_wise_best", x_model))
     if "data.n_train" in spec.axes or spec.curves.x == "data.n_train":
         kinds.append(("sample_wise", "data.n_train"))
+    if trained:
+        kinds.append(("epoch_wise", "epoch"))
     return kinds
 
 
@@ -77,11 +86,12 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
-    """Aggregate ``rows`` (one final row per trial) into curves along ``x``."""
+    """Aggregate ``rows`` into curves along ``x`` (a config path, or the ``epoch`` column)."""
     series = tuple(a for a in spec.axes if a not in (x, "seed"))
     x_col = column_name(x)
     series_cols = [column_name(s) for s in series]
-    metrics = [m for m in METRICS if m in rows.column_names and rows[m].null_count < len(rows)]
+    metrics = [m for m in METRICS if m in rows.column_names and m not in (x_col, "diverged_step")
+               and rows[m].null_count < len(rows)]
     data = {c: rows[c].to_numpy(zero_copy_only=False) for c in [x_col, *series_cols, *metrics]}
     keys = list(zip(*(data[c] for c in series_cols))) if series_cols else [()] * len(rows)
     point_records, landmark_records = [], []
@@ -150,8 +160,24 @@ def final_rows(rows: pa.Table) -> pa.Table:
     return rows.filter(pa.array(keep))
 
 
+def best_rows(rows: pa.Table, metric: str = "test_error") -> pa.Table:
+    """Each trial's evaluation point with the lowest ``metric`` (the earliest on ties)."""
+    if metric not in rows.column_names or len(rows) == 0:
+        return final_rows(rows)
+    best: dict[str, tuple[float, int, int]] = {}
+    for i, (tid, value, step) in enumerate(zip(rows["trial_id"].to_pylist(),
+                                               rows[metric].to_pylist(),
+                                               rows["step"].to_pylist())):
+        key = (np.inf if value is None else value, step, i)
+        if tid not in best or key < best[tid]:
+            best[tid] = key
+    return rows.take(pa.array(sorted(i for _, _, i in best.values())))
+
+
 def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
     """Every curve the sweep supports, and the number of its trials left out (not ok)."""
     rows, left_out = current_rows(table, spec)
-    rows = final_rows(rows)
-    return [build_curves(rows, spec, kind, x) for kind, x in curve_kinds(spec)], left_out
+    selections = {"model_wise_best": best_rows(rows), "epoch_wise": rows}
+    final = final_rows(rows)
+    return [build_curves(selections.get(kind, final), spec, kind, x)
+            for kind, x in curve_kinds(spec)], left_out

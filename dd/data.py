@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dd.config import Data, DigitsData, GaussianData, ImageData, Mnist1dData
+from dd.errors import DataError
 from dd.rng import named
 
 
@@ -38,7 +39,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
-    beta: np.ndarray | None = None
+    beta: np.ndarray | None = None  # the teacher in input coordinates (Gaussian data)
+    scale: np.ndarray | None = None  # each input coordinate's standard deviation
     noise_var: float = 0.0
     x_mean: np.ndarray | None = None  # per-channel statistics of uint8 image pools
     x_std: np.ndarray | None = None
@@ -53,8 +55,18 @@ def pool_config(data: Data) -> Data:
 
 
 def load_dataset(data: Data) -> Dataset:
-    """The pool and test set of ``data`` (cached per process)."""
-    return _load_pool(pool_config(data))
+    """The pool and test set of ``data`` (cached per process).
+
+    Raises DataError when files hold fewer examples than the config asks for.
+    """
+    dataset = _load_pool(pool_config(data))
+    if dataset.x_pool is not None and data.n_train > len(dataset.y_pool):
+        raise DataError(f"{data.name}: n_train = {data.n_train} but the training files hold "
+                        f"{len(dataset.y_pool)} examples")
+    if len(dataset.y_test) < data.n_test and isinstance(data, ImageData):
+        raise DataError(f"{data.name}: n_test = {data.n_test} but the test files hold "
+                        f"{len(dataset.y_test)} examples")
+    return dataset
 
 
 @functools.lru_cache(maxsize=8)
@@ -75,11 +87,15 @@ def _load_pool(data: Data) -> Dataset:
                        x_mean=scaled.mean(0).astype(np.float32),
                        x_std=scaled.std(0).astype(np.float32))
     if isinstance(data, GaussianData):
-        beta = np.full(data.dim, np.sqrt(data.beta_norm2 / data.dim))
+        scale = np.concatenate([np.ones(data.dim), np.full(data.slow_dim, data.slow_scale)])
+        slow = np.sqrt(data.slow_beta_norm2 / max(data.slow_dim, 1)) / data.slow_scale
+        beta = np.concatenate([np.full(data.dim, np.sqrt(data.beta_norm2 / data.dim)),
+                               np.full(data.slow_dim, slow)])
         rng = np.random.default_rng(data.test_seed)
-        x_test = rng.standard_normal((data.n_test, data.dim))
+        x_test = rng.standard_normal((data.n_test, len(scale))) * scale
         y_test = x_test @ beta + np.sqrt(data.noise_var) * rng.standard_normal(data.n_test)
-        return Dataset(None, None, x_test, y_test, 0, beta=beta, noise_var=data.noise_var)
+        return Dataset(None, None, x_test, y_test, 0, beta=beta, scale=scale,
+                       noise_var=data.noise_var)
     raise TypeError(f"no loader for {type(data).__name__}")  # config validation prevents this
 
 
@@ -181,11 +197,11 @@ def training_rows(key: jax.Array, dataset: Dataset, n_rows: int, n_train: jax.Ar
     """
     mask_N = jnp.arange(n_rows) < n_train
     if dataset.x_pool is None:
-        beta = jnp.asarray(dataset.beta)
+        beta, scale = jnp.asarray(dataset.beta), jnp.asarray(dataset.scale)
 
         def row(i):
             k_x, k_e = jax.random.split(jax.random.fold_in(named(key, "rows"), i))
-            x = jax.random.normal(k_x, beta.shape, beta.dtype)
+            x = jax.random.normal(k_x, beta.shape, beta.dtype) * scale
             return x, x @ beta + jnp.sqrt(dataset.noise_var) * jax.random.normal(k_e, (), beta.dtype)
 
         x_ND, y_N = jax.vmap(row)(jnp.arange(n_rows))

@@ -62,6 +62,20 @@ def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
     return make_packs(missing, spec.resources), len(spec.trials) - len(missing)
 
 
+def check_data_files(packs: list[Pack]) -> None:
+    """Read every file-backed dataset once before scheduling, so a missing or malformed file
+    is one clear error (exit 2) rather than a failure in every pack."""
+    from dd.config import ImageData
+    from dd.data import load_dataset
+
+    seen = set()
+    for pack in packs:
+        data = max((t.data for t in pack.trials), key=lambda d: d.n_train)
+        if isinstance(data, ImageData) and data not in seen:
+            seen.add(data)
+            load_dataset(data)
+
+
 def _init_ray(address: str | None, quiet: bool) -> None:
     import ray
 
@@ -87,6 +101,7 @@ def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = Non
     if not packs:
         say(f"{spec.name}: all {stored} trials already stored in {store.dir}; nothing to run")
         return report
+    check_data_files(packs)
     say(f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
         f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs")
     start = time.perf_counter()

@@ -17,12 +17,16 @@ from dd.schema import column_name  # noqa: E402
 from dd.spec import Spec  # noqa: E402
 from dd.theory import gaussian_raw_features_risk  # noqa: E402
 
-PANELS = (  # (title, [(metric, line style)], log y)
+PANELS = (  # (title, [(metric, line style)], log y); a panel shows if any metric is present
     ("zero-one error", [("test_error", "-"), ("train_error", ":")], False),
+    ("noised training labels", [("train_error_noisy", "-"), ("noisy_true_acc", ":")], False),
     ("squared loss", [("test_mse", "-"), ("train_mse", ":"), ("population_risk", "--")], True),
+    ("loss", [("test_loss", "-"), ("train_loss", ":")], True),
     ("coefficient l2 norm", [("coef_norm", "-")], True),
+    ("parameter l2 norm", [("param_norm", "-")], True),
     ("effective parameters", [("p_eff_test", "-"), ("p_eff_train", ":")], True),
 )
+MAX_LABELLED_SERIES = 8  # past this, lines are told apart by the colour bar, not the legend
 
 
 def _series_label(curves: CurveSet, key: tuple) -> str:
@@ -37,36 +41,60 @@ def _rows(table: pa.Table, metric: str, series_cols: list[str], key: tuple) -> d
     return {c: sub[c].to_numpy() for c in ("x", "mean", "ci_low", "ci_high")}
 
 
+def _sort_key(key: tuple) -> tuple:
+    """Numbers in numeric order, before strings."""
+    return tuple((0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v))
+                 for v in key)
+
+
+def _series_colours(keys: list[tuple]):
+    """A colour per series and, for one numeric series axis, the norm of its colour bar
+    (logarithmic when the values span a decade or more)."""
+    numeric = keys and all(len(k) == 1 and isinstance(k[0], (int, float)) for k in keys)
+    if not numeric:
+        return list(plt.cm.viridis(np.linspace(0, 0.9, max(len(keys), 1)))), None
+    values = np.array([float(k[0]) for k in keys])
+    log = values.min() > 0 and values.max() / values.min() >= 10
+    norm = (matplotlib.colors.LogNorm if log else plt.Normalize)(values.min(), values.max())
+    return [plt.cm.viridis(0.9 * norm(v)) for v in values], norm
+
+
 def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
-    """Draw one curve set as a row of panels; returns the PNG path."""
+    """Draw one curve set as a row of panels; returns the PNG path.
+
+    With more than ``MAX_LABELLED_SERIES`` series, only each panel's first (test-side) metric
+    is drawn, and a colour bar replaces the legend.
+    """
     series_cols = [column_name(s) for s in curves.series]
     table = curves.points
     present = set(table["metric"].to_pylist()) if len(table) else set()
     panels = [p for p in PANELS if any(m in present for m, _ in p[1])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    keys = sorted({tuple(r[c] for c in series_cols) for r in table.to_pylist()},
-                  key=lambda k: tuple(map(str, k)))
-    colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(keys), 1)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False,
+                             layout="constrained")
+    keys = sorted({tuple(r[c] for c in series_cols) for r in table.to_pylist()}, key=_sort_key)
+    crowded = len(keys) > MAX_LABELLED_SERIES
+    colours, norm = _series_colours(keys)
     landmarks = curves.landmarks.to_pylist()
     for ax, (title, lines, log_y) in zip(axes[0], panels):
         lowest = np.inf  # of the panel's first (test-side) metric: train curves may reach 0
-        for color, key in zip(colors, keys):
-            label_key = _series_label(curves, key)
-            for metric, style in lines:
-                if metric not in present:
-                    continue
+        shown = [(m, style) for m, style in lines if m in present]
+        for colour, key in zip(colours, keys):
+            label_key = "" if crowded else _series_label(curves, key)
+            for metric, style in shown[:1] if crowded else shown:
                 r = _rows(table, metric, series_cols, key)
                 if len(r["x"]) == 0:
                     continue
-                label = metric + (f" ({label_key})" if label_key else "")
-                ax.plot(r["x"], r["mean"], style, color=color, label=label, marker=".", ms=3)
+                label = None if crowded else metric + (f" ({label_key})" if label_key else "")
+                ax.plot(r["x"], r["mean"], style, color=colour, label=label, marker=".", ms=3,
+                        lw=1 if crowded else 1.5)
                 if metric == lines[0][0]:
                     lowest = min(lowest, np.nanmin(r["mean"]))
-                ax.fill_between(r["x"], r["ci_low"], r["ci_high"], color=color, alpha=0.2, lw=0)
+                ax.fill_between(r["x"], r["ci_low"], r["ci_high"], color=colour,
+                                alpha=0.08 if crowded else 0.2, lw=0)
             mark = next((lm for lm in landmarks
                          if tuple(lm.get(c) for c in series_cols) == key), None)
             if mark and mark["threshold_x"] is not None:
-                ax.axvline(mark["threshold_x"], color=color, ls="--", lw=0.8, alpha=0.7)
+                ax.axvline(mark["threshold_x"], color=colour, ls="--", lw=0.8, alpha=0.7)
         if title == "squared loss":
             _overlay_theory(ax, curves, spec)
         ax.set_xscale("log")
@@ -75,11 +103,14 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
             if np.isfinite(lowest) and lowest > 0:
                 ax.set_ylim(bottom=lowest / 3)
         ax.set_xlabel(curves.x)
-        ax.set_title(title)
-        ax.legend(fontsize=6)
+        ax.set_title(title + (f" ({shown[0][0]})" if crowded else ""))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    if crowded and norm is not None:
+        mappable = plt.cm.ScalarMappable(cmap=_truncated_viridis(), norm=norm)
+        fig.colorbar(mappable, ax=axes[0].tolist(), label=curves.series[0], pad=0.01)
     fig.suptitle(f"{spec.name}: {curves.kind.replace('_', '-')} (dashed: interpolation threshold)",
                  fontsize=10)
-    fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{curves.kind}.png"
     fig.savefig(path, dpi=120)
@@ -87,11 +118,16 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     return path
 
 
+def _truncated_viridis():
+    """The part of viridis the series colours use (0 to 0.9)."""
+    return matplotlib.colors.ListedColormap(plt.cm.viridis(np.linspace(0, 0.9, 256)))
+
+
 def _overlay_theory(ax, curves: CurveSet, spec: Spec) -> None:
     """The Belkin-Hsu-Xu risk, when the sweep is raw features on Gaussian data over p."""
     trial = spec.trials[0]
     if not (isinstance(trial.data, GaussianData) and isinstance(trial.model, RawFeatures)
-            and curves.x == "model.n_features"):
+            and trial.data.slow_dim == 0 and curves.x == "model.n_features"):
         return
     data = trial.data
     ns = sorted({t.data.n_train for t in spec.trials})
@@ -100,3 +136,41 @@ def _overlay_theory(ax, curves: CurveSet, spec: Spec) -> None:
         risk = gaussian_raw_features_risk(p, n, data.dim, data.beta_norm2, data.noise_var)
         risk = np.where(np.isfinite(risk), risk, np.nan)
         ax.plot(p, risk, color="crimson", lw=1, ls="--", zorder=5, label=f"theory (n={n})")
+
+
+def plot_heatmap(curves: CurveSet, spec: Spec, out_dir: Path, metric: str = "test_error") -> Path | None:
+    """Mean ``metric`` over (model axis, epoch), as in Nakkiran et al.'s Fig. 2."""
+    if curves.kind != "epoch_wise" or len(curves.series) != 1 or len(curves.points) == 0:
+        return None
+    col = column_name(curves.series[0])
+    rows = [r for r in curves.points.to_pylist() if r["metric"] == metric]
+    if not rows:
+        return None
+    ys = sorted({float(r[col]) for r in rows})
+    xs = sorted({r["x"] for r in rows})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        grid[ys.index(float(r[col])), xs.index(r["x"])] = r["mean"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    mesh = ax.pcolormesh(_edges(xs), _edges(ys), grid, cmap="magma", shading="flat")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(curves.series[0])
+    fig.colorbar(mesh, ax=ax, label=f"mean {metric}")
+    ax.set_title(f"{spec.name}: {metric} over {curves.series[0]} and epochs", fontsize=9)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"heatmap_{metric}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _edges(centres: list[float]) -> np.ndarray:
+    """Cell edges between log-spaced centres (geometric midpoints)."""
+    c = np.asarray(centres, dtype=float)
+    if len(c) == 1:
+        return np.array([c[0] / 1.5, c[0] * 1.5])
+    mids = np.sqrt(c[:-1] * c[1:])
+    return np.concatenate([[c[0] ** 2 / mids[0]], mids, [c[-1] ** 2 / mids[-1]]])

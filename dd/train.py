@@ -66,10 +66,11 @@ def n_params(trial: Trial) -> int:
 def bytes_per_replica(trial: Trial) -> int:
     """A rough float32 estimate of one replica's memory, to size packs: parameters, gradients
     and optimizer state, plus activations of a training batch and an evaluation chunk."""
-    width = trial.model.width
-    per_example = {MlpModel: width * max(trial.model.depth, 1),
-                   CnnModel: 2 * width * trial.data.input_dim,
-                   ResNet18Model: 12 * width * trial.data.input_dim}[type(trial.model)]
+    model, width = trial.model, trial.model.width
+    if isinstance(model, MlpModel):
+        per_example = width * max(model.depth, 1)
+    else:  # conv nets: a few feature maps of ~width channels at input resolution
+        per_example = (2 if isinstance(model, CnnModel) else 12) * width * trial.data.input_dim
     batch = trial.train.batch_size + EVAL_CHUNK
     return 4 * (5 * n_params(trial) + 3 * per_example * batch + trial.data.n_train)
 
@@ -109,7 +110,7 @@ def lr_factor(train: Train, step: jax.Array, total_steps: jax.Array) -> jax.Arra
 
 def loss_fn(train: Train, logits: jax.Array, y: jax.Array, n_classes: int) -> jax.Array:
     """Per-example loss: cross-entropy, or squared error summed over one-hot outputs."""
-    if train.loss == "cross_entropy":
+    if train.objective == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(logits, y)
     target = jax.nn.one_hot(y, n_classes) if n_classes else y[:, None]
     return jnp.sum((logits - target) ** 2, axis=-1)
@@ -318,19 +319,18 @@ def _evaluate(program: Program, arrays: dict, setups: Setup, replicas: Replica) 
         n = setup.n_train.astype(jnp.float32)
         n_test = jnp.sum(arrays["test_mask"])
         n_clean = n - tr["noised"]
-        out = {"train_loss": tr["loss"] / n, "test_loss": te["loss"] / n_test,
-               "param_norm": jnp.sqrt(sum(jnp.sum(p.astype(jnp.float32) ** 2)
+        out = {"param_norm": jnp.sqrt(sum(jnp.sum(p.astype(jnp.float32) ** 2)
                                           for p in jax.tree.leaves(replica.params)))}
-        if n_classes:
-            nan = jnp.float32(jnp.nan)
-            out |= {"train_error": tr["wrong"] / n, "test_error": te["wrong"] / n_test,
-                    "train_error_clean": jnp.where(n_clean > 0, tr["wrong_clean"] / n_clean, nan),
-                    "train_error_noisy": jnp.where(tr["noised"] > 0,
-                                                   tr["wrong_noised"] / tr["noised"], nan),
-                    "noisy_true_acc": jnp.where(tr["noised"] > 0,
-                                                tr["true_right_noised"] / tr["noised"], nan)}
-        else:
-            out |= {"train_mse": out["train_loss"], "test_mse": out["test_loss"]}
+        if not n_classes:  # regression: the objective is the squared loss
+            return out | {"train_mse": tr["loss"] / n, "test_mse": te["loss"] / n_test}
+        nan = jnp.float32(jnp.nan)
+        out |= {"train_loss": tr["loss"] / n, "test_loss": te["loss"] / n_test,
+                "train_error": tr["wrong"] / n, "test_error": te["wrong"] / n_test,
+                "train_error_clean": jnp.where(n_clean > 0, tr["wrong_clean"] / n_clean, nan),
+                "train_error_noisy": jnp.where(tr["noised"] > 0,
+                                               tr["wrong_noised"] / tr["noised"], nan),
+                "noisy_true_acc": jnp.where(tr["noised"] > 0,
+                                            tr["true_right_noised"] / tr["noised"], nan)}
         return out
 
     return jax.vmap(one)(setups, replicas)
@@ -352,7 +352,8 @@ def _device_arrays(dataset: Dataset) -> dict:
     arrays = {"x_pool": dataset.x_pool, "x_mean": dataset.x_mean, "x_std": dataset.x_std,
               **test_chunks(dataset, EVAL_CHUNK)}
     if dataset.x_pool is None:  # Gaussian rows are drawn per trial from the teacher
-        arrays |= {"beta": dataset.beta.astype(np.float32), "noise_var": dataset.noise_var}
+        arrays |= {"beta": dataset.beta.astype(np.float32),
+                   "scale": dataset.scale.astype(np.float32), "noise_var": dataset.noise_var}
     return {k: None if v is None else jnp.asarray(v) for k, v in arrays.items()}
 
 
@@ -361,7 +362,8 @@ def _draw_setups(arrays: dict, seeds, n_train, noise, lr, weight_decay, *, n_row
                  n_classes: int) -> Setup:
     """Each replica's key, training rows and labels, drawn from its seed (see dd.data)."""
     dataset = Dataset(arrays["x_pool"], arrays["y_pool"], None, None, n_classes,
-                      beta=arrays.get("beta"), noise_var=arrays.get("noise_var", 0.0))
+                      beta=arrays.get("beta"), scale=arrays.get("scale"),
+                      noise_var=arrays.get("noise_var", 0.0))
 
     def one(seed, n, rate):
         key = trial_key(seed)

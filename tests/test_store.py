@@ -80,3 +80,33 @@ def test_sweep_names_cannot_escape_the_results_root(tmp_path):
     for bad in ("../x", "a/b", ".hidden", "", "x" * 200):
         with pytest.raises(DDError):
             SweepStore(tmp_path, bad)
+
+
+def test_config_columns_never_collide_with_metric_or_meta_columns():
+    import dataclasses
+    import typing
+
+    from dd.config import Data, Model, Trial
+    from dd.schema import META, column_name
+
+    columns = set()
+
+    def walk(prefix: str, cls: type) -> None:
+        for f in dataclasses.fields(cls):
+            kinds = [a for a in typing.get_args(typing.get_type_hints(cls)[f.name])
+                     if a is not type(None)] or [typing.get_type_hints(cls)[f.name]]
+            kind = kinds[0]
+            variants = getattr(kind, "VARIANTS", None)
+            for sub in (set(variants.values()) if variants else [kind]):
+                if dataclasses.is_dataclass(sub):
+                    walk(f"{prefix}{f.name}.", sub)
+                    break
+            else:
+                columns.add(column_name(prefix + f.name))
+
+    walk("", Trial)
+    for union in (Data, Model):
+        for variant in set(union.VARIANTS.values()):
+            walk(f"{union.__name__.lower()}.", variant)
+    assert "train_objective" in columns and "model_width" in columns
+    assert not columns & (set(METRICS) | set(META.names))
