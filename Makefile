@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SWEEP ?= sweeps/rff_mnist1d.yaml
+SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 
 .PHONY: install sweep test clean

@@ -37,9 +37,13 @@ def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
     if table is None:
         raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
     curve_sets, left_out = sweep_curves(table, spec)
+    if not any(len(c.points) for c in curve_sets):
+        raise StoreError(f"{store.dir}: none of the stored rows belong to the current spec's ok "
+                         f"trials ({left_out} left out); run 'dd sweep' with the spec")
     figures, tables = [], []
     for curves in curve_sets:
-        for suffix, data in (("", curves.points), ("_landmarks", curves.landmarks)):
+        for suffix, data in (("", curves.points), ("_seeds", curves.per_seed),
+                             ("_landmarks", curves.landmarks)):
             path = store.dir / "curves" / f"{curves.kind}{suffix}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(data, path)

@@ -77,7 +77,7 @@ def build(cls: type, raw: Any, path: str = "") -> Any:
     variants = getattr(cls, "VARIANTS", None)
     if variants is not None:
         name = raw.get("name")
-        if name not in variants:
+        if not isinstance(name, str) or name not in variants:
             allowed = ", ".join(sorted(variants))
             raise SpecError(_join(path, "name"), f"unknown {path or 'kind'} {_describe(name)}; "
                             f"allowed: {allowed}")

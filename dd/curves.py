@@ -2,7 +2,8 @@
 
 Pure functions of Arrow tables. A curve is a metric's mean over seeds, with a 95% Student-t
 interval, at each value of an x axis (model-wise: a model field; sample-wise: data.n_train),
-one curve per combination of the other swept axes (the series).
+one curve per combination of the other swept axes (the series); each seed's own curve is
+kept beside the mean.
 
 Interpolation threshold: the smallest x whose mean ``threshold_metric`` is below
 ``threshold_tol``. Test peak: the largest mean test metric at or beyond the best x below the
@@ -31,6 +32,7 @@ class CurveSet:
     x: str  # the dotted config path on the x axis
     series: tuple[str, ...]  # the other swept axes, one curve per combination of their values
     points: pa.Table  # series columns, x, metric, mean, ci_low, ci_high, n_seeds
+    per_seed: pa.Table  # series columns, x, metric, seed, value: the curves of single seeds
     landmarks: pa.Table  # series columns, threshold_x, and per test metric peak_x / peak_value
 
 
@@ -92,9 +94,10 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
     series_cols = [column_name(s) for s in series]
     metrics = [m for m in METRICS if m in rows.column_names and m not in (x_col, "diverged_step")
                and rows[m].null_count < len(rows)]
-    data = {c: rows[c].to_numpy(zero_copy_only=False) for c in [x_col, *series_cols, *metrics]}
+    data = {c: rows[c].to_numpy(zero_copy_only=False)
+            for c in dict.fromkeys([x_col, "seed", *series_cols, *metrics])}
     keys = list(zip(*(data[c] for c in series_cols))) if series_cols else [()] * len(rows)
-    point_records, landmark_records = [], []
+    point_records, seed_records, landmark_records = [], [], []
     threshold_metric, tol = defaults(spec)
     for key in sorted(set(keys), key=lambda k: tuple(map(str, k))):
         in_series = np.array([k == key for k in keys])
@@ -104,10 +107,14 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
             column = data[m][in_series].astype(float)
             m_means = []
             for xv in xs:
-                vals = column[(data[x_col][in_series] == xv) & ~np.isnan(column)]
+                here = (data[x_col][in_series] == xv) & ~np.isnan(column)
+                vals = column[here]
                 if len(vals) == 0:
                     m_means.append(np.nan)
                     continue
+                seed_records += [{**dict(zip(series_cols, key)), "x": float(xv), "metric": m,
+                                  "seed": int(seed), "value": float(v)}
+                                 for seed, v in zip(data["seed"][in_series][here], vals)]
                 mean, lo, hi = mean_ci(vals)
                 m_means.append(mean)
                 point_records.append({**dict(zip(series_cols, key)), "x": float(xv), "metric": m,
@@ -124,6 +131,7 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
                 landmark[f"{m}_peak"] = float(means[m][i]) if i is not None else None
         landmark_records.append(landmark)
     return CurveSet(kind=kind, x=x, series=series, points=pa.Table.from_pylist(point_records),
+                    per_seed=pa.Table.from_pylist(seed_records),
                     landmarks=pa.Table.from_pylist(landmark_records))
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dd.packs import Pack, make_packs, pack_key
+from dd.packs import Pack, make_packs, pack_cost, pack_key
 from dd.progress import Progress
 from dd.spec import Spec, trial_id
 from dd.store import SweepStore
@@ -92,8 +92,16 @@ def _init_ray(address: str | None, quiet: bool) -> None:
 
 def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = None,
               quiet: bool = False) -> SweepReport:
-    """Run every planned trial of ``spec`` not yet stored under ``results_root``."""
+    """Run every planned trial of ``spec`` not yet stored under ``results_root``.
+
+    The sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
+    """
     store = SweepStore(results_root, spec.name)
+    with store.driver_lock():
+        return _run_locked(spec, store, address, quiet)
+
+
+def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool) -> SweepReport:
     store.write_spec(spec.mapping)
     packs, stored = plan(spec, store)
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
@@ -112,7 +120,8 @@ def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = Non
         num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus,
         memory=int(spec.resources.memory_gb * 2**30), max_retries=spec.resources.retries,
         retry_exceptions=False)
-    root = str(Path(results_root).resolve())
+    root = str(store.root.resolve())
+    packs = sorted(packs, key=pack_cost, reverse=True)  # longest first: better packing
     pending = {remote.remote(spec.name, root, pack): pack for pack in packs}
     progress = Progress(total=sum(len(p.trials) for p in packs), quiet=quiet,
                         label=spec.name)

@@ -77,3 +77,16 @@ def make_packs(trials: list[Trial], resources: Resources) -> list[Pack]:
                               n_rows=biggest.data.n_train,
                               n_replicas=min(size, len(members))))
     return packs
+
+
+def pack_cost(pack: Pack) -> float:
+    """A relative estimate of a pack's compute, to start the longest packs first."""
+    trial = pack.trials[0]
+    if trial.model.CLOSED_FORM:
+        from dd.closed_form import program_width
+
+        p = program_width(trial.model, trial.data.input_dim)
+        return pack.n_replicas * pack.n_rows * p * min(pack.n_rows, p)
+    from dd.train import n_params
+
+    return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(trial)

@@ -27,18 +27,20 @@ PANELS = (  # (title, [(metric, line style)], log y); a panel shows if any metri
     ("effective parameters", [("p_eff_test", "-"), ("p_eff_train", ":")], True),
 )
 MAX_LABELLED_SERIES = 8  # past this, lines are told apart by the colour bar, not the legend
+MAX_SEED_LINES = 10  # per-seed curves are drawn behind the mean up to this many seeds
 
 
 def _series_label(curves: CurveSet, key: tuple) -> str:
     return ", ".join(f"{s}={v}" for s, v in zip(curves.series, key))
 
 
-def _rows(table: pa.Table, metric: str, series_cols: list[str], key: tuple) -> dict[str, np.ndarray]:
+def _rows(table: pa.Table, metric: str, series_cols: list[str], key: tuple,
+          columns: tuple[str, ...] = ("x", "mean", "ci_low", "ci_high")) -> dict[str, np.ndarray]:
     keep = np.array([m == metric for m in table["metric"].to_pylist()])
     for col, value in zip(series_cols, key):
         keep &= np.array([v == value for v in table[col].to_pylist()])
     sub = table.filter(pa.array(keep))
-    return {c: sub[c].to_numpy() for c in ("x", "mean", "ci_low", "ci_high")}
+    return {c: sub[c].to_numpy() for c in columns}
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -91,6 +93,8 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
                     lowest = min(lowest, np.nanmin(r["mean"]))
                 ax.fill_between(r["x"], r["ci_low"], r["ci_high"], color=colour,
                                 alpha=0.08 if crowded else 0.2, lw=0)
+                if not crowded and metric == shown[0][0]:
+                    _plot_seeds(ax, curves, metric, series_cols, key, colour)
             mark = next((lm for lm in landmarks
                          if tuple(lm.get(c) for c in series_cols) == key), None)
             if mark and mark["threshold_x"] is not None:
@@ -116,6 +120,20 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _plot_seeds(ax, curves: CurveSet, metric: str, series_cols: list[str], key: tuple,
+                colour) -> None:
+    """Each seed's own curve, thin and faint behind the mean (up to MAX_SEED_LINES seeds)."""
+    if len(curves.per_seed) == 0:
+        return
+    r = _rows(curves.per_seed, metric, series_cols, key, ("x", "seed", "value"))
+    seeds = np.unique(r["seed"])
+    if len(seeds) > MAX_SEED_LINES:
+        return
+    for seed in seeds:
+        mine = r["seed"] == seed
+        ax.plot(r["x"][mine], r["value"][mine], "-", color=colour, lw=0.5, alpha=0.35)
 
 
 def _truncated_viridis():

@@ -14,11 +14,14 @@ ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; results are for every reader
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
@@ -68,6 +72,46 @@ class SweepStore:
         self.dir = self.root / self.name
         self.packs_dir = self.dir / "packs"
         self.failed_dir = self.dir / "failed"
+
+    # ---- the driver lock
+    @contextmanager
+    def driver_lock(self):
+        """Hold the sweep for one driver; a second one is refused with who holds it.
+
+        An flock on ``driver.lock``: the kernel releases it when the holder exits or is
+        killed, so a crashed driver never leaves the sweep locked. While it is held, no other
+        driver writes here, so leftover temporary files are stale and are removed.
+        """
+        path = self.dir / "driver.lock"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")
+        except OSError as e:
+            raise StoreError(f"{path}: cannot create the driver lock ({e.strerror or e})") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise StoreError(f"{self.dir}: another driver is running this sweep ({holder}); "
+                                 "wait for it or stop it first") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
+            self._remove_stale_temporaries()
+            yield
+        finally:
+            handle.close()  # closing releases the flock
+
+    def _remove_stale_temporaries(self) -> None:
+        for folder in (self.dir, self.packs_dir, self.failed_dir):
+            if folder.is_dir():
+                for tmp in folder.glob(".tmp-*"):
+                    tmp.unlink(missing_ok=True)
+                    print(f"removed a stale temporary file {tmp}", file=sys.stderr)
 
     # ---- spec
     def write_spec(self, mapping: dict) -> None:

@@ -110,3 +110,32 @@ def test_config_columns_never_collide_with_metric_or_meta_columns():
             walk(f"{union.__name__.lower()}.", variant)
     assert "train_objective" in columns and "model_width" in columns
     assert not columns & (set(METRICS) | set(META.names))
+
+
+def test_a_second_driver_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    store = SweepStore(tmp_path, "s")
+    with store.driver_lock():
+        with pytest.raises(StoreError, match="another driver is running this sweep .pid"):
+            with SweepStore(tmp_path, "s").driver_lock():
+                pass
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from dd.store import SweepStore\n"
+        f"with SweepStore({str(tmp_path)!r}, 's').driver_lock():\n"
+        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match=f"pid {holder.pid}"):
+            with store.driver_lock():
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    stale = store.packs_dir / ".tmp-pack-x.parquet-abc"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a file")
+    with store.driver_lock():  # non-blocking: it would raise if the killed holder's lock stayed
+        assert not stale.exists(), "stale temporaries are removed under the lock"
