@@ -88,6 +88,8 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"{len(missing)} missing, {len(failed)} failed")
     for f in store.failures():
         print(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
+    for r in store.running_packs():
+        print(f"  pack {r['pack_id']} started {r['started']} by pid {r['pid']} on {r['host']}")
     if stored - planned:
         print(f"  {len(stored - planned)} stored trials belong to an earlier version of the spec")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dd.packs import Pack, make_packs, pack_cost, pack_key
 from dd.progress import Progress
-from dd.spec import Spec, trial_id
+from dd.spec import Resources, Spec, trial_id
 from dd.store import SweepStore
 
 
@@ -31,13 +31,25 @@ class SweepReport:
     wall_time_s: float = 0.0
 
 
-def run_pack(sweep: str, results_root: str, pack: Pack) -> dict:
-    """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker)."""
+def run_pack(sweep: str, results_root: str, pack: Pack, resources: Resources) -> dict:
+    """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker).
+
+    A training pack checkpoints to ``<sweep>/checkpoints/`` when the spec asks for it and
+    resumes from there after a crash; the checkpoint goes once the pack's file is written.
+    """
+    store = SweepStore(results_root, sweep)
+    with store.running(pack.id):
+        return _run_pack(store, pack, resources)
+
+
+def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
     import jax
 
     from dd.schema import pack_table
 
     trials, padded = list(pack.trials), pack.padded_trials()
+    checkpoint = (store.dir / "checkpoints" / f"pack-{pack.id}.msgpack"
+                  if resources.checkpoint_every else None)
     start = time.perf_counter()
     if trials[0].model.CLOSED_FORM:
         from dd.closed_form import fit_pack
@@ -46,12 +58,15 @@ def run_pack(sweep: str, results_root: str, pack: Pack) -> dict:
     else:
         from dd.train import train_pack
 
-        rows = train_pack(padded, pack_key(trials[0]), pack.n_rows)
+        rows = train_pack(padded, pack_key(trials[0]), pack.n_rows, checkpoint=checkpoint,
+                          checkpoint_every=resources.checkpoint_every)
     rows = rows[: len(trials)]
     wall = time.perf_counter() - start
-    table = pack_table(sweep=sweep, pack_id=pack.id, trial_ids=list(pack.trial_ids),
+    table = pack_table(sweep=store.name, pack_id=pack.id, trial_ids=list(pack.trial_ids),
                        trials=trials, rows=rows, wall_time_s=wall, jax_version=jax.__version__)
-    SweepStore(results_root, sweep).write_pack(pack.id, table)
+    store.write_pack(pack.id, table)
+    if checkpoint is not None and not resources.keep_checkpoints:
+        checkpoint.unlink(missing_ok=True)
     return {"pack_id": pack.id, "trials": len(pack.trials), "wall_time_s": wall}
 
 
@@ -59,7 +74,8 @@ def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
     """The packs still to run, and how many planned trials are already stored."""
     stored = store.stored_trial_ids()
     missing = [t for t in spec.trials if trial_id(t) not in stored]
-    return make_packs(missing, spec.resources), len(spec.trials) - len(missing)
+    return (make_packs(missing, spec.resources, planned=list(spec.trials)),
+            len(spec.trials) - len(missing))
 
 
 def check_data_files(packs: list[Pack]) -> None:
@@ -77,17 +93,18 @@ def check_data_files(packs: list[Pack]) -> None:
 
 
 def _init_ray(address: str | None, quiet: bool) -> None:
+    """Join ``address`` (or $RAY_ADDRESS); without one, start a fresh local instance.
+
+    ``address="local"`` matters: a bare ``ray.init()`` attaches to any Ray instance already
+    running on the machine (another sweep's, say) and would queue behind its work.
+    """
     import ray
 
     if ray.is_initialized():
         return
-    kwargs = {"include_dashboard": False, "log_to_driver": not quiet,
-              "configure_logging": True, "logging_level": "WARNING"}
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(**kwargs)
+    ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local",
+             include_dashboard=False, log_to_driver=not quiet, configure_logging=True,
+             logging_level="WARNING")
 
 
 def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = None,
@@ -122,7 +139,7 @@ def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool)
         retry_exceptions=False)
     root = str(store.root.resolve())
     packs = sorted(packs, key=pack_cost, reverse=True)  # longest first: better packing
-    pending = {remote.remote(spec.name, root, pack): pack for pack in packs}
+    pending = {remote.remote(spec.name, root, pack, spec.resources): pack for pack in packs}
     progress = Progress(total=sum(len(p.trials) for p in packs), quiet=quiet,
                         label=spec.name)
     with progress:

@@ -59,10 +59,17 @@ def replicas_per_pack(trial: Trial, resources: Resources) -> int:
     return max(1, min(resources.max_pack, int(budget // bytes_per_replica(trial))))
 
 
-def make_packs(trials: list[Trial], resources: Resources) -> list[Pack]:
-    """Group trials by pack key and cut each group to the memory budget (order preserved)."""
+def make_packs(trials: list[Trial], resources: Resources,
+               planned: list[Trial] | None = None) -> list[Pack]:
+    """Group ``trials`` by pack key and cut each group to the memory budget (order kept).
+
+    Groups are sized and cut over ``planned`` (default: ``trials``), the whole sweep, so the
+    pack of a trial does not depend on which other trials are already stored: a resumed sweep
+    re-plans the same pack ids and finds their checkpoints.
+    """
+    todo = {trial_id(t) for t in trials}
     groups: dict[Trial, list[Trial]] = {}
-    for t in trials:
+    for t in planned if planned is not None else trials:
         groups.setdefault(pack_key(t), []).append(t)
     packs = []
     for members in groups.values():
@@ -70,7 +77,9 @@ def make_packs(trials: list[Trial], resources: Resources) -> list[Pack]:
         biggest = max(members, key=lambda t: t.data.n_train)
         size = replicas_per_pack(biggest, resources)
         for start in range(0, len(members), size):
-            chunk = members[start:start + size]
+            chunk = [t for t in members[start:start + size] if trial_id(t) in todo]
+            if not chunk:
+                continue
             ids = tuple(trial_id(t) for t in chunk)
             digest = hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:16]
             packs.append(Pack(id=digest, trial_ids=ids, trials=tuple(chunk),

@@ -48,6 +48,9 @@ class Resources:
     """What Ray gives each pack, how big a pack may grow, and how often a failed pack retries.
 
     ``memory_gb`` is the device-memory budget a pack is cut to (and what Ray reserves for it).
+    ``checkpoint_every`` > 0 saves a training pack's whole state every that many epochs, so a
+    pack whose worker dies resumes there; checkpoints of finished packs are deleted unless
+    ``keep_checkpoints``.
     """
 
     cpus: float = 1.0
@@ -55,6 +58,8 @@ class Resources:
     memory_gb: float = 2.0
     max_pack: int = 256
     retries: int = 2
+    checkpoint_every: int = 0
+    keep_checkpoints: bool = False
 
     def check(self, path: str) -> None:
         _check_range(f"{path}.cpus", self.cpus, 0.0, None)
@@ -62,6 +67,7 @@ class Resources:
         _check_range(f"{path}.memory_gb", self.memory_gb, 0.01, None)
         _check_range(f"{path}.max_pack", self.max_pack, 1, None)
         _check_range(f"{path}.retries", self.retries, 0, 100)
+        _check_range(f"{path}.checkpoint_every", self.checkpoint_every, 0, None)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,9 @@ Layout of ``<results>/<sweep>/``::
     spec.yaml                 the spec as loaded (the current plan: curves use its trials)
     packs/pack-<id>.parquet   one file per finished pack, written to a temporary name, renamed
     failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
+    running/pack-<id>.json    which process runs a pack, while it runs
+    checkpoints/              training state of unfinished packs (resources.checkpoint_every)
+    driver.lock               held (flock) by the driver running the sweep
     corrupt/                  unreadable pack files moved aside, never read as results
     curves/, figures/         the aggregator's output
 
@@ -80,7 +83,8 @@ class SweepStore:
 
         An flock on ``driver.lock``: the kernel releases it when the holder exits or is
         killed, so a crashed driver never leaves the sweep locked. While it is held, no other
-        driver writes here, so leftover temporary files are stale and are removed.
+        driver writes here, so leftover temporary files and running records are stale and
+        are removed.
         """
         path = self.dir / "driver.lock"
         try:
@@ -101,17 +105,21 @@ class SweepStore:
             handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
                          f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
             handle.flush()
-            self._remove_stale_temporaries()
+            self._clear_leftovers()
             yield
         finally:
             handle.close()  # closing releases the flock
 
-    def _remove_stale_temporaries(self) -> None:
-        for folder in (self.dir, self.packs_dir, self.failed_dir):
+    def _clear_leftovers(self) -> None:
+        """Remove what a crashed driver's run left: temporary files and running records."""
+        for folder in (self.dir, self.packs_dir, self.failed_dir, self.dir / "running",
+                       self.dir / "checkpoints"):
             if folder.is_dir():
                 for tmp in folder.glob(".tmp-*"):
                     tmp.unlink(missing_ok=True)
                     print(f"removed a stale temporary file {tmp}", file=sys.stderr)
+        for record in (self.dir / "running").glob("pack-*.json"):
+            record.unlink(missing_ok=True)
 
     # ---- spec
     def write_spec(self, mapping: dict) -> None:
@@ -173,6 +181,34 @@ class SweepStore:
             return None
         return pa.concat_tables(tables, promote_options="permissive")
 
+    # ---- packs in flight
+    @contextmanager
+    def running(self, pack_id: str):
+        """Record which process runs a pack (``running/pack-<id>.json``) while it runs, for
+        ``dd status`` and for operators; a dead worker's record is overwritten by its retry."""
+        path = self.dir / "running" / f"pack-{pack_id}.json"
+        record = {"pack_id": pack_id, "pid": os.getpid(), "host": socket.gethostname(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        atomic_write_bytes(path, json.dumps(record).encode())
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+    def running_packs(self) -> list[dict[str, Any]]:
+        return self._records(self.dir / "running")
+
+    def _records(self, folder: Path) -> list[dict[str, Any]]:
+        if not folder.is_dir():
+            return []
+        out = []
+        for path in sorted(folder.glob("pack-*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
     # ---- failures
     def write_failure(self, pack_id: str, trial_ids: list[str], reason: str) -> None:
         record = {"pack_id": pack_id, "trial_ids": trial_ids, "reason": reason,
@@ -187,12 +223,4 @@ class SweepStore:
             pass
 
     def failures(self) -> list[dict[str, Any]]:
-        if not self.failed_dir.is_dir():
-            return []
-        out = []
-        for path in sorted(self.failed_dir.glob("pack-*.json")):
-            try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-        return out
+        return self._records(self.failed_dir)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+import json
+import sys
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -376,12 +379,17 @@ def _draw_setups(arrays: dict, seeds, n_train, noise, lr, weight_decay, *, n_row
     return Setup(*drawn, n_train=n_train, lr=lr, weight_decay=weight_decay)
 
 
-def train_pack(trials: list[Trial], key_trial: Trial,
-               n_rows: int | None = None) -> list[list[dict[str, Any]]]:
+def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None, *,
+               checkpoint: Path | None = None,
+               checkpoint_every: int = 0) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
 
     ``key_trial`` is the pack key (``dd.packs.pack_key``), ``n_rows`` the row count replicas
     are padded to (default: the largest n_train): together they fix the compiled program.
+    With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state (parameters, optimizer
+    state, step counts, divergence flags, the rows so far) is saved atomically every that many
+    epochs, and a saved state is resumed from: the data order and augmentation draws derive
+    from (trial key, epoch, step), so a resumed pack ends with the same numbers.
     """
     dataset = load_dataset(key_trial.data)
     n_rows = n_rows or max(t.data.n_train for t in trials)
@@ -402,17 +410,28 @@ def train_pack(trials: list[Trial], key_trial: Trial,
     steps_per_epoch = [t.data.n_train // t.train.batch_size for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
-    for epoch in eval_epochs(key_trial.train):
+    if checkpoint is not None and checkpoint.exists():
+        replicas, done, rows = _restore(checkpoint, replicas, len(trials))
+    epochs = key_trial.train.epochs
+    evals = set(eval_epochs(key_trial.train))
+    saves = (set(range(checkpoint_every, epochs, checkpoint_every))
+             if checkpoint is not None and checkpoint_every > 0 else set())
+    for epoch in sorted(evals | saves):
+        if epoch <= done:
+            continue
         replicas = _train_epochs(program, arrays, setups, replicas, jnp.int32(done),
                                  jnp.int32(epoch))
         done = epoch
-        metrics = jax.tree.map(np.asarray, _evaluate(program, arrays, setups, replicas))
-        alive = np.asarray(replicas.alive)
-        for r in range(len(trials)):
-            row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
-            if alive[r]:
-                row |= {k: float(v[r]) for k, v in metrics.items()}
-            rows[r].append(row)
+        if epoch in evals:
+            metrics = jax.tree.map(np.asarray, _evaluate(program, arrays, setups, replicas))
+            alive = np.asarray(replicas.alive)
+            for r in range(len(trials)):
+                row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
+                if alive[r]:
+                    row |= {k: float(v[r]) for k, v in metrics.items()}
+                rows[r].append(row)
+        if epoch in saves:
+            _save(checkpoint, replicas, done, rows)
     diverged = np.asarray(replicas.diverged_step)
     count = n_params(key_trial)
     for r, trial_rows in enumerate(rows):
@@ -421,3 +440,30 @@ def train_pack(trials: list[Trial], key_trial: Trial,
             if diverged[r] >= 0:
                 row["status"], row["diverged_step"] = "diverged", int(diverged[r])
     return rows
+
+
+def _save(path: Path, replicas: Replica, epoch: int, rows: list) -> None:
+    """One msgpack file (Flax's serialization) holding the state and the rows, written
+    atomically: a crash mid-write leaves the previous checkpoint."""
+    from dd.store import atomic_write_bytes
+
+    meta = json.dumps({"epoch": epoch, "rows": rows}).encode()
+    payload = flax.serialization.to_bytes(
+        {"replicas": replicas, "meta": np.frombuffer(meta, np.uint8)})
+    atomic_write_bytes(path, payload)
+
+
+def _restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int, list]:
+    """The saved state, or the fresh ``template`` if the file does not fit this pack."""
+    try:
+        state = flax.serialization.from_bytes(
+            {"replicas": template, "meta": np.zeros(0, np.uint8)}, path.read_bytes())
+        meta = json.loads(bytes(np.asarray(state["meta"], np.uint8)))
+        if len(meta["rows"]) != n_trials:
+            raise ValueError("the checkpoint holds another pack")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"warning: ignoring checkpoint {path} ({e}); training from the start",
+              file=sys.stderr)
+        return template, 0, [[] for _ in range(n_trials)]
+    replicas = jax.tree.map(jnp.asarray, state["replicas"])
+    return replicas, meta["epoch"], meta["rows"]

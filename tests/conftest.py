@@ -16,7 +16,7 @@ def ray_local():
     """A local Ray instance shared by the tests of a session (started once, it takes seconds)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 

@@ -100,3 +100,38 @@ def test_schedules():
     assert eval_epochs(Train(epochs=500, eval_points=10))[-1] == 500
     assert eval_epochs(Train(epochs=500, eval_points=10))[0] == 1
     assert eval_epochs(Train(epochs=10, eval_points=5, eval_spacing="linear")) == [2, 4, 6, 8, 10]
+
+
+def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path, monkeypatch):
+    import dd.train as train_module
+
+    _, (pack,) = _pack({"seed": [0, 1], "data.label_noise": [0.0, 0.3]})
+    key, trials = pack_key(pack.trials[0]), list(pack.trials)
+    uninterrupted = train_pack(trials, key)
+    checkpoint = tmp_path / "pack.msgpack"
+    real_evaluate, calls = train_module._evaluate, []
+
+    def crash_on_third_evaluation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker killed")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_evaluate", crash_on_third_evaluation)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
+    assert checkpoint.exists(), "the state at epoch 4 was saved before the crash"
+    monkeypatch.setattr(train_module, "_evaluate", real_evaluate)
+    real_train, starts = train_module._train_epochs, []
+
+    def record_start(program, arrays, setups, replicas, first, last):
+        starts.append(int(first))
+        return real_train(program, arrays, setups, replicas, first, last)
+
+    monkeypatch.setattr(train_module, "_train_epochs", record_start)
+    resumed = train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
+    assert starts == [4], "training resumed at the epoch-4 checkpoint, not from the start"
+    np.testing.assert_equal(resumed, uninterrupted)  # exactly, NaN (no noised labels) included
+    checkpoint.write_bytes(b"not a checkpoint")  # a damaged file is ignored, not trusted
+    np.testing.assert_equal(train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2),
+                            uninterrupted)

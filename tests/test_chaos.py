@@ -1,0 +1,203 @@
+"""Faults on real processes: a worker killed mid-pack, a driver killed mid-sweep, a node lost.
+
+Processes are killed by process id (never by name). Waits are bounded so a broken run fails
+instead of hanging; nothing here asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+
+from dd.store import SweepStore
+
+SPEC = {
+    "name": "chaos",
+    "data": {"name": "mnist1d", "n_train": 400, "train_pool": 400, "n_test": 600,
+             "label_noise": 0.1},
+    "model": {"name": "mlp", "width": 64},
+    "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 20, "epochs": 60,
+              "eval_points": 4},
+    "grid": {"model.width": [32, 64], "seed": [0, 1]},
+    "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10},
+}
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (children of children included)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_tree(pid: int) -> None:
+    for p in [pid, *_descendants(pid)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_for(condition, what: str, limit: float = 240.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _driver(spec_path: Path, results: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dd", "sweep", str(spec_path), "--results",
+                             str(results), "--no-curves"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish(driver: subprocess.Popen) -> str:
+    try:
+        out, _ = driver.communicate(timeout=600)
+    finally:
+        _kill_tree(driver.pid)  # the driver's local Ray processes, if any outlived it
+    return out
+
+
+def _rows(results: Path) -> pa.Table:
+    return SweepStore(results, SPEC["name"]).read_results().sort_by([("trial_id", "ascending"),
+                                                                     ("step", "ascending")])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> pa.Table:
+    """The same sweep, uninterrupted."""
+    root = tmp_path_factory.mktemp("reference")
+    spec_path = root / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC))
+    driver = _driver(spec_path, root / "results")
+    out = _finish(driver)
+    assert driver.returncode == 0, out
+    return _rows(root / "results")
+
+
+METRIC_COLUMNS = ("trial_id", "step", "epoch", "status", "train_loss", "test_loss", "test_error",
+                  "train_error", "param_norm")
+
+
+def _assert_same_results(table: pa.Table, reference: pa.Table) -> None:
+    pairs = list(zip(table["trial_id"].to_pylist(), table["step"].to_pylist()))
+    assert len(pairs) == len(set(pairs)), "no duplicate (trial, evaluation point) rows"
+    for column in METRIC_COLUMNS:
+        np.testing.assert_equal(table[column].to_pylist(), reference[column].to_pylist(),
+                                err_msg=column)
+
+
+def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, reference):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC))
+    results = tmp_path / "results"
+    driver = _driver(spec_path, results)
+    running = results / SPEC["name"] / "running"
+    try:
+        record = _wait_for(lambda: next((json.loads(p.read_text()) for p in running.glob("*.json")
+                                         if p.stat().st_size), None), "a running pack")
+        checkpoints = results / SPEC["name"] / "checkpoints"
+        _wait_for(lambda: list(checkpoints.glob("pack-*.msgpack")), "a first checkpoint")
+        os.kill(record["pid"], signal.SIGKILL)
+    finally:
+        out = _finish(driver)
+    assert driver.returncode == 0, out
+    store = SweepStore(results, SPEC["name"])
+    assert store.failures() == []
+    _assert_same_results(_rows(results), reference)
+    assert not list((results / SPEC["name"] / "checkpoints").glob("*.msgpack")), \
+        "checkpoints of finished packs are removed"
+
+
+def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path, reference):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC))
+    results = tmp_path / "results"
+    driver = _driver(spec_path, results)
+    packs = results / SPEC["name"] / "packs"
+    try:
+        _wait_for(lambda: list(packs.glob("pack-*.parquet")), "a first finished pack")
+    finally:
+        _kill_tree(driver.pid)
+        driver.wait()
+    assert driver.returncode == -signal.SIGKILL
+    stored_before = len(list(packs.glob("pack-*.parquet")))
+    assert stored_before == 1, "killed mid-sweep: one of the two packs stored"
+    again = _driver(spec_path, results)
+    out = _finish(again)
+    assert again.returncode == 0, out
+    assert "2 already stored; running 2 trials in 1 packs" in out, out
+    _assert_same_results(_rows(results), reference)
+
+
+LOST_NODE_SCRIPT = """
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from ray.cluster_utils import Cluster
+from dd.execute import run_sweep
+from dd.spec import parse_spec
+
+spec, root = parse_spec(json.loads(sys.argv[1])), Path(sys.argv[2])
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+cluster.wait_for_nodes()
+out = {}
+thread = threading.Thread(target=lambda: out.update(
+    report=run_sweep(spec, root, address=cluster.address, quiet=True)))
+thread.start()
+running = root / spec.name / "running"
+deadline = time.monotonic() + 240
+while len(list(running.glob("pack-*.json"))) < 2 and time.monotonic() < deadline:
+    time.sleep(0.2)
+busy = len(list(running.glob("pack-*.json")))
+cluster.remove_node(nodes[1])
+thread.join(timeout=600)
+report = out["report"]
+print("RESULT", json.dumps({"busy": busy, "trials_run": report.trials_run,
+                            "failed": report.failed_packs}), flush=True)
+import ray
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+def test_lost_node_loses_no_result(tmp_path, reference):
+    spec = {**SPEC, "resources": {**SPEC["resources"], "retries": 3}}
+    script = subprocess.Popen([sys.executable, "-c", LOST_NODE_SCRIPT, json.dumps(spec),
+                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    out = _finish(script)  # kills the cluster's processes too, whatever happened
+    assert script.returncode == 0, out[-4000:]
+    summary = json.loads(next(line for line in out.splitlines()
+                              if line.startswith("RESULT "))[len("RESULT "):])
+    assert summary["busy"] == 2, "both worker nodes were running a pack when one was removed"
+    assert summary == {"busy": 2, "trials_run": 4, "failed": []}
+    _assert_same_results(_rows(tmp_path), reference)
