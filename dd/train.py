@@ -153,7 +153,7 @@ class Program:
     """The static part of a pack: what one compiled program is specialised to."""
 
     trial: Trial  # the pack key: shapes and every non-array setting
-    n_rows: int  # the largest n_train of the pack
+    n_rows: int  # the largest n_train of the pack's group: every replica is padded to it
     n_classes: int
     augment: bool
 
@@ -183,12 +183,12 @@ def _batch_inputs(program: Program, arrays: dict, setup: Setup, rows: jax.Array)
 
 def _augment(key: jax.Array, x_BHWC: jax.Array) -> jax.Array:
     """Random crop after zero padding by 4, and a random horizontal flip, per example."""
-    b, h, w, _ = x_BHWC.shape
+    b, h, w, c = x_BHWC.shape
     k_crop, k_flip = jax.random.split(key)
     padded = jnp.pad(x_BHWC, ((0, 0), (4, 4), (4, 4), (0, 0)))
     offsets = jax.random.randint(k_crop, (b, 2), 0, 9)
-    crop = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1])))
-    x = crop(padded, offsets)
+    x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c)))(
+        padded, offsets)
     flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
     return jnp.where(flip, x[:, :, ::-1], x)
 
@@ -208,9 +208,10 @@ def _init(program: Program, arrays: dict, setups: Setup) -> Replica:
 
 
 def _train_step(program: Program, arrays: dict, setup: Setup, replica: Replica,
-                order: jax.Array, epoch: jax.Array, i: jax.Array) -> Replica:
-    """Batch ``i`` of ``epoch`` for one replica; a no-op where the replica has no batch i."""
-    model, optimizer, train = make_model(program.trial), make_optimizer(program.train), program.train
+                order: jax.Array, i: jax.Array) -> Replica:
+    """Batch ``i`` of an epoch (in ``order``) for one replica; a no-op where it has no batch i."""
+    train = program.train
+    model, optimizer = make_model(program.trial), make_optimizer(train)
     batch = train.batch_size
     steps_r = setup.n_train // batch
     rows = jax.lax.dynamic_slice(order, (i * batch,), (batch,))
@@ -263,7 +264,7 @@ def _train_epochs(program: Program, arrays: dict, setups: Setup, replicas: Repli
             order = epoch_order(setup, epoch, program.n_rows)
 
             def step(rep, i):
-                return _train_step(program, arrays, setup, rep, order, epoch, i), None
+                return _train_step(program, arrays, setup, rep, order, i), None
 
             out, _ = jax.lax.scan(step, replica, jnp.arange(program.steps_per_epoch))
             return out

@@ -100,3 +100,22 @@ def test_python_m_dd_runs_as_a_module(tmp_path):
     assert done.stdout.startswith("dd ")
     bad = subprocess.run([sys.executable, "-m", "dd", "sweep"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_pack_that_keeps_failing_is_recorded_and_the_sweep_exits_1(ray_local, write_spec,
+                                                                     tmp_path, capsys):
+    spec_path = write_spec(TINY_GAUSSIAN)
+    root = tmp_path / "results"
+    (root / "tiny").mkdir(parents=True)
+    (root / "tiny" / "packs").write_text("a file where the packs directory should be")
+    assert main(["sweep", str(spec_path), "--results", str(root), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "packs failed" in err and "Traceback" not in err
+    assert main(["status", "tiny", "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "24 trials planned: 0 done, 0 missing, 24 failed" in out
+    assert "cannot write" in out, "the reason is recorded with the failed pack"
+    (root / "tiny" / "packs").unlink()  # the disk is fixed: the same command finishes the sweep
+    assert main(["sweep", str(spec_path), "--results", str(root), "--quiet"]) == 0
+    assert main(["status", "tiny", "--results", str(root)]) == 0
+    assert "24 done, 0 missing, 0 failed" in capsys.readouterr().out
