@@ -88,13 +88,17 @@ def _rows(results: Path) -> pa.Table:
                                                                      ("step", "ascending")])
 
 
+def _spec_file(folder: Path) -> Path:
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(SPEC))
+    return path
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> pa.Table:
     """The same sweep, uninterrupted."""
     root = tmp_path_factory.mktemp("reference")
-    spec_path = root / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(SPEC))
-    driver = _driver(spec_path, root / "results")
+    driver = _driver(_spec_file(root), root / "results")
     out = _finish(driver)
     assert driver.returncode == 0, out
     return _rows(root / "results")
@@ -113,16 +117,14 @@ def _assert_same_results(table: pa.Table, reference: pa.Table) -> None:
 
 
 def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, reference):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(SPEC))
     results = tmp_path / "results"
-    driver = _driver(spec_path, results)
-    running = results / SPEC["name"] / "running"
-    try:
-        record = _wait_for(lambda: next((json.loads(p.read_text()) for p in running.glob("*.json")
-                                         if p.stat().st_size), None), "a running pack")
-        checkpoints = results / SPEC["name"] / "checkpoints"
-        _wait_for(lambda: list(checkpoints.glob("pack-*.msgpack")), "a first checkpoint")
+    driver = _driver(_spec_file(tmp_path), results)
+    sweep = results / SPEC["name"]
+    try:  # kill the worker of a pack that has checkpointed and is still running
+        (checkpoint,) = _wait_for(lambda: list((sweep / "checkpoints").glob("pack-*.msgpack"))[:1],
+                                  "a first checkpoint")
+        record = json.loads((sweep / "running" / checkpoint.name.replace(".msgpack", ".json"))
+                            .read_text())
         os.kill(record["pid"], signal.SIGKILL)
     finally:
         out = _finish(driver)
@@ -135,8 +137,7 @@ def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, referenc
 
 
 def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path, reference):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(SPEC))
+    spec_path = _spec_file(tmp_path)
     results = tmp_path / "results"
     driver = _driver(spec_path, results)
     packs = results / SPEC["name"] / "packs"
