@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from dd.curves import CurveSet, sweep_curves
+from dd.curves import PEAK_METRICS, CurveSet, sweep_curves
 from dd.errors import StoreError
 from dd.plots import plot_curves, plot_heatmap
+from dd.schema import column_name
 from dd.spec import Spec, parse_spec
 from dd.store import SweepStore
 
@@ -59,12 +60,11 @@ def describe(aggregate: Aggregate) -> list[str]:
     """One line per located threshold and peak, for the terminal."""
     lines = []
     for curves in aggregate.curves:
+        series_cols = [column_name(s) for s in curves.series]
         for mark in curves.landmarks.to_pylist():
-            series = {k: v for k, v in mark.items() if k in
-                      [s.replace(".", "_") for s in curves.series]}
-            where = " ".join(f"{k}={v}" for k, v in series.items())
-            peaks = ", ".join(f"{k[:-7]} peak at {mark[k]:g} ({mark[k[:-2]]:.4g})"
-                              for k in mark if k.endswith("_peak_x") and mark[k] is not None)
+            where = " ".join(f"{c}={mark[c]}" for c in series_cols)
+            peaks = ", ".join(f"{m} peak at {mark[f'{m}_peak_x']:g} ({mark[f'{m}_peak']:.4g})"
+                              for m in PEAK_METRICS if mark.get(f"{m}_peak_x") is not None)
             thr = mark["threshold_x"]
             lines.append(f"{curves.kind} {where}".rstrip() + ": threshold "
                          + (f"at {curves.x}={thr:g}" if thr is not None else "not reached")
@@ -72,5 +72,3 @@ def describe(aggregate: Aggregate) -> list[str]:
     if aggregate.left_out:
         lines.append(f"{aggregate.left_out} trials left out (diverged or failed)")
     return lines
-
-

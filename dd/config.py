@@ -13,7 +13,7 @@ import functools
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dd.errors import SpecError

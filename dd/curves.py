@@ -22,6 +22,7 @@ from dd.schema import METRICS, STATUS_OK, column_name
 from dd.spec import Spec, trial_id
 
 MODEL_AXES_EXCLUDED = ("model.name",)
+PEAK_METRICS = ("test_error", "test_mse", "population_risk", "coef_norm")  # peaks located
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
     return kinds
 
 
+def series_order(key: tuple) -> tuple:
+    """Sort key for series values: numbers in numeric order, before strings."""
+    return tuple((0, float(v), "") if isinstance(v, (int, float, np.number)) else (1, 0.0, str(v))
+                 for v in key)
+
+
 def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
     """Mean and the 95% Student-t interval over seeds (the interval collapses for one seed)."""
     mean = float(np.mean(values))
@@ -99,7 +106,7 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
     keys = list(zip(*(data[c] for c in series_cols))) if series_cols else [()] * len(rows)
     point_records, seed_records, landmark_records = [], [], []
     threshold_metric, tol = defaults(spec)
-    for key in sorted(set(keys), key=lambda k: tuple(map(str, k))):
+    for key in sorted(set(keys), key=series_order):
         in_series = np.array([k == key for k in keys])
         xs = np.unique(data[x_col][in_series])
         means: dict[str, np.ndarray] = {}
@@ -124,7 +131,7 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
         threshold = (interpolation_threshold(xs, means[threshold_metric], tol)
                      if threshold_metric in means else None)
         landmark = {**dict(zip(series_cols, key)), "threshold_x": threshold}
-        for m in ("test_error", "test_mse", "population_risk", "coef_norm"):
+        for m in PEAK_METRICS:
             if m in means:
                 i = peak_index(xs, means[m], threshold)
                 landmark[f"{m}_peak_x"] = float(xs[i]) if i is not None else None

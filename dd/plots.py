@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from dd.config import GaussianData, RawFeatures  # noqa: E402
-from dd.curves import CurveSet  # noqa: E402
+from dd.curves import CurveSet, series_order  # noqa: E402
 from dd.schema import column_name  # noqa: E402
 from dd.spec import Spec  # noqa: E402
 from dd.theory import gaussian_raw_features_risk  # noqa: E402
@@ -43,12 +43,6 @@ def _rows(table: pa.Table, metric: str, series_cols: list[str], key: tuple,
     return {c: sub[c].to_numpy() for c in columns}
 
 
-def _sort_key(key: tuple) -> tuple:
-    """Numbers in numeric order, before strings."""
-    return tuple((0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v))
-                 for v in key)
-
-
 def _series_colours(keys: list[tuple]):
     """A colour per series and, for one numeric series axis, the norm of its colour bar
     (logarithmic when the values span a decade or more)."""
@@ -73,7 +67,7 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     panels = [p for p in PANELS if any(m in present for m, _ in p[1])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False,
                              layout="constrained")
-    keys = sorted({tuple(r[c] for c in series_cols) for r in table.to_pylist()}, key=_sort_key)
+    keys = sorted({tuple(r[c] for c in series_cols) for r in table.to_pylist()}, key=series_order)
     crowded = len(keys) > MAX_LABELLED_SERIES
     colours, norm = _series_colours(keys)
     landmarks = curves.landmarks.to_pylist()

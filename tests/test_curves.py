@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-from dd.curves import (best_rows, build_curves, final_rows, interpolation_threshold, mean_ci,
+from dd.curves import (best_rows, final_rows, interpolation_threshold, mean_ci,
                        peak_index, sweep_curves)
 from dd.spec import parse_spec, trial_id
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from dd.cli import main
 from dd.packs import make_packs, pack_key
