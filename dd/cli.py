@@ -20,6 +20,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _sweep_store(sweep: str, results: str | None):
     """A store from a sweep name, or from a spec file's name."""
     from dd.spec import load_spec
@@ -44,7 +50,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f"{sum(len(p.trials) for p in packs)} to run in {len(packs)} "
               f"pack{'' if len(packs) == 1 else 's'}")
         return 0
-    report = run_sweep(spec, root, address=args.address, quiet=args.quiet)
+    report = run_sweep(spec, root, address=args.address, quiet=args.quiet,
+                       local_cpus=args.cpus)
     status = 0
     if report.failed_packs:
         print(f"{len(report.failed_packs)} packs failed; 'dd status {spec.name}' lists them; "
@@ -120,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="path of a YAML sweep spec (see sweeps/)")
     p.add_argument("--results", help=results_help)
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
+    p.add_argument("--cpus", type=_positive_int,
+                   help="CPUs the local Ray instance may use (default: all of this machine)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the number of trials and packs and exit")
     p.add_argument("--no-curves", action="store_true", help="skip curves and figures")

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dd.errors import SpecError
 from dd.packs import Pack, make_packs, pack_cost, pack_key
 from dd.progress import Progress
 from dd.spec import Resources, Spec, trial_id
@@ -92,33 +93,48 @@ def check_data_files(packs: list[Pack]) -> None:
             load_dataset(data)
 
 
-def _init_ray(address: str | None, quiet: bool) -> None:
+def _init_ray(address: str | None, quiet: bool, local_cpus: int | None = None) -> None:
     """Join ``address`` (or $RAY_ADDRESS); without one, start a fresh local instance.
 
     ``address="local"`` matters: a bare ``ray.init()`` attaches to any Ray instance already
     running on the machine (another sweep's, say) and would queue behind its work.
+    ``local_cpus`` caps a local instance (a laptop kept usable); a cluster sets its own.
     """
     import ray
 
     if ray.is_initialized():
         return
-    ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local",
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    ray.init(address=address, num_cpus=local_cpus if address == "local" else None,
              include_dashboard=False, log_to_driver=not quiet, configure_logging=True,
              logging_level="WARNING")
 
 
+def _check_local_cpus(local_cpus: int, address: str | None, resources: Resources) -> None:
+    """A CPU cap applies to a local instance only, and must fit one pack (else Ray waits forever)."""
+    if address or os.environ.get("RAY_ADDRESS"):
+        raise SpecError("--cpus", "only a local Ray instance takes a CPU count; a cluster "
+                        "sets its own (drop --cpus or --address/$RAY_ADDRESS)")
+    if local_cpus < resources.cpus:
+        raise SpecError("--cpus", f"must be at least resources.cpus ({resources.cpus:g}) so "
+                        f"that one pack fits, got {local_cpus}")
+
+
 def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = None,
-              quiet: bool = False) -> SweepReport:
+              quiet: bool = False, local_cpus: int | None = None) -> SweepReport:
     """Run every planned trial of ``spec`` not yet stored under ``results_root``.
 
     The sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
     """
+    if local_cpus is not None:
+        _check_local_cpus(local_cpus, address, spec.resources)
     store = SweepStore(results_root, spec.name)
     with store.driver_lock():
-        return _run_locked(spec, store, address, quiet)
+        return _run_locked(spec, store, address, quiet, local_cpus)
 
 
-def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool) -> SweepReport:
+def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool,
+                local_cpus: int | None) -> SweepReport:
     store.write_spec(spec.mapping)
     packs, stored = plan(spec, store)
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
@@ -130,7 +146,7 @@ def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool)
     say(f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
         f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs")
     start = time.perf_counter()
-    _init_ray(address, quiet)
+    _init_ray(address, quiet, local_cpus)
     import ray
 
     remote = ray.remote(run_pack).options(

@@ -69,9 +69,9 @@ def _wait_for(condition, what: str, limit: float = 240.0):
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def _driver(spec_path: Path, results: Path) -> subprocess.Popen:
+def _driver(spec_path: Path, results: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dd", "sweep", str(spec_path), "--results",
-                             str(results), "--no-curves"], stdout=subprocess.PIPE,
+                             str(results), "--no-curves", *options], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -139,7 +139,9 @@ def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, referenc
 def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path, reference):
     spec_path = _spec_file(tmp_path)
     results = tmp_path / "results"
-    driver = _driver(spec_path, results)
+    # One CPU for the local Ray instance: the packs run one after the other, so the kill lands
+    # while the second pack trains, whichever finishes first, on any number of cores.
+    driver = _driver(spec_path, results, "--cpus", "1")
     packs = results / SPEC["name"] / "packs"
     try:
         _wait_for(lambda: list(packs.glob("pack-*.parquet")), "a first finished pack")

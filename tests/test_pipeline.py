@@ -94,6 +94,23 @@ def test_dry_run_counts_and_writes_nothing(write_spec, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--cpus", "0"], "argument --cpus: must be a whole number >= 1, got '0'"),
+    (["--cpus", "1", "--address", "10.0.0.1:6379"], "--cpus: only a local Ray instance"),
+])
+def test_a_bad_local_cpu_count_is_one_line_exit_2_and_writes_nothing(options, message, write_spec,
+                                                                    tmp_path, capsys):
+    path = write_spec(TINY_GAUSSIAN)
+    try:  # argparse rejects a malformed value by exiting; dd's own checks return the code
+        code = main(["sweep", str(path), "--results", str(tmp_path / "r"), *options])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_python_m_dd_runs_as_a_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "dd", "--version"], capture_output=True,
                           text=True, check=True)
