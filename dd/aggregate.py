@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dd.curves import PEAK_METRICS, CurveSet, sweep_curves
+from dd.curves import PEAK_METRICS, CurveSet, current_rows, sweep_curves
+from dd.grokking import grok_table, phase_axes, time_axis
 from dd.errors import StoreError
-from dd.plots import plot_curves, plot_heatmap
+from dd.plots import plot_curves, plot_grok_times, plot_heatmap, plot_phases
 from dd.schema import column_name
 from dd.spec import Spec, parse_spec
 from dd.store import SweepStore
@@ -24,6 +27,7 @@ class Aggregate:
     left_out: int
     figures: list[Path]
     tables: list[Path]
+    grok: pa.Table | None = None  # per-trial grokking times and phases (modular sweeps)
 
 
 def load_stored_spec(store: SweepStore) -> Spec:
@@ -53,13 +57,37 @@ def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
         heatmap = plot_heatmap(curves, spec, store.dir / "figures")
         if heatmap is not None:
             figures.append(heatmap)
-    return Aggregate(curves=curve_sets, left_out=left_out, figures=figures, tables=tables)
+    grok = None
+    if any(c.kind == "grokking" for c in curve_sets):
+        grok, more_figures, more_tables = _write_grokking(store, spec, table)
+        figures += more_figures
+        tables += more_tables
+    return Aggregate(curves=curve_sets, left_out=left_out, figures=figures, tables=tables,
+                     grok=grok)
+
+
+def _write_grokking(store: SweepStore, spec: Spec, table: pa.Table):
+    """grok_times.parquet (per trial) and the times and phase figures."""
+    rows, _ = current_rows(table, spec)
+    grok = grok_table(rows, spec)
+    path = store.dir / "curves" / "grok_times.parquet"
+    pq.write_table(grok, path)
+    figures = []
+    axis = time_axis(spec)
+    if axis is not None:
+        figures.append(plot_grok_times(grok, spec, axis, store.dir / "figures"))
+    axes = phase_axes(spec)
+    if axes is not None:
+        figures.append(plot_phases(grok, spec, axes, store.dir / "figures"))
+    return grok, figures, [path]
 
 
 def describe(aggregate: Aggregate) -> list[str]:
     """One line per located threshold and peak, for the terminal."""
     lines = []
     for curves in aggregate.curves:
+        if curves.kind == "grokking":  # told by the grokking lines below
+            continue
         series_cols = [column_name(s) for s in curves.series]
         for mark in curves.landmarks.to_pylist():
             where = " ".join(f"{c}={mark[c]}" for c in series_cols)
@@ -69,6 +97,18 @@ def describe(aggregate: Aggregate) -> list[str]:
             lines.append(f"{curves.kind} {where}".rstrip() + ": threshold "
                          + (f"at {curves.x}={thr:g}" if thr is not None else "not reached")
                          + (f"; {peaks}" if peaks else ""))
+    if aggregate.grok is not None:
+        lines += _describe_grokking(aggregate.grok)
     if aggregate.left_out:
         lines.append(f"{aggregate.left_out} trials left out (diverged or failed)")
     return lines
+
+
+def _describe_grokking(grok: pa.Table) -> list[str]:
+    t = grok.to_pydict()
+    done = [(m, g) for m, g in zip(t["t_memorise"], t["t_generalise"]) if g == g]
+    counts = {p: t["phase"].count(p) for p in dict.fromkeys(t["phase"])}
+    line = (f"grokking: {len(done)} of {len(grok)} trials generalise within the budget"
+            + (f" (median T_memorise {np.median([m for m, _ in done]):g}, T_generalise "
+               f"{np.median([g for _, g in done]):g} steps)" if done else ""))
+    return [line, "phases: " + ", ".join(f"{p} {n}" for p, n in counts.items())]

@@ -40,8 +40,13 @@ def _convert(path: str, kind: Any, value: Any) -> Any:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _convert(path, inner, value)
+        inner = [o for o in options if o is not type(None)]
+        for kind_ in inner[:-1]:  # e.g. int | str: the first kind the value fits
+            try:
+                return _convert(path, kind_, value)
+            except SpecError:
+                pass
+        return _convert(path, inner[-1], value)
     if dataclasses.is_dataclass(kind):
         return build(kind, value, path)
     if kind is bool:
@@ -164,6 +169,11 @@ class Data:
         """Number of classes (0 for regression)."""
         return 10 if self.CLASSIFICATION else 0
 
+    def neutral(self) -> Data:
+        """This config with the values that vary per replica (travelling as arrays) fixed:
+        what remains decides the data pool, the test set and the array shapes."""
+        return dataclasses.replace(self, n_train=1)
+
     def check(self, path: str) -> None:
         _check_range(_join(path, "n_train"), self.n_train, 1, None)
         _check_range(_join(path, "n_test"), self.n_test, 1, None)
@@ -178,6 +188,9 @@ class ClassificationData(Data):
     """A labelled dataset; ``label_noise`` p replaces a training label by a random other class."""
 
     label_noise: float = 0.0
+
+    def neutral(self) -> Data:
+        return dataclasses.replace(super().neutral(), label_noise=0.0)
 
     def check(self, path: str) -> None:
         super().check(path)
@@ -322,7 +335,68 @@ class ImageData(ClassificationData):
                             f"{IMAGE_SHAPES[self.name][1]} test images of {self.name}")
 
 
-Data.VARIANTS = {c.name: c for c in (Mnist1dData, DigitsData, GaussianData)}
+MODULAR_OPS = ("x+y", "x-y", "x/y", "x/y_if_y_odd_else_x-y", "x^2+y^2", "x^2+xy+y^2",
+               "x^2+xy+y^2+x", "x^3+xy", "x^3+xy^2+y")
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModularData(ClassificationData):
+    """The algorithmic tasks of Power et al.: ``op`` over all pairs (x, y) of Z_p (``dd.modular``).
+
+    A trial trains on ``train_fraction`` of the pairs (``n_train`` = round(fraction x pairs),
+    drawn from its seed) and is tested on every other pair (``n_test``). Division leaves out
+    y = 0. ``label_noise`` gives a training pair a random other answer (Doshi et al.'s
+    corruption). ``key_share``: the key frequencies of the embedding are the fewest that hold
+    this share of its squared Fourier norm (``dd.mechanistic``).
+    """
+
+    name: str = "modular"
+    p: int = 97
+    op: str = "x+y"
+    train_fraction: float = 0.3
+    key_share: float = 0.9
+    n_train: int = dataclasses.field(init=False, default=0)
+    n_test: int = dataclasses.field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        n_train = round(self.train_fraction * self.pool_size)
+        object.__setattr__(self, "n_train", n_train)
+        object.__setattr__(self, "n_test", self.pool_size - n_train)
+
+    @property
+    def pool_size(self) -> int:
+        return self.p * (self.p - 1) if self.op == "x/y" else self.p * self.p
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (2,)  # the tokens x and y
+
+    @property
+    def n_classes(self) -> int:
+        return self.p
+
+    def neutral(self) -> Data:
+        return dataclasses.replace(self, train_fraction=0.5, label_noise=0.0)
+
+    def check(self, path: str) -> None:
+        if not _is_prime(self.p) or self.p < 3 or self.p > 2003:
+            raise SpecError(_join(path, "p"), f"must be an odd prime <= 2003 (got {self.p})")
+        _check_choice(_join(path, "op"), self.op, MODULAR_OPS)
+        if not 0 < self.train_fraction < 1 or not 1 <= self.n_train < self.pool_size:
+            raise SpecError(_join(path, "train_fraction"),
+                            f"must leave at least one of the {self.pool_size} pairs for training "
+                            f"and one for test (got {self.train_fraction})")
+        _check_range(_join(path, "key_share"), self.key_share, 0.0, 1.0)
+        if self.key_share <= 0:
+            raise SpecError(_join(path, "key_share"), f"must be > 0 (got {self.key_share})")
+        super().check(path)
+
+
+Data.VARIANTS = {c.name: c for c in (Mnist1dData, DigitsData, GaussianData, ModularData)}
 Data.VARIANTS.update({name: ImageData for name in IMAGE_SHAPES})
 
 # --------------------------------------------------------------------------- models
@@ -392,17 +466,26 @@ class NetworkModel(Model):
         _check_range(_join(path, "width"), self.width, 1, None)
 
 
+ACTIVATIONS = ("relu", "quadratic")
+
+
 @dataclass(frozen=True, kw_only=True)
 class MlpModel(NetworkModel):
-    """``depth`` hidden ReLU layers of ``width`` units (``dd.mlp``); depth 0 is a linear model."""
+    """``depth`` hidden layers of ``width`` units (``dd.mlp``); depth 0 is a linear model.
+
+    ``activation`` relu, or quadratic (h -> h^2, the modular-arithmetic MLP of Doshi et al.).
+    On modular data the two tokens enter one-hot, concatenated.
+    """
 
     name: str = "mlp"
     width: int = 100
     depth: int = 2
+    activation: str = "relu"
 
     def check(self, path: str) -> None:
         super().check(path)
         _check_range(_join(path, "depth"), self.depth, 0, 64)
+        _check_choice(_join(path, "activation"), self.activation, ACTIVATIONS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -421,8 +504,39 @@ class ResNet18Model(NetworkModel):
     width: int = 64
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransformerModel(NetworkModel):
+    """A decoder-only transformer on modular-arithmetic tokens (``dd.transformer``).
+
+    ``width`` is d_model, ``depth`` the number of layers, ``heads`` attention heads of
+    width / heads, ``d_mlp`` the hidden ReLU layer. Defaults are Nanda et al.'s one-layer
+    model (no LayerNorm, input ``a b =``); Power et al.'s is depth 2 with ``layer_norm`` and
+    ``op_token`` (input ``x op y =``). ``attention_rate`` alpha mixes attention as
+    alpha * softmax + (1 - alpha) * uniform (Zhong et al.: 1 favours clock, 0 pizza circuits).
+    """
+
+    name: str = "transformer"
+    width: int = 128
+    depth: int = 1
+    heads: int = 4
+    d_mlp: int = 512
+    layer_norm: bool = False
+    op_token: bool = False
+    attention_rate: float = 1.0
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        _check_range(_join(path, "depth"), self.depth, 1, 64)
+        _check_range(_join(path, "heads"), self.heads, 1, None)
+        if self.width % self.heads:
+            raise SpecError(_join(path, "heads"), f"must divide width {self.width} "
+                            f"(got {self.heads})")
+        _check_range(_join(path, "d_mlp"), self.d_mlp, 1, None)
+        _check_range(_join(path, "attention_rate"), self.attention_rate, 0.0, 1.0)
+
+
 Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, ReluFeatures, MlpModel,
-                                      CnnModel, ResNet18Model)}
+                                      CnnModel, ResNet18Model, TransformerModel)}
 
 # --------------------------------------------------------------------------- fit / trial
 
@@ -464,8 +578,10 @@ class Train:
     from 1 to 0 over the run; all multiplied by a linear warmup over ``warmup_steps``.
     ``objective``: the training loss, cross_entropy or mse on one-hot targets (squared
     errors summed over classes); its value is stored as train_loss / test_loss.
-    Evaluation happens at ``eval_points`` epochs, log- or linearly spaced up to ``epochs``
-    (the last epoch always included).
+    ``batch_size`` "full" takes one step per epoch on all n_train examples (so ``epochs`` is
+    the step budget, as in the grokking setups). Evaluation happens at ``eval_points`` epochs,
+    log- or linearly spaced up to ``epochs`` (the last epoch always included).
+    ``save_params`` stores each trial's final parameters (``dd.train.load_params``).
     """
 
     optimizer: str = "sgd"
@@ -478,10 +594,11 @@ class Train:
     schedule_steps: int = 512
     warmup_steps: int = 0
     objective: str = "cross_entropy"
-    batch_size: int = 128
+    batch_size: int | str = 128
     epochs: int = 100
     eval_points: int = 20
     eval_spacing: str = "log"
+    save_params: bool = False
 
     def check(self, path: str) -> None:
         _check_choice(_join(path, "optimizer"), self.optimizer, OPTIMIZERS)
@@ -496,7 +613,12 @@ class Train:
         _check_range(_join(path, "weight_decay"), self.weight_decay, 0.0, None)
         _check_range(_join(path, "schedule_steps"), self.schedule_steps, 1, None)
         _check_range(_join(path, "warmup_steps"), self.warmup_steps, 0, None)
-        _check_range(_join(path, "batch_size"), self.batch_size, 1, None)
+        if isinstance(self.batch_size, str):
+            if self.batch_size != "full":
+                raise SpecError(_join(path, "batch_size"), "must be an integer >= 1 or 'full' "
+                                f"(got {self.batch_size!r})")
+        else:
+            _check_range(_join(path, "batch_size"), self.batch_size, 1, None)
         _check_range(_join(path, "epochs"), self.epochs, 1, None)
         _check_range(_join(path, "eval_points"), self.eval_points, 1, None)
 
@@ -539,6 +661,17 @@ class Trial:
             raise SpecError(_join(path, "model.name"),
                             f"resnet18 needs images; {self.data.name} examples have shape "
                             f"{self.data.input_shape}")
+        batch = self.train.batch_size if self.train is not None else "full"
+        if batch != "full" and batch > self.data.n_train:
+            raise SpecError(_join(path, "train.batch_size"), f"{batch} is larger than n_train "
+                            f"{self.data.n_train}; use at most n_train, or 'full'")
+        tokens = isinstance(self.data, ModularData)
+        if isinstance(self.model, TransformerModel) and not tokens:
+            raise SpecError(_join(path, "model.name"), f"transformer reads modular-arithmetic "
+                            f"tokens; {self.data.name} is not modular data")
+        if tokens and not isinstance(self.model, (MlpModel, TransformerModel)):
+            raise SpecError(_join(path, "model.name"), f"modular data takes an mlp or a "
+                            f"transformer, not {self.model.name}")
         if isinstance(self.model, RawFeatures) and self.model.n_features > self.data.input_dim:
             raise SpecError(_join(path, "model.n_features"),
                             f"{self.model.n_features} exceeds the {self.data.input_dim} input "

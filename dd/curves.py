@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from dd.config import ModularData
 from dd.schema import METRICS, STATUS_OK, column_name
 from dd.spec import Spec, trial_id
 
@@ -61,13 +62,16 @@ def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
     """(kind, x) for every curve the sweep supports; x is a config path or ``epoch``.
 
     model_wise and sample_wise use each trial's final evaluation; for trained networks also
-    model_wise_best (each trial at its best test-error epoch) and epoch_wise (every epoch).
+    model_wise_best (each trial at its best test-error epoch) and epoch_wise (every epoch);
+    for modular arithmetic, grokking (every evaluation, against optimizer steps).
     """
     kinds = []
     model_axes = [a for a in spec.axes if a.startswith("model.") and a not in MODEL_AXES_EXCLUDED]
     x_model = spec.curves.x if spec.curves.x and spec.curves.x != "data.n_train" else (
         model_axes[0] if model_axes else None)
     trained = not type(spec.trials[0].model).CLOSED_FORM
+    if isinstance(spec.trials[0].data, ModularData):  # grokking: curves against steps
+        return [("model_wise", x_model)] * bool(x_model) + [("grokking", "step")]
     if x_model:
         kinds.append(("model_wise", x_model))
         if trained:
@@ -100,7 +104,7 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
     x_col = column_name(x)
     series_cols = [column_name(s) for s in series]
     metrics = [m for m in METRICS if m in rows.column_names and m not in (x_col, "diverged_step")
-               and rows[m].null_count < len(rows)]
+               and rows[m].null_count < len(rows) and not pa.types.is_list(rows[m].type)]
     data = {c: rows[c].to_numpy(zero_copy_only=False)
             for c in dict.fromkeys([x_col, "seed", *series_cols, *metrics])}
     keys = list(zip(*(data[c] for c in series_cols))) if series_cols else [()] * len(rows)
@@ -192,7 +196,7 @@ def best_rows(rows: pa.Table, metric: str = "test_error") -> pa.Table:
 def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
     """Every curve the sweep supports, and the number of its trials left out (not ok)."""
     rows, left_out = current_rows(table, spec)
-    selections = {"model_wise_best": best_rows(rows), "epoch_wise": rows}
+    selections = {"model_wise_best": best_rows(rows), "epoch_wise": rows, "grokking": rows}
     final = final_rows(rows)
     return [build_curves(selections.get(kind, final), spec, kind, x)
             for kind, x in curve_kinds(spec)], left_out

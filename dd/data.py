@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.config import Data, DigitsData, GaussianData, ImageData, Mnist1dData
+from dd.config import Data, DigitsData, GaussianData, ImageData, Mnist1dData, ModularData
 from dd.errors import DataError
 from dd.rng import named
 
@@ -46,20 +46,12 @@ class Dataset:
     x_std: np.ndarray | None = None
 
 
-def pool_config(data: Data) -> Data:
-    """The part of a data config that fixes the pool and test set (not n_train, not noise)."""
-    neutral = {"n_train": 1}
-    if hasattr(data, "label_noise"):
-        neutral["label_noise"] = 0.0
-    return dataclasses.replace(data, **neutral)
-
-
 def load_dataset(data: Data) -> Dataset:
     """The pool and test set of ``data`` (cached per process).
 
     Raises DataError when files hold fewer examples than the config asks for.
     """
-    dataset = _load_pool(pool_config(data))
+    dataset = _load_pool(data.neutral())
     if dataset.x_pool is not None and data.n_train > len(dataset.y_pool):
         raise DataError(f"{data.name}: n_train = {data.n_train} but the training files hold "
                         f"{len(dataset.y_pool)} examples")
@@ -76,6 +68,11 @@ def _load_pool(data: Data) -> Dataset:
         return Dataset(x_pool, y_pool, x_test[: data.n_test], y_test[: data.n_test], 10)
     if isinstance(data, DigitsData):
         return _digits()
+    if isinstance(data, ModularData):
+        from dd.modular import table
+
+        pairs, answers = table(data.p, data.op)  # a trial tests on the pairs it does not train on
+        return Dataset(pairs, answers, pairs, answers, data.p)
     if isinstance(data, ImageData):
         from dd.images import load_images
 
@@ -166,7 +163,10 @@ def test_chunks(dataset: Dataset, chunk: int) -> dict[str, np.ndarray]:
 
 
 def prepare_inputs(x: jax.Array, mean: jax.Array | None, std: jax.Array | None) -> jax.Array:
-    """Model-ready float32 inputs: uint8 images scaled to [0, 1] and standardised per channel."""
+    """Model-ready inputs: uint8 images scaled to [0, 1] and standardised per channel, other
+    float inputs as float32; integer tokens (modular arithmetic) stay integers."""
+    if jnp.issubdtype(x.dtype, jnp.integer) and mean is None:
+        return x
     if mean is None:
         return x.astype(jnp.float32)
     return (x.astype(jnp.float32) / 255.0 - mean) / std

@@ -59,8 +59,10 @@ def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
     else:
         from dd.train import train_pack
 
+        param_files = ([store.dir / "params" / f"{tid}.msgpack" for tid in pack.trial_ids]
+                       if trials[0].train.save_params else None)
         rows = train_pack(padded, pack_key(trials[0]), pack.n_rows, checkpoint=checkpoint,
-                          checkpoint_every=resources.checkpoint_every)
+                          checkpoint_every=resources.checkpoint_every, param_files=param_files)
     rows = rows[: len(trials)]
     wall = time.perf_counter() - start
     table = pack_table(sweep=store.name, pack_id=pack.id, trial_ids=list(pack.trial_ids),

@@ -1,10 +1,11 @@
-"""Fully connected ReLU network: the model of the MNIST-1D double-descent anchor.
+"""Fully connected network: the model of the MNIST-1D double-descent anchor, and the
+modular-arithmetic MLP of Doshi et al. (quadratic activation, one-hot token inputs).
 
 Greydanus & Kobak's MNIST-1D setup trains ``40 -> H -> H -> 10`` (``depth=2``) and sweeps the
 hidden width H. With layer sizes ``d_0 = n_inputs``, ``d_1 = ... = d_depth = width`` and
 ``d_{depth+1} = n_classes``:
 
-    h_0 = flatten(x),   h_l = relu(W_l h_{l-1} + b_l)  (l = 1..depth),
+    h_0 = flatten(x),   h_l = act(W_l h_{l-1} + b_l)  (l = 1..depth),   act = relu or (.)^2,
     logits = W_{depth+1} h_depth + b_{depth+1}.
 """
 
@@ -12,6 +13,7 @@ import math
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -19,6 +21,7 @@ class MLP(nn.Module):
     """``depth`` hidden Dense+ReLU layers of ``width`` units, then a Dense to ``n_classes``.
 
     Input ``x`` is ``(N, ...)``: every axis after the batch axis is flattened into features.
+    With ``vocab`` > 0, ``x`` holds integer tokens, each entering as a one-hot vector.
     ``__call__`` takes ``train`` only to share the signature of the other families; it has no
     effect here (no dropout, no normalisation).
     """
@@ -26,17 +29,22 @@ class MLP(nn.Module):
     width: int
     depth: int
     n_classes: int
+    activation: str = "relu"
+    vocab: int = 0
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        if self.vocab:  # integer tokens: one-hot each, concatenated
+            x = jax.nn.one_hot(x, self.vocab, dtype=self.dtype)
         h_BxD = x.reshape(x.shape[0], -1)
         for layer in range(self.depth):
             dense = nn.Dense(
                 self.width, dtype=self.dtype, param_dtype=self.param_dtype, name=f"hidden_{layer}"
             )
-            h_BxD = nn.relu(dense(h_BxD))
+            h_BxD = dense(h_BxD)
+            h_BxD = h_BxD * h_BxD if self.activation == "quadratic" else nn.relu(h_BxD)
         return nn.Dense(
             self.n_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="logits"
         )(h_BxD)
@@ -45,7 +53,8 @@ class MLP(nn.Module):
 def n_params(width: int, depth: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
     """Number of trainable parameters of ``MLP(width, depth, n_classes)``.
 
-    ``input_shape`` is one example's shape (no batch axis); D = prod(input_shape). Each Dense
+    ``input_shape`` is one example's shape (no batch axis); D = prod(input_shape) (for token
+    inputs, tokens x vocab). Each Dense
     ``a -> b`` holds ``(a + 1) * b`` numbers, so for depth >= 1
 
         (D + 1) W + (depth - 1)(W + 1) W + (W + 1) C,

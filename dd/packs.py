@@ -34,9 +34,7 @@ class Pack:
 
 def pack_key(trial: Trial) -> Trial:
     """The trial with every array-valued field neutralised: equal keys share one program."""
-    data = dataclasses.replace(trial.data, n_train=1)
-    if hasattr(data, "label_noise"):
-        data = dataclasses.replace(data, label_noise=0.0)
+    data = trial.data.neutral()
     if trial.model.CLOSED_FORM:
         from dd.closed_form import program_width
 

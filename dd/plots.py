@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
@@ -25,8 +26,14 @@ PANELS = (  # (title, [(metric, line style)], log y); a panel shows if any metri
     ("coefficient l2 norm", [("coef_norm", "-")], True),
     ("parameter l2 norm", [("param_norm", "-")], True),
     ("effective parameters", [("p_eff_test", "-"), ("p_eff_train", ":")], True),
+    ("excluded / restricted loss", [("excluded_loss", "-"), ("restricted_loss", ":")], True),
+    ("embedding Fourier Gini", [("fourier_gini", "-")], False),
+    ("key frequencies", [("n_key_freqs", "-")], False),
+    ("symmetricity / distance irrelevance",
+     [("grad_symmetricity", "-"), ("distance_irrelevance", ":")], False),
 )
 MAX_LABELLED_SERIES = 8  # past this, lines are told apart by the colour bar, not the legend
+MAX_PANELS_PER_ROW = 4
 MAX_SEED_LINES = 10  # per-seed curves are drawn behind the mean up to this many seeds
 
 
@@ -56,7 +63,7 @@ def _series_colours(keys: list[tuple]):
 
 
 def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
-    """Draw one curve set as a row of panels; returns the PNG path.
+    """Draw one curve set as rows of panels (four to a row); returns the PNG path.
 
     With more than ``MAX_LABELLED_SERIES`` series, only each panel's first (test-side) metric
     is drawn, and a colour bar replaces the legend.
@@ -65,8 +72,13 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     table = curves.points
     present = set(table["metric"].to_pylist()) if len(table) else set()
     panels = [p for p in PANELS if any(m in present for m, _ in p[1])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False,
+    n_cols = min(len(panels), MAX_PANELS_PER_ROW)
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.6 * n_rows), squeeze=False,
                              layout="constrained")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    axes = axes.reshape(1, -1)
     keys = sorted({tuple(r[c] for c in series_cols) for r in table.to_pylist()}, key=series_order)
     crowded = len(keys) > MAX_LABELLED_SERIES
     colours, norm = _series_colours(keys)
@@ -107,8 +119,8 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     if crowded and norm is not None:
         mappable = plt.cm.ScalarMappable(cmap=_truncated_viridis(), norm=norm)
         fig.colorbar(mappable, ax=axes[0].tolist(), label=curves.series[0], pad=0.01)
-    fig.suptitle(f"{spec.name}: {curves.kind.replace('_', '-')} (dashed: interpolation threshold)",
-                 fontsize=10)
+    marked = "memorisation" if curves.kind == "grokking" else "interpolation threshold"
+    fig.suptitle(f"{spec.name}: {curves.kind.replace('_', '-')} (dashed: {marked})", fontsize=10)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{curves.kind}.png"
     fig.savefig(path, dpi=120)
@@ -186,3 +198,77 @@ def _edges(centres: list[float]) -> np.ndarray:
         return np.array([c[0] / 1.5, c[0] * 1.5])
     mids = np.sqrt(c[:-1] * c[1:])
     return np.concatenate([[c[0] ** 2 / mids[0]], mids, [c[-1] ** 2 / mids[-1]]])
+
+
+PHASE_COLOURS = {"comprehension": "#1b9e77", "grokking": "#7570b3", "memorisation": "#d95f02",
+                 "confusion": "#999999", "inversion": "#1b9e77", "coexistence": "#66a61e",
+                 "forgetting": "#e7298a"}
+
+
+def plot_grok_times(table: pa.Table, spec: Spec, axis: str, out_dir: Path) -> Path:
+    """Time to memorise and to generalise per trial against ``axis``, medians joined; trials
+    that never generalise are drawn at the top edge as open markers."""
+    col = column_name(axis)
+    xs, mem, gen = (np.asarray(table[c].to_pylist(), float) for c in (col, "t_memorise",
+                                                                         "t_generalise"))
+    budget = float(np.nanmax(table["budget"].to_numpy()))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for values, colour, label in ((mem, "tab:orange", "memorise (train)"),
+                                  (gen, "tab:blue", "generalise (test)")):
+        reached = ~np.isnan(values)
+        ax.scatter(xs[reached], values[reached], color=colour, s=14, alpha=0.6)
+        ax.scatter(xs[~reached], np.full((~reached).sum(), budget), facecolors="none",
+                   edgecolors=colour, s=24)
+        grid = np.unique(xs)
+        medians = [np.median(np.where(np.isnan(values[xs == g]), np.inf, values[xs == g]))
+                   for g in grid]
+        finite = np.isfinite(medians)
+        ax.plot(grid[finite], np.asarray(medians)[finite], "-", color=colour, label=label)
+    ax.axhline(budget, color="grey", lw=0.6, ls=":")
+    ax.set_yscale("log")
+    if np.all(xs > 0) and xs.max() / xs.min() >= 10:
+        ax.set_xscale("log")
+    ax.set_xlabel(axis)
+    ax.set_ylabel(f"first step with accuracy >= {spec.curves.grok_accuracy:g}")
+    ax.set_title(f"{spec.name}: time to memorise and to generalise\n(median line; open "
+                 "markers: not within the budget)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "grok_times.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_phases(table: pa.Table, spec: Spec, axes: tuple[str, str], out_dir: Path) -> Path:
+    """The phase of each cell of ``axes`` (the most common over its seeds) as a coloured grid."""
+    cx, cy = (column_name(a) for a in axes)
+    xs, ys = (sorted(set(table[c].to_pylist()), key=lambda v: series_order((v,))) for c in (cx, cy))
+    phases = sorted(set(table["phase"].to_pylist()), key=list(PHASE_COLOURS).index)
+    grid = np.full((len(ys), len(xs)), -1)
+    counts = {}
+    for r in table.to_pylist():
+        counts.setdefault((r[cx], r[cy]), []).append(r["phase"])
+    for (x, y), found in counts.items():
+        common = max(phases, key=found.count)
+        grid[ys.index(y), xs.index(x)] = phases.index(common)
+    cmap = matplotlib.colors.ListedColormap([PHASE_COLOURS[p] for p in phases])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(xs), 1.4 + 0.5 * len(ys)))
+    ax.imshow(np.ma.masked_less(grid, 0), cmap=cmap, vmin=-0.5, vmax=len(phases) - 0.5,
+              origin="lower", aspect="auto")
+    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs],
+                  rotation=45, fontsize=7)
+    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys],
+                  fontsize=7)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    handles = [matplotlib.patches.Patch(color=PHASE_COLOURS[p], label=p) for p in phases]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title(f"{spec.name}: phases (accuracy {spec.curves.phase_accuracy:g})", fontsize=9)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "phases.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -49,6 +49,20 @@ METRICS: dict[str, tuple[pa.DataType, str]] = {
     "noisy_true_acc": (pa.float64(), "accuracy on the noised examples against their true labels"),
     "param_norm": (pa.float64(), "l2 norm of all trainable parameters"),
     "diverged_step": (pa.int64(), "the optimizer step whose loss was NaN or Inf (diverged trials)"),
+    "fourier_norms": (pa.list_(pa.float64()), "norm of the input embedding per frequency "
+                      "0..(p-1)/2 of Z_p (modular data, dd.mechanistic)"),
+    "key_freqs": (pa.list_(pa.int64()), "the fewest frequencies holding key_share of the "
+                  "embedding's squared norm, largest first"),
+    "n_key_freqs": (pa.int64(), "how many key frequencies"),
+    "fourier_gini": (pa.float64(), "Gini coefficient of the frequency norms (1 = sparse)"),
+    "restricted_loss": (pa.float64(), "cross-entropy of the logits kept to the key "
+                        "frequencies, over every pair (Nanda et al.)"),
+    "excluded_loss": (pa.float64(), "training cross-entropy of the logits without the key "
+                      "frequencies (Nanda et al.)"),
+    "grad_symmetricity": (pa.float64(), "cosine of the correct logit's gradients with respect "
+                          "to the x and y embeddings (Zhong et al.)"),
+    "distance_irrelevance": (pa.float64(), "spread of the correct logit over x + y at fixed "
+                             "x - y, relative to its overall spread (Zhong et al.)"),
 }
 
 STATUS_OK = "ok"

@@ -79,15 +79,29 @@ class Curves:
     whose mean ``threshold_metric`` is below ``threshold_tol`` (defaults: train_error < 0.01
     for trained classifiers; train_mse < 1e-6 for closed-form fits and regression, since
     a least-squares fit reaches zero training error well before it interpolates).
+
+    Modular (grokking) sweeps: a trial's time to memorise / generalise is its first step
+    with train / test accuracy >= ``grok_accuracy``. Its phase (``dd.grokking``) compares
+    accuracies with ``phase_accuracy``; generalising more than ``phase_gap_ratio`` times
+    later than memorising is grokking. The phase diagram spans ``phase_x`` x ``phase_y``
+    (default: the first two swept axes other than seed).
     """
 
     x: str | None = None
     threshold_metric: str | None = None
     threshold_tol: float | None = None
+    grok_accuracy: float = 0.99
+    phase_accuracy: float = 0.9
+    phase_gap_ratio: float = 5.0
+    phase_x: str | None = None
+    phase_y: str | None = None
 
     def check(self, path: str) -> None:
         if self.threshold_tol is not None:
             _check_range(f"{path}.threshold_tol", self.threshold_tol, 0.0, None)
+        _check_range(f"{path}.grok_accuracy", self.grok_accuracy, 0.0, 1.0)
+        _check_range(f"{path}.phase_accuracy", self.phase_accuracy, 0.0, 1.0)
+        _check_range(f"{path}.phase_gap_ratio", self.phase_gap_ratio, 1.0, None)
 
 
 @dataclass(frozen=True)
@@ -164,8 +178,10 @@ def parse_spec(mapping: dict) -> Spec:
             shown = ", ".join(f"{k}={v!r}" for k, v in assignment.items())
             raise SpecError(e.path, f"{e.message} (grid point {shown})") from None
     unique = list({trial_id(t): t for t in trials}.values())
-    if curves.x is not None and field_kind(Trial, curves.x) is None:
-        raise SpecError("curves.x", f"{curves.x!r} is not a trial field")
+    for field_name in ("x", "phase_x", "phase_y"):
+        value = getattr(curves, field_name)
+        if value is not None and field_kind(Trial, value) is None:
+            raise SpecError(f"curves.{field_name}", f"{value!r} is not a trial field")
     return Spec(name=name, description=description, trials=tuple(unique), axes=tuple(axes),
                 resources=resources, curves=curves, mapping=mapping)
 

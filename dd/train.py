@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dd import cnn, mlp, resnet
-from dd.config import CnnModel, MlpModel, ResNet18Model, Train, Trial
+from dd import cnn, mechanistic, mlp, resnet, transformer
+from dd.config import CnnModel, MlpModel, ModularData, ResNet18Model, Train, TransformerModel, Trial
 from dd.data import Dataset, load_dataset, prepare_inputs, test_chunks, training_rows
 from dd.rng import named, trial_key
 
@@ -43,11 +43,22 @@ def n_outputs(trial: Trial) -> int:
     return trial.data.n_classes or 1
 
 
+def token_vocab(trial: Trial) -> int:
+    """The token vocabulary of modular data (its p residues), 0 for real-valued inputs."""
+    return trial.data.p if isinstance(trial.data, ModularData) else 0
+
+
 def make_model(trial: Trial) -> nn.Module:
     """The Flax module of a trial's model."""
     model, outputs = trial.model, n_outputs(trial)
     if isinstance(model, MlpModel):
-        return mlp.MLP(width=model.width, depth=model.depth, n_classes=outputs)
+        return mlp.MLP(width=model.width, depth=model.depth, n_classes=outputs,
+                       activation=model.activation, vocab=token_vocab(trial))
+    if isinstance(model, TransformerModel):
+        return transformer.Transformer(
+            p=trial.data.p, width=model.width, depth=model.depth, heads=model.heads,
+            d_mlp=model.d_mlp, layer_norm=model.layer_norm, op_token=model.op_token,
+            attention_rate=model.attention_rate)
     if isinstance(model, CnnModel):
         ndim = 1 if len(trial.data.input_shape) == 1 else 2
         return cnn.CNN(width=model.width, n_classes=outputs, ndim=ndim)
@@ -60,7 +71,11 @@ def n_params(trial: Trial) -> int:
     """The trainable parameter count of a trial's network (closed form, pinned in tests)."""
     model, outputs, shape = trial.model, n_outputs(trial), trial.data.input_shape
     if isinstance(model, MlpModel):
-        return mlp.n_params(model.width, model.depth, outputs, shape)
+        vocab = token_vocab(trial)
+        return mlp.n_params(model.width, model.depth, outputs, shape + ((vocab,) if vocab else ()))
+    if isinstance(model, TransformerModel):
+        return transformer.n_params(trial.data.p, model.width, model.depth, model.d_mlp,
+                                    model.layer_norm, model.op_token)
     if isinstance(model, CnnModel):
         return cnn.n_params(model.width, outputs, shape, ndim=1 if len(shape) == 1 else 2)
     return resnet.n_params(model.width, outputs, shape)
@@ -71,11 +86,16 @@ def bytes_per_replica(trial: Trial) -> int:
     and optimizer state, plus activations of a training batch and an evaluation chunk."""
     model, width = trial.model, trial.model.width
     if isinstance(model, MlpModel):
-        per_example = width * max(model.depth, 1)
+        per_example = width * max(model.depth, 1) + 2 * token_vocab(trial)
+    elif isinstance(model, TransformerModel):  # a few tokens, each with attention and MLP
+        per_example = 4 * (8 * width + 2 * model.d_mlp)
     else:  # conv nets: a few feature maps of ~width channels at input resolution
         per_example = (2 if isinstance(model, CnnModel) else 12) * width * trial.data.input_dim
-    batch = trial.train.batch_size + EVAL_CHUNK
-    return 4 * (5 * n_params(trial) + 3 * per_example * batch + trial.data.n_train)
+    batch = trial.train.batch_size
+    batch = (trial.data.n_train if batch == "full" else batch) + EVAL_CHUNK
+    pool_logits = 3 * trial.data.pool_size * trial.data.p if token_vocab(trial) else 0
+    return 4 * (5 * n_params(trial) + 3 * per_example * batch + trial.data.n_train
+                + pool_logits)
 
 
 # --------------------------------------------------------------------------- optimizer
@@ -162,8 +182,20 @@ class Program:
         return self.trial.train
 
     @property
+    def full_batch(self) -> bool:
+        return self.train.batch_size == "full"
+
+    @property
+    def batch(self) -> int:
+        return self.n_rows if self.full_batch else self.train.batch_size
+
+    @property
     def steps_per_epoch(self) -> int:
-        return self.n_rows // self.train.batch_size
+        return self.n_rows // self.batch
+
+    @property
+    def modular(self) -> bool:
+        return isinstance(self.trial.data, ModularData)
 
 
 def _apply(model: nn.Module, params, batch_stats, x, train: bool):
@@ -212,17 +244,20 @@ def _train_step(program: Program, arrays: dict, setup: Setup, replica: Replica,
     """Batch ``i`` of an epoch (in ``order``) for one replica; a no-op where it has no batch i."""
     train = program.train
     model, optimizer = make_model(program.trial), make_optimizer(train)
-    batch = train.batch_size
-    steps_r = setup.n_train // batch
-    rows = jax.lax.dynamic_slice(order, (i * batch,), (batch,))
+    batch = program.batch
+    if program.full_batch:  # rows [0, n_train) are the replica's examples, the rest padding
+        steps_r, rows = jnp.int32(1), jnp.arange(batch)
+    else:
+        steps_r, rows = setup.n_train // batch, jax.lax.dynamic_slice(order, (i * batch,), (batch,))
     x = _batch_inputs(program, arrays, setup, rows)
     if program.augment:
         x = _augment(jax.random.fold_in(named(setup.key, "augment"), replica.step), x)
-    y = setup.y[rows]
+    y, weight = setup.y[rows], setup.mask[rows].astype(jnp.float32)
 
     def objective(params):
         logits, stats = _apply(model, params, replica.batch_stats, x, True)
-        return jnp.mean(loss_fn(train, logits, y, program.n_classes)), stats
+        per_example = loss_fn(train, logits, y, program.n_classes)
+        return jnp.sum(weight * per_example) / jnp.sum(weight), stats
 
     (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(replica.params)
     total = steps_r * train.epochs
@@ -291,6 +326,8 @@ def _evaluate(program: Program, arrays: dict, setups: Setup, replicas: Replica) 
         return loss_fn(train, logits, y, n_classes), wrong, logits
 
     def one(setup: Setup, replica: Replica) -> dict:
+        if program.modular:
+            return _evaluate_modular(program, arrays, setup, replica)
         chunk, n_chunks = _chunks(program.n_rows)
 
         def train_chunk(carry, c):
@@ -340,6 +377,60 @@ def _evaluate(program: Program, arrays: dict, setups: Setup, replicas: Replica) 
     return jax.vmap(one)(setups, replicas)
 
 
+def _pool_logits(program: Program, arrays: dict, params) -> jax.Array:
+    """Logits over every pair of a modular task, in chunks: (P, p)."""
+    model, pairs = make_model(program.trial), arrays["pairs"]
+    chunk, n_chunks = _chunks(pairs.shape[0])
+    padded = jnp.concatenate([pairs, jnp.zeros((n_chunks * chunk - pairs.shape[0], 2),
+                                               pairs.dtype)])
+    logits = jax.lax.map(lambda x: model.apply({"params": params}, x),
+                         padded.reshape(n_chunks, chunk, 2))
+    return logits.reshape(n_chunks * chunk, -1)[: pairs.shape[0]]
+
+
+def _evaluate_modular(program: Program, arrays: dict, setup: Setup, replica: Replica) -> dict:
+    """Train metrics on the replica's pairs, test metrics on every other pair, and the
+    progress measures of ``dd.grok`` (the test set of a modular task is the rest of the table)."""
+    data, train, p = program.trial.data, program.train, program.n_classes
+    pairs, labels = arrays["pairs"], arrays["labels"]
+    logits = _pool_logits(program, arrays, replica.params)
+    valid = setup.mask
+    in_train = jnp.zeros(pairs.shape[0], bool).at[setup.index].max(valid)
+    y_train = labels.at[setup.index].set(jnp.where(valid, setup.y, labels[setup.index]))
+    noised = jnp.zeros(pairs.shape[0], bool).at[setup.index].max(setup.noised)
+    predicted = jnp.argmax(logits, -1)
+    wrong, true_right = predicted != y_train, predicted == labels
+    test = ~in_train
+    n_train, n_test, n_noised = jnp.sum(in_train), jnp.sum(test), jnp.sum(noised)
+    clean = in_train & ~noised
+
+    def mean_over(where, values):
+        return jnp.where(jnp.sum(where) > 0, jnp.sum(where * values) / jnp.sum(where), jnp.nan)
+
+    out = {"param_norm": jnp.sqrt(sum(jnp.sum(v ** 2) for v in jax.tree.leaves(replica.params))),
+           "train_loss": mean_over(in_train, loss_fn(train, logits, y_train, p)),
+           "test_loss": mean_over(test, loss_fn(train, logits, labels, p)),
+           "train_error": jnp.sum(in_train & wrong) / n_train,
+           "test_error": jnp.sum(test & ~true_right) / n_test,
+           "train_error_clean": mean_over(clean, wrong),
+           "train_error_noisy": mean_over(noised, wrong),
+           "noisy_true_acc": mean_over(noised, true_right)}
+    out |= mechanistic.fourier_measures(replica.params, arrays["fourier_basis"], p, data.key_share)
+    if data.op in mechanistic.FOURIER_OPS:
+        out |= mechanistic.restricted_excluded(logits, labels, y_train, in_train,
+                                        arrays["sum_directions"], out["n_key_freqs"],
+                                        out["freq_order"])
+        out["distance_irrelevance"] = mechanistic.distance_irrelevance(logits, pairs, labels, p)
+    model = make_model(program.trial)
+
+    def correct_logit(params, pair, label):
+        return model.apply({"params": params}, pair[None])[0, label]
+
+    out["grad_symmetricity"] = mechanistic.gradient_symmetricity(
+        correct_logit, replica.params, pairs, labels, p, named(setup.key, "symmetricity"))
+    return out
+
+
 # --------------------------------------------------------------------------- host side
 
 
@@ -352,9 +443,17 @@ def eval_epochs(train: Train) -> list[int]:
     return sorted({int(round(p)) for p in points} | {train.epochs})
 
 
-def _device_arrays(dataset: Dataset) -> dict:
-    arrays = {"x_pool": dataset.x_pool, "x_mean": dataset.x_mean, "x_std": dataset.x_std,
-              **test_chunks(dataset, EVAL_CHUNK)}
+def _device_arrays(dataset: Dataset, data) -> dict:
+    arrays = {"x_pool": dataset.x_pool, "x_mean": dataset.x_mean, "x_std": dataset.x_std}
+    if isinstance(data, ModularData):  # evaluated over the whole table (see _evaluate_modular)
+        from dd.modular import fourier_basis
+
+        arrays |= {"pairs": dataset.x_pool, "labels": dataset.y_pool,
+                   "fourier_basis": fourier_basis(data.p).astype(np.float32)}
+        if data.op in mechanistic.FOURIER_OPS:
+            arrays["sum_directions"] = mechanistic.sum_directions(dataset.x_pool, data.p, data.op)
+    else:
+        arrays |= test_chunks(dataset, EVAL_CHUNK)
     if dataset.x_pool is None:  # Gaussian rows are drawn per trial from the teacher
         arrays |= {"beta": dataset.beta.astype(np.float32),
                    "scale": dataset.scale.astype(np.float32), "noise_var": dataset.noise_var}
@@ -381,8 +480,8 @@ def _draw_setups(arrays: dict, seeds, n_train, noise, lr, weight_decay, *, n_row
 
 
 def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None, *,
-               checkpoint: Path | None = None,
-               checkpoint_every: int = 0) -> list[list[dict[str, Any]]]:
+               checkpoint: Path | None = None, checkpoint_every: int = 0,
+               param_files: list[Path] | None = None) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
 
     ``key_trial`` is the pack key (``dd.packs.pack_key``), ``n_rows`` the row count replicas
@@ -391,14 +490,15 @@ def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None,
     state, step counts, divergence flags, the rows so far) is saved atomically every that many
     epochs, and a saved state is resumed from: the data order and augmentation draws derive
     from (trial key, epoch, step), so a resumed pack ends with the same numbers.
+    ``param_files`` (one per trial) receive the final parameters (see ``load_params``).
     """
     dataset = load_dataset(key_trial.data)
     n_rows = n_rows or max(t.data.n_train for t in trials)
-    if n_rows // key_trial.train.batch_size == 0:
-        raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
     program = Program(trial=key_trial, n_rows=n_rows, n_classes=dataset.n_classes,
                       augment=bool(getattr(key_trial.data, "augment", False)))
-    arrays = _device_arrays(dataset)
+    if program.steps_per_epoch == 0:
+        raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
+    arrays = _device_arrays(dataset, key_trial.data)
     setups = _draw_setups(
         {**arrays, "y_pool": None if dataset.y_pool is None else jnp.asarray(dataset.y_pool)},
         jnp.asarray([t.seed for t in trials], jnp.uint32),
@@ -408,7 +508,8 @@ def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None,
         jnp.asarray([t.train.weight_decay for t in trials], jnp.float32),
         n_rows=n_rows, n_classes=dataset.n_classes)
     replicas = _init(program, arrays, setups)
-    steps_per_epoch = [t.data.n_train // t.train.batch_size for t in trials]
+    steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch
+                       for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
     if checkpoint is not None and checkpoint.exists():
@@ -429,10 +530,12 @@ def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None,
             for r in range(len(trials)):
                 row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
                 if alive[r]:
-                    row |= {k: float(v[r]) for k, v in metrics.items()}
+                    row |= _host_metrics({k: v[r] for k, v in metrics.items()})
                 rows[r].append(row)
         if epoch in saves:
             _save(checkpoint, replicas, done, rows)
+    for r, path in enumerate(param_files or []):
+        save_params(path, jax.tree.map(lambda a, r=r: np.asarray(a[r]), replicas.params))
     diverged = np.asarray(replicas.diverged_step)
     count = n_params(key_trial)
     for r, trial_rows in enumerate(rows):
@@ -441,6 +544,29 @@ def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None,
             if diverged[r] >= 0:
                 row["status"], row["diverged_step"] = "diverged", int(diverged[r])
     return rows
+
+
+def _host_metrics(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One replica's measured values as row entries: scalars as numbers, vectors as lists;
+    the frequencies ranked by norm become the key frequencies (the first n_key_freqs)."""
+    row = {k: v.tolist() if v.ndim else (int(v) if v.dtype.kind == "i" else float(v))
+           for k, v in values.items()}
+    if "freq_order" in row:
+        row["key_freqs"] = row.pop("freq_order")[: row["n_key_freqs"]]
+    return row
+
+
+def save_params(path: Path, params) -> None:
+    """A trial's trained parameters as Flax msgpack (``flax.serialization``), atomically."""
+    from dd.store import atomic_write_bytes
+
+    atomic_write_bytes(path, flax.serialization.to_bytes(params))
+
+
+def load_params(path: str | Path) -> dict:
+    """Parameters saved by a sweep with ``train.save_params`` (the nested dict of arrays that
+    the trial's module, ``make_model(trial)``, applies): ``<sweep>/params/<trial_id>.msgpack``."""
+    return flax.serialization.msgpack_restore(Path(path).read_bytes())
 
 
 def _save(path: Path, replicas: Replica, epoch: int, rows: list) -> None:

@@ -1,0 +1,94 @@
+"""Decoder-only transformers on modular-arithmetic tokens: Nanda et al. and Power et al.
+
+Input for a pair (x, y): the tokens ``x y =`` (Nanda), or ``x op y =`` (Power, ``op_token``),
+over a vocabulary of the p residues plus ``=`` (index p) and ``op`` (index p + 1). With
+d = width, H heads of size d / H, causal attention and learned positions:
+
+    h_0 = E[tokens] + P,
+    h <- h + Attn(LN(h)),   h <- h + W_out relu(W_in LN(h) + b_in) + b_out   (per layer),
+    logits = U LN(h)[last position]   over the p answers,
+
+where LN is the identity without ``layer_norm`` (Nanda's model) and the unembedding U is not
+tied to E. Attention has no biases. Zhong et al.'s ``attention_rate`` alpha replaces the
+attention pattern A by alpha A + (1 - alpha) (uniform over the visible positions).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+EMBED = "embed"  # the input embedding's parameter name (read by dd.grok)
+
+
+class Block(nn.Module):
+    width: int
+    heads: int
+    d_mlp: int
+    layer_norm: bool
+    attention_rate: float
+
+    @nn.compact
+    def __call__(self, h_BTD: jax.Array) -> jax.Array:
+        b, t, d = h_BTD.shape
+        dh = d // self.heads
+        norm = (lambda name: nn.LayerNorm(name=name)) if self.layer_norm else (
+            lambda name: (lambda v: v))
+        z = norm("ln_attn")(h_BTD)
+        qkv = nn.DenseGeneral((3, self.heads, dh), use_bias=False, name="qkv")(z)
+        q_BTHK, k_BTHK, v_BTHK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        scores_BHTS = jnp.einsum("bthk,bshk->bhts", q_BTHK, k_BTHK) / jnp.sqrt(dh)
+        causal_TS = jnp.tril(jnp.ones((t, t), bool))
+        pattern = jax.nn.softmax(jnp.where(causal_TS, scores_BHTS, -1e30), axis=-1)
+        uniform_TS = causal_TS / causal_TS.sum(-1, keepdims=True)
+        pattern = self.attention_rate * pattern + (1.0 - self.attention_rate) * uniform_TS
+        mixed_BTHK = jnp.einsum("bhts,bshk->bthk", pattern, v_BTHK)
+        h_BTD = h_BTD + nn.DenseGeneral(d, axis=(-2, -1), use_bias=False, name="out")(mixed_BTHK)
+        z = norm("ln_mlp")(h_BTD)
+        hidden = nn.relu(nn.Dense(self.d_mlp, name="mlp_in")(z))
+        return h_BTD + nn.Dense(d, name="mlp_out")(hidden)
+
+
+class Transformer(nn.Module):
+    """Logits over the ``p`` answers for a batch of pairs ``x`` (B, 2) of int tokens."""
+
+    p: int
+    width: int = 128
+    depth: int = 1
+    heads: int = 4
+    d_mlp: int = 512
+    layer_norm: bool = False
+    op_token: bool = False
+    attention_rate: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        b = x.shape[0]
+        equals = jnp.full((b, 1), self.p, x.dtype)
+        if self.op_token:
+            tokens = jnp.concatenate([x[:, :1], jnp.full((b, 1), self.p + 1, x.dtype),
+                                      x[:, 1:2], equals], axis=1)
+        else:
+            tokens = jnp.concatenate([x, equals], axis=1)
+        vocab, t = self.p + 1 + int(self.op_token), tokens.shape[1]
+        h = nn.Embed(vocab, self.width, name=EMBED)(tokens)
+        h = h + self.param("pos", nn.initializers.normal(0.02), (t, self.width))
+        for layer in range(self.depth):
+            h = Block(self.width, self.heads, self.d_mlp, self.layer_norm, self.attention_rate,
+                      name=f"block_{layer}")(h)
+        last = h[:, -1]
+        if self.layer_norm:
+            last = nn.LayerNorm(name="ln_final")(last)
+        return nn.Dense(self.p, use_bias=False, name="unembed")(last)
+
+
+def n_params(p: int, width: int, depth: int, d_mlp: int, layer_norm: bool,
+             op_token: bool) -> int:
+    """Parameters of ``Transformer``: embeddings (p + 1 [+ 1]) d, positions T d, per layer
+    attention 4 d^2 (no biases) and MLP 2 d d_mlp + d_mlp + d, LayerNorms 2 d each
+    (two per layer and a final one), unembedding d p."""
+    vocab, t = p + 1 + int(op_token), 3 + int(op_token)
+    per_layer = 4 * width * width + 2 * width * d_mlp + d_mlp + width
+    norms = (2 * depth + 1) * 2 * width if layer_norm else 0
+    return vocab * width + t * width + depth * per_layer + norms + width * p
