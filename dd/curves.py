@@ -23,6 +23,7 @@ from dd.schema import METRICS, STATUS_OK, column_name
 from dd.spec import Spec, trial_id
 
 MODEL_AXES_EXCLUDED = ("model.name",)
+ACCURACIES = ("train_accuracy", "test_accuracy")  # derived for grokking curves
 PEAK_METRICS = ("test_error", "test_mse", "population_risk", "coef_norm")  # peaks located
 
 
@@ -103,7 +104,8 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
     series = tuple(a for a in spec.axes if a not in (x, "seed"))
     x_col = column_name(x)
     series_cols = [column_name(s) for s in series]
-    metrics = [m for m in METRICS if m in rows.column_names and m not in (x_col, "diverged_step")
+    metrics = [m for m in (*METRICS, *ACCURACIES) if m in rows.column_names
+               and m not in (x_col, "diverged_step")
                and rows[m].null_count < len(rows) and not pa.types.is_list(rows[m].type)]
     data = {c: rows[c].to_numpy(zero_copy_only=False)
             for c in dict.fromkeys([x_col, "seed", *series_cols, *metrics])}
@@ -193,10 +195,20 @@ def best_rows(rows: pa.Table, metric: str = "test_error") -> pa.Table:
     return rows.take(pa.array(sorted(i for _, _, i in best.values())))
 
 
+def with_accuracies(rows: pa.Table) -> pa.Table:
+    """The rows with train_accuracy and test_accuracy (1 - error) beside the errors: the
+    grokking literature reads accuracies."""
+    for accuracy in ACCURACIES:
+        error = rows[accuracy.replace("accuracy", "error")]
+        rows = rows.append_column(accuracy, pa.compute.subtract(pa.scalar(1.0), error))
+    return rows
+
+
 def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
     """Every curve the sweep supports, and the number of its trials left out (not ok)."""
     rows, left_out = current_rows(table, spec)
-    selections = {"model_wise_best": best_rows(rows), "epoch_wise": rows, "grokking": rows}
+    selections = {"model_wise_best": best_rows(rows), "epoch_wise": rows,
+                  "grokking": with_accuracies(rows)}
     final = final_rows(rows)
     return [build_curves(selections.get(kind, final), spec, kind, x)
             for kind, x in curve_kinds(spec)], left_out

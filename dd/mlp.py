@@ -17,6 +17,28 @@ import jax
 import jax.numpy as jnp
 
 
+class OneHotDense(nn.Module):
+    """A Dense layer on one-hot tokens, computed by gathering kernel rows instead of a matmul.
+
+    Its parameters are those of ``nn.Dense`` on the concatenated one-hot vectors (kernel
+    (T * vocab, features), same initializer), and so are its outputs; only the cost differs.
+    """
+
+    features: int
+    vocab: int
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens_BT: jnp.ndarray) -> jnp.ndarray:
+        n_tokens = tokens_BT.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (n_tokens * self.vocab, self.features), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,),
+                          self.param_dtype)
+        rows_BT = tokens_BT + self.vocab * jnp.arange(n_tokens)
+        return jnp.sum(kernel[rows_BT], axis=-2) + bias
+
+
 class MLP(nn.Module):
     """``depth`` hidden Dense+ReLU layers of ``width`` units, then a Dense to ``n_classes``.
 
@@ -36,13 +58,16 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        if self.vocab:  # integer tokens: one-hot each, concatenated
+        if self.vocab and self.depth == 0:  # integer tokens: one-hot each, concatenated
             x = jax.nn.one_hot(x, self.vocab, dtype=self.dtype)
         h_BxD = x.reshape(x.shape[0], -1)
         for layer in range(self.depth):
-            dense = nn.Dense(
-                self.width, dtype=self.dtype, param_dtype=self.param_dtype, name=f"hidden_{layer}"
-            )
+            if layer == 0 and self.vocab:
+                dense = OneHotDense(self.width, self.vocab, param_dtype=self.param_dtype,
+                                    name="hidden_0")
+            else:
+                dense = nn.Dense(self.width, dtype=self.dtype, param_dtype=self.param_dtype,
+                                 name=f"hidden_{layer}")
             h_BxD = dense(h_BxD)
             h_BxD = h_BxD * h_BxD if self.activation == "quadratic" else nn.relu(h_BxD)
         return nn.Dense(

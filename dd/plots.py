@@ -19,6 +19,7 @@ from dd.spec import Spec  # noqa: E402
 from dd.theory import gaussian_raw_features_risk  # noqa: E402
 
 PANELS = (  # (title, [(metric, line style)], log y); a panel shows if any metric is present
+    ("accuracy", [("test_accuracy", "-"), ("train_accuracy", ":")], False),
     ("zero-one error", [("test_error", "-"), ("train_error", ":")], False),
     ("noised training labels", [("train_error_noisy", "-"), ("noisy_true_acc", ":")], False),
     ("squared loss", [("test_mse", "-"), ("train_mse", ":"), ("population_risk", "--")], True),

@@ -43,7 +43,7 @@ def _table(spec, rows):
 
 
 def test_final_best_and_epoch_wise_selections():
-    spec = parse_spec({"name": "c", "data": {"name": "mnist1d", "n_train": 100},
+    spec = parse_spec({"name": "c", "data": {"name": "mnist1d", "n_train": 200},
                        "model": {"name": "mlp", "width": 2},
                        "grid": {"model.width": [2, 8], "seed": [0, 1]}})
     # per trial, (train_error, test_error) at epochs 1, 2, 3
@@ -65,7 +65,7 @@ def test_final_best_and_epoch_wise_selections():
 
 
 def test_curves_leave_out_trials_of_other_specs_and_diverged_ones():
-    spec = parse_spec({"name": "c", "data": {"name": "mnist1d", "n_train": 100},
+    spec = parse_spec({"name": "c", "data": {"name": "mnist1d", "n_train": 200},
                        "model": {"name": "mlp", "width": 2},
                        "grid": {"model.width": [2, 8]}})
     table = _table(spec, [[(0.1, 0.2)], [(0.1, 0.2)]])

@@ -47,7 +47,7 @@ def test_mlp_and_resnet_train_on_mnist_idx_files(tmp_path, monkeypatch):
 def test_missing_or_short_data_files_are_one_line_errors(tmp_path, write_spec, capsys):
     spec = {"name": "m", "data": {"name": "mnist", "n_train": 100, "n_test": 10,
                                   "data_dir": str(tmp_path / "nowhere")},
-            "model": {"name": "mlp", "width": 8}}
+            "model": {"name": "mlp", "width": 8}, "train": {"batch_size": 50}}
     results = tmp_path / "results"
     assert main(["sweep", str(write_spec(spec)), "--results", str(results)]) == 2
     err = capsys.readouterr().err.strip()
