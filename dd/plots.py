@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.patches  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
@@ -86,6 +87,7 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     landmarks = curves.landmarks.to_pylist()
     for ax, (title, lines, log_y) in zip(axes[0], panels):
         lowest = np.inf  # of the panel's first (test-side) metric: train curves may reach 0
+        drawn: list[float] = []  # means and single seeds: the axis fits these, not the bands
         shown = [(m, style) for m, style in lines if m in present]
         for colour, key in zip(colours, keys):
             label_key = "" if crowded else _series_label(curves, key)
@@ -98,6 +100,10 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
                         lw=1 if crowded else 1.5)
                 if metric == lines[0][0]:
                     lowest = min(lowest, np.nanmin(r["mean"]))
+                drawn += list(r["mean"])
+                if len(curves.per_seed):
+                    drawn += list(_rows(curves.per_seed, metric, series_cols, key,
+                                        ("value",))["value"])
                 ax.fill_between(r["x"], r["ci_low"], r["ci_high"], color=colour,
                                 alpha=0.08 if crowded else 0.2, lw=0)
                 if not crowded and metric == shown[0][0]:
@@ -109,10 +115,10 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
         if title == "squared loss":
             _overlay_theory(ax, curves, spec)
         ax.set_xscale("log")
-        if log_y:
-            ax.set_yscale("log")
-            if np.isfinite(lowest) and lowest > 0:
-                ax.set_ylim(bottom=lowest / 3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _fit_y(ax, np.asarray(drawn, float), lowest, log_y)
         ax.set_xlabel(curves.x)
         ax.set_title(title + (f" ({shown[0][0]})" if crowded else ""))
         if ax.get_legend_handles_labels()[0]:
@@ -127,6 +133,23 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _fit_y(ax, drawn: np.ndarray, lowest: float, log_y: bool) -> None:
+    """Fit the y axis to the drawn means and seeds, so that the 95% band of two or three
+    seeds (a Student t with 1-2 degrees of freedom is wide) cannot squash the curves."""
+    drawn = drawn[np.isfinite(drawn)]
+    if len(drawn) == 0:
+        return
+    if log_y:
+        ax.set_yscale("log")
+        positive = drawn[drawn > 0]
+        if np.isfinite(lowest) and lowest > 0 and len(positive):
+            ax.set_ylim(lowest / 3, positive.max() * 3)
+        return
+    lo, hi = drawn.min(), drawn.max()
+    pad = 0.08 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
+    ax.set_ylim(lo - pad, hi + pad)
 
 
 def _plot_seeds(ax, curves: CurveSet, metric: str, series_cols: list[str], key: tuple,

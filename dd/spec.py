@@ -118,9 +118,27 @@ class Spec:
 
 
 def trial_id(trial: Trial) -> str:
-    """A content hash of the fully resolved trial: the same config always has the same id."""
-    canonical = json.dumps(dataclasses.asdict(trial), sort_keys=True, separators=(",", ":"))
+    """A content hash of the fully resolved trial: the same config always has the same id.
+
+    Fields at their default value are left out of the hash (``name``, which picks the
+    variant, always stays), so a field added to dd later with a default that keeps the old
+    behaviour leaves the ids of stored trials, and so their results, valid.
+    """
+    canonical = json.dumps(_without_defaults(trial), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _without_defaults(obj: Any) -> Any:
+    if not dataclasses.is_dataclass(obj):
+        return obj
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name != "name" and f.init and f.default is not dataclasses.MISSING \
+                and value == f.default and type(value) is type(f.default):
+            continue
+        out[f.name] = _without_defaults(value)
+    return out
 
 
 def check_name(name: Any, path: str = "name") -> str:

@@ -68,6 +68,15 @@ def test_trial_ids_are_stable_and_content_addressed(write_spec):
     assert not set(map(trial_id, changed.trials)) & set(first)
 
 
+def test_trial_ids_are_pinned_so_new_defaulted_fields_keep_stored_results():
+    """An id must not move when dd gains a config field with a default (or the id scheme
+    changes by accident): every stored result would be orphaned and run again."""
+    trial = parse_spec({"name": "pin", "data": {"name": "mnist1d", "n_train": 1000},
+                        "model": {"name": "mlp", "width": 16},
+                        "train": {"optimizer": "adam", "lr": 0.001}}).trials[0]
+    assert trial_id(trial) == "8a7d481784361837"
+
+
 BAD_SPECS = [  # (mutation, field path the one-line error must name)
     (lambda m: m["data"].update(colour="red"), "data.colour"),
     (lambda m: m.update(extra=1), "extra"),
