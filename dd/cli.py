@@ -103,11 +103,27 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from dd.query import format_table, run_query
+    from dd.query import format_table, json_lines, query_arrow, run_query, write_query
     from dd.store import default_results_root
 
-    columns, rows = run_query(args.sql, args.results or default_results_root(), args.sweep)
-    print(format_table(columns, rows))
+    root = args.results or default_results_root()
+    if args.output:
+        if args.format == "table":
+            raise DDError("--output: give --format csv, json or parquet for a file")
+        n = write_query(args.sql, root, args.sweep, args.format, args.output)
+        print(f"{n} rows written to {args.output}", file=sys.stderr)
+    elif args.format == "table":
+        print(format_table(*run_query(args.sql, root, args.sweep)))
+    elif args.format == "json":
+        sys.stdout.write(json_lines(query_arrow(args.sql, root, args.sweep)))
+    elif args.format == "csv":
+        import pyarrow.csv
+
+        sink = pyarrow.BufferOutputStream()
+        pyarrow.csv.write_csv(query_arrow(args.sql, root, args.sweep), sink)
+        sys.stdout.write(sink.getvalue().to_pybytes().decode())
+    else:
+        raise DDError("--format parquet: give --output FILE")
     return 0
 
 
@@ -142,10 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
 
-    p = add("query", cmd_query, "run DuckDB SQL over stored results (view: results)")
+    p = add("query", cmd_query, "run DuckDB SQL over stored results (views: results, trials)")
     p.add_argument("sql", help="SQL text, e.g. 'SELECT count(*) FROM results'")
     p.add_argument("--sweep", help="one sweep's results (default: every sweep)")
     p.add_argument("--results", help=results_help)
+    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table",
+                   help="table (default) on the terminal; csv or json to stdout or --output; "
+                        "parquet to --output")
+    p.add_argument("--output", help="write the result to this file (atomically)")
     return parser
 
 

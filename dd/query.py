@@ -1,4 +1,11 @@
-"""DuckDB over stored results: a view ``results`` of every pack file of one or all sweeps."""
+"""DuckDB over stored results of one sweep or of all sweeps.
+
+Two views:
+- ``results``: every pack file's rows, one per (trial, evaluation point);
+- ``trials``: one row per trial, its final evaluation point's columns plus ``n_evals``,
+  ``best_test_error`` / ``best_test_error_step`` and ``best_test_mse`` /
+  ``best_test_mse_step`` (the lowest value over its evaluation points, and where).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,20 @@ from typing import Any
 
 from dd.errors import DDError, StoreError
 from dd.store import SweepStore
+
+TRIALS_VIEW = """
+CREATE VIEW trials AS
+WITH last AS (
+    SELECT *, row_number() OVER (PARTITION BY sweep, trial_id ORDER BY step DESC) AS _rank
+    FROM results),
+best AS (
+    SELECT sweep, trial_id, count(*) AS n_evals,
+           min(test_error) AS best_test_error, arg_min(step, test_error) AS best_test_error_step,
+           min(test_mse) AS best_test_mse, arg_min(step, test_mse) AS best_test_mse_step
+    FROM results GROUP BY sweep, trial_id)
+SELECT last.* EXCLUDE (_rank), best.* EXCLUDE (sweep, trial_id)
+FROM last JOIN best USING (sweep, trial_id) WHERE _rank = 1
+"""
 
 
 def pack_files(root: str | Path, sweep: str | None) -> list[Path]:
@@ -20,8 +41,8 @@ def pack_files(root: str | Path, sweep: str | None) -> list[Path]:
                   for f in SweepStore(root, d.name).pack_files())
 
 
-def run_query(sql: str, root: str | Path, sweep: str | None = None) -> tuple[list[str], list[tuple]]:
-    """Run ``sql`` with the view ``results``; returns column names and rows."""
+def connect(root: str | Path, sweep: str | None = None):
+    """A DuckDB connection with the views ``results`` and ``trials`` over stored packs."""
     import duckdb
 
     files = pack_files(root, sweep)
@@ -29,16 +50,84 @@ def run_query(sql: str, root: str | Path, sweep: str | None = None) -> tuple[lis
         where = f"sweep {sweep!r}" if sweep else "any sweep"
         raise StoreError(f"{Path(root)}: no results stored for {where}")
     con = duckdb.connect()
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listing = ", ".join(_quote(str(f)) for f in files)
     con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet([{listing}], "
                 "union_by_name = true)")
+    con.execute(TRIALS_VIEW)
+    return con
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _failed(e: Exception) -> DDError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return DDError(f"query failed: {first}")
+
+
+def run_query(sql: str, root: str | Path, sweep: str | None = None) -> tuple[list[str], list[tuple]]:
+    """Run ``sql`` over the views; returns column names and rows."""
+    import duckdb
+
+    con = connect(root, sweep)
     try:
         cursor = con.execute(sql)
         columns = [d[0] for d in cursor.description] if cursor.description else []
         return columns, cursor.fetchall() if columns else []
     except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DDError(f"query failed: {first}") from None
+        raise _failed(e) from None
+
+
+def query_arrow(sql: str, root: str | Path, sweep: str | None = None):
+    """Run ``sql`` over the views; returns a pyarrow Table."""
+    import duckdb
+    import pyarrow
+
+    con = connect(root, sweep)
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement without a result
+            return pyarrow.table({})
+        # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
+        return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+    except duckdb.Error as e:
+        raise _failed(e) from None
+
+
+def write_query(sql: str, root: str | Path, sweep: str | None, fmt: str, output: str) -> int:
+    """Write the result of ``sql`` to ``output`` as csv, json (one object per line) or
+    parquet, through a temporary file renamed into place; returns the row count."""
+    import pyarrow.csv
+    import pyarrow.parquet as pq
+
+    from dd.store import atomic_write_bytes
+
+    table = query_arrow(sql, root, sweep)
+    if fmt == "parquet":
+        sink = pyarrow.BufferOutputStream()
+        pq.write_table(table, sink)
+        payload = sink.getvalue().to_pybytes()
+    elif fmt == "csv":
+        sink = pyarrow.BufferOutputStream()
+        pyarrow.csv.write_csv(table, sink)
+        payload = sink.getvalue().to_pybytes()
+    else:
+        payload = json_lines(table).encode()
+    atomic_write_bytes(Path(output), payload)
+    return len(table)
+
+
+def json_lines(table) -> str:
+    """One JSON object per row (NaN as null)."""
+    import json
+    import math
+
+    def clean(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    return "".join(json.dumps({k: clean(v) for k, v in row.items()}, default=str) + "\n"
+                   for row in table.to_pylist())
 
 
 def _cell(value: Any) -> str:

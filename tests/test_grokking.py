@@ -139,3 +139,18 @@ def test_doshi_phases_from_rows_with_corrupted_labels():
                   "e": [(100, 0.3, 0.1, 0.1, 0.1, 0.3)]}, noise=0.2)   # confusion
     assert grok_table(rows, spec)["phase"].to_pylist() == [
         "inversion", "coexistence", "memorisation", "forgetting", "confusion"]
+
+
+def test_the_trials_view_holds_each_trials_final_and_best_evaluation(grokked):
+    from dd import api
+
+    spec, store, by_decay = grokked
+    trials = api.query("SELECT train_weight_decay AS wd, step, n_evals, best_test_error, "
+                       "best_test_error_step FROM trials ORDER BY wd", spec.name, store.root)
+    for row in trials.to_pylist():
+        rows = by_decay[row["wd"]][1]
+        best = min(rows, key=lambda r: (r["test_error"], r["step"]))
+        assert row["step"] == rows[-1]["step"] == 1000 and row["n_evals"] == len(rows)
+        assert row["best_test_error"] == best["test_error"]
+        assert row["best_test_error_step"] in {r["step"] for r in rows
+                                               if r["test_error"] == best["test_error"]}

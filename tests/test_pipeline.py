@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -136,3 +137,38 @@ def test_a_pack_that_keeps_failing_is_recorded_and_the_sweep_exits_1(ray_local, 
     assert main(["sweep", str(spec_path), "--results", str(root), "--quiet"]) == 0
     assert main(["status", "tiny", "--results", str(root)]) == 0
     assert "24 done, 0 missing, 0 failed" in capsys.readouterr().out
+
+
+def test_query_formats_and_files(swept, capsys, tmp_path):
+    spec, _, root = swept
+    sql = "SELECT model_n_features AS p, count(*) AS n FROM trials GROUP BY 1 ORDER BY 1"
+    assert main(["query", sql, "--results", str(root), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == '"p","n"' and lines[1:] == [f"{p},4" for p in (2, 5, 8, 12, 15, 20)]
+    assert main(["query", sql, "--results", str(root), "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == {"p": 2, "n": 4} and len(rows) == 6
+    out = tmp_path / "trials.parquet"
+    assert main(["query", "SELECT * FROM trials", "--results", str(root), "--format",
+                 "parquet", "--output", str(out)]) == 0
+    assert capsys.readouterr().err.strip() == f"24 rows written to {out}"
+    table = pq.read_table(out)
+    assert table.num_rows == 24 and set(table["n_evals"].to_pylist()) == {1}
+    assert not list(tmp_path.glob(".tmp-*"))
+    for bad in (["--format", "parquet"], ["--output", str(tmp_path / "x.txt")]):
+        assert main(["query", sql, "--results", str(root), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("dd: error: --")
+        assert not (tmp_path / "x.txt").exists()
+
+
+def test_python_api_loads_rows_trials_and_curves(swept):
+    from dd import api
+
+    spec, _, root = swept
+    rows = api.load(spec.name, root)
+    assert rows.num_rows == 24 and set(rows["status"].to_pylist()) == {"ok"}
+    trials = api.query("SELECT trial_id, test_mse, best_test_mse FROM trials", spec.name, root)
+    assert trials["test_mse"].to_pylist() == trials["best_test_mse"].to_pylist()
+    curves = api.curves(spec.name, root)
+    assert curves["model_wise"].landmarks.to_pylist()[0]["threshold_x"] == 12
