@@ -1,4 +1,5 @@
-# dd: `make sweep` runs the default sweep, `make test` runs the tests; both set up .venv first.
+# dd: `make sweep` runs the default sweep, `make test` runs the tests, `make bench` the benchmark;
+# each sets up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 
-.PHONY: install sweep test clean
+.PHONY: install sweep test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,13 @@ sweep: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
