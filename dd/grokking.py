@@ -22,8 +22,6 @@ import pyarrow as pa
 from dd.schema import column_name
 from dd.spec import Spec
 
-LIU_PHASES = ("comprehension", "grokking", "memorisation", "confusion")
-DOSHI_PHASES = ("inversion", "coexistence", "memorisation", "forgetting", "confusion")
 
 
 def first_step(steps: np.ndarray, accuracy: np.ndarray, level: float) -> float:
