@@ -23,7 +23,6 @@ from dd.schema import column_name
 from dd.spec import Spec
 
 
-
 def first_step(steps: np.ndarray, accuracy: np.ndarray, level: float) -> float:
     """The first step whose accuracy is >= ``level`` (NaN if none: not within the budget)."""
     hit = np.flatnonzero(np.nan_to_num(accuracy, nan=-1.0) >= level)
