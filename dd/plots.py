@@ -128,8 +128,12 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
         fig.colorbar(mappable, ax=axes[0].tolist(), label=curves.series[0], pad=0.01)
     marked = "memorisation" if curves.kind == "grokking" else "interpolation threshold"
     fig.suptitle(f"{spec.name}: {curves.kind.replace('_', '-')} (dashed: {marked})", fontsize=10)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{curves.kind}.png"
+    return _save_figure(fig, out_dir / f"{curves.kind}.png")
+
+
+def _save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made if needed) and free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -208,11 +212,7 @@ def plot_heatmap(curves: CurveSet, spec: Spec, out_dir: Path, metric: str = "tes
     fig.colorbar(mesh, ax=ax, label=f"mean {metric}")
     ax.set_title(f"{spec.name}: {metric} over {curves.series[0]} and epochs", fontsize=9)
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"heatmap_{metric}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, out_dir / f"heatmap_{metric}.png")
 
 
 def _edges(centres: list[float]) -> np.ndarray:
@@ -258,11 +258,11 @@ def plot_grok_times(table: pa.Table, spec: Spec, axis: str, out_dir: Path) -> Pa
                  "markers: not within the budget)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "grok_times.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, out_dir / "grok_times.png")
+
+
+def _tick_label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def plot_phases(table: pa.Table, spec: Spec, axes: tuple[str, str], out_dir: Path) -> Path:
@@ -281,18 +281,12 @@ def plot_phases(table: pa.Table, spec: Spec, axes: tuple[str, str], out_dir: Pat
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(xs), 1.4 + 0.5 * len(ys)))
     ax.imshow(np.ma.masked_less(grid, 0), cmap=cmap, vmin=-0.5, vmax=len(phases) - 0.5,
               origin="lower", aspect="auto")
-    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs],
-                  rotation=45, fontsize=7)
-    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys],
-                  fontsize=7)
+    ax.set_xticks(range(len(xs)), [_tick_label(v) for v in xs], rotation=45, fontsize=7)
+    ax.set_yticks(range(len(ys)), [_tick_label(v) for v in ys], fontsize=7)
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
     handles = [matplotlib.patches.Patch(color=PHASE_COLOURS[p], label=p) for p in phases]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(f"{spec.name}: phases (accuracy {spec.curves.phase_accuracy:g})", fontsize=9)
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "phases.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, out_dir / "phases.png")
