@@ -35,12 +35,18 @@ def load_stored_spec(store: SweepStore) -> Spec:
     return parse_spec(store.read_spec_mapping())
 
 
-def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
-    """Aggregate the sweep's stored rows; write curves/, figures/ beside them."""
-    spec = spec or load_stored_spec(store)
+def stored_rows(store: SweepStore) -> pa.Table:
+    """Every stored row of the sweep; a StoreError when nothing is stored yet."""
     table = store.read_results()
     if table is None:
         raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
+    return table
+
+
+def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
+    """Aggregate the sweep's stored rows; write curves/, figures/ beside them."""
+    spec = spec or load_stored_spec(store)
+    table = stored_rows(store)
     curve_sets, left_out = sweep_curves(table, spec)
     if not any(len(c.points) for c in curve_sets):
         raise StoreError(f"{store.dir}: none of the stored rows belong to the current spec's ok "

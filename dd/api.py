@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from dd.aggregate import load_stored_spec, stored_rows
 from dd.curves import CurveSet, current_rows, sweep_curves
-from dd.errors import StoreError
 from dd.query import query_arrow
 from dd.store import SweepStore, default_results_root
 
@@ -29,13 +29,9 @@ def load(sweep: str, results: str | Path | None = None, *, current: bool = True)
     """The sweep's stored rows: of its current spec's ok trials (``current``, as the curves
     see them), or every stored row, other spec versions and diverged trials included."""
     store = _store(sweep, results)
-    table = store.read_results()
-    if table is None:
-        raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
+    table = stored_rows(store)
     if not current:
         return table
-    from dd.aggregate import load_stored_spec
-
     return current_rows(table, load_stored_spec(store))[0]
 
 
@@ -48,11 +44,7 @@ def query(sql: str, sweep: str | None = None, results: str | Path | None = None)
 def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]:
     """The sweep's curve sets by kind (model_wise, epoch_wise, grokking, ...), computed from
     its stored rows for its current spec; nothing is written."""
-    from dd.aggregate import load_stored_spec
-
     store = _store(sweep, results)
-    table = store.read_results()
-    if table is None:
-        raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
+    table = stored_rows(store)
     sets, _ = sweep_curves(table, load_stored_spec(store))
     return {c.kind: c for c in sets}

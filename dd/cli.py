@@ -103,7 +103,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from dd.query import format_table, json_lines, query_arrow, run_query, write_query
+    from dd.query import format_table, query_arrow, run_query, serialize, write_query
     from dd.store import default_results_root
 
     root = args.results or default_results_root()
@@ -114,14 +114,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(f"{n} rows written to {args.output}", file=sys.stderr)
     elif args.format == "table":
         print(format_table(*run_query(args.sql, root, args.sweep)))
-    elif args.format == "json":
-        sys.stdout.write(json_lines(query_arrow(args.sql, root, args.sweep)))
-    elif args.format == "csv":
-        import pyarrow.csv
-
-        sink = pyarrow.BufferOutputStream()
-        pyarrow.csv.write_csv(query_arrow(args.sql, root, args.sweep), sink)
-        sys.stdout.write(sink.getvalue().to_pybytes().decode())
+    elif args.format in ("csv", "json"):
+        sys.stdout.write(serialize(query_arrow(args.sql, root, args.sweep), args.format).decode())
     else:
         raise DDError("--format parquet: give --output FILE")
     return 0

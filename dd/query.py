@@ -95,26 +95,29 @@ def query_arrow(sql: str, root: str | Path, sweep: str | None = None):
         raise _failed(e) from None
 
 
-def write_query(sql: str, root: str | Path, sweep: str | None, fmt: str, output: str) -> int:
-    """Write the result of ``sql`` to ``output`` as csv, json (one object per line) or
-    parquet, through a temporary file renamed into place; returns the row count."""
+def serialize(table, fmt: str) -> bytes:
+    """``table`` as csv, json (one object per line, NaN as null) or parquet bytes."""
+    import pyarrow
     import pyarrow.csv
     import pyarrow.parquet as pq
 
+    if fmt == "json":
+        return json_lines(table).encode()
+    sink = pyarrow.BufferOutputStream()
+    if fmt == "parquet":
+        pq.write_table(table, sink)
+    else:
+        pyarrow.csv.write_csv(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_query(sql: str, root: str | Path, sweep: str | None, fmt: str, output: str) -> int:
+    """Write the result of ``sql`` to ``output`` (see ``serialize``) through a temporary file
+    renamed into place; returns the row count."""
     from dd.store import atomic_write_bytes
 
     table = query_arrow(sql, root, sweep)
-    if fmt == "parquet":
-        sink = pyarrow.BufferOutputStream()
-        pq.write_table(table, sink)
-        payload = sink.getvalue().to_pybytes()
-    elif fmt == "csv":
-        sink = pyarrow.BufferOutputStream()
-        pyarrow.csv.write_csv(table, sink)
-        payload = sink.getvalue().to_pybytes()
-    else:
-        payload = json_lines(table).encode()
-    atomic_write_bytes(Path(output), payload)
+    atomic_write_bytes(Path(output), serialize(table, fmt))
     return len(table)
 
 
