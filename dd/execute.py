@@ -147,7 +147,7 @@ def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool,
     check_data_files(packs)
     say(f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
         f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs")
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
     _init_ray(address, quiet, local_cpus)
     import ray
 
@@ -155,7 +155,7 @@ def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool,
         num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus,
         memory=int(spec.resources.memory_gb * 2**30), max_retries=spec.resources.retries,
         retry_exceptions=False)
-    root = str(store.root.resolve())
+    root = store.location
     packs = sorted(packs, key=pack_cost, reverse=True)  # longest first: better packing
     pending = {remote.remote(spec.name, root, pack, spec.resources): pack for pack in packs}
     progress = Progress(total=sum(len(p.trials) for p in packs), quiet=quiet,
@@ -175,6 +175,9 @@ def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool,
                 progress.log(f"pack {pack.id} failed: {reason}")
             progress.advance(len(pack.trials))
     report.wall_time_s = time.perf_counter() - start
+    store.write_run({"started": started, "wall_time_s": report.wall_time_s,
+                     "trials_run": report.trials_run, "packs": report.packs,
+                     "failed_packs": len(report.failed_packs)})
     return report
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dd.errors import DDError, StoreError
-from dd.store import SweepStore
+from dd.store import RemotePath, StorePath, SweepStore, as_store_path, parquet_bytes
 
 TRIALS_VIEW = """
 CREATE VIEW trials AS
@@ -30,9 +30,9 @@ FROM last JOIN best USING (sweep, trial_id) WHERE _rank = 1
 """
 
 
-def pack_files(root: str | Path, sweep: str | None) -> list[Path]:
+def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
     """The pack files of ``sweep``, or of every sweep under ``root``."""
-    root = Path(root)
+    root = as_store_path(root)
     if sweep is not None:
         return SweepStore(root, sweep).pack_files()
     if not root.is_dir():
@@ -41,20 +41,40 @@ def pack_files(root: str | Path, sweep: str | None) -> list[Path]:
                   for f in SweepStore(root, d.name).pack_files())
 
 
-def connect(root: str | Path, sweep: str | None = None):
-    """A DuckDB connection with the views ``results`` and ``trials`` over stored packs."""
+def connect(root: str | StorePath, sweep: str | None = None):
+    """A DuckDB connection with the views ``results`` and ``trials`` over stored packs.
+
+    Local packs are scanned by DuckDB's own Parquet reader; packs in an object store through
+    a ``pyarrow.dataset`` on its filesystem (DuckDB's S3 reader is an extension it would
+    download), columns unified across files as ``union_by_name`` does locally.
+    """
     import duckdb
 
+    root = as_store_path(root)
     files = pack_files(root, sweep)
     if not files:
         where = f"sweep {sweep!r}" if sweep else "any sweep"
-        raise StoreError(f"{Path(root)}: no results stored for {where}")
+        raise StoreError(f"{root}: no results stored for {where}")
     con = duckdb.connect()
-    listing = ", ".join(_quote(str(f)) for f in files)
-    con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet([{listing}], "
-                "union_by_name = true)")
+    if isinstance(root, RemotePath):
+        con.register("stored_packs", _remote_packs(files))
+        source = "stored_packs"
+    else:
+        source = f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
+    con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
     con.execute(TRIALS_VIEW)
     return con
+
+
+def _remote_packs(files: list[RemotePath]):
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    fs = files[0].fs
+    schema = pa.unify_schemas([pq.read_schema(f.path, filesystem=fs) for f in files],
+                              promote_options="permissive")
+    return ds.dataset([f.path for f in files], schema=schema, format="parquet", filesystem=fs)
 
 
 def _quote(text: str) -> str:
@@ -99,15 +119,13 @@ def serialize(table, fmt: str) -> bytes:
     """``table`` as csv, json (one object per line, NaN as null) or parquet bytes."""
     import pyarrow
     import pyarrow.csv
-    import pyarrow.parquet as pq
 
     if fmt == "json":
         return json_lines(table).encode()
-    sink = pyarrow.BufferOutputStream()
     if fmt == "parquet":
-        pq.write_table(table, sink)
-    else:
-        pyarrow.csv.write_csv(table, sink)
+        return parquet_bytes(table)
+    sink = pyarrow.BufferOutputStream()
+    pyarrow.csv.write_csv(table, sink)
     return sink.getvalue().to_pybytes()
 
 
@@ -117,7 +135,7 @@ def write_query(sql: str, root: str | Path, sweep: str | None, fmt: str, output:
     from dd.store import atomic_write_bytes
 
     table = query_arrow(sql, root, sweep)
-    atomic_write_bytes(Path(output), serialize(table, fmt))
+    atomic_write_bytes(as_store_path(output), serialize(table, fmt))
     return len(table)
 
 

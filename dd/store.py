@@ -9,26 +9,38 @@ Layout of ``<results>/<sweep>/``::
     checkpoints/              training state of unfinished packs (resources.checkpoint_every)
     driver.lock               held (flock) by the driver running the sweep
     corrupt/                  unreadable pack files moved aside, never read as results
+    runs/run-<time>-<pid>.json one record per finished driver run (its wall time, trials run)
     curves/, figures/         the aggregator's output
 
 A trial is done when its rows are in a readable pack file; resuming runs the planned trial
 ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON.
+
+The results root is a local folder or a URI that ``pyarrow.fs`` opens (``s3://``, ``gs://``,
+``file://``; an S3-compatible endpoint as ``s3://bucket/prefix?endpoint_override=host:port&
+scheme=http``, credentials from the usual environment). A remote root is a ``RemotePath``,
+which offers the few ``pathlib`` methods this module uses, so one code path serves both:
+workers on other machines write their packs there directly, each to a temporary key that is
+then moved into place, and the driver, ``dd status``, ``dd curves`` and ``dd query`` read it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import fnmatch
+import hashlib
 import json
 import os
 import socket
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
 
@@ -38,16 +50,130 @@ from dd.spec import check_name
 PACK_GLOB = "pack-*.parquet"
 
 
-def default_results_root() -> Path:
+class RemotePath:
+    """A file or folder on a ``pyarrow.fs`` filesystem (an object store): the part of the
+    ``pathlib.Path`` interface that dd's store uses, so local and remote roots share code."""
+
+    def __init__(self, fs: pafs.FileSystem, path: str, scheme: str):
+        self.fs, self.path, self.scheme = fs, path.rstrip("/"), scheme
+
+    def __truediv__(self, part: str) -> RemotePath:
+        return RemotePath(self.fs, f"{self.path}/{part}", self.scheme)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.path}"
+
+    def __repr__(self) -> str:
+        return f"RemotePath({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemotePath) and (self.fs, self.path) == (other.fs, other.path)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __lt__(self, other: RemotePath) -> bool:
+        return self.path < other.path
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> RemotePath:
+        return RemotePath(self.fs, self.path.rsplit("/", 1)[0], self.scheme)
+
+    def _type(self) -> pafs.FileType:
+        return self.fs.get_file_info(self.path).type
+
+    def exists(self) -> bool:
+        return self._type() != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._type() == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._type() == pafs.FileType.Directory
+
+    def iterdir(self) -> list[RemotePath]:
+        selector = pafs.FileSelector(self.path, allow_not_found=True)
+        return [RemotePath(self.fs, info.path, self.scheme)
+                for info in self.fs.get_file_info(selector)]
+
+    def glob(self, pattern: str) -> list[RemotePath]:
+        return [p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern)]
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        self.fs.create_dir(self.path, recursive=parents)
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as f:
+            return f.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            self.fs.delete_file(self.path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def replace(self, target: RemotePath) -> RemotePath:
+        self.fs.move(self.path, target.path)
+        return target
+
+    def write_atomic(self, payload: bytes) -> None:
+        """Write to a temporary key beside this one, then move it here: readers never see a
+        part (an object store's move is a copy then a delete of the temporary key)."""
+        tmp = self.parent / f".tmp-{self.name}-{uuid.uuid4().hex[:12]}"
+        try:
+            with self.fs.open_output_stream(tmp.path) as f:
+                f.write(payload)
+            tmp.replace(self)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+StorePath = Union[Path, RemotePath]
+
+
+def as_store_path(location: str | Path | RemotePath) -> StorePath:
+    """A local path, or a ``RemotePath`` for a URI (``file://`` URIs are local paths)."""
+    if isinstance(location, (Path, RemotePath)):
+        return location
+    text = str(location)
+    if "://" not in text:
+        return Path(text)
+    scheme = text.split("://", 1)[0]
+    try:
+        fs, path = pafs.FileSystem.from_uri(text)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
+        raise StoreError(f"--results {text}: not a results location pyarrow.fs can open ({e}); "
+                         "give a folder or an s3://, gs:// or file:// URI") from None
+    if isinstance(fs, pafs.LocalFileSystem):
+        return Path(path)
+    return RemotePath(fs, path, scheme)
+
+
+def default_results_root() -> str:
     """$DD_RESULTS, else ./results."""
-    return Path(os.environ.get("DD_RESULTS") or "results")
+    return os.environ.get("DD_RESULTS") or "results"
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, fsync it, then rename it over.
+def atomic_write_bytes(path: StorePath, payload: bytes) -> None:
+    """Write ``payload`` to a temporary file beside ``path``, fsync it, then rename it over
+    (on an object store: a temporary key, then a move).
 
     Readers see the old file or the whole new one, never a part; a failure leaves no file.
     """
+    if isinstance(path, RemotePath):
+        try:
+            path.write_atomic(payload)
+        except OSError as e:
+            raise StoreError(f"{path}: cannot write ({e})") from None
+        return
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,9 +195,12 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
 class SweepStore:
     """The results directory of one sweep."""
 
-    def __init__(self, root: str | Path, name: str):
+    def __init__(self, root: str | Path | RemotePath, name: str):
         self.name = check_name(name, "sweep")
-        self.root = Path(root)
+        self.location = str(root)  # what a worker on another machine opens again
+        self.root = as_store_path(root)
+        if isinstance(self.root, Path):
+            self.location = str(self.root.resolve())
         self.dir = self.root / self.name
         self.packs_dir = self.dir / "packs"
         self.failed_dir = self.dir / "failed"
@@ -84,11 +213,16 @@ class SweepStore:
         An flock on ``driver.lock``: the kernel releases it when the holder exits or is
         killed, so a crashed driver never leaves the sweep locked. While it is held, no other
         driver writes here, so leftover temporary files and running records are stale and
-        are removed.
+        are removed. An object store cannot hold an flock: for a remote root the lock file is
+        local (in the temporary folder, named by the sweep's URI), so it keeps out a second
+        driver on the same machine only.
         """
         path = self.dir / "driver.lock"
+        if isinstance(self.dir, RemotePath):
+            digest = hashlib.sha1(f"{self.location}/{self.name}".encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"dd-driver-{digest}.lock"
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(path, "a+")
         except OSError as e:
             raise StoreError(f"{path}: cannot create the driver lock ({e.strerror or e})") from None
@@ -112,8 +246,8 @@ class SweepStore:
 
     def _clear_leftovers(self) -> None:
         """Remove what a crashed driver's run left: temporary files and running records."""
-        for folder in (self.dir, self.packs_dir, self.failed_dir, self.dir / "running",
-                       self.dir / "checkpoints"):
+        for folder in (self.dir, self.packs_dir, self.failed_dir, *(self.dir / sub for sub in (
+                "running", "checkpoints", "params", "runs", "curves", "figures"))):
             if folder.is_dir():
                 for tmp in folder.glob(".tmp-*"):
                     tmp.unlink(missing_ok=True)
@@ -137,29 +271,27 @@ class SweepStore:
             raise StoreError(f"{path}: unreadable spec ({e})") from None
 
     # ---- packs
-    def pack_path(self, pack_id: str) -> Path:
+    def pack_path(self, pack_id: str) -> StorePath:
         return self.packs_dir / f"pack-{pack_id}.parquet"
 
-    def write_pack(self, pack_id: str, table: pa.Table) -> Path:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
+    def write_pack(self, pack_id: str, table: pa.Table) -> StorePath:
         path = self.pack_path(pack_id)
-        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        write_parquet(path, table)
         self.clear_failure(pack_id)
         return path
 
-    def pack_files(self) -> list[Path]:
+    def pack_files(self) -> list[StorePath]:
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
 
-    def _read(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
+    def _read(self, path: StorePath, columns: list[str] | None = None) -> pa.Table | None:
         """Read one pack file; a corrupt one is moved to corrupt/ with a warning."""
         try:
-            return pq.read_table(path, columns=columns)
+            return read_parquet(path, columns)
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
             target = self.dir / "corrupt" / f"{path.name}.{int(time.time())}"
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+                path.replace(target)
             except OSError:
                 return None
             print(f"warning: {path} is not a readable Parquet file ({e}); moved to {target}; "
@@ -198,11 +330,19 @@ class SweepStore:
     def running_packs(self) -> list[dict[str, Any]]:
         return self._records(self.dir / "running")
 
-    def _records(self, folder: Path) -> list[dict[str, Any]]:
+    # ---- driver runs
+    def write_run(self, record: dict[str, Any]) -> None:
+        name = f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.json"
+        atomic_write_bytes(self.dir / "runs" / name, json.dumps(record).encode())
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self._records(self.dir / "runs", "run-*.json")
+
+    def _records(self, folder: StorePath, pattern: str = "pack-*.json") -> list[dict[str, Any]]:
         if not folder.is_dir():
             return []
         out = []
-        for path in sorted(folder.glob("pack-*.json")):
+        for path in sorted(folder.glob(pattern)):
             try:
                 out.append(json.loads(path.read_text()))
             except (OSError, ValueError):
@@ -224,3 +364,20 @@ class SweepStore:
 
     def failures(self) -> list[dict[str, Any]]:
         return self._records(self.failed_dir)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_parquet(path: StorePath, table: pa.Table) -> None:
+    """``table`` as a Parquet file at ``path``, atomically."""
+    atomic_write_bytes(path, parquet_bytes(table))
+
+
+def read_parquet(path: StorePath, columns: list[str] | None = None) -> pa.Table:
+    if isinstance(path, RemotePath):
+        return pq.read_table(path.path, columns=columns, filesystem=path.fs)
+    return pq.read_table(path, columns=columns)

@@ -565,8 +565,10 @@ def save_params(path: Path, params) -> None:
 
 def load_params(path: str | Path) -> dict:
     """Parameters saved by a sweep with ``train.save_params`` (the nested dict of arrays that
-    the trial's module, ``make_model(trial)``, applies): ``<sweep>/params/<trial_id>.msgpack``."""
-    return flax.serialization.msgpack_restore(Path(path).read_bytes())
+    the trial's module, ``make_model(trial)``, applies): ``<sweep>/params/<trial_id>.msgpack`` (a path or a results URI)."""
+    from dd.store import as_store_path
+
+    return flax.serialization.msgpack_restore(as_store_path(path).read_bytes())
 
 
 def _save(path: Path, replicas: Replica, epoch: int, rows: list) -> None:

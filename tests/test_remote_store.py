@@ -1,0 +1,130 @@
+"""Results in an object store: a real S3-compatible server (moto's standalone server, a
+separate process on loopback) takes the packs that Ray workers write, and every reader
+(``dd status``, ``dd curves``, ``dd query``, a resumed ``dd sweep``) reads them back."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+from dd.errors import StoreError
+from dd.spec import load_spec, trial_id
+from dd.store import RemotePath, SweepStore, as_store_path, atomic_write_bytes
+from tests.conftest import TINY_GAUSSIAN
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dd-test", "AWS_SECRET_ACCESS_KEY": "dd-test",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """``host:port`` of a moto S3 server started for this module."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                               "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def results_uri(s3_endpoint, monkeypatch) -> str:
+    """A fresh bucket's ``results`` prefix, as the URI a user passes to --results."""
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"dd-{uuid.uuid4().hex[:10]}"
+    pafs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http", region="us-east-1",
+                      allow_bucket_creation=True).create_dir(bucket)
+    return f"s3://{bucket}/results?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
+
+
+def _keys(uri: str) -> list[str]:
+    root = as_store_path(uri)
+    selector = pafs.FileSelector(root.path, recursive=True, allow_not_found=True)
+    return sorted(i.path[len(root.path) + 1:] for i in root.fs.get_file_info(selector)
+                  if i.type == pafs.FileType.File)
+
+
+def _dd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "dd.cli", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=600, env={**os.environ, **CREDENTIALS})
+
+
+def test_workers_write_packs_to_the_object_store_and_every_reader_reads_them(
+        results_uri, write_spec, tmp_path):
+    spec_path = write_spec(TINY_GAUSSIAN)
+    planned = {trial_id(t) for t in load_spec(spec_path).trials}
+
+    run = _dd("sweep", str(spec_path), "--results", results_uri, "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+
+    keys = _keys(results_uri)
+    packs = [k for k in keys if k.startswith("tiny/packs/pack-") and k.endswith(".parquet")]
+    assert packs, keys
+    assert not [k for k in keys if "/.tmp-" in k], "no temporary key left behind"
+    assert "tiny/spec.yaml" in keys
+    assert {"tiny/curves/model_wise.parquet", "tiny/figures/model_wise.png"} <= set(keys)
+    png = (as_store_path(results_uri) / "tiny" / "figures" / "model_wise.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert SweepStore(results_uri, "tiny").stored_trial_ids() == planned
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"], "nothing written locally"
+
+    status = _dd("status", "tiny", "--results", results_uri, cwd=tmp_path)
+    assert status.returncode == 0 and f"{len(planned)} done" in status.stdout, status.stdout
+
+    query = _dd("query", "SELECT count(DISTINCT trial_id) AS n, count(*) AS rows FROM trials",
+                "--sweep", "tiny", "--results", results_uri, "--format", "csv", cwd=tmp_path)
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.splitlines()[1] == f"{len(planned)},{len(planned)}"
+
+    again = _dd("sweep", str(spec_path), "--results", results_uri, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to run" in again.stderr, again.stderr
+
+
+def test_a_failed_move_leaves_neither_the_key_nor_its_temporary(results_uri, monkeypatch):
+    target = as_store_path(results_uri) / "s" / "packs" / "pack-a.parquet"
+    assert isinstance(target, RemotePath)
+
+    def refuse(self, other):
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(RemotePath, "replace", refuse)
+    with pytest.raises(StoreError, match="cannot write"):
+        atomic_write_bytes(target, b"rows")
+    assert _keys(results_uri) == []
+
+
+def test_a_corrupt_pack_in_the_store_is_moved_aside_not_read(results_uri):
+    store = SweepStore(results_uri, "s")
+    atomic_write_bytes(store.pack_path("bad"), b"not parquet")
+    assert store.stored_trial_ids() == set()
+    keys = _keys(results_uri)
+    assert not [k for k in keys if k.startswith("s/packs/")]
+    assert [k for k in keys if k.startswith("s/corrupt/pack-bad.parquet.")]
+
+
+def test_an_unopenable_results_uri_is_one_clear_error():
+    with pytest.raises(StoreError, match="--results nosuch://x: not a results location"):
+        as_store_path("nosuch://x")
