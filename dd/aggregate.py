@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from dd.curves import PEAK_METRICS, CurveSet, current_rows, sweep_curves
+from dd.curves import PEAK_METRICS, CurveSet, current_rows, effective_table, sweep_curves
 from dd.grokking import grok_table, phase_axes, time_axis
 from dd.errors import StoreError
-from dd.plots import plot_curves, plot_grok_times, plot_heatmap, plot_phases
+from dd.plots import (plot_curves, plot_effective, plot_grok_times, plot_heatmap,
+                      plot_phases)
 from dd.schema import column_name
 from dd.spec import Spec, parse_spec
-from dd.store import SweepStore
+from dd.store import StorePath, SweepStore, write_parquet
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,8 @@ class Aggregate:
 
     curves: list[CurveSet]
     left_out: int
-    figures: list[Path]
-    tables: list[Path]
+    figures: list[StorePath]
+    tables: list[StorePath]
     grok: pa.Table | None = None  # per-trial grokking times and phases (modular sweeps)
 
 
@@ -56,10 +55,15 @@ def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
         for suffix, data in (("", curves.points), ("_seeds", curves.per_seed),
                              ("_landmarks", curves.landmarks)):
             path = store.dir / "curves" / f"{curves.kind}{suffix}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(data, path)
+            write_parquet(path, data)
             tables.append(path)
         figures.append(plot_curves(curves, spec, store.dir / "figures"))
+        effective = effective_table(curves) if curves.kind == "model_wise" else None
+        if effective is not None:
+            path = store.dir / "curves" / "effective_parameters.parquet"
+            write_parquet(path, effective)
+            tables.append(path)
+            figures.append(plot_effective(effective, curves, spec, store.dir / "figures"))
         heatmap = plot_heatmap(curves, spec, store.dir / "figures")
         if heatmap is not None:
             figures.append(heatmap)
@@ -77,7 +81,7 @@ def _write_grokking(store: SweepStore, spec: Spec, table: pa.Table):
     rows, _ = current_rows(table, spec)
     grok = grok_table(rows, spec)
     path = store.dir / "curves" / "grok_times.parquet"
-    pq.write_table(grok, path)
+    write_parquet(path, grok)
     figures = []
     axis = time_axis(spec)
     if axis is not None:

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.config import FeatureModel, FourierFeatures, RawFeatures, ReluFeatures, Trial
+from dd.config import (FeatureModel, FourierFeatures, PcaFourierFeatures, RawFeatures,
+                       ReluFeatures, Trial)
 from dd.data import Dataset, load_dataset, prepare_inputs, test_chunks, training_rows
 from dd.rng import named, trial_key
 
@@ -37,7 +38,7 @@ def feature_params(key: jax.Array, model: FeatureModel, input_dim: int) -> dict[
     """The random projection of a feature model, drawn from the trial key."""
     key = named(key, "features")
     if isinstance(model, FourierFeatures):
-        n_freq = -(-model.n_features // 2)
+        n_freq = -(-model.n_fourier // 2)
         return {"v": jax.random.normal(key, (input_dim, n_freq)) / model.bandwidth}
     if isinstance(model, ReluFeatures):
         k_w, k_b = jax.random.split(key)
@@ -56,14 +57,24 @@ def program_width(model: FeatureModel, input_dim: int) -> int:
     return input_dim if isinstance(model, RawFeatures) else model.n_features
 
 
+def principal_axes(x_ND: jax.Array, k: int) -> jax.Array:
+    """(D, k): the first ``k`` principal axes of the rows of ``x_ND``."""
+    _, _, vt_RD = jnp.linalg.svd(x_ND - x_ND.mean(0), full_matrices=False)
+    return vt_RD[:k].T
+
+
 def featurize(model: FeatureModel, params: dict[str, jax.Array], x_ND: jax.Array) -> jax.Array:
-    """phi(x): (N, D) inputs -> (N, model.n_features) features."""
+    """phi(x): (N, D) inputs -> (N, model.n_features) features (``params`` from
+    ``feature_params``, plus ``pca``, the principal axes, for ``PcaFourierFeatures``)."""
     if isinstance(model, RawFeatures):
         return x_ND[:, : model.n_features]
     if isinstance(model, FourierFeatures):
         proj_NF = x_ND @ params["v"]
         pairs = jnp.stack([jnp.cos(proj_NF), jnp.sin(proj_NF)], axis=-1)
-        return pairs.reshape(x_ND.shape[0], -1)[:, : model.n_features]
+        fourier_NF = pairs.reshape(x_ND.shape[0], -1)[:, : model.n_fourier]
+        if isinstance(model, PcaFourierFeatures):
+            return jnp.concatenate([x_ND @ params["pca"], fourier_NF], axis=1)
+        return fourier_NF
     if isinstance(model, ReluFeatures):
         return jax.nn.relu(x_ND @ params["w"] + params["b"])
     raise TypeError(f"not a feature model: {model!r}")
@@ -88,10 +99,13 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
         return prepare_inputs(x, arrays["x_mean"], arrays["x_std"]).reshape(
             x.shape[0], -1).astype(jnp.float64)
 
+    pca = ({"pca": principal_axes(flat(arrays["x_pool"]), model.pca_components)}
+           if isinstance(model, PcaFourierFeatures) else {})
+
     def fit_one(seed, n, noise, lam, p):
         key = trial_key(seed)
         rows = training_rows(key, dataset, n_rows, n, noise)
-        params = feature_params(key, model, input_dim)
+        params = feature_params(key, model, input_dim) | pca
         mask_N = rows["mask"].astype(jnp.float64)
         # zeroed columns (past a replica's p) get zero coefficients, so only the train
         # matrix needs the column mask; test features are used as they are

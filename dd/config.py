@@ -443,10 +443,36 @@ class FourierFeatures(FeatureModel):
     name: str = "fourier_features"
     bandwidth: float = 5.0
 
+    @property
+    def n_fourier(self) -> int:
+        """How many of the features are random Fourier features."""
+        return self.n_features
+
     def check(self, path: str) -> None:
         super().check(path)
         if self.bandwidth <= 0:
             raise SpecError(_join(path, "bandwidth"), f"must be > 0 (got {self.bandwidth})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PcaFourierFeatures(FourierFeatures):
+    """Two complexity axes in one feature map (Curth et al. 2023): the projections of the inputs
+    on their first ``pca_components`` principal axes (of the unlabelled training pool), then
+    random Fourier features up to ``n_features`` in all. Raising the components to n_train and
+    then adding excess Fourier features gives a double descent in the raw feature count that
+    folds back into a U against the effective parameters (sweeps/uturn_digits.yaml).
+    """
+
+    name: str = "pca_fourier_features"
+    pca_components: int = 0
+
+    @property
+    def n_fourier(self) -> int:
+        return self.n_features - self.pca_components
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        _check_range(_join(path, "pca_components"), self.pca_components, 0, self.n_features)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -535,8 +561,9 @@ class TransformerModel(NetworkModel):
         _check_range(_join(path, "attention_rate"), self.attention_rate, 0.0, 1.0)
 
 
-Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, ReluFeatures, MlpModel,
-                                      CnnModel, ResNet18Model, TransformerModel)}
+Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, PcaFourierFeatures,
+                                      ReluFeatures, MlpModel, CnnModel, ResNet18Model,
+                                      TransformerModel)}
 
 # --------------------------------------------------------------------------- fit / trial
 
@@ -672,6 +699,14 @@ class Trial:
         if tokens and not isinstance(self.model, (MlpModel, TransformerModel)):
             raise SpecError(_join(path, "model.name"), f"modular data takes an mlp or a "
                             f"transformer, not {self.model.name}")
+        if isinstance(self.model, PcaFourierFeatures) and isinstance(self.data, GaussianData):
+            raise SpecError(_join(path, "model.name"), "pca_fourier_features takes its principal "
+                            "axes from a training pool; gaussian data has none")
+        if (isinstance(self.model, PcaFourierFeatures)
+                and self.model.pca_components > self.data.input_dim):
+            raise SpecError(_join(path, "model.pca_components"),
+                            f"{self.model.pca_components} exceeds the {self.data.input_dim} "
+                            f"input coordinates of {self.data.name}")
         if isinstance(self.model, RawFeatures) and self.model.n_features > self.data.input_dim:
             raise SpecError(_join(path, "model.n_features"),
                             f"{self.model.n_features} exceeds the {self.data.input_dim} input "

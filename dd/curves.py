@@ -25,6 +25,7 @@ from dd.spec import Spec, trial_id
 MODEL_AXES_EXCLUDED = ("model.name",)
 ACCURACIES = ("train_accuracy", "test_accuracy")  # derived for grokking curves
 PEAK_METRICS = ("test_error", "test_mse", "population_risk", "coef_norm")  # peaks located
+EFFECTIVE_METRICS = ("test_mse", "test_error")  # drawn against effective parameters
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,14 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
-    """Aggregate ``rows`` into curves along ``x`` (a config path, or the ``epoch`` column)."""
-    series = tuple(a for a in spec.axes if a not in (x, "seed"))
+    """Aggregate ``rows`` into curves along ``x`` (a config path, or the ``epoch`` column).
+
+    The series are the other swept axes, except those that move with ``x`` (zipped with it:
+    one value per x), which are coordinates of the same path, not separate curves.
+    """
     x_col = column_name(x)
+    series = tuple(a for a in spec.axes if a not in (x, "seed")
+                   and not _moves_with(rows, column_name(a), x_col))
     series_cols = [column_name(s) for s in series]
     metrics = [m for m in (*METRICS, *ACCURACIES) if m in rows.column_names
                and m not in (x_col, "diverged_step")
@@ -146,6 +152,30 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
     return CurveSet(kind=kind, x=x, series=series, points=pa.Table.from_pylist(point_records),
                     per_seed=pa.Table.from_pylist(seed_records),
                     landmarks=pa.Table.from_pylist(landmark_records))
+
+
+def _moves_with(rows: pa.Table, axis_col: str, x_col: str) -> bool:
+    if axis_col not in rows.column_names or x_col not in rows.column_names:
+        return False
+    pairs = set(zip(rows[x_col].to_pylist(), rows[axis_col].to_pylist()))
+    return len(pairs) == len({x for x, _ in pairs}) and len({a for _, a in pairs}) > 1
+
+
+def effective_table(curves: CurveSet) -> pa.Table | None:
+    """Per curve point, the mean ``p_eff_test`` beside the mean test losses, in x order: the
+    raw-count curve redrawn against effective parameters (Curth et al. 2023); None when the
+    sweep measured no effective parameters (trained networks)."""
+    series_cols = [column_name(s) for s in curves.series]
+    wanted = ("p_eff_test", *EFFECTIVE_METRICS)
+    points: dict[tuple, dict] = {}
+    for r in curves.points.to_pylist():
+        if r["metric"] in wanted:
+            key = (*(r[c] for c in series_cols), r["x"])
+            blank = {**{c: r[c] for c in series_cols}, "x": r["x"], **dict.fromkeys(wanted)}
+            points.setdefault(key, blank)[r["metric"]] = r["mean"]
+    if not any(p["p_eff_test"] is not None for p in points.values()):
+        return None
+    return pa.Table.from_pylist([points[k] for k in sorted(points, key=series_order)])
 
 
 def interpolation_threshold(xs: np.ndarray, train_metric: np.ndarray, tol: float) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import matplotlib
 
@@ -14,9 +14,10 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from dd.config import GaussianData, RawFeatures  # noqa: E402
-from dd.curves import CurveSet, series_order  # noqa: E402
+from dd.curves import EFFECTIVE_METRICS, CurveSet, series_order  # noqa: E402
 from dd.schema import column_name  # noqa: E402
 from dd.spec import Spec  # noqa: E402
+from dd.store import StorePath, atomic_write_bytes  # noqa: E402
 from dd.theory import gaussian_raw_features_risk  # noqa: E402
 
 PANELS = (  # (title, [(metric, line style)], log y); a panel shows if any metric is present
@@ -64,7 +65,7 @@ def _series_colours(keys: list[tuple]):
     return [plt.cm.viridis(0.9 * norm(v)) for v in values], norm
 
 
-def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
+def plot_curves(curves: CurveSet, spec: Spec, out_dir: StorePath) -> StorePath:
     """Draw one curve set as rows of panels (four to a row); returns the PNG path.
 
     With more than ``MAX_LABELLED_SERIES`` series, only each panel's first (test-side) metric
@@ -131,11 +132,55 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: Path) -> Path:
     return _save_figure(fig, out_dir / f"{curves.kind}.png")
 
 
-def _save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (its folder made if needed) and free it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+def plot_effective(table: pa.Table, curves: CurveSet, spec: Spec,
+                   out_dir: StorePath) -> StorePath:
+    """Each test loss against the raw feature count (left) and against the effective
+    parameters on test inputs (right, Curth et al. 2023): points coloured by the raw count
+    and joined in its order, so a double descent that folds back into a U shows as a path
+    that runs out to the threshold's p_eff and returns. The threshold point is ringed."""
+    series_cols = [column_name(s) for s in curves.series]
+    metrics = [m for m in EFFECTIVE_METRICS if table[m].null_count < len(table)]
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(9.5, 3.6 * len(metrics)), squeeze=False,
+                             layout="constrained")
+    rows = table.to_pylist()
+    keys = sorted({tuple(r[c] for c in series_cols) for r in rows}, key=series_order)
+    xs = np.array([r["x"] for r in rows], float)
+    norm = matplotlib.colors.LogNorm(xs.min(), xs.max()) if xs.min() > 0 else None
+    thresholds = {tuple(lm.get(c) for c in series_cols): lm["threshold_x"]
+                  for lm in curves.landmarks.to_pylist()}
+    for (ax_raw, ax_eff), metric in zip(axes, metrics):
+        for key in keys:
+            mine = [r for r in rows if tuple(r[c] for c in series_cols) == key
+                    and r[metric] is not None and r["p_eff_test"] is not None]
+            x = np.array([r["x"] for r in mine])
+            y = np.array([r[metric] for r in mine])
+            p_eff = np.array([r["p_eff_test"] for r in mine])
+            label = _series_label(curves, key) or None
+            for ax, horizontal in ((ax_raw, x), (ax_eff, p_eff)):
+                ax.plot(horizontal, y, "-", color="0.6", lw=1, zorder=1, label=label)
+                dots = ax.scatter(horizontal, y, c=x, cmap="viridis", norm=norm, s=16, zorder=2)
+                at = np.flatnonzero(x == thresholds.get(key))
+                ax.scatter(horizontal[at], y[at], s=90, facecolors="none", edgecolors="crimson",
+                           zorder=3)
+        for ax, xlabel in ((ax_raw, curves.x), (ax_eff, "effective parameters (p_eff_test)")):
+            ax.set_xscale("log")
+            ax.set_yscale("log" if metric == "test_mse" else "linear")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(metric)
+        ax_raw.set_title(f"{metric} against {curves.x}")
+        ax_eff.set_title(f"{metric} against effective parameters")
+        fig.colorbar(dots, ax=ax_eff, label=curves.x)
+    fig.suptitle(f"{spec.name}: effective parameters (ringed: interpolation threshold)",
+                 fontsize=10)
+    return _save_figure(fig, out_dir / "effective_parameters.png")
+
+
+def _save_figure(fig, path: StorePath) -> StorePath:
+    """Write ``fig`` as a PNG at ``path`` (local or remote, atomically) and free it."""
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
     return path
 
 
@@ -190,7 +235,7 @@ def _overlay_theory(ax, curves: CurveSet, spec: Spec) -> None:
         ax.plot(p, risk, color="crimson", lw=1, ls="--", zorder=5, label=f"theory (n={n})")
 
 
-def plot_heatmap(curves: CurveSet, spec: Spec, out_dir: Path, metric: str = "test_error") -> Path | None:
+def plot_heatmap(curves: CurveSet, spec: Spec, out_dir: StorePath, metric: str = "test_error") -> StorePath | None:
     """Mean ``metric`` over (model axis, epoch), as in Nakkiran et al.'s Fig. 2."""
     if curves.kind != "epoch_wise" or len(curves.series) != 1 or len(curves.points) == 0:
         return None
@@ -229,7 +274,7 @@ PHASE_COLOURS = {"comprehension": "#1b9e77", "grokking": "#7570b3", "memorisatio
                  "forgetting": "#e7298a"}
 
 
-def plot_grok_times(table: pa.Table, spec: Spec, axis: str, out_dir: Path) -> Path:
+def plot_grok_times(table: pa.Table, spec: Spec, axis: str, out_dir: StorePath) -> StorePath:
     """Time to memorise and to generalise per trial against ``axis``, medians joined; trials
     that never generalise are drawn at the top edge as open markers."""
     col = column_name(axis)
@@ -265,7 +310,7 @@ def _tick_label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def plot_phases(table: pa.Table, spec: Spec, axes: tuple[str, str], out_dir: Path) -> Path:
+def plot_phases(table: pa.Table, spec: Spec, axes: tuple[str, str], out_dir: StorePath) -> StorePath:
     """The phase of each cell of ``axes`` (the most common over its seeds) as a coloured grid."""
     cx, cy = (column_name(a) for a in axes)
     xs, ys = (sorted(set(table[c].to_pylist()), key=lambda v: series_order((v,))) for c in (cx, cy))
