@@ -81,6 +81,13 @@ def cmd_curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from dd.report import write_report
+
+    print(f"report: {write_report(_sweep_store(args.sweep, args.results), args.output)}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from dd.aggregate import load_stored_spec
     from dd.spec import trial_id
@@ -132,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    results_help = "results root directory (default: $DD_RESULTS or ./results)"
+    results_help = ("results root: a folder or an s3://, gs:// or file:// URI "
+                    "(default: $DD_RESULTS or ./results)")
     p = add("sweep", cmd_sweep, "run every trial of a spec that is not stored yet")
     p.add_argument("spec", help="path of a YAML sweep spec (see sweeps/)")
     p.add_argument("--results", help=results_help)
@@ -151,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("curves", cmd_curves, "write a sweep's curve tables and figures")
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
+
+    p = add("report", cmd_report, "write a sweep's self-contained HTML report (curves brought "
+                                  "up to date first)")
+    p.add_argument("sweep", help="sweep name (or its spec file)")
+    p.add_argument("--results", help=results_help)
+    p.add_argument("--output", help="where to write the page (default: <results>/<sweep>/"
+                                    "report.html)")
 
     p = add("query", cmd_query, "run DuckDB SQL over stored results (views: results, trials)")
     p.add_argument("sql", help="SQL text, e.g. 'SELECT count(*) FROM results'")

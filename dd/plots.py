@@ -116,9 +116,7 @@ def plot_curves(curves: CurveSet, spec: Spec, out_dir: StorePath) -> StorePath:
         if title == "squared loss":
             _overlay_theory(ax, curves, spec)
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _plain_log_ticks(ax.xaxis)
         _fit_y(ax, np.asarray(drawn, float), lowest, log_y)
         ax.set_xlabel(curves.x)
         ax.set_title(title + (f" ({shown[0][0]})" if crowded else ""))
@@ -164,15 +162,33 @@ def plot_effective(table: pa.Table, curves: CurveSet, spec: Spec,
                            zorder=3)
         for ax, xlabel in ((ax_raw, curves.x), (ax_eff, "effective parameters (p_eff_test)")):
             ax.set_xscale("log")
-            ax.set_yscale("log" if metric == "test_mse" else "linear")
+            _plain_log_ticks(ax.xaxis)
+            if metric == "test_mse":
+                ax.set_yscale("log")
+                _plain_log_ticks(ax.yaxis)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(metric)
         ax_raw.set_title(f"{metric} against {curves.x}")
         ax_eff.set_title(f"{metric} against effective parameters")
-        fig.colorbar(dots, ax=ax_eff, label=curves.x)
+        _plain_log_ticks(fig.colorbar(dots, ax=ax_eff, label=curves.x).ax.yaxis)
     fig.suptitle(f"{spec.name}: effective parameters (ringed: interpolation threshold)",
                  fontsize=10)
     return _save_figure(fig, out_dir / "effective_parameters.png")
+
+
+def _plain_log_ticks(axis) -> None:
+    """Ticks at 1, 2, 5 x 10^k labelled as plain numbers (2, 5, 10, 20, ...); over more than
+    three decades only the powers of ten are labelled, so labels do not run together."""
+
+    def label(value: float, _) -> str:
+        low, high = sorted(axis.get_view_interval())
+        wide = low > 0 and high / low > 1e3
+        mantissa = value / 10 ** np.floor(np.log10(value)) if value > 0 else 1.0
+        return "" if wide and not np.isclose(mantissa, 1.0) else f"{value:g}"
+
+    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(label))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _save_figure(fig, path: StorePath) -> StorePath:

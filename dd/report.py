@@ -1,0 +1,141 @@
+"""``dd report``: one self-contained HTML page per sweep, for reading the morning after.
+
+The page carries everything inline (figures as base64 PNG, styles in the head; no script, no
+network): the spec, trial counts and run times, the located thresholds and peaks, every
+figure the aggregator draws (curves, heatmaps, grokking times and phases, effective
+parameters), the grokking table, and the failed and diverged trials.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from dd import __version__
+from dd.aggregate import Aggregate, describe, load_stored_spec, stored_rows, write_curves
+from dd.spec import Spec, trial_id
+from dd.store import StorePath, SweepStore, as_store_path, atomic_write_bytes
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9em; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
+.landmark { font-family: ui-monospace, monospace; }
+"""
+
+MAX_TABLE_ROWS = 200  # longer tables are cut, with a note; the Parquet files hold them all
+
+
+def write_report(store: SweepStore, output: str | None = None) -> StorePath:
+    """Aggregate the sweep (curves and figures brought up to date), then write the page to
+    ``output`` (default ``<sweep>/report.html``) atomically; returns where it went."""
+    spec = load_stored_spec(store)
+    aggregate = write_curves(store, spec)
+    page = render(store, spec, aggregate, stored_rows(store))
+    path = as_store_path(output) if output else store.dir / "report.html"
+    atomic_write_bytes(path, page.encode())
+    return path
+
+
+def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) -> str:
+    """The page's HTML."""
+    body = [f"<h1>dd report: {_e(spec.name)}</h1>",
+            f"<p>Results: <code>{_e(store.dir)}</code>. Written "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+            "<h2>Trials</h2>", _counts(store, spec, rows),
+            "<h2>Thresholds and peaks</h2>", _landmarks(aggregate),
+            "<h2>Figures</h2>", *(_figure(path) for path in aggregate.figures)]
+    if aggregate.grok is not None:
+        body += ["<h2>Grokking times and phases</h2>", _table(aggregate.grok)]
+    body += ["<h2>Failed and diverged trials</h2>", _failures(store, rows),
+             "<h2>Spec</h2>", f"<pre>{_e(yaml.safe_dump(spec.mapping, sort_keys=False))}</pre>"]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
+            "<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
+    planned = {trial_id(t) for t in spec.trials}
+    stored = set(rows["trial_id"].to_pylist())
+    failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
+    diverged = _diverged(rows)
+    packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
+    runs = store.runs()
+    facts = [("trials planned", len(planned)), ("done", len(planned & stored)),
+             ("missing", len(planned - stored - failed)), ("failed", len(failed)),
+             ("diverged", len(set(diverged["trial_id"].to_pylist()) & planned)),
+             ("stored from earlier specs", len(stored - planned)),
+             ("evaluation rows", len(rows)), ("packs", len(packs)),
+             ("pack compute time (s)", f"{pc.sum(packs['wall_time_s_max']).as_py() or 0:.1f}"),
+             ("driver runs", len(runs)),
+             ("driver wall time (s)", f"{sum(r['wall_time_s'] for r in runs):.1f}")]
+    return ("<table class=\"counts\">" + "".join(
+        f"<tr><th class=\"text\">{_e(k)}</th><td data-fact=\"{_e(k)}\">{_e(v)}</td></tr>"
+        for k, v in facts) + "</table>")
+
+
+def _landmarks(aggregate: Aggregate) -> str:
+    lines = "".join(f"<li class=\"landmark\">{_e(line)}</li>" for line in describe(aggregate))
+    tables = "".join(f"<h3>{_e(c.kind)} (x = {_e(c.x)})</h3>{_table(c.landmarks)}"
+                     for c in aggregate.curves if c.kind != "grokking" and len(c.landmarks))
+    return f"<ul>{lines}</ul>{tables}"
+
+
+def _figure(path: StorePath) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f"<figure><img alt=\"{_e(path.name)}\" src=\"data:image/png;base64,{data}\">"
+            f"<figcaption>{_e(path.name)}</figcaption></figure>")
+
+
+def _diverged(rows: pa.Table) -> pa.Table:
+    diverged = rows.filter(pc.equal(rows["status"], "diverged"))
+    return diverged.group_by(["trial_id"]).aggregate([("diverged_step", "min")]) \
+        if "diverged_step" in diverged.column_names else diverged.select(["trial_id"])
+
+
+def _failures(store: SweepStore, rows: pa.Table) -> str:
+    failures = store.failures()
+    diverged = _diverged(rows)
+    if not failures and not len(diverged):
+        return "<p>None.</p>"
+    out = []
+    if failures:
+        out.append(_table(pa.Table.from_pylist([
+            {"pack_id": f["pack_id"], "trials": len(f["trial_ids"]), "time": f["time"],
+             "reason": f["reason"]} for f in failures])))
+    if len(diverged):
+        out.append(_table(diverged))
+    return "".join(out)
+
+
+def _table(table: pa.Table) -> str:
+    shown = table.slice(0, MAX_TABLE_ROWS)
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown.column_names)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row.values()) + "</tr>"
+                   for row in shown.to_pylist())
+    note = (f"<p>First {MAX_TABLE_ROWS} of {len(table)} rows.</p>"
+            if len(table) > MAX_TABLE_ROWS else "")
+    return f"<table><tr>{head}</tr>{body}</table>{note}"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"<td>{value:.4g}</td>"
+    if isinstance(value, (int, type(None))):
+        return f"<td>{'' if value is None else value}</td>"
+    return f"<td class=\"text\">{_e(value)}</td>"
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
