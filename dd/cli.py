@@ -51,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f"pack{'' if len(packs) == 1 else 's'}")
         return 0
     report = run_sweep(spec, root, address=args.address, quiet=args.quiet,
-                       local_cpus=args.cpus)
+                       local_cpus=args.cpus, compile_cache=args.compile_cache)
     status = 0
     if report.failed_packs:
         print(f"{len(report.failed_packs)} packs failed; 'dd status {spec.name}' lists them; "
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
     p.add_argument("--cpus", type=_positive_int,
                    help="CPUs the local Ray instance may use (default: all of this machine)")
+    p.add_argument("--compile-cache", metavar="DIR",
+                   help="JAX persistent compilation cache of the workers; a folder they all "
+                        "reach is shared (default: $DD_COMPILE_CACHE, else ~/.cache/dd/jax; "
+                        "'off' compiles afresh)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the number of trials and packs and exit")
     p.add_argument("--no-curves", action="store_true", help="skip curves and figures")

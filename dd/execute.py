@@ -20,6 +20,9 @@ from dd.spec import Resources, Spec, trial_id
 from dd.store import SweepStore
 
 
+DEFAULT_COMPILE_CACHE = "~/.cache/dd/jax"
+
+
 @dataclass
 class SweepReport:
     """What a ``run_sweep`` call did."""
@@ -32,12 +35,27 @@ class SweepReport:
     wall_time_s: float = 0.0
 
 
-def run_pack(sweep: str, results_root: str, pack: Pack, resources: Resources) -> dict:
+def compile_cache_dir(setting: str | None = None) -> str | None:
+    """Where workers keep JAX's persistent compilation cache: ``setting``, else
+    $DD_COMPILE_CACHE, else ~/.cache/dd/jax (expanded on each worker); "off" for none."""
+    value = setting or os.environ.get("DD_COMPILE_CACHE") or DEFAULT_COMPILE_CACHE
+    return None if value == "off" else value
+
+
+def run_pack(sweep: str, results_root: str, pack: Pack, resources: Resources,
+             compile_cache: str | None = None) -> dict:
     """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker).
 
     A training pack checkpoints to ``<sweep>/checkpoints/`` when the spec asks for it and
     resumes from there after a crash; the checkpoint goes once the pack's file is written.
+    With ``compile_cache`` (a folder, shared by the workers when it is on shared storage)
+    a program compiled once, by any worker, is loaded rather than compiled again.
     """
+    if compile_cache:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(compile_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     store = SweepStore(results_root, sweep)
     with store.running(pack.id):
         return _run_pack(store, pack, resources)
@@ -123,20 +141,33 @@ def _check_local_cpus(local_cpus: int, address: str | None, resources: Resources
 
 
 def run_sweep(spec: Spec, results_root: str | Path, *, address: str | None = None,
-              quiet: bool = False, local_cpus: int | None = None) -> SweepReport:
+              quiet: bool = False, local_cpus: int | None = None,
+              compile_cache: str | None = None) -> SweepReport:
     """Run every planned trial of ``spec`` not yet stored under ``results_root``.
 
     The sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
+    ``compile_cache``: see ``compile_cache_dir``.
     """
     if local_cpus is not None:
         _check_local_cpus(local_cpus, address, spec.resources)
     store = SweepStore(results_root, spec.name)
     with store.driver_lock():
-        return _run_locked(spec, store, address, quiet, local_cpus)
+        return _run_locked(spec, store, address, quiet, local_cpus,
+                           compile_cache_dir(compile_cache))
+
+
+def worker_env(resources: Resources) -> dict[str, str]:
+    """Environment for pack workers: a pack given a fraction of a GPU gets that fraction of
+    its memory (less a margin for XLA's own use), allocated as needed, so that the packs
+    sharing one GPU fit; whole GPUs keep XLA's defaults."""
+    if not 0 < resources.gpus < 1:
+        return {}
+    return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+            "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * resources.gpus:.3f}"}
 
 
 def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool,
-                local_cpus: int | None) -> SweepReport:
+                local_cpus: int | None, compile_cache: str | None) -> SweepReport:
     store.write_spec(spec.mapping)
     packs, stored = plan(spec, store)
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
@@ -154,10 +185,12 @@ def _run_locked(spec: Spec, store: SweepStore, address: str | None, quiet: bool,
     remote = ray.remote(run_pack).options(
         num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus,
         memory=int(spec.resources.memory_gb * 2**30), max_retries=spec.resources.retries,
-        retry_exceptions=False)
+        retry_exceptions=False,
+        **({"runtime_env": {"env_vars": env}} if (env := worker_env(spec.resources)) else {}))
     root = store.location
     packs = sorted(packs, key=pack_cost, reverse=True)  # longest first: better packing
-    pending = {remote.remote(spec.name, root, pack, spec.resources): pack for pack in packs}
+    pending = {remote.remote(spec.name, root, pack, spec.resources, compile_cache): pack
+               for pack in packs}
     progress = Progress(total=sum(len(p.trials) for p in packs), quiet=quiet,
                         label=spec.name)
     with progress:
