@@ -75,6 +75,53 @@ class MLP(nn.Module):
         )(h_BxD)
 
 
+MIN_PROGRAM_WIDTH = 64  # narrower MLPs train inside one program of this width
+
+
+def program_width(width: int, depth: int) -> int:
+    """The hidden width an MLP's program is compiled for: at least ``MIN_PROGRAM_WIDTH``.
+
+    Compiling costs seconds per program while a narrow MLP's training costs little, so the
+    narrow widths of a sweep share one program (see ``narrow``) instead of compiling one
+    each. Depth 0 has no hidden layer to widen.
+    """
+    return max(width, MIN_PROGRAM_WIDTH) if depth else width
+
+
+def narrow(params: dict, width: jax.Array, wide: int) -> dict:
+    """A width-``width`` MLP's initial parameters inside a program of hidden width ``wide``.
+
+    Units past ``width`` get zero weights in and out and zero biases. ``act(0) = 0`` and no
+    gradient reaches them (their outgoing weights are zero, and so is every update built from
+    a zero gradient, weight decay included), so they stay zero and the network computes what
+    a width-``width`` MLP does. Kernels that read a hidden layer are drawn for fan-in
+    ``wide``; multiplying by sqrt(wide / width) gives lecun_normal's variance 1 / width.
+    """
+    live = (jnp.arange(wide) < width).astype(jnp.float32)
+    scale = jnp.sqrt(wide / width.astype(jnp.float32))
+    out = {}
+    for name, layer in params.items():
+        kernel, bias = layer["kernel"], layer["bias"]
+        if name != "hidden_0":  # reads a hidden layer
+            kernel = kernel * (live * scale)[:, None]
+        if name != "logits":  # writes a hidden layer
+            kernel, bias = kernel * live, bias * live
+        out[name] = {"kernel": kernel, "bias": bias}
+    return out
+
+
+def unpad(params: dict, width: int) -> dict:
+    """The parameters of the width-``width`` MLP that ``narrow`` placed in a wider program."""
+    out = {}
+    for name, layer in params.items():
+        kernel = layer["kernel"] if name == "hidden_0" else layer["kernel"][:width]
+        if name == "logits":
+            out[name] = {"kernel": kernel, "bias": layer["bias"]}
+        else:
+            out[name] = {"kernel": kernel[:, :width], "bias": layer["bias"][:width]}
+    return out
+
+
 def n_params(width: int, depth: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
     """Number of trainable parameters of ``MLP(width, depth, n_classes)``.
 

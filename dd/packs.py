@@ -42,8 +42,10 @@ def pack_key(trial: Trial) -> Trial:
             trial.model, n_features=program_width(trial.model, trial.data.input_dim))
         return dataclasses.replace(trial, seed=0, data=data, model=model,
                                    fit=dataclasses.replace(trial.fit, ridge=0.0))
+    from dd.train import program_model
+
     train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
-    return dataclasses.replace(trial, seed=0, data=data, train=train)
+    return dataclasses.replace(program_model(trial), seed=0, data=data, train=train)
 
 
 def replicas_per_pack(trial: Trial, resources: Resources) -> int:
@@ -51,7 +53,9 @@ def replicas_per_pack(trial: Trial, resources: Resources) -> int:
     if trial.model.CLOSED_FORM:
         from dd.closed_form import bytes_per_replica
     else:
-        from dd.train import bytes_per_replica
+        from dd.train import bytes_per_replica, program_model
+
+        trial = program_model(trial)  # a narrow MLP takes its program's memory
 
     budget = resources.memory_gb * 2**30
     return max(1, min(resources.max_pack, int(budget // bytes_per_replica(trial))))
@@ -94,6 +98,6 @@ def pack_cost(pack: Pack) -> float:
 
         p = program_width(trial.model, trial.data.input_dim)
         return pack.n_replicas * pack.n_rows * p * min(pack.n_rows, p)
-    from dd.train import n_params
+    from dd.train import n_params, program_model
 
-    return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(trial)
+    return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(program_model(trial))

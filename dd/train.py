@@ -67,6 +67,15 @@ def make_model(trial: Trial) -> nn.Module:
     raise TypeError(f"not a network: {model!r}")
 
 
+def program_model(trial: Trial) -> Trial:
+    """The trial as its program is compiled: an MLP at ``mlp.program_width`` (narrow MLPs
+    share one program); other families as they are."""
+    model = trial.model
+    if isinstance(model, MlpModel):
+        model = dataclasses.replace(model, width=mlp.program_width(model.width, model.depth))
+    return dataclasses.replace(trial, model=model)
+
+
 def n_params(trial: Trial) -> int:
     """The trainable parameter count of a trial's network (closed form, pinned in tests)."""
     model, outputs, shape = trial.model, n_outputs(trial), trial.data.input_shape
@@ -226,17 +235,22 @@ def _augment(key: jax.Array, x_BHWC: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("program",))
-def _init(program: Program, arrays: dict, setups: Setup) -> Replica:
+def _init(program: Program, arrays: dict, setups: Setup, widths: jax.Array) -> Replica:
+    """Each replica's initial state; ``widths`` are the replicas' own model widths (an MLP
+    narrower than its program is narrowed inside it, ``mlp.narrow``)."""
     model, optimizer = make_model(program.trial), make_optimizer(program.train)
+    config = program.trial.model
 
-    def init_one(setup: Setup) -> Replica:
+    def init_one(setup: Setup, width: jax.Array) -> Replica:
         x = _batch_inputs(program, arrays, setup, jnp.arange(1))
         variables = model.init(named(setup.key, "init"), x, train=False)
         params = variables["params"]
+        if isinstance(config, MlpModel) and config.depth:
+            params = mlp.narrow(params, width, config.width)
         return Replica(params, variables.get("batch_stats", {}), optimizer.init(params),
                        jnp.zeros((), jnp.int32), jnp.ones((), bool), -jnp.ones((), jnp.int32))
 
-    return jax.vmap(init_one)(setups)
+    return jax.vmap(init_one)(setups, widths)
 
 
 def _train_step(program: Program, arrays: dict, setup: Setup, replica: Replica,
@@ -507,7 +521,7 @@ def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None,
         jnp.asarray([t.train.lr for t in trials], jnp.float32),
         jnp.asarray([t.train.weight_decay for t in trials], jnp.float32),
         n_rows=n_rows, n_classes=dataset.n_classes)
-    replicas = _init(program, arrays, setups)
+    replicas = _init(program, arrays, setups, jnp.asarray([t.model.width for t in trials]))
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch
                        for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
@@ -535,10 +549,13 @@ def train_pack(trials: list[Trial], key_trial: Trial, n_rows: int | None = None,
         if epoch in saves:
             _save(checkpoint, replicas, done, rows)
     for r, path in enumerate(param_files or []):
-        save_params(path, jax.tree.map(lambda a, r=r: np.asarray(a[r]), replicas.params))
+        params = jax.tree.map(lambda a, r=r: np.asarray(a[r]), replicas.params)
+        if isinstance(trials[r].model, MlpModel) and trials[r].model.depth:
+            params = mlp.unpad(params, trials[r].model.width)  # the trial's own shapes
+        save_params(path, params)
     diverged = np.asarray(replicas.diverged_step)
-    count = n_params(key_trial)
     for r, trial_rows in enumerate(rows):
+        count = n_params(trials[r])
         for row in trial_rows:
             row["n_params"] = count
             if diverged[r] >= 0:

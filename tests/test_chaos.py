@@ -28,7 +28,7 @@ SPEC = {
     "model": {"name": "mlp", "width": 64},
     "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 20, "epochs": 60,
               "eval_points": 4},
-    "grid": {"model.width": [32, 64], "seed": [0, 1]},
+    "grid": {"model.width": [32, 96], "seed": [0, 1]},  # two programs: 32 trains 64 wide
     "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10},
 }
 

@@ -50,9 +50,10 @@ def test_one_compile_per_pack_shape():
         _, (first,) = _pack({"seed": [0, 1, 2, 3]})
         _, (second,) = _pack({"zip": [{"seed": [5, 6, 7, 8], "data.n_train": [100, 300, 200, 300],
                                        "train.lr": [0.01, 0.03, 0.02, 0.05]}]})
-        _, (wider,) = _pack({"seed": [0, 1, 2, 3]}, model={"name": "mlp", "width": 24})
+        _, (narrow,) = _pack({"seed": [0, 1, 2, 3]}, model={"name": "mlp", "width": 24})
+        _, (wider,) = _pack({"seed": [0, 1, 2, 3]}, model={"name": "mlp", "width": 80})
         counts = []
-        for pack in (first, second, wider):
+        for pack in (first, second, narrow, wider):
             compiles.clear()
             train_pack(list(pack.trials), pack_key(pack.trials[0]))
             counts.append(sum(e == "/jax/core/compile/backend_compile_duration"
@@ -61,7 +62,54 @@ def test_one_compile_per_pack_shape():
         jax.monitoring.unregister_event_duration_listener(listener)
     assert counts[0] > 0
     assert counts[1] == 0, "new seeds, n_train and lr reuse the compiled programs"
-    assert counts[2] > 0, "a new width is a new shape"
+    assert counts[2] == 0, "MLPs up to 64 wide share one 64-wide program"
+    assert counts[3] > 0, "a width past it is a new shape"
+
+
+def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
+    """Width 9 trains inside the 64-wide program; its saved parameters have width-9 shapes,
+    and the width-9 network on them gives the test error the wide program measured."""
+    from dd.data import load_dataset, prepare_inputs
+    from dd.train import load_params, make_model
+
+    spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
+    assert len(pack.trials) == 4 and pack_key(pack.trials[0]).model.width == 64
+    files = [tmp_path / f"{i}.msgpack" for i in range(4)]
+    rows = train_pack(list(pack.trials), pack_key(pack.trials[0]), param_files=files)
+    data = load_dataset(pack.trials[0].data)
+    x = prepare_inputs(data.x_test, data.x_mean, data.x_std)
+    for trial, trial_rows, path in zip(pack.trials, rows, files):
+        params = load_params(path)
+        assert params["hidden_1"]["kernel"].shape == (trial.model.width, trial.model.width)
+        logits = make_model(trial).apply({"params": params}, x)
+        error = float(np.mean(np.argmax(logits, -1) != data.y_test))
+        assert error == pytest.approx(trial_rows[-1]["test_error"], abs=1.5 / len(x))
+        assert trial_rows[-1]["n_params"] == (40 + 1) * trial.model.width + (
+            trial.model.width + 1) * trial.model.width + (trial.model.width + 1) * 10
+
+
+def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
+    from dd.mlp import narrow
+
+    wide, width = 64, 9
+    keys = jax.random.split(jax.random.PRNGKey(0), 64)
+    init = jax.nn.initializers.lecun_normal()
+    params = {"hidden_0": {"kernel": init(keys[0], (40, wide)), "bias": np.ones(wide)},
+              "hidden_1": {"kernel": jax.vmap(lambda k: init(k, (wide, wide)))(keys),
+                           "bias": np.ones(wide)},
+              "logits": {"kernel": init(keys[1], (wide, 10)), "bias": np.ones(10)}}
+    narrowed = jax.vmap(lambda k: narrow({**params, "hidden_1": {
+        "kernel": k, "bias": params["hidden_1"]["bias"]}}, np.int32(width), wide))(
+        params["hidden_1"]["kernel"])
+    live = narrowed["hidden_1"]["kernel"][:, :width, :width]
+    assert float(np.var(live)) == pytest.approx(1 / width, rel=0.1)
+    assert not np.any(narrowed["hidden_1"]["kernel"][:, width:, :])
+    assert not np.any(narrowed["hidden_1"]["kernel"][:, :, width:])
+    assert not np.any(narrowed["hidden_0"]["kernel"][:, :, width:])
+    assert not np.any(narrowed["hidden_0"]["bias"][:, width:])
+    assert not np.any(narrowed["logits"]["kernel"][:, width:, :])
+    np.testing.assert_array_equal(narrowed["hidden_0"]["kernel"][0, :, :width],
+                                  params["hidden_0"]["kernel"][:, :width])
 
 
 def test_a_diverging_trial_stops_alone():
