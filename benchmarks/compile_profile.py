@@ -1,0 +1,58 @@
+"""Where a pack's first call spends its time: JAX's own compile events, per program.
+
+    .venv/bin/python benchmarks/compile_profile.py [WIDTH]
+
+Trains one pack of the bench workload in this process (2 seeds, WIDTH default 85; no
+persistent cache, which only dd's pack workers set up) and prints, per jitted program, the
+seconds spent tracing, lowering to MLIR and compiling in XLA, as ``jax.monitoring`` reports
+them, and the wall time of a second call that reuses the compiled programs.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import jax  # noqa: E402
+
+import bench  # noqa: E402
+from dd.data import load_dataset  # noqa: E402
+from dd.packs import pack_key  # noqa: E402
+from dd.spec import parse_spec  # noqa: E402
+from dd.train import train_pack  # noqa: E402
+
+
+def profile(width: int) -> None:
+    """Print per-program compile seconds of one cold pack."""
+    events: list[tuple[str, float, str]] = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: events.append((event, seconds, kw.get("fun_name", ""))))
+    spec = parse_spec({**bench.SPEC, "grid": {"seed": bench.SEEDS},
+                       "model": {**bench.SPEC["model"], "width": width}})
+    trials = list(spec.trials)
+    load_dataset(trials[0].data)
+    walls = []
+    for _ in range(2):
+        events.clear()
+        start = time.perf_counter()
+        train_pack(trials, pack_key(trials[0]))
+        walls.append(time.perf_counter() - start)
+        if len(walls) == 1:
+            cold = list(events)
+    totals: dict[tuple[str, str], float] = collections.defaultdict(float)
+    for event, seconds, program in cold:
+        totals[(program, event.rsplit("/", 1)[-1])] += seconds
+    print(f"width {width}, {len(trials)} replicas, {bench.EPOCHS} epochs: first call "
+          f"{walls[0]:.2f} s, second call (programs reused) {walls[1]:.2f} s")
+    print("seconds  program  phase")
+    for (program, phase), seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        if seconds >= 0.01:
+            print(f"{seconds:7.2f}  {program}  {phase}")
+
+
+if __name__ == "__main__":
+    profile(int(sys.argv[1]) if len(sys.argv) > 1 else 85)
