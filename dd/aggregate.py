@@ -14,7 +14,7 @@ from dd.errors import StoreError
 from dd.plots import (plot_curves, plot_effective, plot_grok_times, plot_heatmap,
                       plot_phases)
 from dd.schema import column_name
-from dd.spec import Spec, parse_spec
+from dd.spec import Spec, parse_spec, trial_id
 from dd.store import StorePath, SweepStore, write_parquet
 
 
@@ -42,10 +42,22 @@ def stored_rows(store: SweepStore) -> pa.Table:
     return table
 
 
-def write_curves(store: SweepStore, spec: Spec | None = None) -> Aggregate:
-    """Aggregate the sweep's stored rows; write curves/, figures/ beside them."""
+def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, set[str]]:
+    """The spec's trial ids by state (``planned``, ``done``, ``missing``, ``failed``) and the
+    ``earlier`` stored ids that the current spec no longer plans; ``stored``: the stored ids."""
+    planned = {trial_id(t) for t in spec.trials}
+    failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
+    return {"planned": planned, "done": planned & stored,
+            "missing": planned - stored - failed, "failed": failed,
+            "earlier": stored - planned}
+
+
+def write_curves(store: SweepStore, spec: Spec | None = None,
+                 table: pa.Table | None = None) -> Aggregate:
+    """Aggregate the sweep's stored rows (``table``, if already read); write curves/,
+    figures/ beside them."""
     spec = spec or load_stored_spec(store)
-    table = stored_rows(store)
+    table = table if table is not None else stored_rows(store)
     curve_sets, left_out = sweep_curves(table, spec)
     if not any(len(c.points) for c in curve_sets):
         raise StoreError(f"{store.dir}: none of the stored rows belong to the current spec's ok "

@@ -89,23 +89,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dd.aggregate import load_stored_spec
-    from dd.spec import trial_id
+    from dd.aggregate import load_stored_spec, trial_states
 
     store = _sweep_store(args.sweep, args.results)
-    planned = {trial_id(t) for t in load_stored_spec(store).trials}
-    stored = store.stored_trial_ids()
-    failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
-    done = planned & stored
-    missing = planned - stored - failed
-    print(f"{store.name}: {len(planned)} trials planned: {len(done)} done, "
-          f"{len(missing)} missing, {len(failed)} failed")
+    states = trial_states(store, load_stored_spec(store), store.stored_trial_ids())
+    print(f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done, "
+          f"{len(states['missing'])} missing, {len(states['failed'])} failed")
     for f in store.failures():
         print(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
     for r in store.running_packs():
         print(f"  pack {r['pack_id']} started {r['started']} by pid {r['pid']} on {r['host']}")
-    if stored - planned:
-        print(f"  {len(stored - planned)} stored trials belong to an earlier version of the spec")
+    if states["earlier"]:
+        print(f"  {len(states['earlier'])} stored trials belong to an earlier version of the spec")
     return 0
 
 

@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 import yaml
 
 from dd import __version__
-from dd.aggregate import Aggregate, describe, load_stored_spec, stored_rows, write_curves
-from dd.spec import Spec, trial_id
+from dd.aggregate import (Aggregate, describe, load_stored_spec, stored_rows, trial_states,
+                          write_curves)
+from dd.spec import Spec
 from dd.store import StorePath, SweepStore, as_store_path, atomic_write_bytes
 
 STYLE = """
@@ -41,8 +42,8 @@ def write_report(store: SweepStore, output: str | None = None) -> StorePath:
     """Aggregate the sweep (curves and figures brought up to date), then write the page to
     ``output`` (default ``<sweep>/report.html``) atomically; returns where it went."""
     spec = load_stored_spec(store)
-    aggregate = write_curves(store, spec)
-    page = render(store, spec, aggregate, stored_rows(store))
+    rows = stored_rows(store)
+    page = render(store, spec, write_curves(store, spec, rows), rows)
     path = as_store_path(output) if output else store.dir / "report.html"
     atomic_write_bytes(path, page.encode())
     return path
@@ -66,16 +67,14 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
 
 
 def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
-    planned = {trial_id(t) for t in spec.trials}
-    stored = set(rows["trial_id"].to_pylist())
-    failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
-    diverged = _diverged(rows)
+    states = trial_states(store, spec, set(rows["trial_id"].to_pylist()))
+    diverged = set(_diverged(rows)["trial_id"].to_pylist())
     packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
     runs = store.runs()
-    facts = [("trials planned", len(planned)), ("done", len(planned & stored)),
-             ("missing", len(planned - stored - failed)), ("failed", len(failed)),
-             ("diverged", len(set(diverged["trial_id"].to_pylist()) & planned)),
-             ("stored from earlier specs", len(stored - planned)),
+    facts = [("trials planned", len(states["planned"])), ("done", len(states["done"])),
+             ("missing", len(states["missing"])), ("failed", len(states["failed"])),
+             ("diverged", len(diverged & states["planned"])),
+             ("stored from earlier specs", len(states["earlier"])),
              ("evaluation rows", len(rows)), ("packs", len(packs)),
              ("pack compute time (s)", f"{pc.sum(packs['wall_time_s_max']).as_py() or 0:.1f}"),
              ("driver runs", len(runs)),
