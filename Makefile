@@ -1,18 +1,32 @@
-# dd: `make sweep` runs the default sweep, `make test` runs the tests, `make bench` the benchmark;
-# each sets up .venv first.
+# dd: `make sweep` runs the default sweep, `make test` runs the tests, `make test-fast` the quick
+# ones, `make lint` the linters, `make bench` the benchmark; each sets up .venv first, installing
+# the exact versions of requirements.lock (`make lock` refreshes it from pyproject.toml). Where an
+# NVIDIA GPU answers (nvidia-smi -L) the CUDA build of the locked JAX is installed on top, elsewhere
+# the CPU build stays; ACCEL=cpu or ACCEL=cuda forces one.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+ACCEL ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+ifeq ($(filter $(ACCEL),cpu cuda),)
+$(error ACCEL must be cpu or cuda (got $(ACCEL)))
+endif
+STAMP := $(VENV)/.installed-$(ACCEL)
+LOCK := requirements.lock
+BENCH_LOCK := requirements-bench.lock
 SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
+FAST := not slow and not ray and not browser
 
-.PHONY: install sweep test bench clean
+.PHONY: install sweep test test-fast lint browser lock bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -r $(LOCK)
+ifeq ($(ACCEL),cuda)
+	$(BIN)/pip install --quiet "jax[cuda12]==$$(sed -n 's/^jax==//p' $(LOCK))"
+endif
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,15 +34,48 @@ install: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/dd sweep $(SWEEP) --results $(RESULTS)
 
-test: $(STAMP)
+# Every test, the Chromium one included (`make browser` installs the browser where it can).
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-$(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
+# The edit-test loop: no test marked slow, ray or browser (see pyproject.toml).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Debian's chromium for the report's browser test; installed with apt-get when this is root,
+# else the test skips and says why.
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium; \
+	else echo "chromium is missing and apt-get needs root: the browser test will skip"; fi
+
+# Re-resolve the newest versions pyproject.toml allows into the lock files (the tests' and the
+# benchmark's peers'); commit them with the code they were tested with.
+COMPILE = $(BIN)/pip-compile --quiet --upgrade --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip-tools==7.6.2
+	$(COMPILE) --extra test --extra lint --output-file $(LOCK) pyproject.toml
+	$(COMPILE) --extra bench --output-file $(BENCH_LOCK) pyproject.toml
+
+# torch's +cpu build is the one this machine's wheel folder holds (see requirements-bench.lock).
+$(VENV)/.bench-installed: $(STAMP) $(BENCH_LOCK)
+	$(BIN)/pip install --quiet -r $(BENCH_LOCK)
 	touch $@
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/workload.py 1 3
+	$(BIN)/python benchmarks/plan_scale.py
+	$(BIN)/python benchmarks/cpu_loops.py
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -39,11 +40,22 @@ TUNE_OVERHEAD_TRIALS = int(os.environ.get("DD_BENCH_TUNE_OVERHEAD_TRIALS", "50")
 
 SPEC = {
     "name": "bench_mlp",
-    "data": {"name": "mnist1d", "n_train": N_TRAIN, "train_pool": N_TRAIN, "n_test": N_TEST,
-             "label_noise": NOISE},
+    "data": {
+        "name": "mnist1d",
+        "n_train": N_TRAIN,
+        "train_pool": N_TRAIN,
+        "n_test": N_TEST,
+        "label_noise": NOISE,
+    },
     "model": {"name": "mlp", "depth": 2, "width": 2},
-    "train": {"optimizer": "sgd", "lr": LR, "momentum": MOMENTUM, "batch_size": BATCH,
-              "epochs": EPOCHS, "eval_points": 1},
+    "train": {
+        "optimizer": "sgd",
+        "lr": LR,
+        "momentum": MOMENTUM,
+        "batch_size": BATCH,
+        "epochs": EPOCHS,
+        "eval_points": 1,
+    },
     "grid": {"model.width": WIDTHS, "seed": SEEDS},
     "resources": {"cpus": 2},
 }
@@ -58,8 +70,12 @@ def arrays() -> dict[str, np.ndarray]:
     from dd.data import load_dataset
 
     d = load_dataset(Mnist1dData(n_train=N_TRAIN, train_pool=N_TRAIN, n_test=N_TEST))
-    return {"x": d.x_pool.astype(np.float32), "y": d.y_pool.astype(np.int64),
-            "x_test": d.x_test.astype(np.float32), "y_test": d.y_test.astype(np.int64)}
+    return {
+        "x": d.x_pool.astype(np.float32),
+        "y": d.y_pool.astype(np.int64),
+        "x_test": d.x_test.astype(np.float32),
+        "y_test": d.y_test.astype(np.int64),
+    }
 
 
 def noisy(y: np.ndarray, seed: int) -> np.ndarray:
@@ -73,13 +89,14 @@ def model_epochs() -> int:
     return len(WIDTHS) * len(SEEDS) * EPOCHS
 
 
-def train_flops(width: int) -> float:
-    """Forward + backward FLOPs of one epoch of one model: 3 x 2 x multiply-adds per example
-    (the backward pass costs twice the forward), plus one forward pass over train and test."""
+def train_flops(width: int, epochs: int = EPOCHS) -> float:
+    """Forward + backward FLOPs of ``epochs`` epochs of one model: 3 x 2 x multiply-adds per
+    example (the backward pass costs twice the forward), plus one forward pass over train and
+    test."""
     macs = 40 * width + width * width + width * 10
     per_epoch = 6 * macs * N_TRAIN
     final_eval = 2 * macs * (N_TRAIN + N_TEST)
-    return per_epoch * EPOCHS + final_eval
+    return per_epoch * epochs + final_eval
 
 
 # --------------------------------------------------------------------------- contenders
@@ -93,18 +110,34 @@ def run_dd(results: Path, compile_cache: Path) -> tuple[float, dict[int, float]]
     spec_path = results / "bench_mlp.yaml"
     spec_path.write_text(yaml.safe_dump(SPEC))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dd", "sweep", str(spec_path), "--results",
-                    str(results), "--compile-cache", str(compile_cache), "--no-curves",
-                    "--quiet"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dd",
+            "sweep",
+            str(spec_path),
+            "--results",
+            str(results),
+            "--compile-cache",
+            str(compile_cache),
+            "--no-curves",
+            "--quiet",
+        ],
+        check=True,
+    )
     wall = time.perf_counter() - start
     from dd.api import query
 
-    table = query("SELECT model_width AS w, avg(test_error) AS e FROM trials GROUP BY 1",
-                  "bench_mlp", results)
-    return wall, dict(zip(table["w"].to_pylist(), table["e"].to_pylist()))
+    table = query(
+        "SELECT model_width AS w, avg(test_error) AS e FROM trials GROUP BY 1", "bench_mlp", results
+    )
+    return wall, dict(zip(table["w"].to_pylist(), table["e"].to_pylist(), strict=True))
 
 
-def run_torch(data: dict) -> tuple[float, dict[int, float]]:
+def run_torch(
+    data: dict, widths: list[int] = WIDTHS, seeds: list[int] = SEEDS, epochs: int = EPOCHS
+) -> tuple[float, dict[int, float]]:
     """One width and one seed at a time, eager PyTorch on the CPU."""
     import torch
 
@@ -113,19 +146,23 @@ def run_torch(data: dict) -> tuple[float, dict[int, float]]:
     y_test = torch.from_numpy(data["y_test"])
     errors: dict[int, list[float]] = {}
     start = time.perf_counter()
-    for width in WIDTHS:
-        for seed in SEEDS:
+    for width in widths:
+        for seed in seeds:
             torch.manual_seed(seed)
             y = torch.from_numpy(noisy(data["y"], seed))
-            model = torch.nn.Sequential(torch.nn.Linear(40, width), torch.nn.ReLU(),
-                                        torch.nn.Linear(width, width), torch.nn.ReLU(),
-                                        torch.nn.Linear(width, 10))
+            model = torch.nn.Sequential(
+                torch.nn.Linear(40, width),
+                torch.nn.ReLU(),
+                torch.nn.Linear(width, width),
+                torch.nn.ReLU(),
+                torch.nn.Linear(width, 10),
+            )
             opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
             loss_fn = torch.nn.CrossEntropyLoss()
-            for _ in range(EPOCHS):
+            for _ in range(epochs):
                 order = torch.randperm(N_TRAIN)
                 for i in range(N_TRAIN // BATCH):
-                    rows = order[i * BATCH:(i + 1) * BATCH]
+                    rows = order[i * BATCH : (i + 1) * BATCH]
                     opt.zero_grad()
                     loss_fn(model(x[rows]), y[rows]).backward()
                     opt.step()
@@ -157,7 +194,8 @@ def _tune_trainable(config: dict, data: dict) -> None:
     def step(params, state, xb, yb):
         def loss(p):
             return optax.softmax_cross_entropy_with_integer_labels(
-                model.apply({"params": p}, xb), yb).mean()
+                model.apply({"params": p}, xb), yb
+            ).mean()
 
         grads = jax.grad(loss)(params)
         updates, state = opt.update(grads, state, params)
@@ -167,7 +205,7 @@ def _tune_trainable(config: dict, data: dict) -> None:
     for _ in range(EPOCHS):
         order = rng.permutation(N_TRAIN)
         for i in range(N_TRAIN // BATCH):
-            rows = order[i * BATCH:(i + 1) * BATCH]
+            rows = order[i * BATCH : (i + 1) * BATCH]
             params, state = step(params, state, x[rows], y[rows])
     logits = model.apply({"params": params}, x_test)
     tune.report({"test_error": float(jnp.mean(jnp.argmax(logits, -1) != y_test))})
@@ -178,8 +216,13 @@ def _ray_local() -> None:
     import ray
 
     path = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")]))
-    ray.init(address="local", include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
 
 
 def run_tune(data: dict, storage: Path) -> tuple[float, dict[int, float]]:
@@ -221,7 +264,7 @@ def matmul_peak() -> float:
         t = time.perf_counter()
         f(a).block_until_ready()
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def pack_throughput(width: int, replicas: int, epochs: int = 5) -> dict:
@@ -231,9 +274,14 @@ def pack_throughput(width: int, replicas: int, epochs: int = 5) -> dict:
     from dd.spec import parse_spec
     from dd.train import train_pack
 
-    spec = parse_spec({**SPEC, "train": {**SPEC["train"], "epochs": epochs},
-                       "grid": {"seed": list(range(replicas))},
-                       "model": {**SPEC["model"], "width": width}})
+    spec = parse_spec(
+        {
+            **SPEC,
+            "train": {**SPEC["train"], "epochs": epochs},
+            "grid": {"seed": list(range(replicas))},
+            "model": {**SPEC["model"], "width": width},
+        }
+    )
     trials = list(spec.trials)
     key = pack_key(trials[0])
     t = time.perf_counter()
@@ -242,23 +290,44 @@ def pack_throughput(width: int, replicas: int, epochs: int = 5) -> dict:
     t = time.perf_counter()
     train_pack(trials, key)
     second = time.perf_counter() - t
-    flops = (train_flops(width) - 2 * (40 * width + width * width + width * 10)
-             * (N_TRAIN + N_TEST)) / EPOCHS * epochs * replicas
-    return {"width": width, "replicas": replicas, "epochs": epochs,
-            "model_epochs_per_s": replicas * epochs / second, "seconds": second,
-            "compile_s": max(first - second, 0.0), "flop_per_s": flops / second}
+    flops = (
+        (train_flops(width) - 2 * (40 * width + width * width + width * 10) * (N_TRAIN + N_TEST))
+        / EPOCHS
+        * epochs
+        * replicas
+    )
+    return {
+        "width": width,
+        "replicas": replicas,
+        "epochs": epochs,
+        "model_epochs_per_s": replicas * epochs / second,
+        "seconds": second,
+        "compile_s": max(first - second, 0.0),
+        "flop_per_s": flops / second,
+    }
 
 
 def dd_overhead(results: Path, n: int) -> dict:
     """n trivially small closed-form trials through `dd sweep`, then the same command again."""
-    spec = {"name": "bench_overhead",
-            "data": {"name": "gaussian", "dim": 4, "n_train": 4, "n_test": 8},
-            "model": {"name": "raw_features", "n_features": 2},
-            "grid": {"seed": {"range": [0, n]}}}
+    spec = {
+        "name": "bench_overhead",
+        "data": {"name": "gaussian", "dim": 4, "n_train": 4, "n_test": 8},
+        "model": {"name": "raw_features", "n_features": 2},
+        "grid": {"seed": {"range": [0, n]}},
+    }
     path = results / "overhead.yaml"
     path.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "dd", "sweep", str(path), "--results", str(results),
-               "--no-curves", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "dd",
+        "sweep",
+        str(path),
+        "--results",
+        str(results),
+        "--no-curves",
+        "--quiet",
+    ]
     t = time.perf_counter()
     subprocess.run(command, check=True)
     sweep = time.perf_counter() - t
@@ -268,8 +337,13 @@ def dd_overhead(results: Path, n: int) -> dict:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import dd.cli"], check=True)
     startup = time.perf_counter() - t
-    return {"trials": n, "sweep_s": sweep, "per_trial_s": sweep / n, "resume_s": resume,
-            "python_import_s": startup}
+    return {
+        "trials": n,
+        "sweep_s": sweep,
+        "per_trial_s": sweep / n,
+        "resume_s": resume,
+        "python_import_s": startup,
+    }
 
 
 def _noop(config: dict) -> None:
@@ -285,8 +359,11 @@ def tune_overhead(storage: Path, n: int) -> dict:
     t = time.perf_counter()
     _ray_local()
     try:
-        tune.Tuner(_noop, param_space={"i": tune.grid_search(list(range(n)))},
-                   run_config=tune.RunConfig(storage_path=str(storage), verbose=0)).fit()
+        tune.Tuner(
+            _noop,
+            param_space={"i": tune.grid_search(list(range(n)))},
+            run_config=tune.RunConfig(storage_path=str(storage), verbose=0),
+        ).fit()
     finally:
         ray.shutdown()
     wall = time.perf_counter() - t
@@ -299,8 +376,7 @@ def tune_overhead(storage: Path, n: int) -> dict:
 def main() -> None:
     out_json = ROOT / "benchmarks" / "results.json"
     data = arrays()
-    walls: dict[str, list[float]] = {"dd": [], "dd_warm_cache": [], "pytorch": [],
-                                     "ray_tune": []}
+    walls: dict[str, list[float]] = {"dd": [], "dd_warm_cache": [], "pytorch": [], "ray_tune": []}
     errors: dict[str, dict[int, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -330,23 +406,63 @@ def main() -> None:
     flops = sum(train_flops(w) for w in WIDTHS) * len(SEEDS)
     median = {k: statistics.median(v) for k, v in walls.items()}
     report = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
-        "workload": {"widths": WIDTHS, "seeds": SEEDS, "epochs": EPOCHS,
-                     "model_epochs": model_epochs(), "flops": flops},
-        "walls_s": walls, "median_s": median,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "workload": {
+            "widths": WIDTHS,
+            "seeds": SEEDS,
+            "epochs": EPOCHS,
+            "model_epochs": model_epochs(),
+            "flops": flops,
+        },
+        "walls_s": walls,
+        "median_s": median,
         "model_epochs_per_s": {k: model_epochs() / v for k, v in median.items()},
         "ratio_to_dd": {k: v / median["dd"] for k, v in median.items()},
         "test_error": errors,
-        "matmul_peak_flop_per_s": peak, "flop_limit_s": flops / peak,
+        "matmul_peak_flop_per_s": peak,
+        "flop_limit_s": flops / peak,
         "dd_over_flop_limit": median["dd"] / (flops / peak),
-        "scaling_replicas": scaling_replicas, "scaling_width": scaling_width,
+        "scaling_replicas": scaling_replicas,
+        "scaling_width": scaling_width,
         "fraction_of_peak_by_width": {s["width"]: s["flop_per_s"] / peak for s in scaling_width},
         "overhead": {"dd": overhead_dd, "ray_tune": overhead_tune},
     }
     out_json.write_text(json.dumps(report, indent=1))
-    (ROOT / "docs" / "bench.md").write_text(markdown(report))
+    write_section(markdown(report))
     print(markdown(report))
+
+
+SECTIONS = ("The default sweep", "Planning at scale", "Step loops", "GPU")  # in page order
+BENCH_MD = ROOT / "docs" / "bench.md"
+
+
+def _split(text: str) -> tuple[str, dict[str, str]]:
+    """docs/bench.md as its head (the 20-epoch cut) and its later sections by title."""
+    parts = re.split(r"\n(?=## )", text)
+    head, sections = [], {}
+    for part in parts:
+        title = part[3:].split("\n", 1)[0] if part.startswith("## ") else None
+        if title in SECTIONS:
+            sections[title] = part.strip("\n") + "\n"
+        elif not sections:
+            head.append(part)
+    return "\n".join(head).strip("\n") + "\n", sections
+
+
+def write_section(text: str, path: Path = BENCH_MD) -> None:
+    """Write one part of docs/bench.md, keeping the others: ``text`` is the head (the
+    20-epoch cut) or a section whose first line is "## <one of SECTIONS>"."""
+    head, sections = _split(path.read_text() if path.exists() else "")
+    title = text[3:].split("\n", 1)[0] if text.startswith("## ") else None
+    if title in SECTIONS:
+        sections[title] = text.strip("\n") + "\n"
+    else:
+        head = text.strip("\n") + "\n"
+    path.write_text("\n".join([head] + [sections[t] for t in SECTIONS if t in sections]))
 
 
 def markdown(r: dict) -> str:
@@ -366,45 +482,65 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|",
     ]
     for name, wall in r["median_s"].items():
-        lines.append(f"| {name} | {wall:.1f} | {r['model_epochs_per_s'][name]:.1f} | "
-                     f"{r['ratio_to_dd'][name]:.2f} |")
+        lines.append(
+            f"| {name} | {wall:.1f} | {r['model_epochs_per_s'][name]:.1f} | "
+            f"{r['ratio_to_dd'][name]:.2f} |"
+        )
     widths = r["workload"]["widths"]
-    lines += ["", "Final test error per width (mean over seeds; equal work shows as equal "
-              "errors within seed noise):", "",
-              "| contender | " + " | ".join(str(w) for w in widths) + " |",
-              "|---|" + "---|" * len(widths)]
+    lines += [
+        "",
+        "Final test error per width (mean over seeds; equal work shows as equal "
+        "errors within seed noise):",
+        "",
+        "| contender | " + " | ".join(str(w) for w in widths) + " |",
+        "|---|" + "---|" * len(widths),
+    ]
     for name, err in r["test_error"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{err[w] if w in err else err[str(w)]:.3f}"
-                                                for w in widths) + " |")
-    lines += ["", f"Matmul peak (2048^2 float32, jit): {r['matmul_peak_flop_per_s'] / 1e9:.1f} "
-              f"GFLOP/s. FLOP limit of the workload: {r['flop_limit_s']:.2f} s; dd's wall is "
-              f"{r['dd_over_flop_limit']:.1f}x that.", "",
-              "dd's engine alone (no Ray, compiled program reused), 5 epochs:", "",
-              "| width | replicas | model-epochs/s | fraction of matmul peak | compile (s) |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{err[w] if w in err else err[str(w)]:.3f}" for w in widths)
+            + " |"
+        )
+    lines += [
+        "",
+        f"Matmul peak (2048^2 float32, jit): {r['matmul_peak_flop_per_s'] / 1e9:.1f} "
+        f"GFLOP/s. FLOP limit of the workload: {r['flop_limit_s']:.2f} s; dd's wall is "
+        f"{r['dd_over_flop_limit']:.1f}x that.",
+        "",
+        "dd's engine alone (no Ray, compiled program reused), 5 epochs:",
+        "",
+        "| width | replicas | model-epochs/s | fraction of matmul peak | compile (s) |",
+        "|---|---|---|---|---|",
+    ]
     for s in r["scaling_replicas"] + r["scaling_width"]:
-        lines.append(f"| {s['width']} | {s['replicas']} | {s['model_epochs_per_s']:.1f} | "
-                     f"{s['flop_per_s'] / r['matmul_peak_flop_per_s']:.3f} | "
-                     f"{s['compile_s']:.2f} |")
+        lines.append(
+            f"| {s['width']} | {s['replicas']} | {s['model_epochs_per_s']:.1f} | "
+            f"{s['flop_per_s'] / r['matmul_peak_flop_per_s']:.3f} | "
+            f"{s['compile_s']:.2f} |"
+        )
     o = r["overhead"]
-    lines += ["", f"Orchestration: {o['dd']['trials']} trivially small trials through `dd sweep` "
-              f"took {o['dd']['sweep_s']:.1f} s ({1000 * o['dd']['per_trial_s']:.1f} ms per trial, "
-              f"Python start-up and Ray start included); {o['ray_tune']['trials']} no-op trials "
-              f"through Ray Tune took {o['ray_tune']['sweep_s']:.1f} s "
-              f"({1000 * o['ray_tune']['per_trial_s']:.1f} ms per trial). Re-running the "
-              f"finished {o['dd']['trials']}-trial dd sweep (nothing to do): "
-              f"{o['dd']['resume_s']:.2f} s.", "",
-              "Compile: `dd` runs each round with an empty persistent compilation cache, so "
-              "every program compiles; `dd_warm_cache` with one primed by an earlier run of "
-              "the same sweep, so every program loads. Their difference, "
-              f"{r['median_s']['dd'] - r['median_s']['dd_warm_cache']:.1f} s, is the "
-              "sweep's compile time beyond loading.", ""]
+    lines += [
+        "",
+        f"Orchestration: {o['dd']['trials']} trivially small trials through `dd sweep` "
+        f"took {o['dd']['sweep_s']:.1f} s ({1000 * o['dd']['per_trial_s']:.1f} ms per trial, "
+        f"Python start-up and Ray start included); {o['ray_tune']['trials']} no-op trials "
+        f"through Ray Tune took {o['ray_tune']['sweep_s']:.1f} s "
+        f"({1000 * o['ray_tune']['per_trial_s']:.1f} ms per trial). Re-running the "
+        f"finished {o['dd']['trials']}-trial dd sweep (nothing to do): "
+        f"{o['dd']['resume_s']:.2f} s.",
+        "",
+        "Compile: `dd` runs each round with an empty persistent compilation cache, so "
+        "every program compiles; `dd_warm_cache` with one primed by an earlier run of "
+        "the same sweep, so every program loads. Their difference, "
+        f"{r['median_s']['dd'] - r['median_s']['dd_warm_cache']:.1f} s, is the "
+        "sweep's compile time beyond loading.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--report-only"]:  # redraw docs/bench.md from results.json
-        (ROOT / "docs" / "bench.md").write_text(
-            markdown(json.loads((ROOT / "benchmarks" / "results.json").read_text())))
+        write_section(markdown(json.loads((ROOT / "benchmarks" / "results.json").read_text())))
     else:
         main()

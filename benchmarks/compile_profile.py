@@ -17,22 +17,28 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import jax  # noqa: E402
+import bench
+import jax
 
-import bench  # noqa: E402
-from dd.data import load_dataset  # noqa: E402
-from dd.packs import pack_key  # noqa: E402
-from dd.spec import parse_spec  # noqa: E402
-from dd.train import train_pack  # noqa: E402
+from dd.data import load_dataset
+from dd.packs import pack_key
+from dd.spec import parse_spec
+from dd.train import train_pack
 
 
 def profile(width: int) -> None:
     """Print per-program compile seconds of one cold pack."""
     events: list[tuple[str, float, str]] = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **kw: events.append((event, seconds, kw.get("fun_name", ""))))
-    spec = parse_spec({**bench.SPEC, "grid": {"seed": bench.SEEDS},
-                       "model": {**bench.SPEC["model"], "width": width}})
+        lambda event, seconds, **kw: events.append((event, seconds, kw.get("fun_name", "")))
+    )
+    spec = parse_spec(
+        {
+            **bench.SPEC,
+            "grid": {"seed": bench.SEEDS},
+            "model": {**bench.SPEC["model"], "width": width},
+        }
+    )
     trials = list(spec.trials)
     load_dataset(trials[0].data)
     walls = []
@@ -46,8 +52,10 @@ def profile(width: int) -> None:
     totals: dict[tuple[str, str], float] = collections.defaultdict(float)
     for event, seconds, program in cold:
         totals[(program, event.rsplit("/", 1)[-1])] += seconds
-    print(f"width {width}, {len(trials)} replicas, {bench.EPOCHS} epochs: first call "
-          f"{walls[0]:.2f} s, second call (programs reused) {walls[1]:.2f} s")
+    print(
+        f"width {width}, {len(trials)} replicas, {bench.EPOCHS} epochs: first call "
+        f"{walls[0]:.2f} s, second call (programs reused) {walls[1]:.2f} s"
+    )
     print("seconds  program  phase")
     for (program, phase), seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         if seconds >= 0.01:

@@ -1,6 +1,10 @@
-"""The Python API for notebooks: a sweep's rows, trials and curves as Arrow tables.
+"""The Python API for notebooks: run a sweep, plan one, and read its rows, trials and curves
+as Arrow tables; no shelling out.
 
     >>> from dd import api
+    >>> report = api.sweep("sweeps/mnist1d_mlp.yaml", overrides=["train.epochs=20"])
+    >>> print(report)                                  # what `dd sweep` prints
+    >>> api.plan({"name": "s", "data": ..., "model": ..., "grid": ...}).packs
     >>> rows = api.load("mnist1d_mlp")                 # one row per (trial, evaluation)
     >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1")
     >>> api.curves("mnist1d_mlp")["model_wise"].points  # mean and 95% interval per width
@@ -11,14 +15,194 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
-from dd.aggregate import load_stored_spec, stored_rows
 from dd.curves import CurveSet, current_rows, sweep_curves
 from dd.query import query_arrow
+from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping, trial_id
+from dd.states import load_stored_spec, stored_rows
 from dd.store import SweepStore, default_results_root
+
+SpecSource = str | Path | dict
+
+
+def load_spec(spec: SpecSource, overrides: Sequence[str] = ()) -> Spec:
+    """A validated spec from a file path, a YAML text or a mapping, with ``overrides``
+    (``PATH=VALUE`` strings, as the CLI's ``--set``) applied."""
+    if isinstance(spec, Spec):
+        return spec if not overrides else parse_spec(apply_overrides(spec.mapping, overrides))
+    return parse_spec(apply_overrides(spec_mapping(spec), overrides))
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What a sweep run did, and the lines ``dd sweep`` prints for it.
+
+    ``messages`` go to stderr on the command line (failures, the run time), ``lines`` to
+    stdout (thresholds, peaks, where the results and figures are); ``str()`` gives both.
+    ``exit_code`` is the command's: 1 when a pack failed, else 0.
+    """
+
+    name: str
+    results_dir: str
+    report: Any  # dd.execute.SweepReport
+    messages: tuple[str, ...]
+    lines: tuple[str, ...]
+    figures: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.report.failed_packs else 0
+
+    def __str__(self) -> str:
+        return "\n".join(self.messages + self.lines)
+
+
+def sweep(
+    spec: SpecSource | Spec,
+    results: str | Path | None = None,
+    address: str | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    quiet: bool = False,
+    cpus: int | None = None,
+    compile_cache: str | None = None,
+    curves: bool = True,
+    debug: bool = False,
+    connect_timeout: float | None = None,
+) -> SweepResult:
+    """Run every trial of ``spec`` not yet stored, then write its curves and figures.
+
+    ``spec``: a file path, a YAML text, a mapping, or a loaded ``Spec``; ``overrides`` as
+    ``--set``. ``address``: a Ray cluster (default $RAY_ADDRESS, else a local instance, or
+    the Ray this process already initialised: ``ray.init(runtime_env=...)`` first to ship
+    your own modules to a cluster's workers). Progress goes to stderr as plain lines where
+    stderr is not a terminal (a notebook), as a bar where it is; ``quiet`` silences it.
+    ``debug`` and ``connect_timeout``: as the CLI's ``--debug`` and ``--connect-timeout``.
+    Raises ``dd.errors.DDError`` on bad input, before anything is written.
+    """
+    from dd.execute import run_sweep
+
+    loaded = load_spec(spec, overrides)
+    root = results or default_results_root()
+    report = run_sweep(
+        loaded,
+        root,
+        address=address,
+        quiet=quiet,
+        local_cpus=cpus,
+        compile_cache=compile_cache,
+        debug=debug,
+        connect_timeout=connect_timeout,
+    )
+    store = _store(loaded.name, root)
+    messages = []
+    if report.failed_packs:
+        messages.append(
+            f"{len(report.failed_packs)} packs failed; 'dd status {loaded.name}' "
+            "lists them; run the same command again to retry"
+        )
+    if report.trials_run:
+        messages.append(
+            f"{loaded.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s"
+        )
+    lines, figures = [], []
+    if curves:
+        from dd.aggregate import describe, write_curves
+        from dd.errors import StoreError
+
+        try:
+            aggregate = write_curves(store, loaded)
+        except StoreError:
+            if not report.failed_packs:
+                raise
+            aggregate = None  # every pack failed: nothing to draw, the messages say why
+        if aggregate is not None:
+            figures = [str(path) for path in aggregate.figures]
+            lines = (
+                describe(aggregate)
+                + [f"results: {store.packs_dir}"]
+                + [f"figure: {path}" for path in figures]
+            )
+    return SweepResult(
+        name=loaded.name,
+        results_dir=str(store.dir),
+        report=report,
+        messages=tuple(messages),
+        lines=tuple(lines),
+        figures=tuple(figures),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A sweep's trials and packs, nothing run. ``trials``: one row per planned trial (its
+    id, whether it is stored, its config columns); ``packs``: one row per pack to run."""
+
+    spec: Spec
+    trials: pa.Table
+    packs: pa.Table
+
+    def __str__(self) -> str:
+        todo = sum(self.packs.column("n_trials").to_pylist())
+        stored = sum(self.trials.column("stored").to_pylist())
+        return (
+            f"{self.spec.name}: {self.trials.num_rows} trials, {stored} already stored; "
+            f"{todo} to run in {self.packs.num_rows} pack"
+            f"{'' if self.packs.num_rows == 1 else 's'}"
+        )
+
+
+def plan(
+    spec: SpecSource | Spec, results: str | Path | None = None, *, overrides: Sequence[str] = ()
+) -> Plan:
+    """The trials of ``spec`` and the packs its missing trials would run in (the trials
+    already stored under ``results`` are left out of the packs; nothing is written)."""
+    from dd.execute import plan as plan_packs
+    from dd.families import family_of
+    from dd.schema import flatten_config
+
+    loaded = load_spec(spec, overrides)
+    store = _store(loaded.name, results)
+    packs, _ = plan_packs(loaded, store)
+    stored = store.stored_trial_ids()
+    trials = pa.Table.from_pylist(
+        [
+            {"trial_id": trial_id(t), "stored": trial_id(t) in stored, **flatten_config(t)}
+            for t in loaded.trials
+        ]
+    )
+    rows = [
+        {
+            "pack_id": p.id,
+            "n_trials": len(p.trials),
+            "n_replicas": p.n_replicas,
+            "n_rows": p.n_rows,
+            "model": p.trials[0].model.name,
+            "family": (
+                "closed_form" if p.trials[0].model.CLOSED_FORM else family_of(p.trials[0]).name
+            ),
+            "trial_ids": list(p.trial_ids),
+        }
+        for p in packs
+    ]
+    schema = pa.schema(
+        [
+            ("pack_id", pa.string()),
+            ("n_trials", pa.int64()),
+            ("n_replicas", pa.int64()),
+            ("n_rows", pa.int64()),
+            ("model", pa.string()),
+            ("family", pa.string()),
+            ("trial_ids", pa.list_(pa.string())),
+        ]
+    )
+    return Plan(spec=loaded, trials=trials, packs=pa.Table.from_pylist(rows, schema=schema))
 
 
 def _store(sweep: str, results: str | Path | None) -> SweepStore:

@@ -1,14 +1,17 @@
 """The ``dd`` command line.
 
 Exit codes: 0 success; 1 a run failed (a pack failed, results unreadable or unwritable);
-2 bad input (spec, arguments, names, data files, SQL). Errors are one line; --debug shows the
-traceback.
+2 bad input (spec, arguments, names, data files, SQL, resources, an unreachable address);
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 quietly when stdout's reader went
+away. Errors are one line; --debug shows the traceback and Ray's own messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from dd import __version__
@@ -26,43 +29,57 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _sweep_store(sweep: str, results: str | None):
-    """A store from a sweep name, or from a spec file's name."""
-    from dd.spec import load_spec
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _sweep(sweep: str, results: str | None):
+    """The store and the plan (spec) of a sweep given by name or by spec file: the stored
+    spec.yaml, else the given spec file (a stored spec.yaml deleted)."""
+    from dd.spec import load_spec, parse_spec
     from dd.store import SweepStore, default_results_root
 
     root = results or default_results_root()
+    given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
-        return SweepStore(root, load_spec(sweep).name)
-    return SweepStore(root, sweep)
+        given = load_spec(sweep)
+        sweep = given.name
+    store = SweepStore(root, sweep)
+    if given is not None and not (store.dir / "spec.yaml").is_file():
+        return store, given
+    return store, parse_spec(store.read_spec_mapping())  # light: dd status draws nothing
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dd.execute import plan, run_sweep
+    from dd import api
     from dd.spec import load_spec
-    from dd.store import SweepStore, default_results_root
 
-    spec = load_spec(args.spec)
-    root = args.results or default_results_root()
+    spec = load_spec(args.spec, args.set or ())
     if args.dry_run:
-        packs, stored = plan(spec, SweepStore(root, spec.name))
-        print(f"{spec.name}: {len(spec.trials)} trials, {stored} already stored; "
-              f"{sum(len(p.trials) for p in packs)} to run in {len(packs)} "
-              f"pack{'' if len(packs) == 1 else 's'}")
+        print(api.plan(spec, args.results))
         return 0
-    report = run_sweep(spec, root, address=args.address, quiet=args.quiet,
-                       local_cpus=args.cpus, compile_cache=args.compile_cache)
-    status = 0
-    if report.failed_packs:
-        print(f"{len(report.failed_packs)} packs failed; 'dd status {spec.name}' lists them; "
-              "run the same command again to retry", file=sys.stderr)
-        status = 1
-    if report.trials_run:
-        print(f"{spec.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s",
-              file=sys.stderr)
-    if not args.no_curves:
-        _write_curves(SweepStore(root, spec.name), spec)
-    return status
+    result = api.sweep(
+        spec,
+        args.results,
+        args.address,
+        quiet=args.quiet,
+        cpus=args.cpus,
+        compile_cache=args.compile_cache,
+        curves=not args.no_curves,
+        debug=args.debug,
+        connect_timeout=args.connect_timeout,
+    )
+    for line in result.messages:
+        print(line, file=sys.stderr)
+    for line in result.lines:
+        print(line)
+    return result.exit_code
 
 
 def _write_curves(store, spec=None) -> None:
@@ -77,28 +94,40 @@ def _write_curves(store, spec=None) -> None:
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    _write_curves(_sweep_store(args.sweep, args.results))
+    _write_curves(*_sweep(args.sweep, args.results))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from dd.report import write_report
 
-    print(f"report: {write_report(_sweep_store(args.sweep, args.results), args.output)}")
+    store, spec = _sweep(args.sweep, args.results)
+    print(f"report: {write_report(store, args.output, spec)}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dd.aggregate import load_stored_spec, trial_states
+    from dd.states import trial_states
 
-    store = _sweep_store(args.sweep, args.results)
-    states = trial_states(store, load_stored_spec(store), store.stored_trial_ids())
-    print(f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done, "
-          f"{len(states['missing'])} missing, {len(states['failed'])} failed")
+    store, spec = _sweep(args.sweep, args.results)
+    states = trial_states(store, spec, store.stored_trial_ids())
+    diverged = store.diverged_trial_ids() & states["done"]
+    print(
+        f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done"
+        + (f" ({len(diverged)} diverged)" if diverged else "")
+        + f", {len(states['missing'])} missing, {len(states['failed'])} failed"
+    )
     for f in store.failures():
         print(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
     for r in store.running_packs():
-        print(f"  pack {r['pack_id']} started {r['started']} by pid {r['pid']} on {r['host']}")
+        print(
+            f"  pack {r['pack_id']} started {r['started']} by pid {r['pid']} on {r['host']}"
+            + (
+                "; stale: that process is gone (the next 'dd sweep' reruns the pack)"
+                if r["stale"]
+                else ""
+            )
+        )
     if states["earlier"]:
         print(f"  {len(states['earlier'])} stored trials belong to an earlier version of the spec")
     return 0
@@ -134,20 +163,44 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    results_help = ("results root: a folder or an s3://, gs:// or file:// URI "
-                    "(default: $DD_RESULTS or ./results)")
+    results_help = (
+        "results root: a folder or an s3://, gs:// or file:// URI "
+        "(default: $DD_RESULTS or ./results)"
+    )
     p = add("sweep", cmd_sweep, "run every trial of a spec that is not stored yet")
     p.add_argument("spec", help="path of a YAML sweep spec (see sweeps/)")
     p.add_argument("--results", help=results_help)
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
-    p.add_argument("--cpus", type=_positive_int,
-                   help="CPUs the local Ray instance may use (default: all of this machine)")
-    p.add_argument("--compile-cache", metavar="DIR",
-                   help="JAX persistent compilation cache of the workers; a folder they all "
-                        "reach is shared (default: $DD_COMPILE_CACHE, else ~/.cache/dd/jax; "
-                        "'off' compiles afresh)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the number of trials and packs and exit")
+    p.add_argument(
+        "--connect-timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="how long a cluster at --address may take to answer "
+        "(default: $DD_CONNECT_TIMEOUT, else 30)",
+    )
+    p.add_argument(
+        "--cpus",
+        type=_positive_int,
+        help="CPUs the local Ray instance may use (default: all of this machine)",
+    )
+    p.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="JAX persistent compilation cache of the workers; a folder they all "
+        "reach is shared (default: $DD_COMPILE_CACHE, else ~/.cache/dd/jax; "
+        "'off' compiles afresh)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="override a spec field before validation, VALUE in YAML: "
+        "--set train.epochs=100, --set 'grid.seed={range: [0, 5]}' (a grid. "
+        "path sets that axis); repeatable; the stored spec is the one that ran",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the number of trials and packs and exit"
+    )
     p.add_argument("--no-curves", action="store_true", help="skip curves and figures")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -159,26 +212,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
 
-    p = add("report", cmd_report, "write a sweep's self-contained HTML report (curves brought "
-                                  "up to date first)")
+    p = add(
+        "report",
+        cmd_report,
+        "write a sweep's self-contained HTML report (curves brought up to date first)",
+    )
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
-    p.add_argument("--output", help="where to write the page (default: <results>/<sweep>/"
-                                    "report.html)")
+    p.add_argument(
+        "--output", help="where to write the page (default: <results>/<sweep>/report.html)"
+    )
 
     p = add("query", cmd_query, "run DuckDB SQL over stored results (views: results, trials)")
     p.add_argument("sql", help="SQL text, e.g. 'SELECT count(*) FROM results'")
     p.add_argument("--sweep", help="one sweep's results (default: every sweep)")
     p.add_argument("--results", help=results_help)
-    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table",
-                   help="table (default) on the terminal; csv or json to stdout or --output; "
-                        "parquet to --output")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "parquet"),
+        default="table",
+        help="table (default) on the terminal; csv or json to stdout or --output; "
+        "parquet to --output",
+    )
     p.add_argument("--output", help="write the result to this file (atomically)")
     return parser
 
 
+_terminated: list[int] = []  # the SIGTERM received, if any
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM stops a sweep as Ctrl-C does: a KeyboardInterrupt in the main thread (the one
+    exception Ray's waits let through), remembered as a termination."""
+    _terminated.append(signum)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except DDError as e:
@@ -187,8 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dd: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("dd: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        how, code = ("terminated", 143) if _terminated else ("interrupted", 130)
+        print(f"dd: {how}; run the same command again to resume", file=sys.stderr)
+        return code
+    except BrokenPipeError:  # the reader went away (`dd query ... | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -26,10 +26,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.config import (FeatureModel, FourierFeatures, PcaFourierFeatures, RawFeatures,
-                       ReluFeatures, Trial)
-from dd.data import Dataset, load_dataset, prepare_inputs, test_chunks, training_rows
-from dd.rng import named, trial_key
+from dd.config import (
+    FeatureModel,
+    FourierFeatures,
+    PcaFourierFeatures,
+    RawFeatures,
+    ReluFeatures,
+    Trial,
+)
+from dd.data import load_dataset
+from dd.device_data import DeviceData, prepare_inputs, to_device, training_rows
+from dd.rng import named, scoped, trial_key
 
 TEST_CHUNK = 1024  # test rows evaluated per step; bounds memory at TEST_CHUNK x n_features
 
@@ -42,8 +49,10 @@ def feature_params(key: jax.Array, model: FeatureModel, input_dim: int) -> dict[
         return {"v": jax.random.normal(key, (input_dim, n_freq)) / model.bandwidth}
     if isinstance(model, ReluFeatures):
         k_w, k_b = jax.random.split(key)
-        return {"w": jax.random.normal(k_w, (input_dim, model.n_features)) / math.sqrt(input_dim),
-                "b": jax.random.normal(k_b, (model.n_features,))}
+        return {
+            "w": jax.random.normal(k_w, (input_dim, model.n_features)) / math.sqrt(input_dim),
+            "b": jax.random.normal(k_b, (model.n_features,)),
+        }
     return {}
 
 
@@ -87,24 +96,30 @@ def _targets(y: jax.Array, n_classes: int) -> jax.Array:
     return y[:, None].astype(jnp.float64)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_rows", "n_classes", "p_eff_inputs"))
-def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, model, n_rows,
-                  n_classes, p_eff_inputs):
-    dataset = Dataset(arrays["x_pool"], arrays["y_pool"], None, None, n_classes,
-                      beta=arrays["beta"], scale=arrays["scale"], noise_var=arrays["noise_var"])
-    x_test_CTD, y_test_CT, test_mask_CT = arrays["x_test"], arrays["y_test"], arrays["test_mask"]
+@functools.partial(jax.jit, static_argnames=("model", "n_rows", "p_eff_inputs"))
+def _fit_replicas(
+    data: DeviceData, seeds, n_train, label_noise, ridge, n_features, *, model, n_rows, p_eff_inputs
+):
+    n_classes = data.n_classes
+    x_test_CTD, y_test_CT, test_mask_CT = data.x_test_CTD, data.y_test_CT, data.mask_test_CT
     input_dim = math.prod(x_test_CTD.shape[2:])
 
     def flat(x):  # model-ready float64 inputs, one row per example
-        return prepare_inputs(x, arrays["x_mean"], arrays["x_std"]).reshape(
-            x.shape[0], -1).astype(jnp.float64)
+        return (
+            prepare_inputs(x, data.x_mean_S, data.x_std_S)
+            .reshape(x.shape[0], -1)
+            .astype(jnp.float64)
+        )
 
-    pca = ({"pca": principal_axes(flat(arrays["x_pool"]), model.pca_components)}
-           if isinstance(model, PcaFourierFeatures) else {})
+    pca = (
+        {"pca": principal_axes(flat(data.x_pool_PD), model.pca_components)}
+        if isinstance(model, PcaFourierFeatures)
+        else {}
+    )
 
     def fit_one(seed, n, noise, lam, p):
         key = trial_key(seed)
-        rows = training_rows(key, dataset, n_rows, n, noise)
+        rows = training_rows(key, data, n_rows, n, noise)
         params = feature_params(key, model, input_dim) | pca
         mask_N = rows["mask"].astype(jnp.float64)
         # zeroed columns (past a replica's p) get zero coefficients, so only the train
@@ -148,17 +163,20 @@ def _fit_replicas(arrays, seeds, n_train, label_noise, ridge, n_features, *, mod
         x_eff = flat(x_test_CTD.reshape((-1,) + x_test_CTD.shape[2:])[:p_eff_inputs])
         smoother = featurize(model, params, x_eff) @ vt_RP.T * d_R
         out["p_eff_test"] = n / x_eff.shape[0] * jnp.sum(smoother**2)
-        if arrays["beta"] is not None and isinstance(model, RawFeatures):
-            beta, var = arrays["beta"], arrays["scale"] ** 2  # coefs past p are 0
+        if data.beta_D is not None and isinstance(model, RawFeatures):
+            beta, var = data.beta_D, data.scale_D**2  # coefs past p are 0
             width = model.n_features
-            out["population_risk"] = (jnp.sum(var[:width] * (coef_PK[:, 0] - beta[:width]) ** 2)
-                                      + jnp.sum(var[width:] * beta[width:] ** 2)
-                                      + arrays["noise_var"])
+            out["population_risk"] = (
+                jnp.sum(var[:width] * (coef_PK[:, 0] - beta[:width]) ** 2)
+                + jnp.sum(var[width:] * beta[width:] ** 2)
+                + data.noise_var
+            )
         return out
 
     return jax.vmap(fit_one)(seeds, n_train, label_noise, ridge, n_features)
 
 
+@scoped()
 def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, float]]:
     """Fit every trial of a pack (all share data pool, model kind and program width) at once.
 
@@ -169,21 +187,17 @@ def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, f
     dataset = load_dataset(first.data)
     n_rows = n_rows or max(t.data.n_train for t in trials)
     with jax.enable_x64(True):
-        arrays = {"x_pool": dataset.x_pool, "y_pool": dataset.y_pool, "beta": dataset.beta,
-                  "scale": dataset.scale, "noise_var": dataset.noise_var, "x_mean": dataset.x_mean,
-                  "x_std": dataset.x_std,
-                  **test_chunks(dataset, TEST_CHUNK)}
-        arrays = {k: (None if v is None else jnp.asarray(v)) for k, v in arrays.items()}
         out = _fit_replicas(
-            arrays,
+            to_device(dataset, first.data, TEST_CHUNK),
             jnp.asarray([t.seed for t in trials], jnp.uint32),
             jnp.asarray([t.data.n_train for t in trials]),
             jnp.asarray([getattr(t.data, "label_noise", 0.0) for t in trials]),
             jnp.asarray([t.fit.ridge for t in trials]),
             jnp.asarray([t.model.n_features for t in trials]),
             model=dataclasses.replace(
-                first.model, n_features=program_width(first.model, first.data.input_dim)),
-            n_rows=n_rows, n_classes=dataset.n_classes,
+                first.model, n_features=program_width(first.model, first.data.input_dim)
+            ),
+            n_rows=n_rows,
             p_eff_inputs=min(first.fit.p_eff_inputs, len(dataset.y_test)),
         )
         out = jax.tree.map(np.asarray, out)
@@ -200,5 +214,10 @@ def bytes_per_replica(trial: Trial) -> int:
     """A float64 upper estimate of one replica's device memory, to size packs."""
     n, p = trial.data.n_train, program_width(trial.model, trial.data.input_dim)
     dim = trial.data.input_dim
-    return 8 * (4 * n * p + min(n, p) * (n + p) + 3 * TEST_CHUNK * p + n * dim
-                + min(trial.fit.p_eff_inputs, trial.data.n_test) * p * 2)
+    return 8 * (
+        4 * n * p
+        + min(n, p) * (n + p)
+        + 3 * TEST_CHUNK * p
+        + n * dim
+        + min(trial.fit.p_eff_inputs, trial.data.n_test) * p * 2
+    )

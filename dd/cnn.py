@@ -12,13 +12,27 @@ the same module works for any input size. Convolutions carry a bias, as theirs d
 or ``(N, L)`` (MNIST-1D is ``(N, 40)``), is given one of size 1 by the module.
 """
 
+import math
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dd.families import Family, n_outputs, round_up_width
+
 BLOCK_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 POOLED_BLOCKS = (1, 2, 3)
+
+
+def max_pool_2(x: jnp.ndarray, ndim: int) -> jnp.ndarray:
+    """Max over non-overlapping windows of 2 along each of the ``ndim`` spatial axes (an odd
+    trailing position is dropped, as a VALID pool does). Written as a reshape and a max, not
+    a windowed reduction, so its gradient is an elementwise mask rather than XLA's
+    select-and-scatter, which GPUs run slowly."""
+    spatial = x.shape[1 : 1 + ndim]
+    x = x[(slice(None),) + tuple(slice(0, 2 * (n // 2)) for n in spatial)]
+    split = (x.shape[0],) + sum(((n // 2, 2) for n in spatial), ()) + (x.shape[-1],)
+    return jnp.max(x.reshape(split), axis=tuple(2 + 2 * i for i in range(ndim)))
 
 
 class CNN(nn.Module):
@@ -60,7 +74,7 @@ class CNN(nn.Module):
             )(x)
             x = nn.relu(x)
             if block in POOLED_BLOCKS:
-                x = nn.max_pool(x, window_shape=(2,) * self.ndim, strides=(2,) * self.ndim)
+                x = max_pool_2(x, self.ndim)
         features_BxF = jnp.max(x, axis=spatial_axes)
         return nn.Dense(
             self.n_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="logits"
@@ -81,3 +95,47 @@ def n_params(width: int, n_classes: int, input_shape: tuple[int, ...], ndim: int
     kernel_volume = 3**ndim
     k = width
     return kernel_volume * (in_channels * k + 42 * k**2) + 45 * k + 8 * k * n_classes + n_classes
+
+
+NARROW_WIDTH = 16  # narrower CNNs train inside one program of this width
+WIDTH_MULTIPLE = 8  # wider ones round up to a multiple of 8: tensor cores want such channel counts
+
+
+def program_width(trial) -> int:
+    """The base width a CNN's program is compiled for: widths up to 16 share one 16-wide
+    program, wider ones round up to a multiple of 8 (``dd.families`` pads them)."""
+    return round_up_width(trial.model.width, floor=NARROW_WIDTH, multiple=WIDTH_MULTIPLE)
+
+
+def spatial_dims(trial) -> int:
+    shape = trial.data.input_shape
+    return 1 if len(shape) == 1 else 2
+
+
+def _build(trial, dtype) -> CNN:
+    return CNN(
+        width=trial.model.width, n_classes=n_outputs(trial), ndim=spatial_dims(trial), dtype=dtype
+    )
+
+
+def _count(trial) -> int:
+    return n_params(
+        trial.model.width, n_outputs(trial), trial.data.input_shape, ndim=spatial_dims(trial)
+    )
+
+
+def _activation_floats(trial) -> int:
+    """One map per block: k, 2k at full size, 4k at half, 8k at a quarter of the positions
+    (a pool after blocks 1 and 2)."""
+    positions = math.prod(trial.data.input_shape[: spatial_dims(trial)])
+    return 7 * trial.model.width * positions
+
+
+FAMILY = Family(
+    name="cnn",
+    build=_build,
+    count=_count,
+    activation_floats=_activation_floats,
+    program_width=program_width,
+    convolutional=lambda trial: True,
+)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -24,8 +26,61 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_range(path: str, value: float, lo: float | None, hi: float | None,
-                 hi_open: bool = False) -> None:
+class Options(str):
+    """Free-form options of a user's module or data loader, held as canonical JSON text.
+
+    A trial is a frozen, hashable value whose canonical JSON is its id and whose every field
+    is one results column: as text, the options keep all three properties (one string column,
+    ``model_options``). Whole-number floats become integers (``depth: 2.0`` or a ``linspace``
+    axis value is the same trial as ``depth: 2``). ``as_kwargs`` gives them back as keyword
+    arguments, lists as tuples (hashable, as Flax module fields should be).
+    """
+
+    @classmethod
+    def parse(cls, path: str, value: Any) -> Options:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise SpecError(
+                path, f"must be a mapping of option names to values (got {_describe(value)})"
+            )
+
+        def canonical(v: Any) -> Any:
+            if isinstance(v, float) and v.is_integer():
+                return int(v)
+            if isinstance(v, (list, tuple)):
+                return [canonical(x) for x in v]
+            if isinstance(v, dict):
+                return {k: canonical(x) for k, x in v.items()}
+            return v
+
+        try:
+            text = json.dumps(
+                canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=False
+            )
+        except (TypeError, ValueError):
+            raise SpecError(
+                path,
+                "values must be numbers, strings, booleans, null, lists or "
+                f"mappings (got {_describe(value)})",
+            ) from None
+        return cls(text)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        def frozen(v: Any) -> Any:
+            if isinstance(v, list):
+                return tuple(frozen(x) for x in v)
+            if isinstance(v, dict):
+                return {k: frozen(x) for k, x in v.items()}
+            return v
+
+        return {k: frozen(v) for k, v in json.loads(self).items()}
+
+
+NO_OPTIONS = Options("{}")
+
+
+def _check_range(
+    path: str, value: float, lo: float | None, hi: float | None, hi_open: bool = False
+) -> None:
     if lo is not None and value < lo:
         raise SpecError(path, f"must be >= {lo} (got {_describe(value)})")
     if hi is not None and (value >= hi if hi_open else value > hi):
@@ -49,6 +104,8 @@ def _convert(path: str, kind: Any, value: Any) -> Any:
         return _convert(path, inner[-1], value)
     if dataclasses.is_dataclass(kind):
         return build(kind, value, path)
+    if kind is Options:
+        return Options.parse(path, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -85,14 +142,17 @@ def build(cls: type, raw: Any, path: str = "") -> Any:
         name = raw.get("name")
         if not isinstance(name, str) or name not in variants:
             allowed = ", ".join(sorted(variants))
-            raise SpecError(_join(path, "name"), f"unknown {path or 'kind'} {_describe(name)}; "
-                            f"allowed: {allowed}")
+            raise SpecError(
+                _join(path, "name"),
+                f"unknown {path or 'kind'} {_describe(name)}; allowed: {allowed}",
+            )
         cls = variants[name]
     hints, fields = _fields(cls)
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise SpecError(_join(path, str(unknown[0])),
-                        f"unknown field; allowed: {', '.join(sorted(fields))}")
+        raise SpecError(
+            _join(path, str(unknown[0])), f"unknown field; allowed: {', '.join(sorted(fields))}"
+        )
     values = {}
     for name, f in fields.items():
         sub = _join(path, name)
@@ -131,12 +191,16 @@ def field_kind(cls: type, dotted: str) -> Any:
         kind = hints[head]
         if typing.get_origin(kind) in (typing.Union, types.UnionType):
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if kind is Options and rest:  # one key of a user's options: any JSON value
+            kinds.append(typing.Any)
+            continue
         kinds.append(field_kind(kind, rest) if rest else kind)
     kinds = [k for k in kinds if k is not None]
     return kinds[0] if kinds else None
 
 
 # --------------------------------------------------------------------------- data
+
 
 @dataclass(frozen=True, kw_only=True)
 class Data:
@@ -178,9 +242,11 @@ class Data:
         _check_range(_join(path, "n_train"), self.n_train, 1, None)
         _check_range(_join(path, "n_test"), self.n_test, 1, None)
         if self.n_train > self.pool_size:
-            raise SpecError(_join(path, "n_train"),
-                            f"{self.n_train} is larger than the {self.name} training pool "
-                            f"of {self.pool_size} examples")
+            raise SpecError(
+                _join(path, "n_train"),
+                f"{self.n_train} is larger than the {self.name} training pool "
+                f"of {self.pool_size} examples",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,8 +312,9 @@ class DigitsData(ClassificationData):
     def check(self, path: str) -> None:
         super().check(path)
         if self.n_test != DIGITS_TEST_SIZE:
-            raise SpecError(_join(path, "n_test"),
-                            f"digits has a fixed test split of {DIGITS_TEST_SIZE} images")
+            raise SpecError(
+                _join(path, "n_test"), f"digits has a fixed test split of {DIGITS_TEST_SIZE} images"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -331,12 +398,24 @@ class ImageData(ClassificationData):
     def check(self, path: str) -> None:
         super().check(path)
         if self.n_test > IMAGE_SHAPES[self.name][1]:
-            raise SpecError(_join(path, "n_test"), f"{self.n_test} is larger than the "
-                            f"{IMAGE_SHAPES[self.name][1]} test images of {self.name}")
+            raise SpecError(
+                _join(path, "n_test"),
+                f"{self.n_test} is larger than the "
+                f"{IMAGE_SHAPES[self.name][1]} test images of {self.name}",
+            )
 
 
-MODULAR_OPS = ("x+y", "x-y", "x/y", "x/y_if_y_odd_else_x-y", "x^2+y^2", "x^2+xy+y^2",
-               "x^2+xy+y^2+x", "x^3+xy", "x^3+xy^2+y")
+MODULAR_OPS = (
+    "x+y",
+    "x-y",
+    "x/y",
+    "x/y_if_y_odd_else_x-y",
+    "x^2+y^2",
+    "x^2+xy+y^2",
+    "x^2+xy+y^2+x",
+    "x^3+xy",
+    "x^3+xy^2+y",
+)
 
 
 def _is_prime(n: int) -> bool:
@@ -387,16 +466,134 @@ class ModularData(ClassificationData):
             raise SpecError(_join(path, "p"), f"must be an odd prime <= 2003 (got {self.p})")
         _check_choice(_join(path, "op"), self.op, MODULAR_OPS)
         if not 0 < self.train_fraction < 1 or not 1 <= self.n_train < self.pool_size:
-            raise SpecError(_join(path, "train_fraction"),
-                            f"must leave at least one of the {self.pool_size} pairs for training "
-                            f"and one for test (got {self.train_fraction})")
+            raise SpecError(
+                _join(path, "train_fraction"),
+                f"must leave at least one of the {self.pool_size} pairs for training "
+                f"and one for test (got {self.train_fraction})",
+            )
         _check_range(_join(path, "key_share"), self.key_share, 0.0, 1.0)
         if self.key_share <= 0:
             raise SpecError(_join(path, "key_share"), f"must be > 0 (got {self.key_share})")
         super().check(path)
 
 
-Data.VARIANTS = {c.name: c for c in (Mnist1dData, DigitsData, GaussianData, ModularData)}
+TASKS = ("auto", "classification", "regression")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserData(ClassificationData):
+    """A user's own arrays: ``x_train``, ``y_train`` (the pool), ``x_test``, ``y_test``.
+
+    ``task`` auto makes integer labels classification and float targets regression.
+    ``classes`` fixes the class count (labels must lie in 0..classes-1); by default it is
+    the largest label + 1. ``n_test`` (default: all) takes the first test examples. The arrays
+    are loaded and checked (``dd.user_data``) when the config is built, so a bad file or
+    loader stops the spec before anything runs; the properties below read them (cached).
+    """
+
+    n_train: int
+    n_test: int | None = None
+    task: str = "auto"
+    classes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_test is None:  # every test example (an integer, as for every dataset)
+            object.__setattr__(self, "n_test", self.summary.test_size)
+
+    @property
+    def summary(self) -> Any:
+        from dd.user_data import summary
+
+        return summary(self)
+
+    @property
+    def CLASSIFICATION(self) -> bool:
+        return self.summary.n_classes > 0
+
+    @property
+    def n_classes(self) -> int:
+        return self.summary.n_classes
+
+    @property
+    def pool_size(self) -> int:
+        return self.summary.pool_size
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.summary.input_shape
+
+    @property
+    def integer_inputs(self) -> bool:
+        """Integer inputs reach the model as int32 tokens; floats as float32."""
+        return self.summary.integer_inputs
+
+    def neutral(self) -> Data:
+        return dataclasses.replace(self, n_train=1, label_noise=0.0)
+
+    def check(self, path: str) -> None:
+        _check_choice(_join(path, "task"), self.task, TASKS)
+        if self.classes is not None:
+            _check_range(_join(path, "classes"), self.classes, 2, None)
+        _check_range(_join(path, "n_train"), self.n_train, 1, None)
+        _check_range(_join(path, "n_test"), self.n_test, 1, None)
+        _check_range(_join(path, "label_noise"), self.label_noise, 0.0, 1.0, hi_open=True)
+        summary = self.summary  # the arrays, loaded and checked (DataError on a bad file)
+        if self.n_train > summary.pool_size:
+            raise SpecError(
+                _join(path, "n_train"),
+                f"{self.n_train} is larger than the "
+                f"{summary.pool_size} examples of x_train in {summary.source}",
+            )
+        if self.n_test > summary.test_size:
+            raise SpecError(
+                _join(path, "n_test"),
+                f"{self.n_test} is larger than the "
+                f"{summary.test_size} examples of x_test in {summary.source}",
+            )
+        if self.label_noise and not summary.n_classes:
+            raise SpecError(
+                _join(path, "label_noise"),
+                f"{summary.source} is a regression "
+                "dataset (float targets); label noise needs class labels",
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArraysData(UserData):
+    """Arrays from an ``.npz`` file at ``path`` (relative paths from the current directory)."""
+
+    name: str = "arrays"
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonData(UserData):
+    """Arrays returned by ``loader`` ("package.module:function"), called with ``options``:
+    a mapping with the keys x_train, y_train, x_test, y_test, or those four in a tuple."""
+
+    name: str = "python"
+    loader: str
+    options: Options = NO_OPTIONS
+
+
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def check_import_path(path: str, value: str) -> None:
+    """A "package.module:name" that pack workers can import (not a notebook's __main__)."""
+    if not IMPORT_PATH.match(value):
+        raise SpecError(path, f"must be 'package.module:name' (got {_describe(value)})")
+    if value.startswith("__main__:"):
+        raise SpecError(
+            path,
+            f"{value}: pack workers cannot import a notebook's or script's "
+            "__main__; put it in a .py file on their PYTHONPATH",
+        )
+
+
+Data.VARIANTS = {
+    c.name: c for c in (Mnist1dData, DigitsData, GaussianData, ModularData, ArraysData, PythonData)
+}
 Data.VARIANTS.update({name: ImageData for name in IMAGE_SHAPES})
 
 # --------------------------------------------------------------------------- models
@@ -555,15 +752,49 @@ class TransformerModel(NetworkModel):
         _check_range(_join(path, "depth"), self.depth, 1, 64)
         _check_range(_join(path, "heads"), self.heads, 1, None)
         if self.width % self.heads:
-            raise SpecError(_join(path, "heads"), f"must divide width {self.width} "
-                            f"(got {self.heads})")
+            raise SpecError(
+                _join(path, "heads"), f"must divide width {self.width} (got {self.heads})"
+            )
         _check_range(_join(path, "d_mlp"), self.d_mlp, 1, None)
         _check_range(_join(path, "attention_rate"), self.attention_rate, 0.0, 1.0)
 
 
-Model.VARIANTS = {c.name: c for c in (RawFeatures, FourierFeatures, PcaFourierFeatures,
-                                      ReluFeatures, MlpModel, CnnModel, ResNet18Model,
-                                      TransformerModel)}
+@dataclass(frozen=True, kw_only=True)
+class FlaxModel(NetworkModel):
+    """A user's own ``flax.linen`` module (``dd.user_model``): ``module`` is
+    "package.module:Name", a Module class or a function returning a Module, built with
+    ``width``, ``n_outputs`` (classes, or 1 for regression), the ``options`` as keywords, and
+    ``dtype`` where it takes one. It is imported and test-run when the spec is loaded."""
+
+    name: str = "flax"
+    module: str
+    options: Options = NO_OPTIONS
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        check_import_path(_join(path, "module"), self.module)
+        reserved = sorted(set(json.loads(self.options)) & {"width", "n_outputs", "dtype"})
+        if reserved:
+            raise SpecError(
+                _join(path, f"options.{reserved[0]}"),
+                "dd passes width, n_outputs and dtype itself; set model.width, not an option",
+            )
+
+
+Model.VARIANTS = {
+    c.name: c
+    for c in (
+        RawFeatures,
+        FourierFeatures,
+        PcaFourierFeatures,
+        ReluFeatures,
+        MlpModel,
+        CnnModel,
+        ResNet18Model,
+        TransformerModel,
+        FlaxModel,
+    )
+}
 
 # --------------------------------------------------------------------------- fit / trial
 
@@ -584,6 +815,7 @@ class Fit:
 
 
 OBJECTIVES = ("cross_entropy", "mse")
+PRECISIONS = ("float32", "tf32", "bf16")  # see dd.precision
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 EVAL_SPACINGS = ("log", "linear")
@@ -608,7 +840,10 @@ class Train:
     ``batch_size`` "full" takes one step per epoch on all n_train examples (so ``epochs`` is
     the step budget, as in the grokking setups). Evaluation happens at ``eval_points`` epochs,
     log- or linearly spaced up to ``epochs`` (the last epoch always included).
-    ``save_params`` stores each trial's final parameters (``dd.train.load_params``).
+    ``save_params`` stores each trial's final parameters (``dd.checkpoint.load_params``).
+    ``precision``: float32 (exact float32 matrix products on every platform), tf32 (tensor-
+    float-32 matrix products on GPUs) or bf16 (bfloat16 activations; parameters, optimizer
+    state, normalisation statistics, logits and loss in float32); see ``dd.precision``.
     """
 
     optimizer: str = "sgd"
@@ -626,12 +861,14 @@ class Train:
     eval_points: int = 20
     eval_spacing: str = "log"
     save_params: bool = False
+    precision: str = "float32"
 
     def check(self, path: str) -> None:
         _check_choice(_join(path, "optimizer"), self.optimizer, OPTIMIZERS)
         _check_choice(_join(path, "schedule"), self.schedule, SCHEDULES)
         _check_choice(_join(path, "objective"), self.objective, OBJECTIVES)
         _check_choice(_join(path, "eval_spacing"), self.eval_spacing, EVAL_SPACINGS)
+        _check_choice(_join(path, "precision"), self.precision, PRECISIONS)
         if self.lr <= 0:
             raise SpecError(_join(path, "lr"), f"must be > 0 (got {self.lr})")
         _check_range(_join(path, "momentum"), self.momentum, 0.0, 1.0, hi_open=True)
@@ -642,8 +879,10 @@ class Train:
         _check_range(_join(path, "warmup_steps"), self.warmup_steps, 0, None)
         if isinstance(self.batch_size, str):
             if self.batch_size != "full":
-                raise SpecError(_join(path, "batch_size"), "must be an integer >= 1 or 'full' "
-                                f"(got {self.batch_size!r})")
+                raise SpecError(
+                    _join(path, "batch_size"),
+                    f"must be an integer >= 1 or 'full' (got {self.batch_size!r})",
+                )
         else:
             _check_range(_join(path, "batch_size"), self.batch_size, 1, None)
         _check_range(_join(path, "epochs"), self.epochs, 1, None)
@@ -667,14 +906,18 @@ class Trial:
     def __post_init__(self) -> None:
         if self.model.CLOSED_FORM:
             if self.train is not None:
-                raise SpecError("train", f"model {self.model.name} is fitted in closed form; "
-                                "use a 'fit' section, not 'train'")
+                raise SpecError(
+                    "train",
+                    f"model {self.model.name} is fitted in closed form; "
+                    "use a 'fit' section, not 'train'",
+                )
             if self.fit is None:
                 object.__setattr__(self, "fit", Fit())
         else:
             if self.fit is not None:
-                raise SpecError("fit", f"model {self.model.name} is trained; use a 'train' "
-                                "section, not 'fit'")
+                raise SpecError(
+                    "fit", f"model {self.model.name} is trained; use a 'train' section, not 'fit'"
+                )
             if self.train is None:
                 object.__setattr__(self, "train", Train())
 
@@ -682,32 +925,57 @@ class Trial:
         _check_range(_join(path, "seed"), self.seed, 0, 2**31 - 1)
         if not self.model.CLOSED_FORM and not self.data.CLASSIFICATION:
             if self.train.objective != "mse":
-                raise SpecError(_join(path, "train.objective"),
-                                f"{self.data.name} is a regression dataset; use objective: mse")
+                raise SpecError(
+                    _join(path, "train.objective"),
+                    f"{self.data.name} is a regression dataset; use objective: mse",
+                )
         if isinstance(self.model, ResNet18Model) and len(self.data.input_shape) != 3:
-            raise SpecError(_join(path, "model.name"),
-                            f"resnet18 needs images; {self.data.name} examples have shape "
-                            f"{self.data.input_shape}")
+            raise SpecError(
+                _join(path, "model.name"),
+                f"resnet18 needs images; {self.data.name} examples have shape "
+                f"{self.data.input_shape}",
+            )
         batch = self.train.batch_size if self.train is not None else "full"
         if batch != "full" and batch > self.data.n_train:
-            raise SpecError(_join(path, "train.batch_size"), f"{batch} is larger than n_train "
-                            f"{self.data.n_train}; use at most n_train, or 'full'")
+            raise SpecError(
+                _join(path, "train.batch_size"),
+                f"{batch} is larger than n_train "
+                f"{self.data.n_train}; use at most n_train, or 'full'",
+            )
         tokens = isinstance(self.data, ModularData)
         if isinstance(self.model, TransformerModel) and not tokens:
-            raise SpecError(_join(path, "model.name"), f"transformer reads modular-arithmetic "
-                            f"tokens; {self.data.name} is not modular data")
+            raise SpecError(
+                _join(path, "model.name"),
+                f"transformer reads modular-arithmetic "
+                f"tokens; {self.data.name} is not modular data",
+            )
         if tokens and not isinstance(self.model, (MlpModel, TransformerModel)):
-            raise SpecError(_join(path, "model.name"), f"modular data takes an mlp or a "
-                            f"transformer, not {self.model.name}")
+            raise SpecError(
+                _join(path, "model.name"),
+                f"modular data takes an mlp or a transformer, not {self.model.name}",
+            )
         if isinstance(self.model, PcaFourierFeatures) and isinstance(self.data, GaussianData):
-            raise SpecError(_join(path, "model.name"), "pca_fourier_features takes its principal "
-                            "axes from a training pool; gaussian data has none")
-        if (isinstance(self.model, PcaFourierFeatures)
-                and self.model.pca_components > self.data.input_dim):
-            raise SpecError(_join(path, "model.pca_components"),
-                            f"{self.model.pca_components} exceeds the {self.data.input_dim} "
-                            f"input coordinates of {self.data.name}")
+            raise SpecError(
+                _join(path, "model.name"),
+                "pca_fourier_features takes its principal "
+                "axes from a training pool; gaussian data has none",
+            )
+        if (
+            isinstance(self.model, PcaFourierFeatures)
+            and self.model.pca_components > self.data.input_dim
+        ):
+            raise SpecError(
+                _join(path, "model.pca_components"),
+                f"{self.model.pca_components} exceeds the {self.data.input_dim} "
+                f"input coordinates of {self.data.name}",
+            )
+        if isinstance(self.model, FlaxModel):
+            from dd.user_model import probe
+
+            probe(self, _join(path, "model.module"))
         if isinstance(self.model, RawFeatures) and self.model.n_features > self.data.input_dim:
-            raise SpecError(_join(path, "model.n_features"),
-                            f"{self.model.n_features} exceeds the {self.data.input_dim} input "
-                            f"coordinates of {self.data.name}")
+            raise SpecError(
+                _join(path, "model.n_features"),
+                f"{self.model.n_features} exceeds the {self.data.input_dim} input "
+                f"coordinates of {self.data.name}",
+            )

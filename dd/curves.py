@@ -8,6 +8,12 @@ kept beside the mean.
 Interpolation threshold: the smallest x whose mean ``threshold_metric`` is below
 ``threshold_tol``. Test peak: the largest mean test metric at or beyond the best x below the
 threshold (so the classical U's left arm, where small models underfit, is not the peak).
+
+Sample-wise curves (x = n_train) run the other way: more data is harder to fit, so their
+landmark is the effective model complexity (EMC, Nakkiran et al. 2019), the largest n_train
+whose mean train metric is below the tolerance, and the peak is the largest test metric at
+or beyond the best n_train the model still fits. ``emc_curves`` tabulates the EMC of every
+capacity value at every epoch for sweeps over the training-set size.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # makes pa.compute available
 from scipy import stats
 
 from dd.config import ModularData
@@ -52,7 +59,7 @@ def current_rows(table: pa.Table, spec: Spec) -> tuple[pa.Table, int]:
 def defaults(spec: Spec) -> tuple[str, float]:
     """The threshold metric and tolerance: the spec's, else by model and task (see ``Curves``)."""
     trial = spec.trials[0]
-    by_error = type(trial.data).CLASSIFICATION and not type(trial.model).CLOSED_FORM
+    by_error = trial.data.CLASSIFICATION and not type(trial.model).CLOSED_FORM
     metric = spec.curves.threshold_metric or ("train_error" if by_error else "train_mse")
     tol = spec.curves.threshold_tol
     if tol is None:
@@ -65,15 +72,17 @@ def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
 
     model_wise and sample_wise use each trial's final evaluation; for trained networks also
     model_wise_best (each trial at its best test-error epoch) and epoch_wise (every epoch);
-    for modular arithmetic, grokking (every evaluation, against optimizer steps).
+    for modular arithmetic also grokking (every evaluation, against optimizer steps), so a
+    modular sweep over width gets the same model-wise curves and width x epoch heatmap as any.
     """
     kinds = []
     model_axes = [a for a in spec.axes if a.startswith("model.") and a not in MODEL_AXES_EXCLUDED]
-    x_model = spec.curves.x if spec.curves.x and spec.curves.x != "data.n_train" else (
-        model_axes[0] if model_axes else None)
+    x_model = (
+        spec.curves.x
+        if spec.curves.x and spec.curves.x != "data.n_train"
+        else (model_axes[0] if model_axes else None)
+    )
     trained = not type(spec.trials[0].model).CLOSED_FORM
-    if isinstance(spec.trials[0].data, ModularData):  # grokking: curves against steps
-        return [("model_wise", x_model)] * bool(x_model) + [("grokking", "step")]
     if x_model:
         kinds.append(("model_wise", x_model))
         if trained:
@@ -82,13 +91,17 @@ def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
         kinds.append(("sample_wise", "data.n_train"))
     if trained:
         kinds.append(("epoch_wise", "epoch"))
+    if isinstance(spec.trials[0].data, ModularData):  # grokking: curves against steps
+        kinds.append(("grokking", "step"))
     return kinds
 
 
 def series_order(key: tuple) -> tuple:
     """Sort key for series values: numbers in numeric order, before strings."""
-    return tuple((0, float(v), "") if isinstance(v, (int, float, np.number)) else (1, 0.0, str(v))
-                 for v in key)
+    return tuple(
+        (0, float(v), "") if isinstance(v, (int, float, np.number)) else (1, 0.0, str(v))
+        for v in key
+    )
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
@@ -107,15 +120,27 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
     one value per x), which are coordinates of the same path, not separate curves.
     """
     x_col = column_name(x)
-    series = tuple(a for a in spec.axes if a not in (x, "seed")
-                   and not _moves_with(rows, column_name(a), x_col))
+    series = tuple(
+        a
+        for a in spec.axes
+        if a not in (x, "seed") and not _moves_with(rows, column_name(a), x_col)
+    )
     series_cols = [column_name(s) for s in series]
-    metrics = [m for m in (*METRICS, *ACCURACIES) if m in rows.column_names
-               and m not in (x_col, "diverged_step")
-               and rows[m].null_count < len(rows) and not pa.types.is_list(rows[m].type)]
-    data = {c: rows[c].to_numpy(zero_copy_only=False)
-            for c in dict.fromkeys([x_col, "seed", *series_cols, *metrics])}
-    keys = list(zip(*(data[c] for c in series_cols))) if series_cols else [()] * len(rows)
+    metrics = [
+        m
+        for m in (*METRICS, *ACCURACIES)
+        if m in rows.column_names
+        and m not in (x_col, "diverged_step")
+        and rows[m].null_count < len(rows)
+        and not pa.types.is_list(rows[m].type)
+    ]
+    data = {
+        c: rows[c].to_numpy(zero_copy_only=False)
+        for c in dict.fromkeys([x_col, "seed", *series_cols, *metrics])
+    }
+    keys = (
+        list(zip(*(data[c] for c in series_cols), strict=True)) if series_cols else [()] * len(rows)
+    )
     point_records, seed_records, landmark_records = [], [], []
     threshold_metric, tol = defaults(spec)
     for key in sorted(set(keys), key=series_order):
@@ -131,33 +156,54 @@ def build_curves(rows: pa.Table, spec: Spec, kind: str, x: str) -> CurveSet:
                 if len(vals) == 0:
                     m_means.append(np.nan)
                     continue
-                seed_records += [{**dict(zip(series_cols, key)), "x": float(xv), "metric": m,
-                                  "seed": int(seed), "value": float(v)}
-                                 for seed, v in zip(data["seed"][in_series][here], vals)]
+                seed_records += [
+                    {
+                        **dict(zip(series_cols, key, strict=True)),
+                        "x": float(xv),
+                        "metric": m,
+                        "seed": int(seed),
+                        "value": float(v),
+                    }
+                    for seed, v in zip(data["seed"][in_series][here], vals, strict=True)
+                ]
                 mean, lo, hi = mean_ci(vals)
                 m_means.append(mean)
-                point_records.append({**dict(zip(series_cols, key)), "x": float(xv), "metric": m,
-                                      "mean": mean, "ci_low": lo, "ci_high": hi,
-                                      "n_seeds": len(vals)})
+                point_records.append(
+                    {
+                        **dict(zip(series_cols, key, strict=True)),
+                        "x": float(xv),
+                        "metric": m,
+                        "mean": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n_seeds": len(vals),
+                    }
+                )
             means[m] = np.array(m_means)
-        threshold = (interpolation_threshold(xs, means[threshold_metric], tol)
-                     if threshold_metric in means else None)
-        landmark = {**dict(zip(series_cols, key)), "threshold_x": threshold}
+        sample_wise = kind == "sample_wise"
+        locate = emc_value if sample_wise else interpolation_threshold
+        threshold = locate(xs, means[threshold_metric], tol) if threshold_metric in means else None
+        landmark = {**dict(zip(series_cols, key, strict=True)), "threshold_x": threshold}
         for m in PEAK_METRICS:
             if m in means:
-                i = peak_index(xs, means[m], threshold)
+                i = (sample_peak_index if sample_wise else peak_index)(xs, means[m], threshold)
                 landmark[f"{m}_peak_x"] = float(xs[i]) if i is not None else None
                 landmark[f"{m}_peak"] = float(means[m][i]) if i is not None else None
         landmark_records.append(landmark)
-    return CurveSet(kind=kind, x=x, series=series, points=pa.Table.from_pylist(point_records),
-                    per_seed=pa.Table.from_pylist(seed_records),
-                    landmarks=pa.Table.from_pylist(landmark_records))
+    return CurveSet(
+        kind=kind,
+        x=x,
+        series=series,
+        points=pa.Table.from_pylist(point_records),
+        per_seed=pa.Table.from_pylist(seed_records),
+        landmarks=pa.Table.from_pylist(landmark_records),
+    )
 
 
 def _moves_with(rows: pa.Table, axis_col: str, x_col: str) -> bool:
     if axis_col not in rows.column_names or x_col not in rows.column_names:
         return False
-    pairs = set(zip(rows[x_col].to_pylist(), rows[axis_col].to_pylist()))
+    pairs = set(zip(rows[x_col].to_pylist(), rows[axis_col].to_pylist(), strict=True))
     return len(pairs) == len({x for x, _ in pairs}) and len({a for _, a in pairs}) > 1
 
 
@@ -201,13 +247,37 @@ def peak_index(xs: np.ndarray, test_metric: np.ndarray, threshold: float | None)
     return int(start + np.argmax(y[start:]))
 
 
+def emc_value(ns: np.ndarray, train_metric: np.ndarray, tol: float) -> float | None:
+    """The largest n whose mean train metric is below ``tol`` (None if none is): Nakkiran et
+    al.'s effective model complexity, read off the swept training-set sizes."""
+    below = np.flatnonzero(np.nan_to_num(train_metric, nan=np.inf) < tol)
+    return float(ns[below[-1]]) if len(below) else None
+
+
+def sample_peak_index(ns: np.ndarray, test_metric: np.ndarray, emc: float | None) -> int | None:
+    """Index of the sample-wise test peak: the maximum at or right of the best n at or below
+    the EMC (the small-data left arm, high because data is scarce, is not the peak).
+
+    Without an EMC, the maximum right of the first local minimum, as ``peak_index``.
+    """
+    y = np.nan_to_num(test_metric, nan=-np.inf)
+    if len(y) == 0 or emc is None:
+        return peak_index(ns, test_metric, None)
+    fit = np.flatnonzero(ns <= emc)
+    start = fit[np.argmin(np.nan_to_num(test_metric[fit], nan=np.inf))]
+    return int(start + np.argmax(y[start:]))
+
+
 def final_rows(rows: pa.Table) -> pa.Table:
     """Each trial's last evaluation point."""
     if "step" not in rows.column_names or len(rows) == 0:
         return rows
     last = rows.group_by("trial_id").aggregate([("step", "max")])
-    lookup = dict(zip(last["trial_id"].to_pylist(), last["step_max"].to_pylist()))
-    keep = [lookup[t] == s for t, s in zip(rows["trial_id"].to_pylist(), rows["step"].to_pylist())]
+    lookup = dict(zip(last["trial_id"].to_pylist(), last["step_max"].to_pylist(), strict=True))
+    keep = [
+        lookup[t] == s
+        for t, s in zip(rows["trial_id"].to_pylist(), rows["step"].to_pylist(), strict=True)
+    ]
     return rows.filter(pa.array(keep))
 
 
@@ -216,9 +286,14 @@ def best_rows(rows: pa.Table, metric: str = "test_error") -> pa.Table:
     if metric not in rows.column_names or len(rows) == 0:
         return final_rows(rows)
     best: dict[str, tuple[float, int, int]] = {}
-    for i, (tid, value, step) in enumerate(zip(rows["trial_id"].to_pylist(),
-                                               rows[metric].to_pylist(),
-                                               rows["step"].to_pylist())):
+    for i, (tid, value, step) in enumerate(
+        zip(
+            rows["trial_id"].to_pylist(),
+            rows[metric].to_pylist(),
+            rows["step"].to_pylist(),
+            strict=True,
+        )
+    ):
         key = (np.inf if value is None else value, step, i)
         if tid not in best or key < best[tid]:
             best[tid] = key
@@ -237,8 +312,169 @@ def with_accuracies(rows: pa.Table) -> pa.Table:
 def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
     """Every curve the sweep supports, and the number of its trials left out (not ok)."""
     rows, left_out = current_rows(table, spec)
-    selections = {"model_wise_best": best_rows(rows), "epoch_wise": rows,
-                  "grokking": with_accuracies(rows)}
+    selections = {
+        "model_wise_best": best_rows(rows),
+        "epoch_wise": rows,
+        "grokking": with_accuracies(rows),
+    }
     final = final_rows(rows)
-    return [build_curves(selections.get(kind, final), spec, kind, x)
-            for kind, x in curve_kinds(spec)], left_out
+    return [
+        build_curves(selections.get(kind, final), spec, kind, x) for kind, x in curve_kinds(spec)
+    ], left_out
+
+
+# --------------------------------------------------------------------------- EMC
+
+SAMPLE_AXES = ("data.n_train", "data.train_fraction")  # swept axes that set the training-set size
+N_COLUMN = "data_n_train"
+
+
+@dataclass(frozen=True)
+class EmcSet:
+    """The effective model complexity of one sweep over the training-set size."""
+
+    axis: str  # the swept axis that sets n_train (data.n_train, or train_fraction on modular data)
+    series: tuple[str, ...]  # the other swept axes (capacity first, as swept), one EMC each
+    metric: str  # the train metric read, and the tolerance below which a training set is fit
+    tol: float
+    table: pa.Table  # series columns, [epoch], emc, emc_low, emc_high, n_seeds, censored
+    grid: pa.Table  # series columns, [epoch], n_train, mean (the train metric over seeds)
+
+
+def sample_axis(spec: Spec) -> str | None:
+    """The swept axis that sets the training-set size (None if the sweep has none)."""
+    return next((a for a in spec.axes if a in SAMPLE_AXES), None)
+
+
+def emc_settings(spec: Spec) -> tuple[str, float]:
+    """The train metric EMC reads and its tolerance: the threshold's, unless ``emc_tol``."""
+    metric, tol = defaults(spec)
+    return metric, tol if spec.curves.emc_tol is None else spec.curves.emc_tol
+
+
+def emc_curves(rows: pa.Table, spec: Spec) -> EmcSet | None:
+    """Per value of the other swept axes and per evaluation epoch (trained models), the EMC:
+    the largest n_train whose mean train metric over seeds is below the tolerance.
+
+    ``emc`` is null when no swept n_train is fit; ``censored`` when the largest one is (the
+    EMC is at least that). ``emc_low`` / ``emc_high`` span the EMCs of the single seeds (a
+    seed that fits none makes ``emc_low`` null). None when the sweep has no n_train axis.
+    """
+    axis = sample_axis(spec)
+    metric, tol = emc_settings(spec)
+    if axis is None or metric not in rows.column_names or len(rows) == 0:
+        return None
+    axis_col = column_name(axis)
+    series = tuple(
+        a
+        for a in spec.axes
+        if a not in (axis, "seed") and not _moves_with(rows, column_name(a), axis_col)
+    )
+    by_epoch = "epoch" in rows.column_names and rows["epoch"].null_count == 0
+    group_cols = [column_name(a) for a in series] + ["epoch"] * by_epoch
+    data = {
+        c: rows[c].to_numpy(zero_copy_only=False)
+        for c in dict.fromkeys([N_COLUMN, "seed", metric, *group_cols])
+    }
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(
+        zip(*(data[c] for c in group_cols), strict=True) if group_cols else [()] * len(rows)
+    ):
+        groups.setdefault(tuple(_plain(v) for v in key), []).append(i)
+    records, grid = [], []
+    for key in sorted(groups, key=series_order):
+        idx = np.asarray(groups[key])
+        n, seed, value = data[N_COLUMN][idx], data["seed"][idx], data[metric][idx].astype(float)
+        ns = np.unique(n)
+        means = np.array(
+            [np.nanmean(value[n == v]) if np.any(~np.isnan(value[n == v])) else np.nan for v in ns]
+        )
+        per_seed = []
+        for s in np.unique(seed):
+            mine = seed == s
+            order = np.argsort(n[mine])
+            per_seed.append(emc_value(n[mine][order], value[mine][order], tol))
+        emc = emc_value(ns, means, tol)
+        here = dict(zip(group_cols, key, strict=True))
+        grid += [
+            {**here, "n_train": int(v), "mean": float(m)} for v, m in zip(ns, means, strict=True)
+        ]
+        reached = [e for e in per_seed if e is not None]
+        records.append(
+            {
+                **here,
+                "emc": emc,
+                "emc_low": min(reached) if len(reached) == len(per_seed) else None,
+                "emc_high": max(reached) if reached else None,
+                "n_seeds": len(per_seed),
+                "censored": emc == float(ns.max()),
+            }
+        )
+    return EmcSet(
+        axis=axis,
+        series=series,
+        metric=metric,
+        tol=tol,
+        table=pa.Table.from_pylist(records),
+        grid=pa.Table.from_pylist(grid),
+    )
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def final_emc(emc: EmcSet) -> pa.Table:
+    """The EMC rows at each series' last evaluation epoch (all rows for closed-form fits)."""
+    if "epoch" not in emc.table.column_names:
+        return emc.table
+    series_cols = [column_name(a) for a in emc.series]
+    last: dict[tuple, int] = {}
+    for r in emc.table.to_pylist():
+        key = tuple(r[c] for c in series_cols)
+        last[key] = max(last.get(key, r["epoch"]), r["epoch"])
+    return emc.table.filter(
+        pa.array(
+            [r["epoch"] == last[tuple(r[c] for c in series_cols)] for r in emc.table.to_pylist()]
+        )
+    )
+
+
+def emc_crossings(emc: EmcSet, curves: CurveSet, sizes: dict) -> list[dict]:
+    """Where the final EMC reaches each training-set size of a model-wise curve set: per
+    landmark (one per n_train of the sweep), the smallest capacity x whose EMC is at least
+    that n_train, beside the located threshold and peaks: Nakkiran et al.'s hypothesis is
+    that the test peak sits there. ``sizes`` maps a value of the sample axis to its n_train.
+    """
+    axis_col, x_col = column_name(emc.axis), column_name(curves.x)
+    if (
+        curves.kind != "model_wise"
+        or emc.axis not in curves.series
+        or x_col not in [column_name(a) for a in emc.series]
+    ):
+        return []
+    others = [column_name(a) for a in curves.series if a != emc.axis]
+    final = final_emc(emc).to_pylist()
+    out = []
+    for mark in curves.landmarks.to_pylist():
+        n_train = sizes.get(mark[axis_col])
+        mine = sorted(
+            (r for r in final if all(r[c] == mark[c] for c in others)), key=lambda r: r[x_col]
+        )
+        reached = [r[x_col] for r in mine if r["emc"] is not None and r["emc"] >= n_train]
+        out.append(
+            {
+                **{c: mark[c] for c in others},
+                axis_col: mark[axis_col],
+                "n_train": n_train,
+                "x": curves.x,
+                "emc_cross_x": float(reached[0]) if reached else None,
+                **{k: v for k, v in mark.items() if k not in others and k != axis_col},
+            }
+        )
+    return out
+
+
+def train_sizes(rows: pa.Table, axis: str) -> dict:
+    """{value of the sample axis: its n_train} as stored (a fraction -> pairs on modular data)."""
+    return dict(zip(rows[column_name(axis)].to_pylist(), rows[N_COLUMN].to_pylist(), strict=True))

@@ -3,7 +3,7 @@
 ``load_dataset`` returns host arrays, built once per process (MNIST-1D is also cached on
 disk as .npz, since the generator takes seconds). What varies per trial (which ``n_train``
 pool examples it sees, which labels are noised, the Gaussian rows) is drawn on device from the
-trial's key by ``training_rows``, so any pack layout gives a trial the same data.
+trial's key by ``dd.device_data.training_rows``, so any pack layout gives a trial the same data.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dd.config import Data, DigitsData, GaussianData, ImageData, Mnist1dData, ModularData
+from dd.config import Data, DigitsData, GaussianData, ImageData, Mnist1dData, ModularData, UserData
 from dd.errors import DataError
-from dd.rng import named
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +28,7 @@ class Dataset:
 
     Gaussian data has no pool (``x_pool`` is None): its training rows are drawn per trial,
     from ``beta`` and ``noise_var``. Image pools stay uint8 (a quarter of the memory) and are
-    standardised per channel by ``prepare_inputs`` as batches are taken.
+    standardised per channel by ``dd.device_data.prepare_inputs`` as batches are taken.
     """
 
     x_pool: np.ndarray | None
@@ -53,11 +50,15 @@ def load_dataset(data: Data) -> Dataset:
     """
     dataset = _load_pool(data.neutral())
     if dataset.x_pool is not None and data.n_train > len(dataset.y_pool):
-        raise DataError(f"{data.name}: n_train = {data.n_train} but the training files hold "
-                        f"{len(dataset.y_pool)} examples")
-    if len(dataset.y_test) < data.n_test and isinstance(data, ImageData):
-        raise DataError(f"{data.name}: n_test = {data.n_test} but the test files hold "
-                        f"{len(dataset.y_test)} examples")
+        raise DataError(
+            f"{data.name}: n_train = {data.n_train} but the training files hold "
+            f"{len(dataset.y_pool)} examples"
+        )
+    if isinstance(data, ImageData) and len(dataset.y_test) < data.n_test:
+        raise DataError(
+            f"{data.name}: n_test = {data.n_test} but the test files hold "
+            f"{len(dataset.y_test)} examples"
+        )
     return dataset
 
 
@@ -79,20 +80,38 @@ def _load_pool(data: Data) -> Dataset:
         loaded = load_images(data.name, data.data_dir)
         x_pool = loaded["x_train"]
         scaled = x_pool.reshape(-1, x_pool.shape[-1]) / 255.0
-        return Dataset(x_pool, loaded["y_train"], loaded["x_test"][: data.n_test],
-                       loaded["y_test"][: data.n_test], loaded["n_classes"],
-                       x_mean=scaled.mean(0).astype(np.float32),
-                       x_std=scaled.std(0).astype(np.float32))
+        return Dataset(
+            x_pool,
+            loaded["y_train"],
+            loaded["x_test"][: data.n_test],
+            loaded["y_test"][: data.n_test],
+            loaded["n_classes"],
+            x_mean=scaled.mean(0).astype(np.float32),
+            x_std=scaled.std(0).astype(np.float32),
+        )
+    if isinstance(data, UserData):
+        from dd.user_data import load
+
+        arrays = load(data)
+        return Dataset(
+            arrays.x_train,
+            arrays.y_train,
+            arrays.x_test[: data.n_test],
+            arrays.y_test[: data.n_test],
+            arrays.summary.n_classes,
+        )
     if isinstance(data, GaussianData):
         scale = np.concatenate([np.ones(data.dim), np.full(data.slow_dim, data.slow_scale)])
         slow = np.sqrt(data.slow_beta_norm2 / max(data.slow_dim, 1)) / data.slow_scale
-        beta = np.concatenate([np.full(data.dim, np.sqrt(data.beta_norm2 / data.dim)),
-                               np.full(data.slow_dim, slow)])
+        beta = np.concatenate(
+            [np.full(data.dim, np.sqrt(data.beta_norm2 / data.dim)), np.full(data.slow_dim, slow)]
+        )
         rng = np.random.default_rng(data.test_seed)
         x_test = rng.standard_normal((data.n_test, len(scale))) * scale
         y_test = x_test @ beta + np.sqrt(data.noise_var) * rng.standard_normal(data.n_test)
-        return Dataset(None, None, x_test, y_test, 0, beta=beta, scale=scale,
-                       noise_var=data.noise_var)
+        return Dataset(
+            None, None, x_test, y_test, 0, beta=beta, scale=scale, noise_var=data.noise_var
+        )
     raise TypeError(f"no loader for {type(data).__name__}")  # config validation prevents this
 
 
@@ -155,62 +174,8 @@ def test_chunks(dataset: Dataset, chunk: int) -> dict[str, np.ndarray]:
     x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
     mask = (np.arange(n_chunks * chunk) < m).astype(np.float32)
-    return {"x_test": x.reshape((n_chunks, chunk) + x.shape[1:]),
-            "y_test": y.reshape(n_chunks, chunk), "test_mask": mask.reshape(n_chunks, chunk)}
-
-
-# --------------------------------------------------------------------------- per trial, on device
-
-
-def prepare_inputs(x: jax.Array, mean: jax.Array | None, std: jax.Array | None) -> jax.Array:
-    """Model-ready inputs: uint8 images scaled to [0, 1] and standardised per channel, other
-    float inputs as float32; integer tokens (modular arithmetic) stay integers."""
-    if jnp.issubdtype(x.dtype, jnp.integer) and mean is None:
-        return x
-    if mean is None:
-        return x.astype(jnp.float32)
-    return (x.astype(jnp.float32) / 255.0 - mean) / std
-
-
-def noisy_labels(key: jax.Array, y_P: jax.Array, n_classes: int,
-                 rate: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Replace each label with prob. ``rate`` by a uniformly random *different* class.
-
-    Drawn over the whole pool, so the noise an example gets does not depend on n_train.
-    Returns (labels, noised mask).
-    """
-    k_flip, k_offset = jax.random.split(key)
-    noised_P = jax.random.uniform(k_flip, y_P.shape) < rate
-    offset_P = jax.random.randint(k_offset, y_P.shape, 1, n_classes)
-    return jnp.where(noised_P, (y_P + offset_P) % n_classes, y_P), noised_P
-
-
-def training_rows(key: jax.Array, dataset: Dataset, n_rows: int, n_train: jax.Array,
-                  label_noise: jax.Array) -> dict[str, jax.Array]:
-    """The first ``n_rows`` training examples of a trial, rows past ``n_train`` masked out.
-
-    ``index`` gives each row's place in the pool, so a caller can gather inputs lazily
-    (under jit an unused ``x`` costs nothing).
-
-    The example order is a per-trial permutation of the pool (or, for Gaussian data, rows
-    drawn one key per row), so the first n_train rows are the same whatever ``n_rows`` is.
-    """
-    mask_N = jnp.arange(n_rows) < n_train
-    if dataset.x_pool is None:
-        beta, scale = jnp.asarray(dataset.beta), jnp.asarray(dataset.scale)
-
-        def row(i):
-            k_x, k_e = jax.random.split(jax.random.fold_in(named(key, "rows"), i))
-            x = jax.random.normal(k_x, beta.shape, beta.dtype) * scale
-            return x, x @ beta + jnp.sqrt(dataset.noise_var) * jax.random.normal(k_e, (), beta.dtype)
-
-        x_ND, y_N = jax.vmap(row)(jnp.arange(n_rows))
-        return {"x": x_ND, "y": y_N, "y_true": y_N, "noised": jnp.zeros(n_rows, bool),
-                "mask": mask_N, "index": jnp.arange(n_rows)}
-    pool = len(dataset.y_pool)
-    order = jax.random.permutation(named(key, "subset"), pool)[:n_rows]
-    y_clean_P = jnp.asarray(dataset.y_pool)
-    y_P, noised_P = noisy_labels(named(key, "label_noise"), y_clean_P, dataset.n_classes,
-                                 label_noise)
-    return {"x": jnp.asarray(dataset.x_pool)[order], "y": y_P[order], "y_true": y_clean_P[order],
-            "noised": noised_P[order] & mask_N, "mask": mask_N, "index": order}
+    return {
+        "x_test_CTD": x.reshape((n_chunks, chunk) + x.shape[1:]),
+        "y_test_CT": y.reshape(n_chunks, chunk),
+        "mask_test_CT": mask.reshape(n_chunks, chunk),
+    }

@@ -13,13 +13,17 @@ class DDError(Exception):
 class SpecError(DDError):
     """A sweep spec field is missing, unknown or out of range.
 
-    ``path`` is the dotted field path (``grid.model.width[3]``), ``allowed`` what would be valid.
+    ``path`` is the dotted field path (``grid.model.width[3]``); ``message`` says what is wrong
+    and, where the values are few, which are allowed.
     """
 
     def __init__(self, path: str, message: str):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+    def __reduce__(self):  # raised on a Ray worker, it must unpickle on the driver
+        return SpecError, (self.path, self.message)
 
 
 class DataError(DDError):

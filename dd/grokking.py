@@ -32,8 +32,11 @@ def first_step(steps: np.ndarray, accuracy: np.ndarray, level: float) -> float:
 def _by_trial(rows: pa.Table) -> dict[str, dict[str, np.ndarray]]:
     order = rows.sort_by([("trial_id", "ascending"), ("step", "ascending")])
     ids = np.asarray(order["trial_id"].to_pylist())
-    cols = {c: order[c].to_numpy(zero_copy_only=False) for c in order.column_names
-            if not pa.types.is_list(order.schema.field(c).type)}
+    cols = {
+        c: order[c].to_numpy(zero_copy_only=False)
+        for c in order.column_names
+        if not pa.types.is_list(order.schema.field(c).type)
+    }
     return {tid: {c: v[ids == tid] for c, v in cols.items()} for tid in dict.fromkeys(ids)}
 
 
@@ -66,14 +69,21 @@ def grok_table(rows: pa.Table, spec: Spec) -> pa.Table:
         corrupted = bool(np.nan_to_num(t.get("data_label_noise", np.zeros(1)))[0] > 0)
         t_mem = first_step(t["step"], 1 - t["train_error"], level)
         t_gen = first_step(t["step"], 1 - t["test_error"], level)
-        records.append({
-            "trial_id": tid, **{column_name(a): _plain(t[column_name(a)][0]) for a in spec.axes},
-            "t_memorise": t_mem, "t_generalise": t_gen, "ratio": t_gen / t_mem,
-            "final_train_acc": float(1 - t["train_error"][-1]),
-            "final_test_acc": float(1 - t["test_error"][-1]),
-            "final_memorisation": float(1 - t["train_error_noisy"][-1]),
-            "final_inversion": float(t["noisy_true_acc"][-1]),
-            "budget": float(t["step"][-1]), "phase": _phase(t, spec, corrupted)})
+        records.append(
+            {
+                "trial_id": tid,
+                **{column_name(a): _plain(t[column_name(a)][0]) for a in spec.axes},
+                "t_memorise": t_mem,
+                "t_generalise": t_gen,
+                "ratio": t_gen / t_mem,
+                "final_train_acc": float(1 - t["train_error"][-1]),
+                "final_test_acc": float(1 - t["test_error"][-1]),
+                "final_memorisation": float(1 - t["train_error_noisy"][-1]),
+                "final_inversion": float(t["noisy_true_acc"][-1]),
+                "budget": float(t["step"][-1]),
+                "phase": _phase(t, spec, corrupted),
+            }
+        )
     return pa.Table.from_pylist(records)
 
 

@@ -53,7 +53,8 @@ def resolve_data_dir(data_dir: str | None) -> Path:
     chosen = data_dir or os.environ.get(DATA_DIR_ENV)
     if not chosen:
         raise DataError(
-            f"no data directory: set data_dir in the spec or the {DATA_DIR_ENV} environment variable"
+            f"no data directory: set data_dir in the spec or the {DATA_DIR_ENV} environment "
+            "variable"
         )
     return Path(chosen).expanduser()
 
@@ -91,12 +92,14 @@ def _read_idx(path: Path, magic: int, kind: str) -> np.ndarray:
     found_magic, *dims = struct.unpack(f">{header_size // 4}I", raw[:header_size])
     if found_magic != magic:
         raise DataError(
-            f"{path}: not an IDX {kind} file (magic 0x{magic:08x} expected, got 0x{found_magic:08x})"
+            f"{path}: not an IDX {kind} file (magic 0x{magic:08x} expected, "
+            f"got 0x{found_magic:08x})"
         )
     data_size = len(raw) - header_size
     if data_size != math.prod(dims):
         raise DataError(
-            f"{path}: IDX header dims {tuple(dims)} need {math.prod(dims)} data bytes, file has {data_size}"
+            f"{path}: IDX header dims {tuple(dims)} need {math.prod(dims)} data bytes, "
+            f"file has {data_size}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
 
@@ -108,7 +111,9 @@ def _read_idx_split(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarra
     images = _read_idx(images_path, IDX_IMAGES_MAGIC, "image")
     labels = _read_idx(labels_path, IDX_LABELS_MAGIC, "label")
     if len(images) != len(labels):
-        raise DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}")
+        raise DataError(
+            f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}"
+        )
     return images[..., np.newaxis], _checked_labels(labels, 10, labels_path)
 
 
@@ -120,7 +125,13 @@ def _load_idx_dataset(directory: Path) -> dict:
         raise DataError(
             f"{directory}: train images are {x_train.shape[1:3]}, test images {x_test.shape[1:3]}"
         )
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "n_classes": 10}
+    return {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+        "n_classes": 10,
+    }
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -133,7 +144,9 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refuses global {module}.{name}") from None
 
 
-def _read_cifar_batch(path: Path, labels_key: bytes, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_cifar_batch(
+    path: Path, labels_key: bytes, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One batch: ``b'data'`` as (N, 3072) uint8 rows, each channel-major, and N labels."""
     if not path.is_file():
         raise _missing(path, CIFAR_FORMAT)
@@ -143,12 +156,20 @@ def _read_cifar_batch(path: Path, labels_key: bytes, n_classes: int) -> tuple[np
     except Exception as error:  # whatever an untrusted file makes the unpickler raise
         raise DataError(f"{path}: not a {CIFAR_FORMAT} ({type(error).__name__}: {error})") from None
     if not isinstance(batch, dict) or b"data" not in batch or labels_key not in batch:
-        raise DataError(f"{path}: not a {CIFAR_FORMAT} (a dict with b'data' and {labels_key!r} expected)")
+        raise DataError(
+            f"{path}: not a {CIFAR_FORMAT} (a dict with b'data' and {labels_key!r} expected)"
+        )
     data = batch[b"data"]
     row_size = CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.shape[1:] == (row_size,)):
-        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"{path}: b'data' must be a uint8 array of shape (N, {row_size}), got {found}")
+    if not (
+        isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.shape[1:] == (row_size,)
+    ):
+        found = (
+            f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        )
+        raise DataError(
+            f"{path}: b'data' must be a uint8 array of shape (N, {row_size}), got {found}"
+        )
     labels_error = DataError(f"{path}: {labels_key!r} must be {len(data)} integers, one per image")
     try:
         labels = np.asarray(batch[labels_key])
@@ -173,7 +194,11 @@ def _load_cifar_dataset(
     x_train, y_train = _read_cifar_split(directory, train, labels_key, n_classes)
     x_test, y_test = _read_cifar_split(directory, test, labels_key, n_classes)
     return {
-        "x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "n_classes": n_classes
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+        "n_classes": n_classes,
     }
 
 
@@ -193,7 +218,11 @@ _DATASETS = {
     "cifar100": (
         "cifar-100-python",
         functools.partial(
-            _load_cifar_dataset, train=["train"], test=["test"], labels_key=b"fine_labels", n_classes=100
+            _load_cifar_dataset,
+            train=["train"],
+            test=["test"],
+            labels_key=b"fine_labels",
+            n_classes=100,
         ),
     ),
 }

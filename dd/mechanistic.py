@@ -4,7 +4,8 @@ Each function is pure JAX on one replica, so ``dd.train`` computes them inside t
 compiled evaluation, vmapped over replicas. The input embedding of a model is read as two
 (p, d) tables, E_x and E_y, the vectors the tokens x and y enter with: the token embedding
 (the same table twice) for a transformer, the two halves of the first layer for an MLP on
-one-hot inputs. Definitions are in ../shared/reference/anchors.md; in short:
+one-hot inputs. The definitions follow Nanda et al., "Progress measures for grokking via
+mechanistic interpretability", and Zhong et al., "The Clock and the Pizza"; in short:
 
 - Fourier norms: the embedding [E_x | E_y] in the real Fourier basis of Z_p; frequency 0 is
   the constant, frequency k the cos and sin pair. The key frequencies are the fewest that
@@ -21,7 +22,7 @@ one-hot inputs. Definitions are in ../shared/reference/anchors.md; in short:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -40,21 +41,25 @@ def input_embedding(params, p: int) -> tuple[jax.Array, jax.Array]:
         table = params[EMBED]["embedding"][:p]
         return table, table
     kernel = params["hidden_0"]["kernel"]
-    return kernel[:p], kernel[p:2 * p]
+    return kernel[:p], kernel[p : 2 * p]
 
 
 def fourier_measures(params, basis_PP: jax.Array, p: int, key_share: float) -> dict:
     """Norm per frequency (0..(p-1)/2), frequencies by falling norm, key count and Gini."""
     e_x, e_y = input_embedding(params, p)
     coeffs = basis_PP @ jnp.concatenate([e_x, e_y], axis=1).astype(jnp.float32)
-    energy = jnp.sum(coeffs ** 2, axis=1)  # per basis row
+    energy = jnp.sum(coeffs**2, axis=1)  # per basis row
     per_freq = jnp.concatenate([energy[:1], energy[1::2] + energy[2::2]])
     order = jnp.argsort(-per_freq)
     cumulative = jnp.cumsum(per_freq[order]) / jnp.sum(per_freq)
     n_key = jnp.minimum(jnp.sum(cumulative < key_share) + 1, per_freq.shape[0])
     norms = jnp.sqrt(per_freq)
-    return {"fourier_norms": norms, "freq_order": order.astype(jnp.int32),
-            "n_key_freqs": n_key.astype(jnp.int32), "fourier_gini": gini(norms)}
+    return {
+        "fourier_norms": norms,
+        "freq_order": order.astype(jnp.int32),
+        "n_key_freqs": n_key.astype(jnp.int32),
+        "fourier_gini": gini(norms),
+    }
 
 
 def gini(x: jax.Array) -> jax.Array:
@@ -73,9 +78,15 @@ def sum_directions(pairs: np.ndarray, p: int, op: str) -> np.ndarray:
     return (cols / np.linalg.norm(cols, axis=0)).astype(np.float32)
 
 
-def restricted_excluded(logits_PC: jax.Array, labels_P: jax.Array, train_labels_P: jax.Array,
-                        in_train_P: jax.Array, directions_PK: jax.Array, n_key: jax.Array,
-                        freq_order: jax.Array) -> dict:
+def restricted_excluded(
+    logits_PC: jax.Array,
+    labels_P: jax.Array,
+    train_labels_P: jax.Array,
+    in_train_P: jax.Array,
+    directions_PK: jax.Array,
+    n_key: jax.Array,
+    freq_order: jax.Array,
+) -> dict:
     """Restricted loss over every pair and excluded loss over the training pairs."""
     n_freq = directions_PK.shape[1] // 2 + 1
     key = jnp.zeros(n_freq, bool).at[freq_order].set(jnp.arange(n_freq) < n_key)
@@ -84,14 +95,18 @@ def restricted_excluded(logits_PC: jax.Array, labels_P: jax.Array, train_labels_
     coeffs_KC = directions_PK.T @ (logits_PC - mean_C)
     projection = directions_PK @ (keep_K[:, None] * coeffs_KC)
     restricted = optax.softmax_cross_entropy_with_integer_labels(mean_C + projection, labels_P)
-    excluded = optax.softmax_cross_entropy_with_integer_labels(logits_PC - projection,
-                                                               train_labels_P)
-    return {"restricted_loss": jnp.mean(restricted),
-            "excluded_loss": jnp.sum(in_train_P * excluded) / jnp.sum(in_train_P)}
+    excluded = optax.softmax_cross_entropy_with_integer_labels(
+        logits_PC - projection, train_labels_P
+    )
+    return {
+        "restricted_loss": jnp.mean(restricted),
+        "excluded_loss": jnp.sum(in_train_P * excluded) / jnp.sum(in_train_P),
+    }
 
 
-def gradient_symmetricity(correct_logit: Callable, params, pairs: jax.Array, labels: jax.Array,
-                          p: int, key: jax.Array) -> jax.Array:
+def gradient_symmetricity(
+    correct_logit: Callable, params, pairs: jax.Array, labels: jax.Array, p: int, key: jax.Array
+) -> jax.Array:
     """Mean cosine between d logit / d E_x[x] and d logit / d E_y[y] over sampled pairs.
 
     ``correct_logit(params, pair, label)`` is the logit of ``label`` for one pair.
@@ -108,8 +123,9 @@ def gradient_symmetricity(correct_logit: Callable, params, pairs: jax.Array, lab
     return jnp.mean(jax.lax.map(cosine, pick))
 
 
-def distance_irrelevance(logits_PC: jax.Array, pairs: jax.Array, labels: jax.Array,
-                         p: int) -> jax.Array:
+def distance_irrelevance(
+    logits_PC: jax.Array, pairs: jax.Array, labels: jax.Array, p: int
+) -> jax.Array:
     """Per-(x - y) spread of the correct logit over x + y, relative to its overall spread."""
     correct = jnp.take_along_axis(logits_PC, labels[:, None], axis=1)[:, 0]
     s, d = (pairs[:, 0] + pairs[:, 1]) % p, (pairs[:, 0] - pairs[:, 1]) % p

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dd.families import Family, n_outputs, token_vocab
+
 
 class OneHotDense(nn.Module):
     """A Dense layer on one-hot tokens, computed by gathering kernel rows instead of a matmul.
@@ -31,10 +33,13 @@ class OneHotDense(nn.Module):
     @nn.compact
     def __call__(self, tokens_BT: jnp.ndarray) -> jnp.ndarray:
         n_tokens = tokens_BT.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                            (n_tokens * self.vocab, self.features), self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,),
-                          self.param_dtype)
+        kernel = self.param(
+            "kernel",
+            nn.initializers.lecun_normal(),
+            (n_tokens * self.vocab, self.features),
+            self.param_dtype,
+        )
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
         rows_BT = tokens_BT + self.vocab * jnp.arange(n_tokens)
         return jnp.sum(kernel[rows_BT], axis=-2) + bias
 
@@ -63,11 +68,16 @@ class MLP(nn.Module):
         h_BxD = x.reshape(x.shape[0], -1)
         for layer in range(self.depth):
             if layer == 0 and self.vocab:
-                dense = OneHotDense(self.width, self.vocab, param_dtype=self.param_dtype,
-                                    name="hidden_0")
+                dense = OneHotDense(
+                    self.width, self.vocab, param_dtype=self.param_dtype, name="hidden_0"
+                )
             else:
-                dense = nn.Dense(self.width, dtype=self.dtype, param_dtype=self.param_dtype,
-                                 name=f"hidden_{layer}")
+                dense = nn.Dense(
+                    self.width,
+                    dtype=self.dtype,
+                    param_dtype=self.param_dtype,
+                    name=f"hidden_{layer}",
+                )
             h_BxD = dense(h_BxD)
             h_BxD = h_BxD * h_BxD if self.activation == "quadratic" else nn.relu(h_BxD)
         return nn.Dense(
@@ -78,48 +88,15 @@ class MLP(nn.Module):
 MIN_PROGRAM_WIDTH = 64  # narrower MLPs train inside one program of this width
 
 
-def program_width(width: int, depth: int) -> int:
+def program_width(trial) -> int:
     """The hidden width an MLP's program is compiled for: at least ``MIN_PROGRAM_WIDTH``.
 
     Compiling costs seconds per program while a narrow MLP's training costs little, so the
-    narrow widths of a sweep share one program (see ``narrow``) instead of compiling one
-    each. Depth 0 has no hidden layer to widen.
+    narrow widths of a sweep share one program (``dd.families.narrow``) instead of compiling
+    one each. Depth 0 has no hidden layer to widen.
     """
+    width, depth = trial.model.width, trial.model.depth
     return max(width, MIN_PROGRAM_WIDTH) if depth else width
-
-
-def narrow(params: dict, width: jax.Array, wide: int) -> dict:
-    """A width-``width`` MLP's initial parameters inside a program of hidden width ``wide``.
-
-    Units past ``width`` get zero weights in and out and zero biases. ``act(0) = 0`` and no
-    gradient reaches them (their outgoing weights are zero, and so is every update built from
-    a zero gradient, weight decay included), so they stay zero and the network computes what
-    a width-``width`` MLP does. Kernels that read a hidden layer are drawn for fan-in
-    ``wide``; multiplying by sqrt(wide / width) gives lecun_normal's variance 1 / width.
-    """
-    live = (jnp.arange(wide) < width).astype(jnp.float32)
-    scale = jnp.sqrt(wide / width.astype(jnp.float32))
-    out = {}
-    for name, layer in params.items():
-        kernel, bias = layer["kernel"], layer["bias"]
-        if name != "hidden_0":  # reads a hidden layer
-            kernel = kernel * (live * scale)[:, None]
-        if name != "logits":  # writes a hidden layer
-            kernel, bias = kernel * live, bias * live
-        out[name] = {"kernel": kernel, "bias": bias}
-    return out
-
-
-def unpad(params: dict, width: int) -> dict:
-    """The parameters of the width-``width`` MLP that ``narrow`` placed in a wider program."""
-    out = {}
-    for name, layer in params.items():
-        kernel = layer["kernel"] if name == "hidden_0" else layer["kernel"][:width]
-        if name == "logits":
-            out[name] = {"kernel": kernel, "bias": layer["bias"]}
-        else:
-            out[name] = {"kernel": kernel[:, :width], "bias": layer["bias"][:width]}
-    return out
 
 
 def n_params(width: int, depth: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
@@ -137,3 +114,38 @@ def n_params(width: int, depth: int, n_classes: int, input_shape: tuple[int, ...
     if depth == 0:
         return (n_inputs + 1) * n_classes
     return (n_inputs + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_classes
+
+
+def _build(trial, dtype) -> MLP:
+    model = trial.model
+    return MLP(
+        width=model.width,
+        depth=model.depth,
+        n_classes=n_outputs(trial),
+        activation=model.activation,
+        vocab=token_vocab(trial),
+        dtype=dtype,
+    )
+
+
+def _count(trial) -> int:
+    vocab = token_vocab(trial)
+    return n_params(
+        trial.model.width,
+        trial.model.depth,
+        n_outputs(trial),
+        trial.data.input_shape + ((vocab,) if vocab else ()),
+    )
+
+
+def _activation_floats(trial) -> int:
+    return trial.model.width * max(trial.model.depth, 1) + 2 * token_vocab(trial)
+
+
+FAMILY = Family(
+    name="mlp",
+    build=_build,
+    count=_count,
+    activation_floats=_activation_floats,
+    program_width=program_width,
+)

@@ -49,8 +49,9 @@ def table(p: int, op: str) -> tuple[np.ndarray, np.ndarray]:
 
     Division (x/y) leaves out y = 0; every other task keeps all p^2 pairs.
     """
-    x, y = (a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(p), np.arange(p),
-                                                            indexing="ij"))
+    x, y = (
+        a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    )
     if op == "x/y":
         keep = y != 0
         x, y = x[keep], y[keep]

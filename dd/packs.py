@@ -2,8 +2,9 @@
 
 Trials differing only in values that travel as arrays share a pack key: seed, n_train and
 label noise always; ridge and (for raw features) the feature count for closed-form fits;
-learning rate and weight decay for trained networks; each group is cut into packs that fit the memory budget. A pack's id is a
-hash of its trial ids, so re-planning the same missing trials gives the same packs.
+learning rate and weight decay for trained networks; each group is cut into packs that fit
+the memory budget. A pack's id is a hash of its trial ids, so re-planning the same missing
+trials gives the same packs.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ def pack_key(trial: Trial) -> Trial:
         from dd.closed_form import program_width
 
         model = dataclasses.replace(
-            trial.model, n_features=program_width(trial.model, trial.data.input_dim))
-        return dataclasses.replace(trial, seed=0, data=data, model=model,
-                                   fit=dataclasses.replace(trial.fit, ridge=0.0))
-    from dd.train import program_model
+            trial.model, n_features=program_width(trial.model, trial.data.input_dim)
+        )
+        return dataclasses.replace(
+            trial, seed=0, data=data, model=model, fit=dataclasses.replace(trial.fit, ridge=0.0)
+        )
+    from dd.families import program_trial
 
     train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
-    return dataclasses.replace(program_model(trial), seed=0, data=data, train=train)
+    return dataclasses.replace(program_trial(trial), seed=0, data=data, train=train)
 
 
 def replicas_per_pack(trial: Trial, resources: Resources) -> int:
@@ -53,16 +56,15 @@ def replicas_per_pack(trial: Trial, resources: Resources) -> int:
     if trial.model.CLOSED_FORM:
         from dd.closed_form import bytes_per_replica
     else:
-        from dd.train import bytes_per_replica, program_model
-
-        trial = program_model(trial)  # a narrow MLP takes its program's memory
+        from dd.memory import bytes_per_replica  # a padded trial takes its program's memory
 
     budget = resources.memory_gb * 2**30
     return max(1, min(resources.max_pack, int(budget // bytes_per_replica(trial))))
 
 
-def make_packs(trials: list[Trial], resources: Resources,
-               planned: list[Trial] | None = None) -> list[Pack]:
+def make_packs(
+    trials: list[Trial], resources: Resources, planned: list[Trial] | None = None
+) -> list[Pack]:
     """Group ``trials`` by pack key and cut each group to the memory budget (order kept).
 
     Groups are sized and cut over ``planned`` (default: ``trials``), the whole sweep, so the
@@ -71,22 +73,36 @@ def make_packs(trials: list[Trial], resources: Resources,
     """
     todo = {trial_id(t) for t in trials}
     groups: dict[Trial, list[Trial]] = {}
+    # the key ignores the seed: trials sharing their other parts (as a grid's trials share
+    # them, dd.spec.expand_trials) share one key, computed once; the trials stay alive, so
+    # the ids of their parts are not reused meanwhile
+    by_parts: dict[tuple[int, ...], list[Trial]] = {}
     for t in planned if planned is not None else trials:
-        groups.setdefault(pack_key(t), []).append(t)
+        parts = (id(t.data), id(t.model), id(t.fit), id(t.train))
+        members = by_parts.get(parts)
+        if members is None:
+            members = by_parts[parts] = groups.setdefault(pack_key(t), [])
+        members.append(t)
     packs = []
     for members in groups.values():
         # the group's largest n_train sizes every replica, so all its packs share one program
         biggest = max(members, key=lambda t: t.data.n_train)
         size = replicas_per_pack(biggest, resources)
         for start in range(0, len(members), size):
-            chunk = [t for t in members[start:start + size] if trial_id(t) in todo]
+            chunk = [t for t in members[start : start + size] if trial_id(t) in todo]
             if not chunk:
                 continue
             ids = tuple(trial_id(t) for t in chunk)
             digest = hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:16]
-            packs.append(Pack(id=digest, trial_ids=ids, trials=tuple(chunk),
-                              n_rows=biggest.data.n_train,
-                              n_replicas=min(size, len(members))))
+            packs.append(
+                Pack(
+                    id=digest,
+                    trial_ids=ids,
+                    trials=tuple(chunk),
+                    n_rows=biggest.data.n_train,
+                    n_replicas=min(size, len(members)),
+                )
+            )
     return packs
 
 
@@ -98,6 +114,6 @@ def pack_cost(pack: Pack) -> float:
 
         p = program_width(trial.model, trial.data.input_dim)
         return pack.n_replicas * pack.n_rows * p * min(pack.n_rows, p)
-    from dd.train import n_params, program_model
+    from dd.families import n_params, program_trial
 
-    return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(program_model(trial))
+    return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(program_trial(trial))

@@ -5,6 +5,11 @@ Two views:
 - ``trials``: one row per trial, its final evaluation point's columns plus ``n_evals``,
   ``best_test_error`` / ``best_test_error_step`` and ``best_test_mse`` /
   ``best_test_mse_step`` (the lowest value over its evaluation points, and where).
+
+SQL runs read-only: once the views exist, DuckDB's external access is turned off and its
+configuration locked, so a query reads the stored packs and nothing else (no ``COPY ... TO``,
+``ATTACH``, ``read_csv`` of other files, extensions); ``--output`` is the way to write a
+result. In CSV, list columns (``fourier_norms``, ``key_freqs``) are JSON arrays.
 """
 
 from __future__ import annotations
@@ -34,11 +39,15 @@ def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
     """The pack files of ``sweep``, or of every sweep under ``root``."""
     root = as_store_path(root)
     if sweep is not None:
-        return SweepStore(root, sweep).pack_files()
+        return SweepStore(root, sweep).readable_pack_files()
     if not root.is_dir():
         return []
-    return sorted(f for d in root.iterdir() if d.is_dir() and (d / "spec.yaml").is_file()
-                  for f in SweepStore(root, d.name).pack_files())
+    return sorted(
+        f
+        for d in root.iterdir()
+        if d.is_dir() and (d / "spec.yaml").is_file()
+        for f in SweepStore(root, d.name).readable_pack_files()
+    )
 
 
 def connect(root: str | StorePath, sweep: str | None = None):
@@ -61,8 +70,15 @@ def connect(root: str | StorePath, sweep: str | None = None):
         source = "stored_packs"
     else:
         source = f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
-    con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
+    try:
+        con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
+    except duckdb.Error as e:
+        raise StoreError(f"{root}: stored packs unreadable: {_failed(e)}") from None
     con.execute(TRIALS_VIEW)
+    if not isinstance(root, RemotePath):
+        con.execute(f"SET allowed_paths = [{', '.join(_quote(str(f)) for f in files)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
@@ -72,8 +88,9 @@ def _remote_packs(files: list[RemotePath]):
     import pyarrow.parquet as pq
 
     fs = files[0].fs
-    schema = pa.unify_schemas([pq.read_schema(f.path, filesystem=fs) for f in files],
-                              promote_options="permissive")
+    schema = pa.unify_schemas(
+        [pq.read_schema(f.path, filesystem=fs) for f in files], promote_options="permissive"
+    )
     return ds.dataset([f.path for f in files], schema=schema, format="parquet", filesystem=fs)
 
 
@@ -86,14 +103,22 @@ def _failed(e: Exception) -> DDError:
     return DDError(f"query failed: {first}")
 
 
-def run_query(sql: str, root: str | Path, sweep: str | None = None) -> tuple[list[str], list[tuple]]:
+def _check_sql(sql: str) -> None:
+    if not sql.replace(";", "").strip():
+        raise DDError("query: empty SQL; give a statement, e.g. 'SELECT count(*) FROM results'")
+
+
+def run_query(
+    sql: str, root: str | Path, sweep: str | None = None
+) -> tuple[list[str], list[tuple]]:
     """Run ``sql`` over the views; returns column names and rows."""
     import duckdb
 
+    _check_sql(sql)
     con = connect(root, sweep)
     try:
         cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
+        columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
         return columns, cursor.fetchall() if columns else []
     except duckdb.Error as e:
         raise _failed(e) from None
@@ -104,6 +129,7 @@ def query_arrow(sql: str, root: str | Path, sweep: str | None = None):
     import duckdb
     import pyarrow
 
+    _check_sql(sql)
     con = connect(root, sweep)
     try:
         relation = con.sql(sql)
@@ -116,7 +142,8 @@ def query_arrow(sql: str, root: str | Path, sweep: str | None = None):
 
 
 def serialize(table, fmt: str) -> bytes:
-    """``table`` as csv, json (one object per line, NaN as null) or parquet bytes."""
+    """``table`` as csv (nested values as JSON text), json (one object per line, NaN as null)
+    or parquet bytes."""
     import pyarrow
     import pyarrow.csv
 
@@ -125,8 +152,31 @@ def serialize(table, fmt: str) -> bytes:
     if fmt == "parquet":
         return parquet_bytes(table)
     sink = pyarrow.BufferOutputStream()
-    pyarrow.csv.write_csv(table, sink)
+    pyarrow.csv.write_csv(_flat(table), sink)
     return sink.getvalue().to_pybytes()
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot encode: decimals as numbers, the rest (dates) as text."""
+    from decimal import Decimal
+
+    return float(value) if isinstance(value, Decimal) else str(value)
+
+
+def _flat(table):
+    """``table`` with every nested column (list, struct, map) as JSON text, which CSV can hold."""
+    import json
+
+    import pyarrow
+
+    for i, f in enumerate(table.schema):
+        if pyarrow.types.is_nested(f.type):
+            text = [
+                None if v is None else json.dumps(v, default=_plain)
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, f.name, pyarrow.array(text, pyarrow.string()))
+    return table
 
 
 def write_query(sql: str, root: str | Path, sweep: str | None, fmt: str, output: str) -> int:
@@ -147,8 +197,10 @@ def json_lines(table) -> str:
     def clean(v):
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
-    return "".join(json.dumps({k: clean(v) for k, v in row.items()}, default=str) + "\n"
-                   for row in table.to_pylist())
+    return "".join(
+        json.dumps({k: clean(v) for k, v in row.items()}, default=str) + "\n"
+        for row in table.to_pylist()
+    )
 
 
 def _cell(value: Any) -> str:
@@ -163,12 +215,16 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
     """An aligned text table (numbers right-aligned)."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows)
-               for i in range(len(columns))]
+    numeric = [
+        all(isinstance(row[i], (int, float)) or row[i] is None for row in rows)
+        for i in range(len(columns))
+    ]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

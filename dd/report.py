@@ -17,9 +17,10 @@ import pyarrow.compute as pc
 import yaml
 
 from dd import __version__
-from dd.aggregate import (Aggregate, describe, load_stored_spec, stored_rows, trial_states,
-                          write_curves)
+from dd.aggregate import Aggregate, describe, write_curves
+from dd.schema import flatten_config
 from dd.spec import Spec
+from dd.states import load_stored_spec, stored_rows, trial_states
 from dd.store import StorePath, SweepStore, as_store_path, atomic_write_bytes
 
 STYLE = """
@@ -38,10 +39,13 @@ pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
 MAX_TABLE_ROWS = 200  # longer tables are cut, with a note; the Parquet files hold them all
 
 
-def write_report(store: SweepStore, output: str | None = None) -> StorePath:
+def write_report(
+    store: SweepStore, output: str | None = None, spec: Spec | None = None
+) -> StorePath:
     """Aggregate the sweep (curves and figures brought up to date), then write the page to
-    ``output`` (default ``<sweep>/report.html``) atomically; returns where it went."""
-    spec = load_stored_spec(store)
+    ``output`` (default ``<sweep>/report.html``) atomically; returns where it went.
+    ``spec``: the plan (default: the stored spec)."""
+    spec = spec or load_stored_spec(store)
     rows = stored_rows(store)
     page = render(store, spec, write_curves(store, spec, rows), rows)
     path = as_store_path(output) if output else store.dir / "report.html"
@@ -51,19 +55,30 @@ def write_report(store: SweepStore, output: str | None = None) -> StorePath:
 
 def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) -> str:
     """The page's HTML."""
-    body = [f"<h1>dd report: {_e(spec.name)}</h1>",
-            f"<p>Results: <code>{_e(store.dir)}</code>. Written "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
-            "<h2>Trials</h2>", _counts(store, spec, rows),
-            "<h2>Thresholds and peaks</h2>", _landmarks(aggregate),
-            "<h2>Figures</h2>", *(_figure(path) for path in aggregate.figures)]
+    body = [
+        f"<h1>dd report: {_e(spec.name)}</h1>",
+        f"<p>Results: <code>{_e(store.dir)}</code>. Written "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+        "<h2>Trials</h2>",
+        _counts(store, spec, rows),
+        "<h2>Thresholds and peaks</h2>",
+        _landmarks(aggregate),
+        "<h2>Figures</h2>",
+        *(_figure(path) for path in aggregate.figures),
+    ]
     if aggregate.grok is not None:
         body += ["<h2>Grokking times and phases</h2>", _table(aggregate.grok)]
-    body += ["<h2>Failed and diverged trials</h2>", _failures(store, rows),
-             "<h2>Spec</h2>", f"<pre>{_e(yaml.safe_dump(spec.mapping, sort_keys=False))}</pre>"]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
-            "<body>\n" + "\n".join(body) + "\n</body></html>\n")
+    body += [
+        "<h2>Failed and diverged trials</h2>",
+        _failures(store, rows, spec),
+        "<h2>Spec</h2>",
+        f"<pre>{_e(yaml.safe_dump(spec.mapping, sort_keys=False))}</pre>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
+        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
@@ -71,48 +86,85 @@ def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
     diverged = set(_diverged(rows)["trial_id"].to_pylist())
     packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
     runs = store.runs()
-    facts = [("trials planned", len(states["planned"])), ("done", len(states["done"])),
-             ("missing", len(states["missing"])), ("failed", len(states["failed"])),
-             ("diverged", len(diverged & states["planned"])),
-             ("stored from earlier specs", len(states["earlier"])),
-             ("evaluation rows", len(rows)), ("packs", len(packs)),
-             ("pack compute time (s)", f"{pc.sum(packs['wall_time_s_max']).as_py() or 0:.1f}"),
-             ("driver runs", len(runs)),
-             ("driver wall time (s)", f"{sum(r['wall_time_s'] for r in runs):.1f}")]
-    return ("<table class=\"counts\">" + "".join(
-        f"<tr><th class=\"text\">{_e(k)}</th><td data-fact=\"{_e(k)}\">{_e(v)}</td></tr>"
-        for k, v in facts) + "</table>")
+    facts = [
+        ("trials planned", len(states["planned"])),
+        ("done", len(states["done"])),
+        ("missing", len(states["missing"])),
+        ("failed", len(states["failed"])),
+        ("diverged", len(diverged & states["planned"])),
+        ("stored from earlier specs", len(states["earlier"])),
+        ("evaluation rows", len(rows)),
+        ("packs", len(packs)),
+        ("pack compute time (s)", f"{pc.sum(packs['wall_time_s_max']).as_py() or 0:.1f}"),
+        ("driver runs", len(runs)),
+        ("driver wall time (s)", f"{sum(r['wall_time_s'] for r in runs):.1f}"),
+    ]
+    return (
+        '<table class="counts">'
+        + "".join(
+            f'<tr><th class="text">{_e(k)}</th><td data-fact="{_e(k)}">{_e(v)}</td></tr>'
+            for k, v in facts
+        )
+        + "</table>"
+    )
 
 
 def _landmarks(aggregate: Aggregate) -> str:
-    lines = "".join(f"<li class=\"landmark\">{_e(line)}</li>" for line in describe(aggregate))
-    tables = "".join(f"<h3>{_e(c.kind)} (x = {_e(c.x)})</h3>{_table(c.landmarks)}"
-                     for c in aggregate.curves if c.kind != "grokking" and len(c.landmarks))
+    lines = "".join(f'<li class="landmark">{_e(line)}</li>' for line in describe(aggregate))
+    tables = "".join(
+        f"<h3>{_e(c.kind)} (x = {_e(c.x)})</h3>{_table(c.landmarks)}"
+        for c in aggregate.curves
+        if c.kind != "grokking" and len(c.landmarks)
+    )
     return f"<ul>{lines}</ul>{tables}"
 
 
 def _figure(path: StorePath) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return (f"<figure><img alt=\"{_e(path.name)}\" src=\"data:image/png;base64,{data}\">"
-            f"<figcaption>{_e(path.name)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{_e(path.name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(path.name)}</figcaption></figure>"
+    )
 
 
-def _diverged(rows: pa.Table) -> pa.Table:
+def _diverged(rows: pa.Table, spec: Spec | None = None) -> pa.Table:
+    """One row per diverged trial: its id, first diverged step and, given the ``spec``, its
+    config (every field, so that a setting to blame shows even when it is not swept)."""
     diverged = rows.filter(pc.equal(rows["status"], "diverged"))
-    return diverged.group_by(["trial_id"]).aggregate([("diverged_step", "min")]) \
-        if "diverged_step" in diverged.column_names else diverged.select(["trial_id"])
+    step = ["diverged_step"] if "diverged_step" in diverged.column_names else []
+    config = [c for c in flatten_config(spec.trials[0]) if c in rows.column_names] if spec else []
+    first: dict[str, dict] = {}
+    for row in diverged.select(["trial_id", *step, *config]).to_pylist():
+        kept = first.get(row["trial_id"])
+        if kept is None or (step and (row["diverged_step"] or 0) < (kept["diverged_step"] or 0)):
+            first[row["trial_id"]] = row
+    if not first:
+        return diverged.select(["trial_id", *step])
+    return pa.Table.from_pylist(list(first.values()))
 
 
-def _failures(store: SweepStore, rows: pa.Table) -> str:
+def _failures(store: SweepStore, rows: pa.Table, spec: Spec | None = None) -> str:
     failures = store.failures()
-    diverged = _diverged(rows)
+    diverged = _diverged(rows, spec)
     if not failures and not len(diverged):
         return "<p>None.</p>"
     out = []
     if failures:
-        out.append(_table(pa.Table.from_pylist([
-            {"pack_id": f["pack_id"], "trials": len(f["trial_ids"]), "time": f["time"],
-             "reason": f["reason"]} for f in failures])))
+        out.append(
+            _table(
+                pa.Table.from_pylist(
+                    [
+                        {
+                            "pack_id": f["pack_id"],
+                            "trials": len(f["trial_ids"]),
+                            "time": f["time"],
+                            "reason": f["reason"],
+                        }
+                        for f in failures
+                    ]
+                )
+            )
+        )
     if len(diverged):
         out.append(_table(diverged))
     return "".join(out)
@@ -121,10 +173,14 @@ def _failures(store: SweepStore, rows: pa.Table) -> str:
 def _table(table: pa.Table) -> str:
     shown = table.slice(0, MAX_TABLE_ROWS)
     head = "".join(f"<th>{_e(c)}</th>" for c in shown.column_names)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row.values()) + "</tr>"
-                   for row in shown.to_pylist())
-    note = (f"<p>First {MAX_TABLE_ROWS} of {len(table)} rows.</p>"
-            if len(table) > MAX_TABLE_ROWS else "")
+    body = "".join(
+        "<tr>" + "".join(_cell(v) for v in row.values()) + "</tr>" for row in shown.to_pylist()
+    )
+    note = (
+        f"<p>First {MAX_TABLE_ROWS} of {len(table)} rows.</p>"
+        if len(table) > MAX_TABLE_ROWS
+        else ""
+    )
     return f"<table><tr>{head}</tr>{body}</table>{note}"
 
 
@@ -133,7 +189,7 @@ def _cell(value) -> str:
         return f"<td>{value:.4g}</td>"
     if isinstance(value, (int, type(None))):
         return f"<td>{'' if value is None else value}</td>"
-    return f"<td class=\"text\">{_e(value)}</td>"
+    return f'<td class="text">{_e(value)}</td>'
 
 
 def _e(value) -> str:

@@ -12,10 +12,14 @@ module's 11,172,170 for 10 classes on 32x32x3).
 """
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from dd.cnn import program_width
+from dd.families import Family, n_outputs
 
 STAGE_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -86,7 +90,7 @@ class PreActResNet18(nn.Module):
             name="stem",
         )(x_BxHxWxC)
         for stage, (multiplier, stage_stride) in enumerate(
-            zip(STAGE_WIDTH_MULTIPLIERS, STAGE_STRIDES)
+            zip(STAGE_WIDTH_MULTIPLIERS, STAGE_STRIDES, strict=True)
         ):
             for block in range(BLOCKS_PER_STAGE):
                 h = PreActBlock(
@@ -123,3 +127,28 @@ def n_params(width: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
     in_channels = input_shape[-1]
     k = width
     return 2724 * k**2 + 9 * in_channels * k + 122 * k + 8 * k * n_classes + n_classes
+
+
+def _build(trial, dtype) -> PreActResNet18:
+    return PreActResNet18(width=trial.model.width, n_classes=n_outputs(trial), dtype=dtype)
+
+
+def _count(trial) -> int:
+    return n_params(trial.model.width, n_outputs(trial), trial.data.input_shape)
+
+
+def _activation_floats(trial) -> int:
+    """About five maps per block: 10 k-channel maps at full size in stage 0, then each
+    stage doubles the channels and quarters the positions."""
+    positions = math.prod(trial.data.input_shape[:2])
+    return int(10 * trial.model.width * positions * (1 + 0.5 + 0.25 + 0.125))
+
+
+FAMILY = Family(
+    name="resnet18",
+    build=_build,
+    count=_count,
+    activation_floats=_activation_floats,
+    program_width=program_width,
+    convolutional=lambda trial: True,
+)

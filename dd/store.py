@@ -37,9 +37,10 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # pa.compute
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
@@ -97,8 +98,9 @@ class RemotePath:
 
     def iterdir(self) -> list[RemotePath]:
         selector = pafs.FileSelector(self.path, allow_not_found=True)
-        return [RemotePath(self.fs, info.path, self.scheme)
-                for info in self.fs.get_file_info(selector)]
+        return [
+            RemotePath(self.fs, info.path, self.scheme) for info in self.fs.get_file_info(selector)
+        ]
 
     def glob(self, pattern: str) -> list[RemotePath]:
         return [p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern)]
@@ -136,7 +138,7 @@ class RemotePath:
             tmp.unlink(missing_ok=True)
 
 
-StorePath = Union[Path, RemotePath]
+StorePath = Path | RemotePath
 
 
 def as_store_path(location: str | Path | RemotePath) -> StorePath:
@@ -150,8 +152,10 @@ def as_store_path(location: str | Path | RemotePath) -> StorePath:
     try:
         fs, path = pafs.FileSystem.from_uri(text)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
-        raise StoreError(f"--results {text}: not a results location pyarrow.fs can open ({e}); "
-                         "give a folder or an s3://, gs:// or file:// URI") from None
+        raise StoreError(
+            f"--results {text}: not a results location pyarrow.fs can open ({e}); "
+            "give a folder or an s3://, gs:// or file:// URI"
+        ) from None
     if isinstance(fs, pafs.LocalFileSystem):
         return Path(path)
     return RemotePath(fs, path, scheme)
@@ -218,6 +222,7 @@ class SweepStore:
         driver on the same machine only.
         """
         path = self.dir / "driver.lock"
+        fresh = isinstance(self.dir, Path) and not self.dir.exists()
         if isinstance(self.dir, RemotePath):
             digest = hashlib.sha1(f"{self.location}/{self.name}".encode()).hexdigest()[:16]
             path = Path(tempfile.gettempdir()) / f"dd-driver-{digest}.lock"
@@ -232,22 +237,39 @@ class SweepStore:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                raise StoreError(f"{self.dir}: another driver is running this sweep ({holder}); "
-                                 "wait for it or stop it first") from None
+                raise StoreError(
+                    f"{self.dir}: another driver is running this sweep ({holder}); "
+                    "wait for it or stop it first"
+                ) from None
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.write(
+                f"pid {os.getpid()} on {socket.gethostname()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}"
+            )
             handle.flush()
             self._clear_leftovers()
             yield
         finally:
             handle.close()  # closing releases the flock
+            if fresh and [p.name for p in self.dir.iterdir()] == ["driver.lock"]:
+                try:  # a refused first run leaves no sweep directory behind
+                    path.unlink()
+                    self.dir.rmdir()
+                except OSError:
+                    pass  # another driver came in meanwhile: the directory is its now
 
     def _clear_leftovers(self) -> None:
         """Remove what a crashed driver's run left: temporary files and running records."""
-        for folder in (self.dir, self.packs_dir, self.failed_dir, *(self.dir / sub for sub in (
-                "running", "checkpoints", "params", "runs", "curves", "figures"))):
+        for folder in (
+            self.dir,
+            self.packs_dir,
+            self.failed_dir,
+            *(
+                self.dir / sub
+                for sub in ("running", "checkpoints", "params", "runs", "curves", "figures")
+            ),
+        ):
             if folder.is_dir():
                 for tmp in folder.glob(".tmp-*"):
                     tmp.unlink(missing_ok=True)
@@ -257,16 +279,26 @@ class SweepStore:
 
     # ---- spec
     def write_spec(self, mapping: dict) -> None:
-        atomic_write_bytes(self.dir / "spec.yaml",
-                           yaml.safe_dump(mapping, sort_keys=False).encode())
+        atomic_write_bytes(
+            self.dir / "spec.yaml", yaml.safe_dump(mapping, sort_keys=False).encode()
+        )
 
     def read_spec_mapping(self) -> dict:
         path = self.dir / "spec.yaml"
         try:
             return yaml.safe_load(path.read_text())
         except FileNotFoundError:
-            raise StoreError(f"{self.dir}: no sweep here (spec.yaml missing); "
-                             f"run 'dd sweep' first or pass --results") from None
+            packs = len(self.pack_files())
+            if packs:
+                raise StoreError(
+                    f"{self.dir}: spec.yaml is missing though {packs} pack files "
+                    "are stored; give the sweep's spec file instead of its name "
+                    "(e.g. 'dd status path/to/spec.yaml')"
+                ) from None
+            raise StoreError(
+                f"{self.dir}: no sweep here (spec.yaml missing); "
+                f"run 'dd sweep' first or pass --results"
+            ) from None
         except (OSError, yaml.YAMLError) as e:
             raise StoreError(f"{path}: unreadable spec ({e})") from None
 
@@ -283,20 +315,38 @@ class SweepStore:
     def pack_files(self) -> list[StorePath]:
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
 
+    def readable_pack_files(self) -> list[StorePath]:
+        """The pack files whose Parquet footer reads; the others are quarantined (``_read``),
+        so that readers which scan files themselves (``dd query``) see what the rest see."""
+        kept = []
+        for path in self.pack_files():
+            try:
+                read_metadata(path)
+                kept.append(path)
+            except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+                self._quarantine(path, e)
+        return kept
+
     def _read(self, path: StorePath, columns: list[str] | None = None) -> pa.Table | None:
         """Read one pack file; a corrupt one is moved to corrupt/ with a warning."""
         try:
             return read_parquet(path, columns)
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
-            target = self.dir / "corrupt" / f"{path.name}.{int(time.time())}"
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                path.replace(target)
-            except OSError:
-                return None
-            print(f"warning: {path} is not a readable Parquet file ({e}); moved to {target}; "
-                  "its trials will run again", file=sys.stderr)
+            self._quarantine(path, e)
             return None
+
+    def _quarantine(self, path: StorePath, error: Exception) -> None:
+        target = self.dir / "corrupt" / f"{path.name}.{int(time.time())}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+        except OSError:
+            return
+        print(
+            f"warning: {path} is not a readable Parquet file ({error}); moved to {target}; "
+            "its trials will run again",
+            file=sys.stderr,
+        )
 
     def stored_trial_ids(self) -> set[str]:
         ids: set[str] = set()
@@ -306,6 +356,17 @@ class SweepStore:
                 ids.update(table.column("trial_id").unique().to_pylist())
         return ids
 
+    def diverged_trial_ids(self) -> set[str]:
+        """The stored trials whose rows say ``diverged`` (they are done: a diverged run is a
+        result)."""
+        ids: set[str] = set()
+        for path in self.pack_files():
+            table = self._read(path, ["trial_id", "status"])
+            if table is not None:
+                diverged = table.filter(pa.compute.equal(table["status"], "diverged"))
+                ids.update(diverged.column("trial_id").unique().to_pylist())
+        return ids
+
     def read_results(self) -> pa.Table | None:
         """All stored rows of the sweep (None if nothing is stored yet)."""
         tables = [t for t in (self._read(p) for p in self.pack_files()) if t is not None]
@@ -313,14 +374,34 @@ class SweepStore:
             return None
         return pa.concat_tables(tables, promote_options="permissive")
 
+    def prune_checkpoints(self, planned: set[str]) -> list[StorePath]:
+        """Remove the checkpoints that no pack reads: those of packs neither in ``planned``
+        (the ids of the packs still to run) nor stored (``keep_checkpoints`` keeps those). A
+        changed spec regroups its trials into packs of new ids, so an interrupted run's
+        checkpoints would otherwise stay forever. Call under the driver lock."""
+        folder = self.dir / "checkpoints"
+        if not folder.is_dir():
+            return []
+        keep = planned | {p.name[len("pack-") : -len(".parquet")] for p in self.pack_files()}
+        removed = []
+        for path in folder.glob("pack-*.msgpack"):
+            if path.name[len("pack-") : -len(".msgpack")] not in keep:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
     # ---- packs in flight
     @contextmanager
     def running(self, pack_id: str):
         """Record which process runs a pack (``running/pack-<id>.json``) while it runs, for
         ``dd status`` and for operators; a dead worker's record is overwritten by its retry."""
         path = self.dir / "running" / f"pack-{pack_id}.json"
-        record = {"pack_id": pack_id, "pid": os.getpid(), "host": socket.gethostname(),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {
+            "pack_id": pack_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         atomic_write_bytes(path, json.dumps(record).encode())
         try:
             yield
@@ -328,7 +409,9 @@ class SweepStore:
             path.unlink(missing_ok=True)
 
     def running_packs(self) -> list[dict[str, Any]]:
-        return self._records(self.dir / "running")
+        """The running records, each with ``stale``: True when its process, on this host,
+        is gone (a killed driver's workers leave their records), None for another host."""
+        return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
 
     # ---- driver runs
     def write_run(self, record: dict[str, Any]) -> None:
@@ -351,10 +434,15 @@ class SweepStore:
 
     # ---- failures
     def write_failure(self, pack_id: str, trial_ids: list[str], reason: str) -> None:
-        record = {"pack_id": pack_id, "trial_ids": trial_ids, "reason": reason,
-                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write_bytes(self.failed_dir / f"pack-{pack_id}.json",
-                           json.dumps(record, indent=1).encode())
+        record = {
+            "pack_id": pack_id,
+            "trial_ids": trial_ids,
+            "reason": reason,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        atomic_write_bytes(
+            self.failed_dir / f"pack-{pack_id}.json", json.dumps(record, indent=1).encode()
+        )
 
     def clear_failure(self, pack_id: str) -> None:
         try:
@@ -366,6 +454,18 @@ class SweepStore:
         return self._records(self.failed_dir)
 
 
+def _stale(record: dict[str, Any]) -> bool | None:
+    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+        return None
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -375,6 +475,13 @@ def parquet_bytes(table: pa.Table) -> bytes:
 def write_parquet(path: StorePath, table: pa.Table) -> None:
     """``table`` as a Parquet file at ``path``, atomically."""
     atomic_write_bytes(path, parquet_bytes(table))
+
+
+def read_metadata(path: StorePath) -> pq.FileMetaData:
+    if isinstance(path, RemotePath):
+        with path.fs.open_input_file(path.path) as f:
+            return pq.read_metadata(f)
+    return pq.read_metadata(path)
 
 
 def read_parquet(path: StorePath, columns: list[str] | None = None) -> pa.Table:

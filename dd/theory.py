@@ -14,10 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def weak_features_risk(p: np.ndarray | int, n: int, beta_T2: np.ndarray | float,
-                       beta_Tc2: np.ndarray | float, noise_var: float) -> np.ndarray:
+def weak_features_risk(
+    p: np.ndarray | int,
+    n: np.ndarray | int,
+    beta_T2: np.ndarray | float,
+    beta_Tc2: np.ndarray | float,
+    noise_var: float,
+) -> np.ndarray:
     """Expected test MSE of the min-norm fit on p of the coordinates (inf near p = n)."""
-    p = np.asarray(p, dtype=float)
+    p, n = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(n, dtype=float))
     beta_T2 = np.broadcast_to(np.asarray(beta_T2, dtype=float), p.shape)
     miss = np.asarray(beta_Tc2, dtype=float) + noise_var
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -26,8 +31,10 @@ def weak_features_risk(p: np.ndarray | int, n: int, beta_T2: np.ndarray | float,
     return np.where(p <= n - 2, under, np.where(p >= n + 2, over, np.inf))
 
 
-def gaussian_raw_features_risk(p: np.ndarray, n: int, dim: int, beta_norm2: float,
-                               noise_var: float) -> np.ndarray:
-    """The risk for dd's gaussian data, whose beta spreads beta_norm2 evenly over dim coordinates."""
-    p = np.asarray(p, dtype=float)
+def gaussian_raw_features_risk(
+    p: np.ndarray | int, n: np.ndarray | int, dim: int, beta_norm2: float, noise_var: float
+) -> np.ndarray:
+    """The risk for dd's gaussian data, whose beta spreads beta_norm2 evenly over dim
+    coordinates; ``p`` and ``n`` broadcast (model-wise: p varies; sample-wise: n varies)."""
+    p, n = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(n, dtype=float))
     return weak_features_risk(p, n, beta_norm2 * p / dim, beta_norm2 * (dim - p) / dim, noise_var)

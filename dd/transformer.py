@@ -15,11 +15,15 @@ attention pattern A by alpha A + (1 - alpha) (uniform over the visible positions
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-EMBED = "embed"  # the input embedding's parameter name (read by dd.grok)
+from dd.families import Family
+
+EMBED = "embed"  # the input embedding's parameter name (read by dd.mechanistic)
 
 
 class Block(nn.Module):
@@ -28,15 +32,19 @@ class Block(nn.Module):
     d_mlp: int
     layer_norm: bool
     attention_rate: float
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, h_BTD: jax.Array) -> jax.Array:
         b, t, d = h_BTD.shape
         dh = d // self.heads
-        norm = (lambda name: nn.LayerNorm(name=name)) if self.layer_norm else (
-            lambda name: (lambda v: v))
+        norm = (
+            (lambda name: nn.LayerNorm(dtype=self.dtype, name=name))
+            if self.layer_norm
+            else (lambda name: lambda v: v)
+        )
         z = norm("ln_attn")(h_BTD)
-        qkv = nn.DenseGeneral((3, self.heads, dh), use_bias=False, name="qkv")(z)
+        qkv = nn.DenseGeneral((3, self.heads, dh), use_bias=False, dtype=self.dtype, name="qkv")(z)
         q_BTHK, k_BTHK, v_BTHK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         scores_BHTS = jnp.einsum("bthk,bshk->bhts", q_BTHK, k_BTHK) / jnp.sqrt(dh)
         causal_TS = jnp.tril(jnp.ones((t, t), bool))
@@ -44,47 +52,59 @@ class Block(nn.Module):
         uniform_TS = causal_TS / causal_TS.sum(-1, keepdims=True)
         pattern = self.attention_rate * pattern + (1.0 - self.attention_rate) * uniform_TS
         mixed_BTHK = jnp.einsum("bhts,bshk->bthk", pattern, v_BTHK)
-        h_BTD = h_BTD + nn.DenseGeneral(d, axis=(-2, -1), use_bias=False, name="out")(mixed_BTHK)
+        h_BTD = h_BTD + nn.DenseGeneral(
+            d, axis=(-2, -1), use_bias=False, dtype=self.dtype, name="out"
+        )(mixed_BTHK)
         z = norm("ln_mlp")(h_BTD)
-        hidden = nn.relu(nn.Dense(self.d_mlp, name="mlp_in")(z))
-        return h_BTD + nn.Dense(d, name="mlp_out")(hidden)
+        hidden = nn.relu(nn.Dense(self.d_mlp, dtype=self.dtype, name="mlp_in")(z))
+        return h_BTD + nn.Dense(d, dtype=self.dtype, name="mlp_out")(hidden)
 
 
 class Transformer(nn.Module):
-    """Logits over the ``p`` answers for a batch of pairs ``x`` (B, 2) of int tokens."""
+    """Logits over the ``p`` answers for a batch of pairs ``x`` (B, 2) of int tokens.
+
+    The sizes come from ``dd.config.TransformerModel`` (its defaults are Nanda et al.'s)."""
 
     p: int
-    width: int = 128
-    depth: int = 1
-    heads: int = 4
-    d_mlp: int = 512
-    layer_norm: bool = False
-    op_token: bool = False
-    attention_rate: float = 1.0
+    width: int
+    depth: int
+    heads: int
+    d_mlp: int
+    layer_norm: bool
+    op_token: bool
+    attention_rate: float
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         b = x.shape[0]
         equals = jnp.full((b, 1), self.p, x.dtype)
         if self.op_token:
-            tokens = jnp.concatenate([x[:, :1], jnp.full((b, 1), self.p + 1, x.dtype),
-                                      x[:, 1:2], equals], axis=1)
+            tokens = jnp.concatenate(
+                [x[:, :1], jnp.full((b, 1), self.p + 1, x.dtype), x[:, 1:2], equals], axis=1
+            )
         else:
             tokens = jnp.concatenate([x, equals], axis=1)
         vocab, t = self.p + 1 + int(self.op_token), tokens.shape[1]
-        h = nn.Embed(vocab, self.width, name=EMBED)(tokens)
+        h = nn.Embed(vocab, self.width, dtype=self.dtype, name=EMBED)(tokens)
         h = h + self.param("pos", nn.initializers.normal(0.02), (t, self.width))
         for layer in range(self.depth):
-            h = Block(self.width, self.heads, self.d_mlp, self.layer_norm, self.attention_rate,
-                      name=f"block_{layer}")(h)
+            h = Block(
+                self.width,
+                self.heads,
+                self.d_mlp,
+                self.layer_norm,
+                self.attention_rate,
+                self.dtype,
+                name=f"block_{layer}",
+            )(h)
         last = h[:, -1]
         if self.layer_norm:
-            last = nn.LayerNorm(name="ln_final")(last)
-        return nn.Dense(self.p, use_bias=False, name="unembed")(last)
+            last = nn.LayerNorm(dtype=self.dtype, name="ln_final")(last)
+        return nn.Dense(self.p, use_bias=False, dtype=self.dtype, name="unembed")(last)
 
 
-def n_params(p: int, width: int, depth: int, d_mlp: int, layer_norm: bool,
-             op_token: bool) -> int:
+def n_params(p: int, width: int, depth: int, d_mlp: int, layer_norm: bool, op_token: bool) -> int:
     """Parameters of ``Transformer``: embeddings (p + 1 [+ 1]) d, positions T d, per layer
     attention 4 d^2 (no biases) and MLP 2 d d_mlp + d_mlp + d, LayerNorms 2 d each
     (two per layer and a final one), unembedding d p."""
@@ -92,3 +112,33 @@ def n_params(p: int, width: int, depth: int, d_mlp: int, layer_norm: bool,
     per_layer = 4 * width * width + 2 * width * d_mlp + d_mlp + width
     norms = (2 * depth + 1) * 2 * width if layer_norm else 0
     return vocab * width + t * width + depth * per_layer + norms + width * p
+
+
+def _build(trial, dtype) -> Transformer:
+    m = trial.model
+    return Transformer(
+        p=trial.data.p,
+        width=m.width,
+        depth=m.depth,
+        heads=m.heads,
+        d_mlp=m.d_mlp,
+        layer_norm=m.layer_norm,
+        op_token=m.op_token,
+        attention_rate=m.attention_rate,
+        dtype=dtype,
+    )
+
+
+def _count(trial) -> int:
+    m = trial.model
+    return n_params(trial.data.p, m.width, m.depth, m.d_mlp, m.layer_norm, m.op_token)
+
+
+def _activation_floats(trial) -> int:
+    """A few tokens, each with attention and the MLP."""
+    return 4 * (8 * trial.model.width + 2 * trial.model.d_mlp)
+
+
+FAMILY = Family(
+    name="transformer", build=_build, count=_count, activation_floats=_activation_floats
+)

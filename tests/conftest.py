@@ -1,4 +1,10 @@
-"""Shared fixtures: tiny specs on disk, and one local Ray instance for the tests that need it."""
+"""Shared fixtures: tiny specs on disk, and one local Ray instance for the tests that need it.
+
+Markers (registered in pyproject.toml; `make test-fast` deselects all three): ``slow`` for a
+test over about 5 s, ``ray`` for one that starts Ray (given here to every test that uses the
+``ray_local`` fixture; a test that starts Ray in a subprocess is marked by hand), ``browser``
+for one that drives Chromium.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,12 @@ import pytest
 import yaml
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "ray_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(scope="session")

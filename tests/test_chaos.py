@@ -21,13 +21,26 @@ import yaml
 
 from dd.store import SweepStore
 
+pytestmark = pytest.mark.ray  # every test here runs sweeps on Ray
+
 SPEC = {
     "name": "chaos",
-    "data": {"name": "mnist1d", "n_train": 400, "train_pool": 400, "n_test": 600,
-             "label_noise": 0.1},
+    "data": {
+        "name": "mnist1d",
+        "n_train": 400,
+        "train_pool": 400,
+        "n_test": 600,
+        "label_noise": 0.1,
+    },
     "model": {"name": "mlp", "width": 64},
-    "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 20, "epochs": 60,
-              "eval_points": 4},
+    "train": {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "batch_size": 20,
+        "epochs": 60,
+        "eval_points": 4,
+    },
     "grid": {"model.width": [32, 96], "seed": [0, 1]},  # two programs: 32 trains 64 wide
     "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10},
 }
@@ -70,9 +83,23 @@ def _wait_for(condition, what: str, limit: float = 240.0):
 
 
 def _driver(spec_path: Path, results: Path, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dd", "sweep", str(spec_path), "--results",
-                             str(results), "--no-curves", *options], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dd",
+            "sweep",
+            str(spec_path),
+            "--results",
+            str(results),
+            "--no-curves",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _finish(driver: subprocess.Popen) -> str:
@@ -84,8 +111,11 @@ def _finish(driver: subprocess.Popen) -> str:
 
 
 def _rows(results: Path) -> pa.Table:
-    return SweepStore(results, SPEC["name"]).read_results().sort_by([("trial_id", "ascending"),
-                                                                     ("step", "ascending")])
+    return (
+        SweepStore(results, SPEC["name"])
+        .read_results()
+        .sort_by([("trial_id", "ascending"), ("step", "ascending")])
+    )
 
 
 def _spec_file(folder: Path) -> Path:
@@ -104,16 +134,26 @@ def reference(tmp_path_factory) -> pa.Table:
     return _rows(root / "results")
 
 
-METRIC_COLUMNS = ("trial_id", "step", "epoch", "status", "train_loss", "test_loss", "test_error",
-                  "train_error", "param_norm")
+METRIC_COLUMNS = (
+    "trial_id",
+    "step",
+    "epoch",
+    "status",
+    "train_loss",
+    "test_loss",
+    "test_error",
+    "train_error",
+    "param_norm",
+)
 
 
 def _assert_same_results(table: pa.Table, reference: pa.Table) -> None:
-    pairs = list(zip(table["trial_id"].to_pylist(), table["step"].to_pylist()))
+    pairs = list(zip(table["trial_id"].to_pylist(), table["step"].to_pylist(), strict=True))
     assert len(pairs) == len(set(pairs)), "no duplicate (trial, evaluation point) rows"
     for column in METRIC_COLUMNS:
-        np.testing.assert_equal(table[column].to_pylist(), reference[column].to_pylist(),
-                                err_msg=column)
+        np.testing.assert_equal(
+            table[column].to_pylist(), reference[column].to_pylist(), err_msg=column
+        )
 
 
 def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, reference):
@@ -121,10 +161,12 @@ def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, referenc
     driver = _driver(_spec_file(tmp_path), results)
     sweep = results / SPEC["name"]
     try:  # kill the worker of a pack that has checkpointed and is still running
-        (checkpoint,) = _wait_for(lambda: list((sweep / "checkpoints").glob("pack-*.msgpack"))[:1],
-                                  "a first checkpoint")
-        record = json.loads((sweep / "running" / checkpoint.name.replace(".msgpack", ".json"))
-                            .read_text())
+        (checkpoint,) = _wait_for(
+            lambda: list((sweep / "checkpoints").glob("pack-*.msgpack"))[:1], "a first checkpoint"
+        )
+        record = json.loads(
+            (sweep / "running" / checkpoint.name.replace(".msgpack", ".json")).read_text()
+        )
         os.kill(record["pid"], signal.SIGKILL)
     finally:
         out = _finish(driver)
@@ -132,8 +174,9 @@ def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, referenc
     store = SweepStore(results, SPEC["name"])
     assert store.failures() == []
     _assert_same_results(_rows(results), reference)
-    assert not list((results / SPEC["name"] / "checkpoints").glob("*.msgpack")), \
+    assert not list((results / SPEC["name"] / "checkpoints").glob("*.msgpack")), (
         "checkpoints of finished packs are removed"
+    )
 
 
 def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path, reference):
@@ -194,13 +237,18 @@ cluster.shutdown()
 
 def test_lost_node_loses_no_result(tmp_path, reference):
     spec = {**SPEC, "resources": {**SPEC["resources"], "retries": 3}}
-    script = subprocess.Popen([sys.executable, "-c", LOST_NODE_SCRIPT, json.dumps(spec),
-                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, start_new_session=True)
+    script = subprocess.Popen(
+        [sys.executable, "-c", LOST_NODE_SCRIPT, json.dumps(spec), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     out = _finish(script)  # kills the cluster's processes too, whatever happened
     assert script.returncode == 0, out[-4000:]
-    summary = json.loads(next(line for line in out.splitlines()
-                              if line.startswith("RESULT "))[len("RESULT "):])
+    summary = json.loads(
+        next(line for line in out.splitlines() if line.startswith("RESULT "))[len("RESULT ") :]
+    )
     assert summary["busy"] == 2, "both worker nodes were running a pack when one was removed"
     assert summary == {"busy": 2, "trials_run": 4, "failed": []}
     _assert_same_results(_rows(tmp_path), reference)

@@ -17,39 +17,57 @@ SWEEPS = Path(__file__).parent.parent / "sweeps"
 
 
 def test_a_trial_in_a_pack_equals_the_trial_alone():
-    spec = parse_spec({
-        "name": "eq", "data": {"name": "digits", "n_train": 50},
-        "model": {"name": "fourier_features", "n_features": 80, "bandwidth": 4.0},
-        "grid": {"seed": [0, 1, 2], "data.n_train": [30, 60], "data.label_noise": [0.0, 0.2],
-                 "fit.ridge": [0.0, 1e-3]}})
+    spec = parse_spec(
+        {
+            "name": "eq",
+            "data": {"name": "digits", "n_train": 50},
+            "model": {"name": "fourier_features", "n_features": 80, "bandwidth": 4.0},
+            "grid": {
+                "seed": [0, 1, 2],
+                "data.n_train": [30, 60],
+                "data.label_noise": [0.0, 0.2],
+                "fit.ridge": [0.0, 1e-3],
+            },
+        }
+    )
     (pack,) = make_packs(list(spec.trials), spec.resources)
     assert len(pack.trials) == 24, "seed, n_train, label noise and ridge share one pack"
     together = fit_pack(list(pack.trials))
     for i in (0, 5, 13, 23):
         alone = fit_pack([pack.trials[i]])[0]
         for metric, value in alone.items():
-            np.testing.assert_allclose(together[i][metric], value, rtol=1e-9, atol=1e-12,
-                                       err_msg=metric)
+            np.testing.assert_allclose(
+                together[i][metric], value, rtol=1e-9, atol=1e-12, err_msg=metric
+            )
 
 
 def test_min_norm_interpolates_and_counts_its_effective_parameters():
-    spec = parse_spec({
-        "name": "peff", "data": {"name": "gaussian", "dim": 40, "n_train": 20, "n_test": 200},
-        "model": {"name": "raw_features", "n_features": 1},
-        "grid": {"model.n_features": [5, 19, 30, 40]}})
-    rows = {t.model.n_features: r for t, r in zip(spec.trials, fit_pack(list(spec.trials)))}
+    spec = parse_spec(
+        {
+            "name": "peff",
+            "data": {"name": "gaussian", "dim": 40, "n_train": 20, "n_test": 200},
+            "model": {"name": "raw_features", "n_features": 1},
+            "grid": {"model.n_features": [5, 19, 30, 40]},
+        }
+    )
+    rows = {
+        t.model.n_features: r for t, r in zip(spec.trials, fit_pack(list(spec.trials)), strict=True)
+    }
     for p, row in rows.items():
         assert row["p_eff_train"] == pytest.approx(min(p, 20)), "trace of the hat matrix = rank"
         assert row["n_params"] == p
     assert rows[5]["train_mse"] > 0.1
     assert rows[30]["train_mse"] < 1e-20 and rows[40]["train_mse"] < 1e-20
     ridge = fit_pack(list(parse_spec({**spec.mapping, "fit": {"ridge": 10.0}}).trials))
-    assert all(r["p_eff_train"] < min(t.model.n_features, 20)
-               for t, r in zip(spec.trials, ridge)), "ridge shrinks the effective parameters"
+    assert all(
+        r["p_eff_train"] < min(t.model.n_features, 20)
+        for t, r in zip(spec.trials, ridge, strict=True)
+    ), "ridge shrinks the effective parameters"
 
 
+@pytest.mark.slow
 def test_linear_theory_sweep_matches_the_formula():
-    """Done-when 2: on the shipped linear_theory.yaml, mean test MSE within 10% of the formula
+    """On the shipped linear_theory.yaml, mean test MSE within 10% of the formula
     at every p with |p - n| >= n/5 (all its seeds)."""
     spec = load_spec(SWEEPS / "linear_theory.yaml")
     data = spec.trials[0].data
@@ -77,16 +95,19 @@ def _shrunk(path: Path, n_train: int, features: list[int], seeds: int) -> list:
     return list(parse_spec(mapping).trials)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sweep,n", [("rff_digits.yaml", 200), ("rff_mnist1d.yaml", 200)])
 def test_belkin_double_descent_peaks_at_n_equals_n_train(sweep, n):
-    """Done-when 3 on shrunk versions of the shipped RFF sweeps: the test zero-one and squared
+    """On shrunk versions of the shipped RFF sweeps: the test zero-one and squared
     losses and the coefficient norm peak within 10% of N = n, the train loss is 0 above it,
     and the test error at the largest N is below the peak."""
     features = [20, 50, 100, 150, 180, 200, 220, 260, 400, 800, 2000]
     trials = _shrunk(SWEEPS / sweep, n, features, seeds=3)
     rows = fit_pack_by_features(trials)
-    mean = {m: np.array([np.mean([r[m] for r in rows[N]]) for N in features])
-            for m in ("test_error", "test_mse", "coef_norm", "train_mse", "train_error")}
+    mean = {
+        m: np.array([np.mean([r[m] for r in rows[N]]) for N in features])
+        for m in ("test_error", "test_mse", "coef_norm", "train_mse", "train_error")
+    }
     N = np.array(features)
     for metric in ("test_error", "test_mse", "coef_norm"):
         peak = N[np.argmax(mean[metric])]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pyarrow.compute as pc
+import pytest
 
 from dd.execute import compile_cache_dir, worker_env
 from dd.spec import Resources
@@ -23,27 +24,47 @@ TINY_MLP = {
 
 def _cache_files(folder) -> dict[str, int]:
     """Entry -> modification time: a program compiled again would be written again."""
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
 
 
+@pytest.mark.ray
 def test_a_second_sweep_loads_every_program_from_the_cache_and_gets_the_same_numbers(
-        write_spec, tmp_path):
+    write_spec, tmp_path
+):
     spec = write_spec(TINY_MLP)
     cache = tmp_path / "jax-cache"
     tables = []
     for run in ("first", "second"):
         done = subprocess.run(
-            [sys.executable, "-m", "dd.cli", "sweep", str(spec), "--results",
-             str(tmp_path / run), "--compile-cache", str(cache), "--no-curves", "--quiet"],
-            capture_output=True, text=True, timeout=600,
-            env={**os.environ, "DD_COMPILE_CACHE": "off"})  # the flag wins over the variable
+            [
+                sys.executable,
+                "-m",
+                "dd.cli",
+                "sweep",
+                str(spec),
+                "--results",
+                str(tmp_path / run),
+                "--compile-cache",
+                str(cache),
+                "--no-curves",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "DD_COMPILE_CACHE": "off"},
+        )  # the flag wins over the variable
         assert done.returncode == 0, done.stderr
         if run == "first":
             compiled = _cache_files(cache)
             assert compiled, "the first sweep's workers wrote their programs to the cache"
-        tables.append(SweepStore(tmp_path / run, "cached").read_results()
-                      .sort_by([("trial_id", "ascending"), ("step", "ascending")]))
+        tables.append(
+            SweepStore(tmp_path / run, "cached")
+            .read_results()
+            .sort_by([("trial_id", "ascending"), ("step", "ascending")])
+        )
     assert _cache_files(cache) == compiled, "nothing new compiled: every program was loaded"
     for metric in ("train_loss", "test_loss", "test_error"):
         assert pc.all(pc.equal(tables[0][metric], tables[1][metric])).as_py(), metric
@@ -61,7 +82,9 @@ def test_compile_cache_setting_flag_then_environment_then_default(monkeypatch):
 
 
 def test_packs_sharing_a_gpu_get_their_share_of_its_memory():
-    assert worker_env(Resources(gpus=0.25)) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-                                                 "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225"}
+    assert worker_env(Resources(gpus=0.25)) == {
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225",
+    }
     assert worker_env(Resources(gpus=1.0)) == {}
     assert worker_env(Resources(gpus=0.0)) == {}

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dd.config import DigitsData, GaussianData, Mnist1dData
-from dd.data import load_dataset, noisy_labels, training_rows
+from dd.data import load_dataset
+from dd.device_data import noisy_labels, to_device, training_rows
 from dd.rng import trial_key
 
 
@@ -27,7 +28,8 @@ def test_label_noise_replaces_by_a_different_class_at_the_given_rate():
 
 
 def test_training_rows_are_deterministic_and_independent_of_pack_width():
-    dataset = load_dataset(DigitsData(n_train=100, label_noise=0.2))
+    config = DigitsData(n_train=100, label_noise=0.2)
+    dataset = to_device(load_dataset(config), config, 1000)
     key = trial_key(7)
     short = training_rows(key, dataset, 100, 100, 0.2)
     long = training_rows(key, dataset, 300, 100, 0.2)  # padded as in a pack with n_train 300
@@ -44,14 +46,15 @@ def test_gaussian_rows_follow_the_teacher():
     data = GaussianData(dim=5, n_train=4000, n_test=100, beta_norm2=4.0, noise_var=0.5)
     dataset = load_dataset(data)
     with jax.enable_x64(True):
-        rows = training_rows(trial_key(0), dataset, 4000, 4000, 0.0)
+        on_device = to_device(dataset, data, 1000)
+        rows = training_rows(trial_key(0), on_device, 4000, 4000, 0.0)
         x, y = np.asarray(rows["x"]), np.asarray(rows["y"])
     assert abs(x.std() - 1) < 0.03
     residual = y - x @ dataset.beta
     assert abs(residual.var() - 0.5) < 0.05
     np.testing.assert_allclose(np.sum(dataset.beta**2), 4.0)
     with jax.enable_x64(True):
-        first = training_rows(trial_key(0), dataset, 10, 10, 0.0)
+        first = training_rows(trial_key(0), on_device, 10, 10, 0.0)
     np.testing.assert_array_equal(np.asarray(first["x"]), x[:10])
 
 

@@ -15,18 +15,27 @@ from dd.spec import parse_spec
 from dd.store import SweepStore
 
 N_TRAIN = 24
-PATH = {"model.pca_components": [1, 2, 4, 8, 12, 16, 20, 24, 24, 24, 24, 24, 24, 24],
-        "model.n_features": [1, 2, 4, 8, 12, 16, 20, 24, 27, 32, 48, 96, 200, 400]}
+PATH = {
+    "model.pca_components": [1, 2, 4, 8, 12, 16, 20, 24, 24, 24, 24, 24, 24, 24],
+    "model.n_features": [1, 2, 4, 8, 12, 16, 20, 24, 27, 32, 48, 96, 200, 400],
+}
 
 
 @pytest.fixture(scope="module")
 def uturn(ray_local, tmp_path_factory):
-    spec = parse_spec({
-        "name": "uturn", "data": {"name": "digits", "n_train": N_TRAIN},
-        "model": {"name": "pca_fourier_features", "n_features": 1, "pca_components": 1},
-        "grid": {"zip": [PATH], "seed": {"range": [0, 4]}},
-        "curves": {"x": "model.n_features", "threshold_metric": "train_mse",
-                   "threshold_tol": 1e-6}})
+    spec = parse_spec(
+        {
+            "name": "uturn",
+            "data": {"name": "digits", "n_train": N_TRAIN},
+            "model": {"name": "pca_fourier_features", "n_features": 1, "pca_components": 1},
+            "grid": {"zip": [PATH], "seed": {"range": [0, 4]}},
+            "curves": {
+                "x": "model.n_features",
+                "threshold_metric": "train_mse",
+                "threshold_tol": 1e-6,
+            },
+        }
+    )
     store = SweepStore(tmp_path_factory.mktemp("uturn"), spec.name)
     run_sweep(spec, store.root, quiet=True)
     aggregate = write_curves(store, spec)
@@ -52,7 +61,7 @@ def test_raw_count_shows_a_double_descent_peaking_at_the_threshold(uturn):
     e = _effective(store)
     peak = int(np.argmax(e["test_mse"]))
     assert e["x"][peak] == N_TRAIN
-    first_min = e["test_mse"][: peak].min()
+    first_min = e["test_mse"][:peak].min()
     assert e["test_mse"][peak] > 10 * first_min, "a real peak, not noise"
     assert e["test_mse"][-1] < e["test_mse"][peak] / 10, "and a second descent"
     assert any(p.name == "effective_parameters.png" for p in aggregate.figures)
@@ -77,7 +86,7 @@ def test_against_effective_parameters_the_second_descent_retraces_the_rising_arm
     # equal p_eff (within a factor 1.5 of the loss interpolated along the rising arm)
     rising = slice(int(np.argmin(e["test_mse"][pca])), peak + 1)
     arm_p, arm_loss = e["p_eff_test"][rising], e["test_mse"][rising]
-    for p, loss in zip(e["p_eff_test"][excess], e["test_mse"][excess]):
+    for p, loss in zip(e["p_eff_test"][excess], e["test_mse"][excess], strict=True):
         if arm_p[0] <= p <= arm_p[-1]:
             on_arm = np.exp(np.interp(np.log(p), np.log(arm_p), np.log(arm_loss)))
             assert on_arm / 1.5 < loss < on_arm * 1.5, (p, loss, on_arm)
@@ -97,12 +106,16 @@ def test_pca_features_project_on_the_leading_principal_axes():
     assert np.abs(phi[:, 2:]).max() <= 1.0, "the rest are cos/sin features"
 
 
-@pytest.mark.parametrize("model, data, field", [
-    ({"pca_components": 6, "n_features": 5}, {"name": "digits"}, "model.pca_components"),
-    ({"pca_components": 70, "n_features": 80}, {"name": "digits"}, "model.pca_components"),
-    ({"pca_components": 2, "n_features": 5}, {"name": "gaussian", "dim": 10}, "model.name"),
-])
+@pytest.mark.parametrize(
+    "model, data, field",
+    [
+        ({"pca_components": 6, "n_features": 5}, {"name": "digits"}, "model.pca_components"),
+        ({"pca_components": 70, "n_features": 80}, {"name": "digits"}, "model.pca_components"),
+        ({"pca_components": 2, "n_features": 5}, {"name": "gaussian", "dim": 10}, "model.name"),
+    ],
+)
 def test_bad_pca_settings_name_the_field(model, data, field):
     with pytest.raises(SpecError, match=field.replace(".", r"\.")):
-        parse_spec({"name": "bad", "data": data,
-                    "model": {"name": "pca_fourier_features", **model}})
+        parse_spec(
+            {"name": "bad", "data": data, "model": {"name": "pca_fourier_features", **model}}
+        )

@@ -1,4 +1,4 @@
-"""Done-when: the shipped epoch-wise sweep shows test loss falling, rising and falling again."""
+"""The shipped epoch-wise sweep shows test loss falling, rising and falling again."""
 
 from __future__ import annotations
 

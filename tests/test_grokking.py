@@ -8,19 +8,28 @@ import pyarrow as pa
 import pytest
 
 from dd.aggregate import write_curves
+from dd.checkpoint import load_params
 from dd.execute import run_sweep
+from dd.families import make_model
 from dd.grokking import first_step, grok_table
 from dd.modular import table as modular_table
 from dd.spec import parse_spec, trial_id
 from dd.store import SweepStore
-from dd.train import load_params, make_model
 
 GROK_SPEC = {  # p = 31, half the pairs: groks in a few hundred full-batch steps on a CPU
     "name": "grok_small",
     "data": {"name": "modular", "p": 31, "train_fraction": 0.5},
     "model": {"name": "transformer", "width": 64, "heads": 4, "d_mlp": 256},
-    "train": {"optimizer": "adamw", "lr": 0.01, "b2": 0.98, "warmup_steps": 10,
-              "batch_size": "full", "epochs": 1000, "eval_points": 25, "save_params": True},
+    "train": {
+        "optimizer": "adamw",
+        "lr": 0.01,
+        "b2": 0.98,
+        "warmup_steps": 10,
+        "batch_size": "full",
+        "epochs": 1000,
+        "eval_points": 25,
+        "save_params": True,
+    },
     "grid": {"train.weight_decay": [0.0, 1.0]},
     "seed": 1,
     "resources": {"cpus": 2},
@@ -63,7 +72,7 @@ def test_a_grokked_embedding_is_sparse_in_fourier_space_and_a_memorised_one_dens
     assert final["n_key_freqs"] <= 8 and len(final["key_freqs"]) == final["n_key_freqs"]
     norms = np.array(final["fourier_norms"])
     assert len(norms) == 16
-    assert np.sum(np.sort(norms ** 2)[::-1][:8]) >= 0.9 * np.sum(norms ** 2)
+    assert np.sum(np.sort(norms**2)[::-1][:8]) >= 0.9 * np.sum(norms**2)
     assert final["fourier_gini"] > 2 * grok_rows[0]["fourier_gini"], "Gini rose in training"
     assert mem_rows[-1]["n_key_freqs"] > 8, "the memorising embedding stays dense"
     assert mem_rows[-1]["fourier_gini"] < final["fourier_gini"] / 2
@@ -90,7 +99,8 @@ def test_saved_parameters_load_and_reproduce_the_stored_test_accuracy(grokked):
     accuracy_all = np.mean(predicted == answers)
     n_test = trial.data.n_test
     stored_right = (1 - rows[-1]["test_error"]) * n_test + (1 - rows[-1]["train_error"]) * (
-        trial.data.n_train)
+        trial.data.n_train
+    )
     np.testing.assert_allclose(accuracy_all * len(pairs), stored_right, atol=1e-6)
 
 
@@ -99,8 +109,13 @@ def test_curves_write_grokking_figures_and_times(grokked):
     aggregate = write_curves(store, spec)
     names = {p.name for p in aggregate.figures}
     assert {"grokking.png", "grok_times.png"} <= names
-    phases = dict(zip(aggregate.grok["train_weight_decay"].to_pylist(),
-                      aggregate.grok["phase"].to_pylist()))
+    phases = dict(
+        zip(
+            aggregate.grok["train_weight_decay"].to_pylist(),
+            aggregate.grok["phase"].to_pylist(),
+            strict=True,
+        )
+    )
     assert phases == {0.0: "memorisation", 1.0: "grokking"}
 
 
@@ -110,47 +125,75 @@ def _rows(trials: dict[str, list[tuple]], noise: float = 0.0) -> pa.Table:
     for i, (tid, points) in enumerate(trials.items()):
         for step, train, test, *corrupt in points:
             memorised, inverted, clean = corrupt or (np.nan, np.nan, train)
-            records.append({"trial_id": tid, "seed": 0, "train_weight_decay": float(i),
-                            "data_label_noise": noise, "step": step, "train_error": 1 - train,
-                            "test_error": 1 - test, "train_error_noisy": 1 - memorised,
-                            "noisy_true_acc": inverted, "train_error_clean": 1 - clean})
+            records.append(
+                {
+                    "trial_id": tid,
+                    "seed": 0,
+                    "train_weight_decay": float(i),
+                    "data_label_noise": noise,
+                    "step": step,
+                    "train_error": 1 - train,
+                    "test_error": 1 - test,
+                    "train_error_noisy": 1 - memorised,
+                    "noisy_true_acc": inverted,
+                    "train_error_clean": 1 - clean,
+                }
+            )
     return pa.Table.from_pylist(records)
 
 
 def test_liu_phases_from_rows():
     spec = parse_spec({**GROK_SPEC, "grid": {"train.weight_decay": [0.0, 1.0, 2.0, 3.0]}})
-    rows = _rows({"a": [(10, 0.95, 0.92), (100, 1.0, 1.0)],            # together: comprehension
-                  "b": [(10, 0.95, 0.1), (100, 1.0, 1.0)],             # 10x later: grokking
-                  "c": [(10, 0.95, 0.1), (100, 1.0, 0.5)],             # memorisation
-                  "d": [(10, 0.2, 0.1), (100, 0.5, 0.3)]})             # confusion
+    rows = _rows(
+        {
+            "a": [(10, 0.95, 0.92), (100, 1.0, 1.0)],  # together: comprehension
+            "b": [(10, 0.95, 0.1), (100, 1.0, 1.0)],  # 10x later: grokking
+            "c": [(10, 0.95, 0.1), (100, 1.0, 0.5)],  # memorisation
+            "d": [(10, 0.2, 0.1), (100, 0.5, 0.3)],
+        }
+    )  # confusion
     table = grok_table(rows, spec)
-    assert table["phase"].to_pylist() == ["comprehension", "grokking", "memorisation",
-                                          "confusion"]
+    assert table["phase"].to_pylist() == ["comprehension", "grokking", "memorisation", "confusion"]
     assert table["t_generalise"].to_pylist()[:2] == [100.0, 100.0]
     assert np.isnan(table["t_generalise"].to_pylist()[2])
 
 
 def test_doshi_phases_from_rows_with_corrupted_labels():
     spec = parse_spec({**GROK_SPEC, "grid": {"train.weight_decay": [0.0, 1.0, 2.0, 3.0, 4.0]}})
-    rows = _rows({"a": [(100, 0.8, 0.99, 0.0, 0.97, 1.0)],     # inversion
-                  "b": [(100, 1.0, 0.95, 1.0, 0.0, 1.0)],      # coexistence
-                  "c": [(100, 1.0, 0.2, 1.0, 0.0, 1.0)],       # memorisation
-                  "d": [(100, 0.7, 0.3, 0.1, 0.1, 0.95)],      # forgetting
-                  "e": [(100, 0.3, 0.1, 0.1, 0.1, 0.3)]}, noise=0.2)   # confusion
+    rows = _rows(
+        {
+            "a": [(100, 0.8, 0.99, 0.0, 0.97, 1.0)],  # inversion
+            "b": [(100, 1.0, 0.95, 1.0, 0.0, 1.0)],  # coexistence
+            "c": [(100, 1.0, 0.2, 1.0, 0.0, 1.0)],  # memorisation
+            "d": [(100, 0.7, 0.3, 0.1, 0.1, 0.95)],  # forgetting
+            "e": [(100, 0.3, 0.1, 0.1, 0.1, 0.3)],
+        },
+        noise=0.2,
+    )  # confusion
     assert grok_table(rows, spec)["phase"].to_pylist() == [
-        "inversion", "coexistence", "memorisation", "forgetting", "confusion"]
+        "inversion",
+        "coexistence",
+        "memorisation",
+        "forgetting",
+        "confusion",
+    ]
 
 
 def test_the_trials_view_holds_each_trials_final_and_best_evaluation(grokked):
     from dd import api
 
     spec, store, by_decay = grokked
-    trials = api.query("SELECT train_weight_decay AS wd, step, n_evals, best_test_error, "
-                       "best_test_error_step FROM trials ORDER BY wd", spec.name, store.root)
+    trials = api.query(
+        "SELECT train_weight_decay AS wd, step, n_evals, best_test_error, "
+        "best_test_error_step FROM trials ORDER BY wd",
+        spec.name,
+        store.root,
+    )
     for row in trials.to_pylist():
         rows = by_decay[row["wd"]][1]
         best = min(rows, key=lambda r: (r["test_error"], r["step"]))
         assert row["step"] == rows[-1]["step"] == 1000 and row["n_evals"] == len(rows)
         assert row["best_test_error"] == best["test_error"]
-        assert row["best_test_error_step"] in {r["step"] for r in rows
-                                               if r["test_error"] == best["test_error"]}
+        assert row["best_test_error_step"] in {
+            r["step"] for r in rows if r["test_error"] == best["test_error"]
+        }

@@ -25,12 +25,18 @@ def write_idx_dataset(directory, splits, *, gz=False):
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
     for prefix, (images, labels) in splits.items():
-        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", 0x803, images.shape, images, gz=gz)
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", 0x801, labels.shape, labels, gz=gz)
+        write_idx(
+            directory / f"{prefix}-images-idx3-ubyte{suffix}", 0x803, images.shape, images, gz=gz
+        )
+        write_idx(
+            directory / f"{prefix}-labels-idx1-ubyte{suffix}", 0x801, labels.shape, labels, gz=gz
+        )
 
 
 def idx_split(n, side=4):
-    return RNG.integers(0, 256, (n, side, side), dtype=np.uint8), RNG.integers(0, 10, n, dtype=np.uint8)
+    return RNG.integers(0, 256, (n, side, side), dtype=np.uint8), RNG.integers(
+        0, 10, n, dtype=np.uint8
+    )
 
 
 class Python2StylePickler(pickle._Pickler):
@@ -69,10 +75,13 @@ def cifar_batch(n, n_classes, labels_key=b"labels"):
 
 
 def write_cifar10(data_dir, batches):
-    """``batches`` maps file name to batch dict; every other CIFAR-10 file gets a small valid batch."""
+    """``batches`` maps file name to batch dict; every other CIFAR-10 file gets a small valid
+    batch."""
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        write_pickle(data_dir / "cifar-10-batches-py" / name, batches.get(name) or cifar_batch(2, 10))
+        write_pickle(
+            data_dir / "cifar-10-batches-py" / name, batches.get(name) or cifar_batch(2, 10)
+        )
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])
@@ -90,7 +99,10 @@ def test_idx_round_trip(tmp_path, name, gz):
 
 
 def test_cifar10_round_trip_transposes_channel_major_rows_to_nhwc(tmp_path):
-    batches = {name: cifar_batch(2, 10) for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    batches = {
+        name: cifar_batch(2, 10)
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    }
     # Channel 1 (green), row 2, column 3 of the first training image.
     batches["data_batch_1"][b"data"][0, 1 * 1024 + 2 * 32 + 3] = 7
     write_cifar10(tmp_path, batches)
@@ -177,8 +189,14 @@ def break_label_range(directory):
 
 @pytest.mark.parametrize(
     "break_file",
-    [break_missing_file, break_magic, break_gzipped_without_suffix, break_truncated, break_count_mismatch,
-     break_label_range],
+    [
+        break_missing_file,
+        break_magic,
+        break_gzipped_without_suffix,
+        break_truncated,
+        break_count_mismatch,
+        break_label_range,
+    ],
 )
 def test_malformed_idx_is_a_data_error_naming_the_path(tmp_path, break_file):
     directory = tmp_path / "mnist"

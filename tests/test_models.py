@@ -100,7 +100,11 @@ def test_output_shape_and_parameter_count(case):
     "model, input_shape",
     [
         (cnn.CNN(width=2, n_classes=N_CLASSES), (4, 8, 8, 3)),
-        (resnet.PreActResNet18(width=2, n_classes=N_CLASSES), (4, 8, 8, 3)),
+        pytest.param(
+            resnet.PreActResNet18(width=2, n_classes=N_CLASSES),
+            (4, 8, 8, 3),
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["cnn", "resnet"],
 )

@@ -33,8 +33,18 @@ def test_sweep_stores_one_row_per_trial_in_atomic_pack_files(swept):
     assert not list(store.packs_dir.glob(".tmp-*")), "no temporary files left behind"
     table = store.read_results()
     assert sorted(table["trial_id"].to_pylist()) == sorted(trial_id(t) for t in spec.trials)
-    for column in ("sweep", "seed", "data_n_train", "model_n_features", "test_mse",
-                   "coef_norm", "p_eff_test", "status", "wall_time_s", "jax_version"):
+    for column in (
+        "sweep",
+        "seed",
+        "data_n_train",
+        "model_n_features",
+        "test_mse",
+        "coef_norm",
+        "p_eff_test",
+        "status",
+        "wall_time_s",
+        "jax_version",
+    ):
         assert column in table.column_names, column
     assert set(table["status"].to_pylist()) == {"ok"}
     assert (store.dir / "spec.yaml").is_file()
@@ -72,8 +82,17 @@ def test_curves_status_and_query_commands(swept, capsys):
     assert main(["status", spec.name, "--results", str(root)]) == 0
     assert "24 trials planned: 24 done, 0 missing, 0 failed" in capsys.readouterr().out
 
-    assert main(["query", "SELECT count(*) AS n, count(DISTINCT trial_id) AS trials "
-                 "FROM results", "--results", str(root)]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "SELECT count(*) AS n, count(DISTINCT trial_id) AS trials FROM results",
+                "--results",
+                str(root),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.splitlines()[2].split() == ["24", "24"]
     assert main(["query", "SELECT nope FROM results", "--results", str(root)]) == 2
@@ -95,12 +114,16 @@ def test_dry_run_counts_and_writes_nothing(write_spec, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--cpus", "0"], "argument --cpus: must be a whole number >= 1, got '0'"),
-    (["--cpus", "1", "--address", "10.0.0.1:6379"], "--cpus: only a local Ray instance"),
-])
-def test_a_bad_local_cpu_count_is_one_line_exit_2_and_writes_nothing(options, message, write_spec,
-                                                                    tmp_path, capsys):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--cpus", "0"], "argument --cpus: must be a whole number >= 1, got '0'"),
+        (["--cpus", "1", "--address", "10.0.0.1:6379"], "--cpus: only a local Ray instance"),
+    ],
+)
+def test_a_bad_local_cpu_count_is_one_line_exit_2_and_writes_nothing(
+    options, message, write_spec, tmp_path, capsys
+):
     path = write_spec(TINY_GAUSSIAN)
     try:  # argparse rejects a malformed value by exiting; dd's own checks return the code
         code = main(["sweep", str(path), "--results", str(tmp_path / "r"), *options])
@@ -113,15 +136,17 @@ def test_a_bad_local_cpu_count_is_one_line_exit_2_and_writes_nothing(options, me
 
 
 def test_python_m_dd_runs_as_a_module(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "dd", "--version"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "dd", "--version"], capture_output=True, text=True, check=True
+    )
     assert done.stdout.startswith("dd ")
     bad = subprocess.run([sys.executable, "-m", "dd", "sweep"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_a_pack_that_keeps_failing_is_recorded_and_the_sweep_exits_1(ray_local, write_spec,
-                                                                     tmp_path, capsys):
+def test_a_pack_that_keeps_failing_is_recorded_and_the_sweep_exits_1(
+    ray_local, write_spec, tmp_path, capsys
+):
     spec_path = write_spec(TINY_GAUSSIAN)
     root = tmp_path / "results"
     (root / "tiny").mkdir(parents=True)
@@ -149,8 +174,21 @@ def test_query_formats_and_files(swept, capsys, tmp_path):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0] == {"p": 2, "n": 4} and len(rows) == 6
     out = tmp_path / "trials.parquet"
-    assert main(["query", "SELECT * FROM trials", "--results", str(root), "--format",
-                 "parquet", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "SELECT * FROM trials",
+                "--results",
+                str(root),
+                "--format",
+                "parquet",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().err.strip() == f"24 rows written to {out}"
     table = pq.read_table(out)
     assert table.num_rows == 24 and set(table["n_evals"].to_pylist()) == {1}

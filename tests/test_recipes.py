@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import TINY_GAUSSIAN
@@ -32,8 +33,10 @@ BIN = Path(sys.executable).parent
 
 # `dd SUB ARG ...` (or the SLURM script's `"$DD" SUB ARG ...`) up to the end of its line;
 # prose such as "the same `dd sweep` on" has no argument right after the subcommand.
-DD_COMMAND = re.compile(r'(?:\bdd|"\$DD")\s+(?P<sub>sweep|status|curves|query)\s+'
-                        r'(?P<arg>\S+)(?P<rest>[^\n]*)')
+DD_COMMAND = re.compile(
+    r'(?:\bdd|"\$DD")\s+(?P<sub>sweep|status|curves|query)\s+'
+    r"(?P<arg>\S+)(?P<rest>[^\n]*)"
+)
 
 
 def dd_commands(path: Path) -> list[re.Match]:
@@ -42,8 +45,9 @@ def dd_commands(path: Path) -> list[re.Match]:
 
 @functools.cache
 def dd_options(sub: str) -> set[str]:
-    done = subprocess.run([sys.executable, "-m", "dd", sub, "--help"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "dd", sub, "--help"], capture_output=True, text=True, check=True
+    )
     return set(re.findall(r"--[a-z][a-z-]*", done.stdout))
 
 
@@ -65,8 +69,9 @@ def test_the_cluster_launcher_config_passes_rays_schema_and_runs_a_shipped_spec(
 
     config = yaml.safe_load(CLUSTER.read_text())
     validate_config(prepare_config(copy.deepcopy(config)))  # what `ray up` checks first
-    workers = [t for name, t in config["available_node_types"].items()
-               if name != config["head_node_type"]]
+    workers = [
+        t for name, t in config["available_node_types"].items() if name != config["head_node_type"]
+    ]
     assert workers and all(t["max_workers"] > 0 for t in workers)
     assert config["available_node_types"][config["head_node_type"]]["resources"] == {"CPU": 0}
     assert "." in config["file_mounts"].values(), "the checkout, with sweeps/, goes to the nodes"
@@ -166,16 +171,24 @@ def _run_slurm_script(tmp_path: Path, spec: dict) -> tuple[subprocess.CompletedP
     ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SLURM_"))}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", SLURM_JOB_NODELIST="node[1-2]",
-               SRUN_LOG=str(tmp_path / "srun.log"), SPEC=str(spec_path),
-               RESULTS=str(tmp_path / "results"), DD=str(BIN / "dd"), RAY=str(BIN / "ray"),
-               PORT=str(port), RAY_TMPDIR=str(ray_tmp))
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+        SLURM_JOB_NODELIST="node[1-2]",
+        SRUN_LOG=str(tmp_path / "srun.log"),
+        SPEC=str(spec_path),
+        RESULTS=str(tmp_path / "results"),
+        DD=str(BIN / "dd"),
+        RAY=str(BIN / "ray"),
+        PORT=str(port),
+        RAY_TMPDIR=str(ray_tmp),
+    )
     log = tmp_path / "job.out"
     # Output to a file, not a pipe: Ray processes the script failed to stop would hold a pipe
     # open, and the test would hang instead of failing.
     with log.open("w") as out:
-        proc = subprocess.Popen(["bash", str(SLURM)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["bash", str(SLURM)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
             proc.wait(timeout=300)
         except subprocess.TimeoutExpired:
@@ -190,15 +203,27 @@ def _run_slurm_script(tmp_path: Path, spec: dict) -> tuple[subprocess.CompletedP
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     sessions = [p for p in (ray_tmp / "ray").glob("session_2*") if p.is_dir()]
-    gcs_logs = "".join(p.read_text(errors="replace")
-                       for s in sessions for p in (s / "logs").glob("gcs_server*.out"))
+    gcs_logs = "".join(
+        p.read_text(errors="replace")
+        for s in sessions
+        for p in (s / "logs").glob("gcs_server*.out")
+    )
     shutil.rmtree(ray_tmp, ignore_errors=True)
-    return (subprocess.CompletedProcess(proc.args, proc.returncode, log.read_text()),
-            {"left": left, "port_free": _port_is_free(port), "sessions": len(sessions),
-             "gcs_logs": gcs_logs, "srun": (tmp_path / "srun.log").read_text().splitlines(),
-             "results": tmp_path / "results", "spec": spec_path})
+    return (
+        subprocess.CompletedProcess(proc.args, proc.returncode, log.read_text()),
+        {
+            "left": left,
+            "port_free": _port_is_free(port),
+            "sessions": len(sessions),
+            "gcs_logs": gcs_logs,
+            "srun": (tmp_path / "srun.log").read_text().splitlines(),
+            "results": tmp_path / "results",
+            "spec": spec_path,
+        },
+    )
 
 
+@pytest.mark.ray
 def test_the_slurm_script_runs_a_sweep_on_a_two_node_ray_cluster_and_stops_it(tmp_path):
     spec = {**copy.deepcopy(TINY_GAUSSIAN), "name": "recipe_tiny"}
     done, job = _run_slurm_script(tmp_path, spec)
@@ -217,6 +242,7 @@ def test_the_slurm_script_runs_a_sweep_on_a_two_node_ray_cluster_and_stops_it(tm
     assert "recipe_tiny: ran 24 trials" in done.stdout
 
 
+@pytest.mark.ray
 def test_the_slurm_script_stops_ray_when_the_sweep_fails(tmp_path):
     bad = {**copy.deepcopy(TINY_GAUSSIAN), "name": "recipe_bad", "resources": {"cpus": -1}}
     done, job = _run_slurm_script(tmp_path, bad)

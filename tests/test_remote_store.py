@@ -19,8 +19,11 @@ from dd.spec import load_spec, trial_id
 from dd.store import RemotePath, SweepStore, as_store_path, atomic_write_bytes
 from tests.conftest import TINY_GAUSSIAN
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dd-test", "AWS_SECRET_ACCESS_KEY": "dd-test",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "dd-test",
+    "AWS_SECRET_ACCESS_KEY": "dd-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +32,11 @@ def s3_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
-                               "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -53,27 +58,39 @@ def results_uri(s3_endpoint, monkeypatch) -> str:
     for key, value in CREDENTIALS.items():
         monkeypatch.setenv(key, value)
     bucket = f"dd-{uuid.uuid4().hex[:10]}"
-    pafs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http", region="us-east-1",
-                      allow_bucket_creation=True).create_dir(bucket)
+    pafs.S3FileSystem(
+        endpoint_override=s3_endpoint, scheme="http", region="us-east-1", allow_bucket_creation=True
+    ).create_dir(bucket)
     return f"s3://{bucket}/results?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
 
 
 def _keys(uri: str) -> list[str]:
     root = as_store_path(uri)
     selector = pafs.FileSelector(root.path, recursive=True, allow_not_found=True)
-    return sorted(i.path[len(root.path) + 1:] for i in root.fs.get_file_info(selector)
-                  if i.type == pafs.FileType.File)
+    return sorted(
+        i.path[len(root.path) + 1 :]
+        for i in root.fs.get_file_info(selector)
+        if i.type == pafs.FileType.File
+    )
 
 
 def _dd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "dd.cli", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=600, env={**os.environ, **CREDENTIALS})
+    return subprocess.run(
+        [sys.executable, "-m", "dd.cli", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, **CREDENTIALS},
+    )
 
 
+@pytest.mark.ray
 def test_workers_write_packs_to_the_object_store_and_every_reader_reads_them(
-        results_uri, write_spec, tmp_path):
+    results_uri, write_spec, tmp_path
+):
     spec_path = write_spec(TINY_GAUSSIAN)
     planned = {trial_id(t) for t in load_spec(spec_path).trials}
 
@@ -94,8 +111,17 @@ def test_workers_write_packs_to_the_object_store_and_every_reader_reads_them(
     status = _dd("status", "tiny", "--results", results_uri, cwd=tmp_path)
     assert status.returncode == 0 and f"{len(planned)} done" in status.stdout, status.stdout
 
-    query = _dd("query", "SELECT count(DISTINCT trial_id) AS n, count(*) AS rows FROM trials",
-                "--sweep", "tiny", "--results", results_uri, "--format", "csv", cwd=tmp_path)
+    query = _dd(
+        "query",
+        "SELECT count(DISTINCT trial_id) AS n, count(*) AS rows FROM trials",
+        "--sweep",
+        "tiny",
+        "--results",
+        results_uri,
+        "--format",
+        "csv",
+        cwd=tmp_path,
+    )
     assert query.returncode == 0, query.stderr
     assert query.stdout.splitlines()[1] == f"{len(planned)},{len(planned)}"
 

@@ -48,9 +48,14 @@ def test_axis_mixes_values_and_generators():
 
 
 def test_zip_moves_axes_together():
-    spec = parse_spec(spec_with(grid={
-        "seed": [0, 1],
-        "zip": [{"data.n_train": [5, 10, 15], "model.n_features": [4, 8, 12]}]}))
+    spec = parse_spec(
+        spec_with(
+            grid={
+                "seed": [0, 1],
+                "zip": [{"data.n_train": [5, 10, 15], "model.n_features": [4, 8, 12]}],
+            }
+        )
+    )
     pairs = {(t.data.n_train, t.model.n_features) for t in spec.trials}
     assert pairs == {(5, 4), (10, 8), (15, 12)}
     assert len(spec.trials) == 6
@@ -71,9 +76,14 @@ def test_trial_ids_are_stable_and_content_addressed(write_spec):
 def test_trial_ids_are_pinned_so_new_defaulted_fields_keep_stored_results():
     """An id must not move when dd gains a config field with a default (or the id scheme
     changes by accident): every stored result would be orphaned and run again."""
-    trial = parse_spec({"name": "pin", "data": {"name": "mnist1d", "n_train": 1000},
-                        "model": {"name": "mlp", "width": 16},
-                        "train": {"optimizer": "adam", "lr": 0.001}}).trials[0]
+    trial = parse_spec(
+        {
+            "name": "pin",
+            "data": {"name": "mnist1d", "n_train": 1000},
+            "model": {"name": "mlp", "width": 16},
+            "train": {"optimizer": "adam", "lr": 0.001},
+        }
+    ).trials[0]
     assert trial_id(trial) == "8a7d481784361837"
 
 
@@ -94,7 +104,10 @@ BAD_SPECS = [  # (mutation, field path the one-line error must name)
     (lambda m: m.update(grid={}), "grid"),
     (lambda m: m["grid"].update({"seed": []}), "grid.seed"),
     (lambda m: m["grid"].update({"model.colour": [1, 2]}), "grid.model.colour"),
-    (lambda m: m["grid"].update({"model.depth": [1, 2]}), "model.depth"),  # not a raw_features field
+    (
+        lambda m: m["grid"].update({"model.depth": [1, 2]}),
+        "model.depth",
+    ),  # not a raw_features field
     (lambda m: m.update(train={"lr": 0.1}), "train"),  # closed-form models take fit
     (lambda m: m["grid"].update({"seed": {"arange": [0, 3]}}), "grid.seed"),
     (lambda m: m["grid"].update({"zip": [{"seed": [1, 2], "data.n_train": [3]}]}), "grid.zip[0]"),
@@ -107,8 +120,9 @@ BAD_SPECS = [  # (mutation, field path the one-line error must name)
 
 
 @pytest.mark.parametrize("mutate,field", BAD_SPECS, ids=[f for _, f in BAD_SPECS])
-def test_bad_spec_is_one_line_exit_2_and_writes_nothing(mutate, field, write_spec, tmp_path,
-                                                        capsys):
+def test_bad_spec_is_one_line_exit_2_and_writes_nothing(
+    mutate, field, write_spec, tmp_path, capsys
+):
     mapping = copy.deepcopy(TINY_GAUSSIAN)
     mutate(mapping)
     path = write_spec(mapping)

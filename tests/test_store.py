@@ -7,20 +7,26 @@ import os
 import pyarrow as pa
 import pytest
 
+from conftest import TINY_GAUSSIAN
 from dd.errors import DDError, StoreError
 from dd.schema import METRICS, pack_table
 from dd.spec import parse_spec, trial_id
 from dd.store import SweepStore, atomic_write_bytes
-
-from conftest import TINY_GAUSSIAN
 
 
 def _table(store: SweepStore, n: int = 3) -> tuple[pa.Table, list[str]]:
     trials = list(parse_spec(TINY_GAUSSIAN).trials)[:n]
     ids = [trial_id(t) for t in trials]
     rows = [[{"test_mse": float(i), "n_params": 3}] for i in range(n)]
-    return pack_table(sweep=store.name, pack_id="p1", trial_ids=ids, trials=trials, rows=rows,
-                      wall_time_s=1.5, jax_version="x"), ids
+    return pack_table(
+        sweep=store.name,
+        pack_id="p1",
+        trial_ids=ids,
+        trials=trials,
+        rows=rows,
+        wall_time_s=1.5,
+        jax_version="x",
+    ), ids
 
 
 def test_pack_table_has_config_columns_and_every_metric(tmp_path):
@@ -68,8 +74,7 @@ def test_corrupt_pack_is_moved_aside_never_read(tmp_path, capsys, damage):
     table, ids = _table(store)
     path = store.write_pack("p1", table)
     payload = path.read_bytes()
-    path.write_bytes(payload[: len(payload) // 2] if damage == "truncate"
-                     else b"garbage" * 100)
+    path.write_bytes(payload[: len(payload) // 2] if damage == "truncate" else b"garbage" * 100)
     assert store.stored_trial_ids() == set(), "its trials count as not done"
     assert "moved to" in capsys.readouterr().err
     assert not path.exists() and len(list((store.dir / "corrupt").iterdir())) == 1
@@ -93,11 +98,14 @@ def test_config_columns_never_collide_with_metric_or_meta_columns():
 
     def walk(prefix: str, cls: type) -> None:
         for f in dataclasses.fields(cls):
-            kinds = [a for a in typing.get_args(typing.get_type_hints(cls)[f.name])
-                     if a is not type(None)] or [typing.get_type_hints(cls)[f.name]]
+            kinds = [
+                a
+                for a in typing.get_args(typing.get_type_hints(cls)[f.name])
+                if a is not type(None)
+            ] or [typing.get_type_hints(cls)[f.name]]
             kind = kinds[0]
             variants = getattr(kind, "VARIANTS", None)
-            for sub in (set(variants.values()) if variants else [kind]):
+            for sub in set(variants.values()) if variants else [kind]:
                 if dataclasses.is_dataclass(sub):
                     walk(f"{prefix}{f.name}.", sub)
                     break
@@ -122,10 +130,19 @@ def test_a_second_driver_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
         with pytest.raises(StoreError, match="another driver is running this sweep .pid"):
             with SweepStore(tmp_path, "s").driver_lock():
                 pass
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from dd.store import SweepStore\n"
-        f"with SweepStore({str(tmp_path)!r}, 's').driver_lock():\n"
-        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time; from dd.store import SweepStore\n"
+                f"with SweepStore({str(tmp_path)!r}, 's').driver_lock():\n"
+                "    print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StoreError, match=f"pid {holder.pid}"):

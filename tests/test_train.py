@@ -6,16 +6,24 @@ import jax
 import numpy as np
 import pytest
 
+from dd.config import Train
+from dd.optim import lr_factor
 from dd.packs import make_packs, pack_key
 from dd.spec import parse_spec
-from dd.train import eval_epochs, lr_factor, train_pack
-from dd.config import Train
+from dd.train import eval_epochs, train_pack
 
 MLP_SPEC = {
-    "name": "mlp", "data": {"name": "mnist1d", "n_train": 300, "train_pool": 400, "n_test": 500},
+    "name": "mlp",
+    "data": {"name": "mnist1d", "n_train": 300, "train_pool": 400, "n_test": 500},
     "model": {"name": "mlp", "width": 16},
-    "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 50, "epochs": 6,
-              "eval_points": 3},
+    "train": {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "batch_size": 50,
+        "epochs": 6,
+        "eval_points": 3,
+    },
 }
 
 
@@ -26,38 +34,55 @@ def _pack(grid: dict, **changes):
     return spec, packs
 
 
+@pytest.mark.slow
 def test_a_trial_trained_in_a_pack_equals_the_trial_alone():
-    _, (pack,) = _pack({"seed": [0, 1], "data.n_train": [150, 300],
-                        "data.label_noise": [0.0, 0.2], "train.lr": [0.05, 0.02],
-                        "train.weight_decay": [0.0, 1e-3]})
+    _, (pack,) = _pack(
+        {
+            "seed": [0, 1],
+            "data.n_train": [150, 300],
+            "data.label_noise": [0.0, 0.2],
+            "train.lr": [0.05, 0.02],
+            "train.weight_decay": [0.0, 1e-3],
+        }
+    )
     assert len(pack.trials) == 32, "seed, n_train, noise, lr and wd vary inside one pack"
     key = pack_key(pack.trials[0])
     together = train_pack(list(pack.trials), key)
     for i in (0, 7, 18, 31):
         alone = train_pack([pack.trials[i]], key)[0]
         assert [r["epoch"] for r in alone] == [r["epoch"] for r in together[i]]
-        for row_alone, row_pack in zip(alone, together[i]):
+        for row_alone, row_pack in zip(alone, together[i], strict=True):
             for metric, value in row_alone.items():
-                np.testing.assert_allclose(row_pack[metric], value, rtol=2e-5, atol=1e-6,
-                                           err_msg=f"trial {i} {metric}")
+                np.testing.assert_allclose(
+                    row_pack[metric], value, rtol=2e-5, atol=1e-6, err_msg=f"trial {i} {metric}"
+                )
 
 
+@pytest.mark.slow
 def test_one_compile_per_pack_shape():
     compiles = []
     listener = lambda event, duration, **kw: compiles.append(event)  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         _, (first,) = _pack({"seed": [0, 1, 2, 3]})
-        _, (second,) = _pack({"zip": [{"seed": [5, 6, 7, 8], "data.n_train": [100, 300, 200, 300],
-                                       "train.lr": [0.01, 0.03, 0.02, 0.05]}]})
+        _, (second,) = _pack(
+            {
+                "zip": [
+                    {
+                        "seed": [5, 6, 7, 8],
+                        "data.n_train": [100, 300, 200, 300],
+                        "train.lr": [0.01, 0.03, 0.02, 0.05],
+                    }
+                ]
+            }
+        )
         _, (narrow,) = _pack({"seed": [0, 1, 2, 3]}, model={"name": "mlp", "width": 24})
         _, (wider,) = _pack({"seed": [0, 1, 2, 3]}, model={"name": "mlp", "width": 80})
         counts = []
         for pack in (first, second, narrow, wider):
             compiles.clear()
             train_pack(list(pack.trials), pack_key(pack.trials[0]))
-            counts.append(sum(e == "/jax/core/compile/backend_compile_duration"
-                              for e in compiles))
+            counts.append(sum(e == "/jax/core/compile/backend_compile_duration" for e in compiles))
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert counts[0] > 0
@@ -69,8 +94,10 @@ def test_one_compile_per_pack_shape():
 def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     """Width 9 trains inside the 64-wide program; its saved parameters have width-9 shapes,
     and the width-9 network on them gives the test error the wide program measured."""
-    from dd.data import load_dataset, prepare_inputs
-    from dd.train import load_params, make_model
+    from dd.checkpoint import load_params
+    from dd.data import load_dataset
+    from dd.device_data import prepare_inputs
+    from dd.families import make_model
 
     spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
     assert len(pack.trials) == 4 and pack_key(pack.trials[0]).model.width == 64
@@ -78,29 +105,32 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     rows = train_pack(list(pack.trials), pack_key(pack.trials[0]), param_files=files)
     data = load_dataset(pack.trials[0].data)
     x = prepare_inputs(data.x_test, data.x_mean, data.x_std)
-    for trial, trial_rows, path in zip(pack.trials, rows, files):
+    for trial, trial_rows, path in zip(pack.trials, rows, files, strict=True):
         params = load_params(path)
         assert params["hidden_1"]["kernel"].shape == (trial.model.width, trial.model.width)
         logits = make_model(trial).apply({"params": params}, x)
         error = float(np.mean(np.argmax(logits, -1) != data.y_test))
         assert error == pytest.approx(trial_rows[-1]["test_error"], abs=1.5 / len(x))
-        assert trial_rows[-1]["n_params"] == (40 + 1) * trial.model.width + (
-            trial.model.width + 1) * trial.model.width + (trial.model.width + 1) * 10
+        assert (
+            trial_rows[-1]["n_params"]
+            == (40 + 1) * trial.model.width
+            + (trial.model.width + 1) * trial.model.width
+            + (trial.model.width + 1) * 10
+        )
 
 
 def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
-    from dd.mlp import narrow
+    from dd.families import make_model, narrow, program_trial
 
-    wide, width = 64, 9
-    keys = jax.random.split(jax.random.PRNGKey(0), 64)
-    init = jax.nn.initializers.lecun_normal()
-    params = {"hidden_0": {"kernel": init(keys[0], (40, wide)), "bias": np.ones(wide)},
-              "hidden_1": {"kernel": jax.vmap(lambda k: init(k, (wide, wide)))(keys),
-                           "bias": np.ones(wide)},
-              "logits": {"kernel": init(keys[1], (wide, 10)), "bias": np.ones(10)}}
-    narrowed = jax.vmap(lambda k: narrow({**params, "hidden_1": {
-        "kernel": k, "bias": params["hidden_1"]["bias"]}}, np.int32(width), wide))(
-        params["hidden_1"]["kernel"])
+    spec, (pack,) = _pack({"seed": [0]})
+    program = program_trial(pack.trials[0])
+    wide, width = program.model.width, 9
+    assert wide == 64
+    x = np.zeros((1, 40), np.float32)
+    params = jax.vmap(lambda k: make_model(program).init(k, x)["params"])(
+        jax.random.split(jax.random.PRNGKey(0), 64)
+    )
+    narrowed = jax.vmap(lambda p: narrow(program, p, np.int32(width)))(params)
     live = narrowed["hidden_1"]["kernel"][:, :width, :width]
     assert float(np.var(live)) == pytest.approx(1 / width, rel=0.1)
     assert not np.any(narrowed["hidden_1"]["kernel"][:, width:, :])
@@ -108,10 +138,12 @@ def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
     assert not np.any(narrowed["hidden_0"]["kernel"][:, :, width:])
     assert not np.any(narrowed["hidden_0"]["bias"][:, width:])
     assert not np.any(narrowed["logits"]["kernel"][:, width:, :])
-    np.testing.assert_array_equal(narrowed["hidden_0"]["kernel"][0, :, :width],
-                                  params["hidden_0"]["kernel"][:, :width])
+    np.testing.assert_array_equal(
+        narrowed["hidden_0"]["kernel"][:, :, :width], params["hidden_0"]["kernel"][:, :, :width]
+    )
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_stops_alone():
     _, (pack,) = _pack({"seed": [0], "train.lr": [0.05, 1e6]})
     rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))
@@ -123,12 +155,21 @@ def test_a_diverging_trial_stops_alone():
     assert "train_loss" not in bad[-1], "no metrics after the divergence"
 
 
+@pytest.mark.slow
 def test_label_noise_metrics_and_memorisation():
-    _, (pack,) = _pack({"seed": [0]}, data={**MLP_SPEC["data"], "label_noise": 0.3,
-                                            "n_train": 200},
-                       model={"name": "mlp", "width": 256},
-                       train={**MLP_SPEC["train"], "optimizer": "adam", "lr": 3e-3,
-                              "momentum": 0.0, "epochs": 300, "eval_points": 4})
+    _, (pack,) = _pack(
+        {"seed": [0]},
+        data={**MLP_SPEC["data"], "label_noise": 0.3, "n_train": 200},
+        model={"name": "mlp", "width": 256},
+        train={
+            **MLP_SPEC["train"],
+            "optimizer": "adam",
+            "lr": 3e-3,
+            "momentum": 0.0,
+            "epochs": 300,
+            "eval_points": 4,
+        },
+    )
     rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))[0]
     final = rows[-1]
     assert final["train_error"] < 0.02, "a wide net memorises noisy labels"
@@ -157,7 +198,7 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
     key, trials = pack_key(pack.trials[0]), list(pack.trials)
     uninterrupted = train_pack(trials, key)
     checkpoint = tmp_path / "pack.msgpack"
-    real_evaluate, calls = train_module._evaluate, []
+    real_evaluate, calls = train_module.evaluate, []
 
     def crash_on_third_evaluation(*args, **kwargs):
         calls.append(1)
@@ -165,21 +206,22 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
             raise RuntimeError("worker killed")
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "_evaluate", crash_on_third_evaluation)
+    monkeypatch.setattr(train_module, "evaluate", crash_on_third_evaluation)
     with pytest.raises(RuntimeError, match="worker killed"):
         train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
     assert checkpoint.exists(), "the state at epoch 4 was saved before the crash"
-    monkeypatch.setattr(train_module, "_evaluate", real_evaluate)
-    real_train, starts = train_module._train_epochs, []
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    real_train, starts = train_module.train_epochs, []
 
-    def record_start(program, arrays, setups, replicas, first, last):
+    def record_start(program, data, setups, replicas, first, last):
         starts.append(int(first))
-        return real_train(program, arrays, setups, replicas, first, last)
+        return real_train(program, data, setups, replicas, first, last)
 
-    monkeypatch.setattr(train_module, "_train_epochs", record_start)
+    monkeypatch.setattr(train_module, "train_epochs", record_start)
     resumed = train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
     assert starts == [4], "training resumed at the epoch-4 checkpoint, not from the start"
     np.testing.assert_equal(resumed, uninterrupted)  # exactly, NaN (no noised labels) included
     checkpoint.write_bytes(b"not a checkpoint")  # a damaged file is ignored, not trusted
-    np.testing.assert_equal(train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2),
-                            uninterrupted)
+    np.testing.assert_equal(
+        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2), uninterrupted
+    )

@@ -1,0 +1,66 @@
+"""How much memory a pack needs, and what to do when it does not fit.
+
+Packs are first cut by an estimate (``bytes_per_replica``) against ``resources.memory_gb``.
+On a GPU the worker then asks the compiled program itself (XLA's ``memory_analysis``) how
+many bytes it needs and compares that with the device's limit; a program too large for it,
+or one that runs out of memory anyway (``RESOURCE_EXHAUSTED``), raises ``OutOfMemory`` and
+the executor splits the pack in halves (``dd.execute``), down to one replica.
+"""
+
+from __future__ import annotations
+
+from dd.config import Trial
+
+
+class OutOfMemory(RuntimeError):
+    """A pack's program does not fit the memory it may use."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is XLA's out-of-memory error (or ours)."""
+    return isinstance(error, OutOfMemory) or "RESOURCE_EXHAUSTED" in str(error)
+
+
+def compiled_bytes(compiled) -> int:
+    """Device bytes a compiled program holds while it runs: arguments, outputs (less those
+    that reuse donated arguments), temporaries and code."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return 0
+    return (
+        stats.argument_size_in_bytes
+        + stats.output_size_in_bytes
+        - stats.alias_size_in_bytes
+        + stats.temp_size_in_bytes
+        + stats.generated_code_size_in_bytes
+    )
+
+
+def device_budget(share: float) -> int | None:
+    """Bytes this worker's accelerator may give a pack (its allocator's limit, which
+    ``XLA_PYTHON_CLIENT_MEM_FRACTION`` already scales for a shared GPU); None on a CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    limit = stats.get("bytes_limit")
+    return int(limit) if limit else None
+
+
+def bytes_per_replica(trial: Trial) -> int:
+    """A float32 estimate of one replica's memory, to cut packs before anything compiles:
+    parameters, gradients and optimizer state (5 copies), the activations a training batch
+    keeps for the backward pass, or an evaluation chunk's (forward only), whichever is
+    larger, and the replica's row indices."""
+    from dd.evaluate import EVAL_CHUNK
+    from dd.families import family_of, n_params, program_trial, token_vocab
+
+    program = program_trial(trial)
+    per_example = family_of(program).activation_floats(program)
+    batch = trial.train.batch_size
+    batch = trial.data.n_train if batch == "full" else batch
+    activations = max(3 * batch * per_example, EVAL_CHUNK * per_example)
+    pool_logits = 3 * trial.data.pool_size * trial.data.p if token_vocab(trial) else 0
+    return 4 * (5 * n_params(program) + activations + 5 * trial.data.n_train + pool_logits)

@@ -1,0 +1,37 @@
+"""A stored sweep's spec, rows and trial states: what ``dd status`` needs, and nothing that
+draws or fits (so the status command does not import matplotlib or scipy)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from dd.errors import StoreError
+from dd.spec import Spec, parse_spec, trial_id
+from dd.store import SweepStore
+
+
+def load_stored_spec(store: SweepStore) -> Spec:
+    """The spec saved beside the results: the sweep's current plan."""
+    return parse_spec(store.read_spec_mapping())
+
+
+def stored_rows(store: SweepStore) -> pa.Table:
+    """Every stored row of the sweep; a StoreError when nothing is stored yet."""
+    table = store.read_results()
+    if table is None:
+        raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
+    return table
+
+
+def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, set[str]]:
+    """The spec's trial ids by state (``planned``, ``done``, ``missing``, ``failed``) and the
+    ``earlier`` stored ids that the current spec no longer plans; ``stored``: the stored ids."""
+    planned = {trial_id(t) for t in spec.trials}
+    failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
+    return {
+        "planned": planned,
+        "done": planned & stored,
+        "missing": planned - stored - failed,
+        "failed": failed,
+        "earlier": stored - planned,
+    }

@@ -1,0 +1,690 @@
+"""Edges a user hits (issue 13): each ends in one clear line, nothing hangs, nothing is
+silently wrong."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import TINY_GAUSSIAN
+from dd.cli import main
+from dd.errors import SpecError
+from dd.spec import load_spec
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+# ---- item 10: duplicate keys
+def test_duplicate_yaml_keys_are_refused_naming_key_and_line(tmp_path, capsys):
+    path = tmp_path / "dup.yaml"
+    path.write_text(
+        "name: dup\ndata: {name: gaussian, dim: 20, n_train: 10}\n"
+        "model: {name: raw_features, n_features: 1}\n"
+        "model: {name: raw_features, n_features: 2}\n"
+    )
+    with pytest.raises(SpecError, match=r"duplicate key 'model'.*line 4"):
+        load_spec(path)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("name: dup\ndata:\n  name: gaussian\n  dim: 20\n  dim: 30\n")
+    with pytest.raises(SpecError, match=r"duplicate key 'dim'.*line 5"):
+        load_spec(nested)
+    assert main(["sweep", str(path), "--results", str(tmp_path / "r"), "--dry-run"]) == 2
+    _one_line_error(capsys)
+
+
+# ---- item 11: non-UTF-8 spec, empty SQL, closed pipe
+def test_non_utf8_spec_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    assert main(["sweep", str(path), "--results", str(tmp_path / "r"), "--dry-run"]) == 2
+    assert "UTF-8" in _one_line_error(capsys)
+
+
+# ---- item 12: control characters in names; names from file names
+@pytest.mark.parametrize("name", ["abc\n", "a\tb", "abc\r", "x\x00y"])
+def test_sweep_names_with_control_characters_are_refused(name):
+    mapping = {**copy.deepcopy(TINY_GAUSSIAN), "name": name}
+    from dd.spec import parse_spec
+
+    with pytest.raises(SpecError, match="^name:"):
+        parse_spec(mapping)
+
+
+def test_a_name_from_the_file_name_says_so(tmp_path):
+    mapping = copy.deepcopy(TINY_GAUSSIAN)
+    del mapping["name"]
+    path = tmp_path / "my sweep.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(SpecError, match="from the file name"):
+        load_spec(path)
+
+
+# ---- a stored sweep, for the readers
+@pytest.fixture(scope="module")
+def stored(ray_local, tmp_path_factory):
+    from dd.execute import run_sweep
+    from dd.spec import parse_spec
+
+    root = tmp_path_factory.mktemp("stored")
+    spec = parse_spec(copy.deepcopy(TINY_GAUSSIAN))
+    run_sweep(spec, root, quiet=True)
+    return spec, root
+
+
+def test_empty_sql_is_one_line_exit_2(stored, capsys):
+    spec, root = stored
+    for sql in ("", ";", "  ; "):
+        for fmt in ("table", "csv"):
+            assert main(["query", sql, "--results", str(root), "--format", fmt]) == 2
+            assert "empty" in _one_line_error(capsys)
+
+
+def test_query_into_a_closed_pipe_is_quiet(stored):
+    spec, root = stored
+    sql = "SELECT * FROM results, range(50)"
+    for fmt in ("table", "csv"):
+        done = subprocess.run(
+            f"{sys.executable} -m dd query '{sql}' --results {root} --format {fmt} | head -1",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert len(done.stdout.splitlines()) == 1
+        assert done.stderr == "", done.stderr
+
+
+# ---- item 1: CSV of every view, list columns included
+def test_csv_of_every_view_serialises_list_columns_as_json(stored, capsys):
+    import csv
+    import io
+    import json
+
+    spec, root = stored
+    for view in ("results", "trials"):
+        assert (
+            main(["query", f"SELECT * FROM {view}", "--results", str(root), "--format", "csv"]) == 0
+        )
+        rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+        assert len(rows) == len(spec.trials)
+        assert "fourier_norms" in rows[0]
+        for row in rows:
+            assert row["fourier_norms"] == "" or isinstance(json.loads(row["fourier_norms"]), list)
+    out = tmp = root / "lists.csv"
+    assert (
+        main(
+            [
+                "query",
+                "SELECT [1.5, 2.0] AS l, ['a', 'b,c'] AS s FROM results LIMIT 1",
+                "--results",
+                str(root),
+                "--format",
+                "csv",
+                "--output",
+                str(tmp),
+            ]
+        )
+        == 0
+    )
+    row = next(csv.DictReader(io.StringIO(out.read_text())))
+    assert json.loads(row["l"]) == [1.5, 2.0] and json.loads(row["s"]) == ["a", "b,c"]
+
+
+# ---- item 16: read-only SQL
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT 1) TO '{root}/leak.csv'",
+        "ATTACH '{root}/leak.duckdb' AS other",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+    ],
+)
+def test_query_cannot_touch_the_file_system(stored, capsys, sql):
+    spec, root = stored
+    assert main(["query", sql.format(root=root), "--results", str(root)]) == 2
+    _one_line_error(capsys)
+    assert not list(root.glob("leak*"))
+
+
+# ---- item 3: curves fields name metrics and axes that exist
+@pytest.mark.parametrize(
+    "curves, field",
+    [
+        ({"threshold_metric": "nosuch_metric"}, "curves.threshold_metric"),
+        ({"threshold_metric": "fourier_norms"}, "curves.threshold_metric"),
+        ({"threshold_metric": "train_error"}, "curves.threshold_metric"),  # regression data
+        ({"x": "model.n_featurez"}, "curves.x"),
+        ({"x": "data.noise_var"}, "curves.x"),  # a field, but not swept: a one-point curve
+        ({"phase_x": "fit.ridge"}, "curves.phase_x"),
+        ({"phase_y": "nosuch"}, "curves.phase_y"),
+    ],
+)
+def test_curves_fields_name_metrics_and_axes_that_exist(curves, field):
+    from dd.spec import parse_spec
+
+    with pytest.raises(SpecError) as e:
+        parse_spec({**copy.deepcopy(TINY_GAUSSIAN), "curves": curves})
+    assert e.value.path == field
+
+
+def test_curves_fields_that_exist_are_accepted():
+    from dd.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            **copy.deepcopy(TINY_GAUSSIAN),
+            "curves": {"threshold_metric": "test_mse", "x": "model.n_features", "phase_x": "seed"},
+        }
+    )
+    assert spec.curves.threshold_metric == "test_mse"
+
+
+# ---- item 5: resources no node can hold; an address that does not answer
+NODE = {"Alive": True, "Resources": {"CPU": 2.0, "memory": 8 * 2**30}}
+GPU_NODE = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0, "memory": 64 * 2**30}}
+
+
+@pytest.mark.parametrize(
+    "resources, fits",
+    [
+        ({}, True),
+        ({"cpus": 2}, True),
+        ({"cpus": 64}, False),
+        ({"gpus": 1}, False),
+        ({"memory_gb": 9}, False),
+        ({"memory_gb": 0.5, "cpus": 0.5}, True),
+    ],
+)
+def test_check_fits_asks_one_node_for_a_whole_pack(resources, fits):
+    from dd.cluster import check_fits
+    from dd.config import build
+    from dd.spec import Resources
+
+    wanted = build(Resources, resources, "resources")
+    if fits:
+        check_fits(wanted, [NODE])
+    else:
+        with pytest.raises(SpecError, match="no node of the cluster can hold one pack"):
+            check_fits(wanted, [NODE, {**GPU_NODE, "Alive": False}])
+    check_fits(build(Resources, {"gpus": 1, "cpus": 8}, "resources"), [NODE, GPU_NODE])
+
+
+@pytest.mark.parametrize("resources", [{"cpus": 64}, {"gpus": 1}, {"memory_gb": 100000}])
+def test_resources_no_node_has_are_exit_2_before_anything_is_written(
+    ray_local, resources, write_spec, tmp_path, capsys
+):
+    path = write_spec({**copy.deepcopy(TINY_GAUSSIAN), "resources": resources})
+    results = tmp_path / "results"
+    assert main(["sweep", str(path), "--results", str(results), "--quiet"]) == 2
+    assert "no node of the cluster can hold one pack" in _one_line_error(capsys)
+    assert not results.exists() or not any(results.iterdir()), "nothing written"
+
+
+def _silent_listener():
+    """A loopback port that accepts connections and never answers."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+    threading.Thread(
+        target=lambda: held.extend(server.accept() for _ in range(4)), daemon=True
+    ).start()
+    return server
+
+
+def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_path):
+    server = _silent_listener()
+    path = write_spec(TINY_GAUSSIAN)
+    results = tmp_path / "results"
+    for address in ("127.0.0.1:1", f"127.0.0.1:{server.getsockname()[1]}"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dd",
+                "sweep",
+                str(path),
+                "--results",
+                str(results),
+                "--address",
+                address,
+                "--connect-timeout",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert address in done.stderr
+        assert not results.exists() or not any(results.iterdir()), "nothing written"
+    server.close()
+
+
+def test_connect_timeout_comes_from_the_environment(monkeypatch):
+    from dd.cluster import connect_timeout
+    from dd.errors import DDError
+
+    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "7.5")
+    assert connect_timeout() == 7.5 and connect_timeout(3.0) == 3.0
+    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(DDError, match="DD_CONNECT_TIMEOUT"):
+        connect_timeout()
+
+
+# ---- item 13: a refused run leaves the stored spec as it was
+def test_a_spec_refused_for_its_data_file_leaves_the_stored_spec(stored, tmp_path, capsys):
+    spec, root = stored
+    before = (root / spec.name / "spec.yaml").read_bytes()
+    changed = {
+        "name": spec.name,
+        "data": {
+            "name": "mnist",
+            "n_train": 100,
+            "n_test": 10,
+            "data_dir": str(tmp_path / "nowhere"),
+        },
+        "model": {"name": "mlp", "width": 8},
+        "train": {"batch_size": 50},
+    }
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    assert main(["sweep", str(path), "--results", str(root), "--quiet"]) == 2
+    assert "nowhere" in _one_line_error(capsys)
+    assert (root / spec.name / "spec.yaml").read_bytes() == before
+
+
+# ---- items 7 and 17: SIGTERM stops the driver like Ctrl-C; only dd's lines are shown
+SLOW = {
+    "name": "sig",
+    "data": {"name": "mnist1d", "n_train": 200, "train_pool": 200, "n_test": 200},
+    "model": {"name": "mlp", "width": 16},
+    "train": {"optimizer": "sgd", "lr": 0.05, "batch_size": 20, "epochs": 40, "eval_points": 2},
+    "grid": {"seed": [0, 1]},
+    "resources": {"cpus": 1},
+}
+DD_LINE = r"^(sig: |dd: (terminated|interrupted)|results: )"
+
+
+def _kill_tree(pid: int) -> None:
+    import os
+    import signal
+    from pathlib import Path
+
+    children = [
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid
+    ]
+    for child in children:
+        _kill_tree(child)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _ppid(proc) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
+    import os
+    import re
+    import signal
+    import time
+
+    path = tmp_path / "sig.yaml"
+    path.write_text(yaml.safe_dump(SLOW))
+    results = tmp_path / "results"
+    command = [
+        sys.executable,
+        "-m",
+        "dd",
+        "sweep",
+        str(path),
+        "--results",
+        str(results),
+        "--no-curves",
+        "--cpus",
+        "1",
+    ]
+    driver = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        running = results / "sig" / "running"
+        while not list(running.glob("pack-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(running.glob("pack-*.json")), "a pack started"
+        driver.send_signal(signal.SIGTERM)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        _kill_tree(driver.pid)
+    assert driver.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("dd: terminated; run the same command")
+    for line in err.strip().splitlines():
+        assert re.match(DD_LINE, line), f"not a dd line: {line!r}\n{err}"
+    again = subprocess.Popen(
+        [*command, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = again.communicate(timeout=300)
+    finally:
+        _kill_tree(again.pid)
+    assert again.returncode == 0, err
+    assert err.strip().splitlines() == [
+        line for line in err.strip().splitlines() if re.match(r"^sig: ran 2 trials in", line)
+    ], err
+    assert len(err.strip().splitlines()) == 1, err
+    from dd.store import SweepStore
+
+    assert len(SweepStore(results, "sig").stored_trial_ids()) == 2
+    assert os.path.exists(results / "sig" / "spec.yaml")
+
+
+# ---- item 8: a running record of a dead process is stale
+def test_status_calls_a_running_record_of_a_dead_process_stale(stored, capsys):
+    import json
+    import os
+    import socket
+
+    spec, root = stored
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    running = root / spec.name / "running"
+    running.mkdir(exist_ok=True)
+    records = {"deadpack": dead.pid, "livepack": os.getpid()}
+    try:
+        for pack, pid in records.items():
+            (running / f"pack-{pack}.json").write_text(
+                json.dumps(
+                    {"pack_id": pack, "pid": pid, "host": socket.gethostname(), "started": "t"}
+                )
+            )
+        assert main(["status", spec.name, "--results", str(root)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        (dead_line,) = [line for line in lines if "deadpack" in line]
+        (live_line,) = [line for line in lines if "livepack" in line]
+        assert "stale" in dead_line and f"pid {dead.pid}" in dead_line
+        assert "stale" not in live_line
+    finally:
+        for pack in records:
+            (running / f"pack-{pack}.json").unlink()
+
+
+# ---- item 9: the progress line counts failed trials apart from done ones
+def test_progress_counts_failed_trials_apart(capsys):
+    from dd.progress import Progress
+
+    with Progress(total=4, label="p") as progress:
+        progress.advance(2, failed=True)
+        progress.advance(2)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("p: 0/4 trials done, 2 failed"), lines
+    assert lines[1].startswith("p: 2/4 trials done, 2 failed"), lines
+
+
+# ---- item 15: spec.yaml deleted: the readers take the spec file
+def test_readers_take_the_spec_file_when_spec_yaml_is_gone(ray_local, tmp_path, write_spec, capsys):
+    from dd.execute import run_sweep
+    from dd.spec import parse_spec
+
+    spec = parse_spec({**copy.deepcopy(TINY_GAUSSIAN), "name": "gone"})
+    run_sweep(spec, tmp_path / "r", quiet=True)
+    (tmp_path / "r" / "gone" / "spec.yaml").unlink()
+    results = ["--results", str(tmp_path / "r")]
+    assert main(["status", "gone", *results]) == 1
+    err = _one_line_error(capsys)
+    assert "pack files are stored" in err and "spec file" in err
+    path = write_spec({**copy.deepcopy(TINY_GAUSSIAN), "name": "gone"}, "gone.yaml")
+    assert main(["status", str(path), *results]) == 0
+    assert "24 trials planned: 24 done" in capsys.readouterr().out
+    assert main(["curves", str(path), *results]) == 0
+    assert "threshold at model.n_features=12" in capsys.readouterr().out
+    assert main(["report", str(path), *results]) == 0
+    assert (tmp_path / "r" / "gone" / "report.html").is_file()
+
+
+# ---- item 4: a junk pack: every reader quarantines it; curves say they are incomplete
+def test_a_junk_pack_is_quarantined_by_every_reader_and_curves_say_incomplete(
+    ray_local, tmp_path, capsys
+):
+    from dd.execute import run_sweep
+    from dd.spec import parse_spec
+    from dd.store import SweepStore
+
+    spec = parse_spec(
+        {**copy.deepcopy(TINY_GAUSSIAN), "name": "junk", "resources": {"max_pack": 6}}
+    )
+    root = tmp_path / "r"
+    run_sweep(spec, root, quiet=True)
+    store = SweepStore(root, "junk")
+    files = store.pack_files()
+    assert len(files) == 4
+    files[0].write_bytes(files[0].read_bytes()[:300])  # truncated
+    files[1].write_bytes(b"PAR1" + b"junk" * 100 + b"PAR1")  # junk
+    capsys.readouterr()
+    assert (
+        main(["query", "SELECT count(DISTINCT trial_id) AS n FROM results", "--results", str(root)])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[2].strip() == "12"
+    assert captured.err.count("moved to") == 2 and "Traceback" not in captured.err
+    assert len(list((store.dir / "corrupt").iterdir())) == 2
+    for command in (["curves", "junk"], ["report", "junk"]):
+        assert main([*command, "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("incomplete: 12 of 24 planned trials missing") == 1
+    html = (store.dir / "report.html").read_text()
+    assert "incomplete: 12 of 24 planned trials missing" in html
+
+
+# ---- item 2: a sweep in which every trial diverged
+DIVERGING = {
+    "name": "boom",
+    "data": {"name": "mnist1d", "n_train": 100, "train_pool": 100, "n_test": 100},
+    "model": {"name": "mlp", "width": 8},
+    "train": {"optimizer": "sgd", "lr": 1.0e6, "batch_size": 50, "epochs": 5, "eval_points": 2},
+    "grid": {"seed": [0, 1]},
+}
+
+
+def test_a_sweep_whose_trials_all_diverged_is_a_result(ray_local, tmp_path, write_spec, capsys):
+    path = write_spec(DIVERGING, "boom.yaml")
+    results = ["--results", str(tmp_path / "r")]
+    assert main(["sweep", str(path), *results, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "no curve: all 2 stored trials diverged" in out
+    assert main(["status", "boom", *results]) == 0
+    assert "2 trials planned: 2 done (2 diverged), 0 missing, 0 failed" in capsys.readouterr().out
+    assert main(["curves", "boom", *results]) == 0
+    assert "no curve: all 2 stored trials diverged" in capsys.readouterr().out
+    assert main(["report", "boom", *results]) == 0
+    html = (tmp_path / "r" / "boom" / "report.html").read_text()
+    assert "no curve: all 2 stored trials diverged" in html
+    assert html.count("<td>1000000</td>") == 2 or html.count("<td>1e+06</td>") == 2, (
+        "each diverged trial is listed with its config (train_lr)"
+    )
+
+
+# ---- item 6: large grids plan compactly; a grid above the limit is refused before expansion
+def test_a_grid_above_the_limit_is_refused_in_one_line_before_memory_is_spent(tmp_path):
+    huge = {
+        **copy.deepcopy(TINY_GAUSSIAN),
+        "data": {"name": "gaussian", "dim": 1000, "n_train": 10, "n_test": 10},
+        "grid": {
+            "model.n_features": {"range": [1, 1001]},
+            "seed": {"range": [0, 10**6]},
+            "fit.ridge": {"linspace": [0, 1, 100]},
+        },
+    }  # 10^11 points
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(huge))
+
+    # memory capped: without the check, expansion would fail there, not eat the machine
+    capped = (
+        "import resource, runpy, sys; "
+        "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+        "sys.argv = ['dd'] + sys.argv[1:]; runpy.run_module('dd', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            capped,
+            "sweep",
+            str(path),
+            "--dry-run",
+            "--results",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert (
+        done.stderr.count("\n") == 1
+        and "100,000,000,000 grid points exceed the limit of 10,000,000" in done.stderr
+        and "DD_MAX_TRIALS" in done.stderr
+    )
+
+
+def test_the_trial_limit_comes_from_the_environment(monkeypatch):
+    from dd.spec import parse_spec
+
+    monkeypatch.setenv("DD_MAX_TRIALS", "24")
+    assert len(parse_spec(copy.deepcopy(TINY_GAUSSIAN)).trials) == 24
+    monkeypatch.setenv("DD_MAX_TRIALS", "23")
+    with pytest.raises(SpecError, match="^grid: 24 grid points exceed the limit of 23"):
+        parse_spec(copy.deepcopy(TINY_GAUSSIAN))
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        TINY_GAUSSIAN,
+        {
+            **TINY_GAUSSIAN,
+            "grid": {
+                "seed": [0, 1],
+                "zip": [
+                    {
+                        "data.n_train": [5, 10, 10],
+                        "model.n_features": [4, 8, 8],
+                        "fit.ridge": [0, 0.1, 0.1],
+                    }
+                ],
+            },
+        },
+        {
+            "name": "t",
+            "data": {"name": "gaussian", "dim": 20, "n_train": 10},
+            "model": {"name": "mlp", "width": 4},
+            "train": {"epochs": 2, "batch_size": 5, "objective": "mse"},
+            "grid": {"train.lr": [0.1, 0.01], "model.width": [4, 8], "data.n_train": [10, 20]},
+        },
+        {
+            "name": "t",
+            "data": {"name": "mnist1d", "n_train": 200},
+            "model": {"name": "mlp", "width": 4},
+            "grid": {"train.batch_size": [10, 20], "seed": {"range": [0, 3]}},
+        },  # no train section
+        {
+            "name": "t",
+            "data": {"name": "gaussian", "dim": 20, "n_train": 10},
+            "model": {"name": "raw_features", "n_features": 5},
+            "grid": {"model.name": ["raw_features", "relu_features"], "seed": [0, 1]},
+        },
+    ],
+)
+def test_expanded_trials_equal_one_build_per_grid_point(mapping):
+    """The shared-parts expansion gives the trials, ids and order of building every grid point
+    from scratch."""
+    import itertools
+
+    from dd.config import Trial, build
+    from dd.spec import _set_dotted, expand_grid, parse_spec, trial_id
+
+    spec = parse_spec(copy.deepcopy(mapping))
+    base = {k: mapping[k] for k in ("seed", "data", "model", "fit", "train") if k in mapping}
+    _, factors = expand_grid(mapping["grid"], True)
+    naive = {}
+    for combo in itertools.product(*factors):
+        raw = copy.deepcopy(base)
+        for part in combo:
+            for dotted, value in part.items():
+                _set_dotted(raw, dotted, value)
+        trial = build(Trial, raw)
+        naive.setdefault(trial_id(copy.deepcopy(trial)), trial)
+    assert list(spec.trials) == list(naive.values())
+    assert [trial_id(t) for t in spec.trials] == list(naive)
+
+
+def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
+    """100,000 trials planned with their packs in little memory (Python allocations, by
+    tracemalloc): 0.2.0 held a whole config tree per trial and a list of every grid point."""
+    import tracemalloc
+
+    import dd.closed_form  # noqa: F401 -- imported before measuring: its modules are not the plan's
+    from dd.execute import plan
+    from dd.spec import parse_spec
+    from dd.store import SweepStore
+
+    mapping = {
+        "name": "big",
+        "data": {"name": "gaussian", "dim": 200, "n_train": 10, "n_test": 10},
+        "model": {"name": "raw_features", "n_features": 1},
+        "grid": {"model.n_features": {"range": [1, 101]}, "seed": {"range": [0, 1000]}},
+    }
+    tracemalloc.start()
+    spec = parse_spec(mapping)
+    packs, stored = plan(spec, SweepStore(tmp_path, "big"))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(spec.trials) == 100_000 and stored == 0
+    assert sum(len(p.trials) for p in packs) == 100_000
+    assert peak < 80 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+# ---- item 14: checkpoints no planned pack will read are removed, and the run says so
+def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, capsys):
+    from dd.execute import plan, run_sweep
+    from dd.spec import parse_spec
+    from dd.store import SweepStore
+
+    spec = parse_spec({**copy.deepcopy(TINY_GAUSSIAN), "name": "ckpt"})
+    store = SweepStore(tmp_path, "ckpt")
+    packs, _ = plan(spec, store)
+    checkpoints = store.dir / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    planned = checkpoints / f"pack-{packs[0].id}.msgpack"
+    stale = checkpoints / "pack-0123456789abcdef.msgpack"  # a pack of an earlier spec
+    for path in (planned, stale):
+        path.write_bytes(b"state")
+    run_sweep(spec, tmp_path, quiet=False)
+    assert planned.exists() and not stale.exists()
+    assert "removed 1 checkpoint that no planned pack reads" in capsys.readouterr().err
