@@ -82,7 +82,14 @@ def _wait_for(condition, what: str, limit: float = 240.0):
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def _driver(spec_path: Path, results: Path, *options: str) -> subprocess.Popen:
+# Packs that start from scratch pause this long after their first checkpoint, so each test
+# below kills a pack mid-way however fast it trains (a warm pack here takes about a second).
+HOLD = {"DD_FAULT_HOLD_AFTER_CHECKPOINT": "10"}
+
+
+def _driver(
+    spec_path: Path, results: Path, *options: str, env: dict | None = None
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -99,6 +106,7 @@ def _driver(spec_path: Path, results: Path, *options: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -158,7 +166,7 @@ def _assert_same_results(table: pa.Table, reference: pa.Table) -> None:
 
 def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, reference):
     results = tmp_path / "results"
-    driver = _driver(_spec_file(tmp_path), results)
+    driver = _driver(_spec_file(tmp_path), results, env=HOLD)
     sweep = results / SPEC["name"]
     try:  # kill the worker of a pack that has checkpointed and is still running
         (checkpoint,) = _wait_for(
@@ -184,7 +192,7 @@ def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path
     results = tmp_path / "results"
     # One CPU for the local Ray instance: the packs run one after the other, so the kill lands
     # while the second pack trains, whichever finishes first, on any number of cores.
-    driver = _driver(spec_path, results, "--cpus", "1")
+    driver = _driver(spec_path, results, "--cpus", "1", env=HOLD)
     packs = results / SPEC["name"] / "packs"
     try:
         _wait_for(lambda: list(packs.glob("pack-*.parquet")), "a first finished pack")
@@ -243,6 +251,7 @@ def test_lost_node_loses_no_result(tmp_path, reference):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, **HOLD},
     )
     out = _finish(script)  # kills the cluster's processes too, whatever happened
     assert script.returncode == 0, out[-4000:]
