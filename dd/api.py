@@ -18,15 +18,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dd.curves import CurveSet, current_rows, sweep_curves
 from dd.query import query_arrow
 from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping, trial_id
 from dd.states import load_stored_spec, stored_rows
 from dd.store import SweepStore, default_results_root
+
+if TYPE_CHECKING:
+    from dd.curves import CurveSet  # scipy and the curve code load only when curves are asked for
 
 SpecSource = str | Path | dict
 
@@ -216,6 +218,8 @@ def load(sweep: str, results: str | Path | None = None, *, current: bool = True)
     table = stored_rows(store)
     if not current:
         return table
+    from dd.curves import current_rows
+
     return current_rows(table, load_stored_spec(store))[0]
 
 
@@ -230,5 +234,7 @@ def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]
     its stored rows for its current spec; nothing is written."""
     store = _store(sweep, results)
     table = stored_rows(store)
+    from dd.curves import sweep_curves
+
     sets, _ = sweep_curves(table, load_stored_spec(store))
     return {c.kind: c for c in sets}

@@ -89,3 +89,14 @@ print(json.dumps({{"code": code, "out": out.getvalue(), "heavy": heavy}}))
     assert found["code"] == 0 and "tiny: 24 trials planned: 0 done" in found["out"]
     assert "failed pack p0" in found["out"]
     assert found["heavy"] == []
+
+
+def test_the_sweep_driver_imports_neither_matplotlib_nor_scipy():
+    """`dd sweep --no-curves` needs neither: they load only for curves, plots and reports."""
+    found = _run("""
+import json, sys
+import dd.api, dd.cli, dd.execute
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "scipy"))
+print(json.dumps({"heavy": heavy}))
+""")
+    assert found["heavy"] == []
