@@ -78,14 +78,62 @@ class Options(str):
 NO_OPTIONS = Options("{}")
 
 
-def _check_range(
-    path: str, value: float, lo: float | None, hi: float | None, hi_open: bool = False
-) -> None:
-    if lo is not None and value < lo:
-        raise SpecError(path, f"must be >= {lo} (got {_describe(value)})")
-    if hi is not None and (value >= hi if hi_open else value > hi):
-        bound = f"< {hi}" if hi_open else f"<= {hi}"
-        raise SpecError(path, f"must be {bound} (got {_describe(value)})")
+@dataclass(frozen=True)
+class Bound:
+    """The allowed range of a numeric field, declared on it with ``bounded``."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def check(self, path: str, value: float) -> None:
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            bound = f"> {self.lo}" if self.lo_open else f">= {self.lo}"
+            raise SpecError(path, f"must be {bound} (got {_describe(value)})")
+        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
+            bound = f"< {self.hi}" if self.hi_open else f"<= {self.hi}"
+            raise SpecError(path, f"must be {bound} (got {_describe(value)})")
+
+
+def bounded(default: Any = dataclasses.MISSING, **bound: Any) -> Any:
+    """A field whose value must lie in ``Bound(**bound)`` (None, and a string where the field
+    also takes one, are left to the class's own ``check``)."""
+    return dataclasses.field(default=default, metadata={"bound": Bound(**bound)})
+
+
+def one_of(default: str, allowed: tuple[str, ...]) -> Any:
+    """A string field that takes one of ``allowed``."""
+    return dataclasses.field(default=default, metadata={"allowed": allowed})
+
+
+def _check_choice(path: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(path, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+@functools.cache
+def _declared(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(field name, metadata) of every declared constraint of ``cls``, inherited ones included:
+    a subclass that only changes a field's default keeps its parent's constraint."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for f in getattr(klass, "__dataclass_fields__", {}).values():
+            if not f.init:  # derived by the class (ModularData's sizes): not the user's input
+                found.pop(f.name, None)
+            elif f.metadata:
+                found[f.name] = f.metadata
+    return tuple(found.items())
+
+
+def _check_declared(obj: Any, path: str) -> None:
+    """The constraints declared on ``obj``'s fields, in one place."""
+    for name, metadata in _declared(type(obj)):
+        value = getattr(obj, name)
+        if "bound" in metadata and isinstance(value, (int, float)) and not isinstance(value, bool):
+            metadata["bound"].check(_join(path, name), value)
+        if "allowed" in metadata:
+            _check_choice(_join(path, name), value, metadata["allowed"])
 
 
 def _convert(path: str, kind: Any, value: Any) -> Any:
@@ -161,8 +209,16 @@ def build(cls: type, raw: Any, path: str = "") -> Any:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise SpecError(sub, "required field is missing")
     obj = cls(**values)
-    obj.check(path)
+    validate(obj, path)
     return obj
+
+
+def validate(obj: Any, path: str = "") -> None:
+    """Check a built config: the constraints declared on its fields, then what its class's
+    own ``check`` (where it has one) says of several fields together."""
+    _check_declared(obj, path)
+    if hasattr(obj, "check"):
+        obj.check(path)
 
 
 @functools.cache
@@ -207,8 +263,8 @@ class Data:
     """Fields every dataset shares. ``n_train`` examples are drawn per trial from a fixed pool."""
 
     name: str
-    n_train: int
-    n_test: int
+    n_train: int = bounded(lo=1)
+    n_test: int = bounded(lo=1)
 
     CLASSIFICATION: ClassVar[bool] = True
     VARIANTS: ClassVar[dict[str, type]]
@@ -239,8 +295,6 @@ class Data:
         return dataclasses.replace(self, n_train=1)
 
     def check(self, path: str) -> None:
-        _check_range(_join(path, "n_train"), self.n_train, 1, None)
-        _check_range(_join(path, "n_test"), self.n_test, 1, None)
         if self.n_train > self.pool_size:
             raise SpecError(
                 _join(path, "n_train"),
@@ -253,14 +307,10 @@ class Data:
 class ClassificationData(Data):
     """A labelled dataset; ``label_noise`` p replaces a training label by a random other class."""
 
-    label_noise: float = 0.0
+    label_noise: float = bounded(0.0, lo=0.0, hi=1.0, hi_open=True)
 
     def neutral(self) -> Data:
         return dataclasses.replace(super().neutral(), label_noise=0.0)
-
-    def check(self, path: str) -> None:
-        super().check(path)
-        _check_range(_join(path, "label_noise"), self.label_noise, 0.0, 1.0, hi_open=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,7 +324,7 @@ class Mnist1dData(ClassificationData):
     name: str = "mnist1d"
     n_train: int = 4000
     n_test: int = 12000
-    train_pool: int = 4000
+    train_pool: int = bounded(4000, lo=10)
     generator_seed: int = 42
 
     @property
@@ -284,10 +334,6 @@ class Mnist1dData(ClassificationData):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (40,)
-
-    def check(self, path: str) -> None:
-        _check_range(_join(path, "train_pool"), self.train_pool, 10, None)
-        super().check(path)
 
 
 DIGITS_TEST_SIZE = 597  # scikit-learn digits: 1797 images, a fixed third held out for test
@@ -331,15 +377,15 @@ class GaussianData(Data):
     """
 
     name: str = "gaussian"
-    dim: int = 200
+    dim: int = bounded(200, lo=1)
     n_train: int = 100
     n_test: int = 10000
-    beta_norm2: float = 1.0
-    noise_var: float = 0.25
+    beta_norm2: float = bounded(1.0, lo=0.0)
+    noise_var: float = bounded(0.25, lo=0.0)
     test_seed: int = 0
-    slow_dim: int = 0
-    slow_scale: float = 1.0
-    slow_beta_norm2: float = 0.0
+    slow_dim: int = bounded(0, lo=0)
+    slow_scale: float = bounded(1.0, lo=0, lo_open=True)
+    slow_beta_norm2: float = bounded(0.0, lo=0.0)
 
     CLASSIFICATION: ClassVar[bool] = False
 
@@ -350,16 +396,6 @@ class GaussianData(Data):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.dim + self.slow_dim,)
-
-    def check(self, path: str) -> None:
-        super().check(path)
-        _check_range(_join(path, "dim"), self.dim, 1, None)
-        _check_range(_join(path, "beta_norm2"), self.beta_norm2, 0.0, None)
-        _check_range(_join(path, "noise_var"), self.noise_var, 0.0, None)
-        _check_range(_join(path, "slow_dim"), self.slow_dim, 0, None)
-        _check_range(_join(path, "slow_beta_norm2"), self.slow_beta_norm2, 0.0, None)
-        if self.slow_scale <= 0:
-            raise SpecError(_join(path, "slow_scale"), f"must be > 0 (got {self.slow_scale})")
 
 
 IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published files
@@ -435,9 +471,9 @@ class ModularData(ClassificationData):
 
     name: str = "modular"
     p: int = 97
-    op: str = "x+y"
+    op: str = one_of("x+y", MODULAR_OPS)
     train_fraction: float = 0.3
-    key_share: float = 0.9
+    key_share: float = bounded(0.9, lo=0, lo_open=True, hi=1.0)
     n_train: int = dataclasses.field(init=False, default=0)
     n_test: int = dataclasses.field(init=False, default=0)
 
@@ -464,16 +500,12 @@ class ModularData(ClassificationData):
     def check(self, path: str) -> None:
         if not _is_prime(self.p) or self.p < 3 or self.p > 2003:
             raise SpecError(_join(path, "p"), f"must be an odd prime <= 2003 (got {self.p})")
-        _check_choice(_join(path, "op"), self.op, MODULAR_OPS)
         if not 0 < self.train_fraction < 1 or not 1 <= self.n_train < self.pool_size:
             raise SpecError(
                 _join(path, "train_fraction"),
                 f"must leave at least one of the {self.pool_size} pairs for training "
                 f"and one for test (got {self.train_fraction})",
             )
-        _check_range(_join(path, "key_share"), self.key_share, 0.0, 1.0)
-        if self.key_share <= 0:
-            raise SpecError(_join(path, "key_share"), f"must be > 0 (got {self.key_share})")
         super().check(path)
 
 
@@ -493,8 +525,8 @@ class UserData(ClassificationData):
 
     n_train: int
     n_test: int | None = None
-    task: str = "auto"
-    classes: int | None = None
+    task: str = one_of("auto", TASKS)
+    classes: int | None = bounded(None, lo=2)
 
     def __post_init__(self) -> None:
         if self.n_test is None:  # every test example (an integer, as for every dataset)
@@ -531,12 +563,6 @@ class UserData(ClassificationData):
         return dataclasses.replace(self, n_train=1, label_noise=0.0)
 
     def check(self, path: str) -> None:
-        _check_choice(_join(path, "task"), self.task, TASKS)
-        if self.classes is not None:
-            _check_range(_join(path, "classes"), self.classes, 2, None)
-        _check_range(_join(path, "n_train"), self.n_train, 1, None)
-        _check_range(_join(path, "n_test"), self.n_test, 1, None)
-        _check_range(_join(path, "label_noise"), self.label_noise, 0.0, 1.0, hi_open=True)
         summary = self.summary  # the arrays, loaded and checked (DataError on a bad file)
         if self.n_train > summary.pool_size:
             raise SpecError(
@@ -615,11 +641,8 @@ class Model:
 class FeatureModel(Model):
     """A linear model on ``n_features`` features, fitted in closed form (see ``dd.closed_form``)."""
 
-    n_features: int
+    n_features: int = bounded(lo=1)
     CLOSED_FORM: ClassVar[bool] = True
-
-    def check(self, path: str) -> None:
-        _check_range(_join(path, "n_features"), self.n_features, 1, None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -638,17 +661,12 @@ class FourierFeatures(FeatureModel):
     """
 
     name: str = "fourier_features"
-    bandwidth: float = 5.0
+    bandwidth: float = bounded(5.0, lo=0, lo_open=True)
 
     @property
     def n_fourier(self) -> int:
         """How many of the features are random Fourier features."""
         return self.n_features
-
-    def check(self, path: str) -> None:
-        super().check(path)
-        if self.bandwidth <= 0:
-            raise SpecError(_join(path, "bandwidth"), f"must be > 0 (got {self.bandwidth})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -668,8 +686,7 @@ class PcaFourierFeatures(FourierFeatures):
         return self.n_features - self.pca_components
 
     def check(self, path: str) -> None:
-        super().check(path)
-        _check_range(_join(path, "pca_components"), self.pca_components, 0, self.n_features)
+        Bound(lo=0, hi=self.n_features).check(_join(path, "pca_components"), self.pca_components)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -683,10 +700,7 @@ class ReluFeatures(FeatureModel):
 class NetworkModel(Model):
     """A Flax network trained by gradient descent (see ``dd.train``); ``width`` is its size knob."""
 
-    width: int
-
-    def check(self, path: str) -> None:
-        _check_range(_join(path, "width"), self.width, 1, None)
+    width: int = bounded(lo=1)
 
 
 ACTIVATIONS = ("relu", "quadratic")
@@ -702,13 +716,8 @@ class MlpModel(NetworkModel):
 
     name: str = "mlp"
     width: int = 100
-    depth: int = 2
-    activation: str = "relu"
-
-    def check(self, path: str) -> None:
-        super().check(path)
-        _check_range(_join(path, "depth"), self.depth, 0, 64)
-        _check_choice(_join(path, "activation"), self.activation, ACTIVATIONS)
+    depth: int = bounded(2, lo=0, hi=64)
+    activation: str = one_of("relu", ACTIVATIONS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -740,23 +749,18 @@ class TransformerModel(NetworkModel):
 
     name: str = "transformer"
     width: int = 128
-    depth: int = 1
-    heads: int = 4
-    d_mlp: int = 512
+    depth: int = bounded(1, lo=1, hi=64)
+    heads: int = bounded(4, lo=1)
+    d_mlp: int = bounded(512, lo=1)
     layer_norm: bool = False
     op_token: bool = False
-    attention_rate: float = 1.0
+    attention_rate: float = bounded(1.0, lo=0.0, hi=1.0)
 
     def check(self, path: str) -> None:
-        super().check(path)
-        _check_range(_join(path, "depth"), self.depth, 1, 64)
-        _check_range(_join(path, "heads"), self.heads, 1, None)
         if self.width % self.heads:
             raise SpecError(
                 _join(path, "heads"), f"must divide width {self.width} (got {self.heads})"
             )
-        _check_range(_join(path, "d_mlp"), self.d_mlp, 1, None)
-        _check_range(_join(path, "attention_rate"), self.attention_rate, 0.0, 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -771,7 +775,6 @@ class FlaxModel(NetworkModel):
     options: Options = NO_OPTIONS
 
     def check(self, path: str) -> None:
-        super().check(path)
         check_import_path(_join(path, "module"), self.module)
         reserved = sorted(set(json.loads(self.options)) & {"width", "n_outputs", "dtype"})
         if reserved:
@@ -806,12 +809,8 @@ class Fit:
     ``p_eff_inputs`` caps how many test inputs estimate the effective parameter count.
     """
 
-    ridge: float = 0.0
-    p_eff_inputs: int = 1000
-
-    def check(self, path: str) -> None:
-        _check_range(_join(path, "ridge"), self.ridge, 0.0, None)
-        _check_range(_join(path, "p_eff_inputs"), self.p_eff_inputs, 1, None)
+    ridge: float = bounded(0.0, lo=0.0)
+    p_eff_inputs: int = bounded(1000, lo=1)
 
 
 OBJECTIVES = ("cross_entropy", "mse")
@@ -819,11 +818,6 @@ PRECISIONS = ("float32", "tf32", "bf16")  # see dd.precision
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 EVAL_SPACINGS = ("log", "linear")
-
-
-def _check_choice(path: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SpecError(path, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -846,47 +840,29 @@ class Train:
     state, normalisation statistics, logits and loss in float32); see ``dd.precision``.
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    b1: float = 0.9
-    b2: float = 0.999
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    schedule_steps: int = 512
-    warmup_steps: int = 0
-    objective: str = "cross_entropy"
-    batch_size: int | str = 128
-    epochs: int = 100
-    eval_points: int = 20
-    eval_spacing: str = "log"
+    optimizer: str = one_of("sgd", OPTIMIZERS)
+    lr: float = bounded(0.01, lo=0, lo_open=True)
+    momentum: float = bounded(0.0, lo=0.0, hi=1.0, hi_open=True)
+    b1: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True)
+    b2: float = bounded(0.999, lo=0.0, hi=1.0, hi_open=True)
+    weight_decay: float = bounded(0.0, lo=0.0)
+    schedule: str = one_of("constant", SCHEDULES)
+    schedule_steps: int = bounded(512, lo=1)
+    warmup_steps: int = bounded(0, lo=0)
+    objective: str = one_of("cross_entropy", OBJECTIVES)
+    batch_size: int | str = bounded(128, lo=1)  # or "full"
+    epochs: int = bounded(100, lo=1)
+    eval_points: int = bounded(20, lo=1)
+    eval_spacing: str = one_of("log", EVAL_SPACINGS)
     save_params: bool = False
-    precision: str = "float32"
+    precision: str = one_of("float32", PRECISIONS)
 
     def check(self, path: str) -> None:
-        _check_choice(_join(path, "optimizer"), self.optimizer, OPTIMIZERS)
-        _check_choice(_join(path, "schedule"), self.schedule, SCHEDULES)
-        _check_choice(_join(path, "objective"), self.objective, OBJECTIVES)
-        _check_choice(_join(path, "eval_spacing"), self.eval_spacing, EVAL_SPACINGS)
-        _check_choice(_join(path, "precision"), self.precision, PRECISIONS)
-        if self.lr <= 0:
-            raise SpecError(_join(path, "lr"), f"must be > 0 (got {self.lr})")
-        _check_range(_join(path, "momentum"), self.momentum, 0.0, 1.0, hi_open=True)
-        _check_range(_join(path, "b1"), self.b1, 0.0, 1.0, hi_open=True)
-        _check_range(_join(path, "b2"), self.b2, 0.0, 1.0, hi_open=True)
-        _check_range(_join(path, "weight_decay"), self.weight_decay, 0.0, None)
-        _check_range(_join(path, "schedule_steps"), self.schedule_steps, 1, None)
-        _check_range(_join(path, "warmup_steps"), self.warmup_steps, 0, None)
-        if isinstance(self.batch_size, str):
-            if self.batch_size != "full":
-                raise SpecError(
-                    _join(path, "batch_size"),
-                    f"must be an integer >= 1 or 'full' (got {self.batch_size!r})",
-                )
-        else:
-            _check_range(_join(path, "batch_size"), self.batch_size, 1, None)
-        _check_range(_join(path, "epochs"), self.epochs, 1, None)
-        _check_range(_join(path, "eval_points"), self.eval_points, 1, None)
+        if isinstance(self.batch_size, str) and self.batch_size != "full":
+            raise SpecError(
+                _join(path, "batch_size"),
+                f"must be an integer >= 1 or 'full' (got {self.batch_size!r})",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -897,7 +873,7 @@ class Trial:
     ``Train()``); giving the other section is an error.
     """
 
-    seed: int = 0
+    seed: int = bounded(0, lo=0, hi=2**31 - 1)
     data: Data
     model: Model
     fit: Fit | None = None
@@ -922,7 +898,6 @@ class Trial:
                 object.__setattr__(self, "train", Train())
 
     def check(self, path: str) -> None:
-        _check_range(_join(path, "seed"), self.seed, 0, 2**31 - 1)
         if not self.model.CLOSED_FORM and not self.data.CLASSIFICATION:
             if self.train.objective != "mse":
                 raise SpecError(

@@ -38,7 +38,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dd.config import Fit, Train, Trial, _check_range, _convert, _fields, build, field_kind
+from dd.config import (
+    Fit,
+    Train,
+    Trial,
+    _convert,
+    _fields,
+    bounded,
+    build,
+    field_kind,
+    validate,
+)
 from dd.errors import DDError, SpecError
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
@@ -60,22 +70,14 @@ class Resources:
     an order that varies between runs, so without it GPU results are not bit-reproducible.
     """
 
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory_gb: float = 2.0
-    max_pack: int = 256
-    retries: int = 2
-    checkpoint_every: int = 0
+    cpus: float = bounded(1.0, lo=0.0)
+    gpus: float = bounded(0.0, lo=0.0)
+    memory_gb: float = bounded(2.0, lo=0.01)
+    max_pack: int = bounded(256, lo=1)
+    retries: int = bounded(2, lo=0, hi=100)
+    checkpoint_every: int = bounded(0, lo=0)
     keep_checkpoints: bool = False
     deterministic: bool = False
-
-    def check(self, path: str) -> None:
-        _check_range(f"{path}.cpus", self.cpus, 0.0, None)
-        _check_range(f"{path}.gpus", self.gpus, 0.0, None)
-        _check_range(f"{path}.memory_gb", self.memory_gb, 0.01, None)
-        _check_range(f"{path}.max_pack", self.max_pack, 1, None)
-        _check_range(f"{path}.retries", self.retries, 0, 100)
-        _check_range(f"{path}.checkpoint_every", self.checkpoint_every, 0, None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,26 +103,21 @@ class Curves:
 
     x: str | None = None
     threshold_metric: str | None = None
-    threshold_tol: float | None = None
-    grok_accuracy: float = 0.99
-    phase_accuracy: float = 0.9
-    phase_gap_ratio: float = 5.0
+    threshold_tol: float | None = bounded(None, lo=0.0)
+    grok_accuracy: float = bounded(0.99, lo=0.0, hi=1.0)
+    phase_accuracy: float = bounded(0.9, lo=0.0, hi=1.0)
+    phase_gap_ratio: float = bounded(5.0, lo=1.0)
     phase_x: str | None = None
     phase_y: str | None = None
     emc_tol: float | None = None
 
     def check(self, path: str) -> None:
-        if self.threshold_tol is not None:
-            _check_range(f"{path}.threshold_tol", self.threshold_tol, 0.0, None)
         if self.emc_tol is not None and self.emc_tol <= 0:
             raise SpecError(
                 f"{path}.emc_tol",
                 "must be > 0: the training error (or loss) "
                 f"below which a training set counts as fit (got {self.emc_tol})",
             )
-        _check_range(f"{path}.grok_accuracy", self.grok_accuracy, 0.0, 1.0)
-        _check_range(f"{path}.phase_accuracy", self.phase_accuracy, 0.0, 1.0)
-        _check_range(f"{path}.phase_gap_ratio", self.phase_gap_ratio, 1.0, None)
 
 
 @dataclass(frozen=True)
@@ -420,7 +417,7 @@ def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial
             if values.get(section) is None:
                 values[section] = parts.setdefault((section, "default"), cls())
             trial = Trial(**values)
-            trial.check("")
+            validate(trial)
         except SpecError as e:
             shown = ", ".join(f"{d}={v!r}" for entry in combo for _, vs in entry for d, _, v in vs)
             raise SpecError(e.path, f"{e.message} (grid point {shown})") from None

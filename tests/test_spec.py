@@ -162,3 +162,50 @@ def test_shipped_specs_load():
         assert text.startswith("#") and "Run:" in text and "Expect:" in text
         assert "Time:" in text or "Cost:" in text
         yaml.safe_load(text)
+
+
+def _just_outside(bound) -> list[float]:
+    """Values one step past each end of ``bound`` (the end itself where it is open)."""
+    out = []
+    if bound.lo is not None:
+        out.append(bound.lo if bound.lo_open else bound.lo - 1)
+    if bound.hi is not None:
+        out.append(bound.hi if bound.hi_open else bound.hi + 1)
+    return out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "Train()",
+        "Fit()",
+        "Resources()",
+        "Curves()",
+        "Mnist1dData()",
+        "GaussianData()",
+        "ModularData()",
+        "MlpModel(width=4)",
+        "TransformerModel()",
+        "PcaFourierFeatures(n_features=8)",
+        "Trial(data=Mnist1dData(), model=MlpModel(width=4))",
+    ],
+)
+def test_every_declared_field_constraint_is_checked_and_names_its_field(config):
+    """Constraints are declared on the fields (dd.config.bounded / one_of) and checked in one
+    place (dd.config.validate): each refuses a value just outside it, naming the field."""
+    import dataclasses
+
+    from dd import config as c
+    from dd.spec import Curves, Resources
+
+    names = {**vars(c), "Resources": Resources, "Curves": Curves}
+    valid = eval(config, names)
+    c.validate(valid)
+    declared = c._declared(type(valid))
+    assert declared, "the class declares constraints"
+    for name, metadata in declared:
+        bad_values = _just_outside(metadata["bound"]) if "bound" in metadata else ["not-a-choice"]
+        for bad in bad_values:
+            with pytest.raises(SpecError) as refused:
+                c.validate(dataclasses.replace(valid, **{name: bad}))
+            assert refused.value.path == name, (name, bad)
