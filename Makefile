@@ -63,7 +63,7 @@ lock:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet pip-tools==7.6.2
 	$(COMPILE) --extra test --extra lint --output-file $(LOCK) pyproject.toml
-	$(COMPILE) --extra bench --output-file $(BENCH_LOCK) pyproject.toml
+	$(COMPILE) --extra bench --constraint $(LOCK) --output-file $(BENCH_LOCK) pyproject.toml
 
 # torch's +cpu build is the one this machine's wheel folder holds (see requirements-bench.lock).
 $(VENV)/.bench-installed: $(STAMP) $(BENCH_LOCK)
@@ -73,9 +73,13 @@ $(VENV)/.bench-installed: $(STAMP) $(BENCH_LOCK)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/workload.py 1 3
+	$(BIN)/python benchmarks/cnn_workload.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/compile_profile.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/cpu_loops.py
 	$(BIN)/python benchmarks/gpu.py
+	$(BIN)/python benchmarks/targets.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -17,13 +17,20 @@ def _name(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def _locked() -> dict[str, str]:
+def _locked(lock=LOCK_FILE) -> dict[str, str]:
     pins = (
         line.split("==")
-        for line in LOCK_FILE.read_text().splitlines()
+        for line in lock.read_text().splitlines()
         if line and not line[0].isspace() and not line.startswith("#")
     )
     return {_name(name): version for name, version in pins}
+
+
+def test_the_bench_lock_agrees_with_the_test_lock_on_every_shared_package():
+    """make bench installs its lock into the same .venv: a package pinned differently there
+    would leave the environment off the test lock (make lock constrains one by the other)."""
+    tests, bench = _locked(), _locked(ROOT / "requirements-bench.lock")
+    assert {n: (v, bench[n]) for n, v in tests.items() if n in bench and bench[n] != v} == {}
 
 
 def test_the_lock_pins_every_dependency_and_test_and_lint_extra():
