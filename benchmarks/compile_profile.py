@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/compile_profile.py [WIDTH]
 
 Trains one pack of the bench workload in this process (2 seeds, WIDTH default 85; no
-persistent cache, which only dd's pack workers set up) and prints, per jitted program, the
+persistent cache, which only dd's pack workers set up) and reports, per jitted program, the
 seconds spent tracing, lowering to MLIR and compiling in XLA, as ``jax.monitoring`` reports
-them, and the wall time of a second call that reuses the compiled programs.
+them, and the wall time of a second call that reuses the compiled programs. Writes the
+"## Compile" section of docs/bench.md.
 """
 
 from __future__ import annotations
@@ -52,14 +53,25 @@ def profile(width: int) -> None:
     totals: dict[tuple[str, str], float] = collections.defaultdict(float)
     for event, seconds, program in cold:
         totals[(program, event.rsplit("/", 1)[-1])] += seconds
-    print(
-        f"width {width}, {len(trials)} replicas, {bench.EPOCHS} epochs: first call "
-        f"{walls[0]:.2f} s, second call (programs reused) {walls[1]:.2f} s"
-    )
-    print("seconds  program  phase")
+    lines = [
+        "## Compile",
+        "",
+        f"Measured by `python benchmarks/compile_profile.py {width}` on {os.cpu_count()} "
+        f"CPUs (1-minute load average {os.getloadavg()[0]:.1f}): one pack of the 20-epoch "
+        f"cut (width {width}, {len(trials)} replicas, {bench.EPOCHS} epochs) trained twice "
+        f"in one process. First call {walls[0]:.2f} s, second call (programs reused) "
+        f"{walls[1]:.2f} s. The first call's compile phases per program, from "
+        "`jax.monitoring` (0.05 s and more):",
+        "",
+        "| program | phase | seconds |",
+        "|---|---|---|",
+    ]
     for (program, phase), seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
-        if seconds >= 0.01:
-            print(f"{seconds:7.2f}  {program}  {phase}")
+        if seconds >= 0.05:
+            lines.append(f"| `{program}` | {phase.removesuffix('_duration')} | {seconds:.2f} |")
+    section = "\n".join(lines) + "\n"
+    bench.write_section(section)
+    print(section)
 
 
 if __name__ == "__main__":

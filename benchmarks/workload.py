@@ -28,37 +28,32 @@ import bench  # noqa: E402  (the shared data, PyTorch loop and FLOP count)
 SPEC = ROOT / "sweeps" / "mnist1d_mlp.yaml"
 
 
-def dd_sweep(folder: Path, seeds: int, cache: Path) -> tuple[float, dict[int, float]]:
-    """`dd sweep` of the default spec at ``seeds`` seeds, as a user runs it; mean final test
-    error per width."""
+def dd_sweep(
+    spec: Path, folder: Path, cache: Path, *sets: str
+) -> tuple[float, dict[int, float], list[dict]]:
+    """`dd sweep` of ``spec`` with ``--set`` overrides, as a user runs it (a fresh process,
+    local Ray, the compilation cache in ``cache``): its wall time, the mean final test error
+    per width, and each pack's widths and worker-side seconds (the profile)."""
+    name = yaml.safe_load(spec.read_text()).get("name", spec.stem)  # as dd.spec names it
+    command = [sys.executable, "-m", "dd", "sweep", str(spec), "--results", str(folder)]
+    command += ["--compile-cache", str(cache), "--no-curves", "--quiet"]
     start = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(SPEC),
-            "--results",
-            str(folder),
-            "--compile-cache",
-            str(cache),
-            "--no-curves",
-            "--quiet",
-            "--set",
-            f"grid.seed={{range: [0, {seeds}]}}",
-        ],
-        check=True,
-    )
+    subprocess.run(command + [a for s in sets for a in ("--set", s)], check=True)
     wall = time.perf_counter() - start
     from dd.api import query
 
     table = query(
-        "SELECT model_width AS w, avg(test_error) AS e FROM trials GROUP BY 1",
-        "mnist1d_mlp",
-        folder,
+        "SELECT model_width AS w, avg(test_error) AS e FROM trials GROUP BY 1", name, folder
     )
-    return wall, dict(zip(table["w"].to_pylist(), table["e"].to_pylist(), strict=True))
+    packs = query(
+        "SELECT list(DISTINCT model_width ORDER BY model_width) AS widths, "
+        "count(DISTINCT trial_id) AS trials, max(wall_time_s) AS s FROM results "
+        "GROUP BY pack_id ORDER BY s DESC",
+        name,
+        folder,
+    ).to_pylist()
+    errors = dict(zip(table["w"].to_pylist(), table["e"].to_pylist(), strict=True))
+    return wall, errors, packs
 
 
 def measure(seeds: int) -> dict:
@@ -68,14 +63,42 @@ def measure(seeds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, results, cache in (("dd", "cold", "cache"), ("dd_warm_cache", "warm", "cache")):
-            wall, errors = dd_sweep(tmp / results, seeds, tmp / cache)
+            seed_axis = f"grid.seed={{range: [0, {seeds}]}}"
+            wall, errors, packs = dd_sweep(SPEC, tmp / results, tmp / cache, seed_axis)
             out["walls_s"][name], out["test_error"][name] = wall, errors
+            out.setdefault("packs_s", {})[name] = packs
             print(f"{seeds} seeds: {name} {wall:.1f} s", flush=True)
-    wall, errors = bench.run_torch(bench.arrays(), widths, list(range(seeds)), epochs)
-    out["walls_s"]["pytorch"], out["test_error"]["pytorch"] = wall, errors
-    print(f"{seeds} seeds: pytorch {wall:.1f} s", flush=True)
+        data = bench.arrays()
+        wall, errors = bench.run_torch(data, widths, list(range(seeds)), epochs)
+        out["walls_s"]["pytorch"], out["test_error"]["pytorch"] = wall, errors
+        print(f"{seeds} seeds: pytorch {wall:.1f} s", flush=True)
+        if seeds == 1:  # Ray Tune (a jitted step per batch, a trial per task) at one seed
+            wall, errors = bench.run_tune(data, tmp / "tune", widths, [0], epochs)
+            out["walls_s"]["ray_tune"], out["test_error"]["ray_tune"] = wall, errors
+            print(f"{seeds} seeds: ray_tune {wall:.1f} s", flush=True)
     out["flops"] = seeds * sum(bench.train_flops(w, epochs) for w in widths)
     return out
+
+
+def profile(run: dict, what: str) -> list[str]:
+    """Where dd's time went in ``run``'s empty-cache sweep: each pack's worker-side seconds."""
+    packs = run.get("packs_s", {}).get("dd")
+    if not packs:
+        return []
+    lines = [
+        "",
+        f"Where dd's time goes, {what}, empty cache: the packs' own seconds (worker side: "
+        f"data, compile, train, evaluate) add up to {sum(p['s'] for p in packs):.1f} s over "
+        f"the slots (one per CPU), against {run['walls_s']['dd']:.1f} s of wall time.",
+        "",
+        "| pack's widths | trials | seconds |",
+        "|---|---|---|",
+    ]
+    for p in packs:
+        w = p["widths"]
+        span = f"{w[0]}-{w[-1]}" if len(w) > 1 else str(w[0])
+        lines.append(f"| {span} | {p['trials']} | {p['s']:.1f} |")
+    return lines
 
 
 def markdown(report: dict) -> str:
@@ -90,18 +113,21 @@ def markdown(report: dict) -> str:
         f"same models. Matmul peak measured in the same run: "
         f"{report['matmul_peak'] / 1e9:.1f} GFLOP/s.",
         "",
-        "| seeds | dd (s) | dd, warm cache (s) | PyTorch loop (s) | PyTorch / dd | "
-        "FLOP floor (s) | dd / floor |",
-        "|---|---|---|---|---|---|---|",
+        "| seeds | dd (s) | dd, warm cache (s) | PyTorch loop (s) | Ray Tune (s) | "
+        "PyTorch / dd | FLOP floor (s) | dd / floor |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         w = r["walls_s"]
         floor = r["flops"] / report["matmul_peak"]
+        tune = f"{w['ray_tune']:.1f}" if "ray_tune" in w else "not run"
         lines.append(
             f"| {r['seeds']} | {w['dd']:.1f} | {w['dd_warm_cache']:.1f} | "
-            f"{w['pytorch']:.1f} | {w['pytorch'] / w['dd']:.2f} | {floor:.1f} | "
+            f"{w['pytorch']:.1f} | {tune} | {w['pytorch'] / w['dd']:.2f} | {floor:.1f} | "
             f"{w['dd'] / floor:.1f} |"
         )
+    for r in report["runs"]:
+        lines += profile(r, f"{r['seeds']} seed(s)")
     for r in report["runs"]:
         widths = r["widths"]
         lines += [
