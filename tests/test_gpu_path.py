@@ -160,6 +160,7 @@ def test_narrow_cnn_widths_share_padded_programs():
     assert len(packs) == 4, "33 widths, four programs"
 
 
+@pytest.mark.slow  # compiles each family's narrow and padded programs, with gradients
 @pytest.mark.parametrize(
     "family, width, data",
     [

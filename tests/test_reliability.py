@@ -344,6 +344,7 @@ def _ppid(proc) -> int | None:
         return None
 
 
+@pytest.mark.ray  # a real driver with its local Ray instance
 def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
     import os
     import re
