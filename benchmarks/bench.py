@@ -487,6 +487,20 @@ def write_section(text: str, path: Path = BENCH_MD) -> None:
     path.write_text("\n".join([HEAD] + [sections[t] for t in SECTIONS if t in sections]))
 
 
+def measure_and_write(argv: list[str], name: str, measure, markdown) -> None:
+    """A section script's main: measure (or, with --report-only, reread) benchmarks/NAME.json,
+    then write its docs/bench.md section from it."""
+    path = ROOT / "benchmarks" / f"{name}.json"
+    if argv == ["--report-only"]:
+        report = json.loads(path.read_text())
+    else:
+        report = measure()
+        path.write_text(json.dumps(report, indent=1))
+    section = markdown(report)
+    write_section(section)
+    print(section)
+
+
 def markdown(r: dict) -> str:
     """The docs table, from the measured report only."""
     m = r["machine"]

@@ -12,7 +12,6 @@ and the "## The CNN workload" section of docs/bench.md.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import write_section  # noqa: E402  (the one writer of docs/bench.md)
+from bench import measure_and_write  # noqa: E402  (one writer of docs/bench.md)
 from workload import dd_sweep, profile  # noqa: E402
 
 SPEC = ROOT / "sweeps" / "mnist1d_cnn.yaml"
@@ -186,17 +185,5 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> None:
-    path = ROOT / "benchmarks" / "cnn_workload.json"
-    if argv == ["--report-only"]:
-        report = json.loads(path.read_text())
-    else:
-        report = measure()
-        path.write_text(json.dumps(report, indent=1))
-    section = markdown(report)
-    write_section(section)
-    print(section)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    measure_and_write(sys.argv[1:], "cnn_workload", measure, markdown)

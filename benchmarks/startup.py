@@ -15,7 +15,6 @@ Run: python benchmarks/startup.py [--report-only]. Writes benchmarks/startup.jso
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import write_section  # noqa: E402  (the one writer of docs/bench.md)
+from bench import measure_and_write  # noqa: E402  (one writer of docs/bench.md)
 
 ROUNDS = 3
 TARGET_S = 8.0
@@ -105,17 +104,5 @@ def markdown(r: dict) -> str:
     )
 
 
-def main(argv: list[str]) -> None:
-    path = ROOT / "benchmarks" / "startup.json"
-    if argv == ["--report-only"]:
-        report = json.loads(path.read_text())
-    else:
-        report = measure()
-        path.write_text(json.dumps(report, indent=1))
-    section = markdown(report)
-    write_section(section)
-    print(section)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    measure_and_write(sys.argv[1:], "startup", measure, markdown)
