@@ -90,7 +90,8 @@ def matmul_peaks(n: int) -> dict[str, float]:
 
 
 def _trial(family: str, width: int, precision: str):
-    from dd.config import ImageData, Mnist1dData, Model, Train, Trial, build
+    from dd.config import ImageData, Mnist1dData, Model, Train, Trial
+    from dd.fields import build
 
     model = {
         "mlp": {"name": "mlp", "width": width, "depth": 2},

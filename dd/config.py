@@ -1,259 +1,20 @@
-"""Typed trial configs: frozen dataclasses built from plain mappings, every field validated.
+"""Typed trial configs: frozen dataclasses, every field validated (``dd.fields`` builds them).
 
 A trial is ``Trial(seed, data, model, fit)``. ``data`` and ``model`` are tagged unions: the
-``name`` key picks the dataclass, and each dataclass lists exactly the fields it accepts, so
-an unknown key is an error that names it. ``build`` turns a mapping into a dataclass tree and
-raises ``SpecError`` with the dotted field path on the first problem.
+``name`` key picks the dataclass, and each dataclass lists exactly the fields it accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dd.errors import SpecError
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class Options(str):
-    """Free-form options of a user's module or data loader, held as canonical JSON text.
-
-    A trial is a frozen, hashable value whose canonical JSON is its id and whose every field
-    is one results column: as text, the options keep all three properties (one string column,
-    ``model_options``). Whole-number floats become integers (``depth: 2.0`` or a ``linspace``
-    axis value is the same trial as ``depth: 2``). ``as_kwargs`` gives them back as keyword
-    arguments, lists as tuples (hashable, as Flax module fields should be).
-    """
-
-    @classmethod
-    def parse(cls, path: str, value: Any) -> Options:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise SpecError(
-                path, f"must be a mapping of option names to values (got {_describe(value)})"
-            )
-
-        def canonical(v: Any) -> Any:
-            if isinstance(v, float) and v.is_integer():
-                return int(v)
-            if isinstance(v, (list, tuple)):
-                return [canonical(x) for x in v]
-            if isinstance(v, dict):
-                return {k: canonical(x) for k, x in v.items()}
-            return v
-
-        try:
-            text = json.dumps(
-                canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=False
-            )
-        except (TypeError, ValueError):
-            raise SpecError(
-                path,
-                "values must be numbers, strings, booleans, null, lists or "
-                f"mappings (got {_describe(value)})",
-            ) from None
-        return cls(text)
-
-    def as_kwargs(self) -> dict[str, Any]:
-        def frozen(v: Any) -> Any:
-            if isinstance(v, list):
-                return tuple(frozen(x) for x in v)
-            if isinstance(v, dict):
-                return {k: frozen(x) for k, x in v.items()}
-            return v
-
-        return {k: frozen(v) for k, v in json.loads(self).items()}
-
-
-NO_OPTIONS = Options("{}")
-
-
-@dataclass(frozen=True)
-class Bound:
-    """The allowed range of a numeric field, declared on it with ``bounded``."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def check(self, path: str, value: float) -> None:
-        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
-            bound = f"> {self.lo}" if self.lo_open else f">= {self.lo}"
-            raise SpecError(path, f"must be {bound} (got {_describe(value)})")
-        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
-            bound = f"< {self.hi}" if self.hi_open else f"<= {self.hi}"
-            raise SpecError(path, f"must be {bound} (got {_describe(value)})")
-
-
-def bounded(default: Any = dataclasses.MISSING, **bound: Any) -> Any:
-    """A field whose value must lie in ``Bound(**bound)`` (None, and a string where the field
-    also takes one, are left to the class's own ``check``)."""
-    return dataclasses.field(default=default, metadata={"bound": Bound(**bound)})
-
-
-def one_of(default: str, allowed: tuple[str, ...]) -> Any:
-    """A string field that takes one of ``allowed``."""
-    return dataclasses.field(default=default, metadata={"allowed": allowed})
-
-
-def _check_choice(path: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SpecError(path, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
-
-
-@functools.cache
-def _declared(cls: type) -> tuple[tuple[str, Any], ...]:
-    """(field name, metadata) of every declared constraint of ``cls``, inherited ones included:
-    a subclass that only changes a field's default keeps its parent's constraint."""
-    found: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        for f in getattr(klass, "__dataclass_fields__", {}).values():
-            if not f.init:  # derived by the class (ModularData's sizes): not the user's input
-                found.pop(f.name, None)
-            elif f.metadata:
-                found[f.name] = f.metadata
-    return tuple(found.items())
-
-
-def _check_declared(obj: Any, path: str) -> None:
-    """The constraints declared on ``obj``'s fields, in one place."""
-    for name, metadata in _declared(type(obj)):
-        value = getattr(obj, name)
-        if "bound" in metadata and isinstance(value, (int, float)) and not isinstance(value, bool):
-            metadata["bound"].check(_join(path, name), value)
-        if "allowed" in metadata:
-            _check_choice(_join(path, name), value, metadata["allowed"])
-
-
-def _convert(path: str, kind: Any, value: Any) -> Any:
-    """Check ``value`` against the annotation ``kind``; ints pass as floats, not the reverse."""
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        inner = [o for o in options if o is not type(None)]
-        for kind_ in inner[:-1]:  # e.g. int | str: the first kind the value fits
-            try:
-                return _convert(path, kind_, value)
-            except SpecError:
-                pass
-        return _convert(path, inner[-1], value)
-    if dataclasses.is_dataclass(kind):
-        return build(kind, value, path)
-    if kind is Options:
-        return Options.parse(path, value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise SpecError(path, f"must be true or false (got {_describe(value)})")
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(path, f"must be an integer (got {_describe(value)})")
-        if isinstance(value, float) and not value.is_integer():
-            raise SpecError(path, f"must be an integer (got {_describe(value)})")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(path, f"must be a number (got {_describe(value)})")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise SpecError(path, f"must be a finite number (got {_describe(value)})")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise SpecError(path, f"must be a string (got {_describe(value)})")
-        return value
-    raise TypeError(f"unsupported annotation {kind!r} at {path}")  # a bug in dd, not input
-
-
-def build(cls: type, raw: Any, path: str = "") -> Any:
-    """Build dataclass ``cls`` from mapping ``raw``, validating every field.
-
-    A class with ``VARIANTS`` is a tagged union: ``raw["name"]`` selects the variant.
-    """
-    if not isinstance(raw, dict):
-        raise SpecError(path, f"must be a mapping (got {_describe(raw)})")
-    variants = getattr(cls, "VARIANTS", None)
-    if variants is not None:
-        name = raw.get("name")
-        if not isinstance(name, str) or name not in variants:
-            allowed = ", ".join(sorted(variants))
-            raise SpecError(
-                _join(path, "name"),
-                f"unknown {path or 'kind'} {_describe(name)}; allowed: {allowed}",
-            )
-        cls = variants[name]
-    hints, fields = _fields(cls)
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise SpecError(
-            _join(path, str(unknown[0])), f"unknown field; allowed: {', '.join(sorted(fields))}"
-        )
-    values = {}
-    for name, f in fields.items():
-        sub = _join(path, name)
-        if name in raw:
-            values[name] = _convert(sub, hints[name], raw[name])
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise SpecError(sub, "required field is missing")
-    obj = cls(**values)
-    validate(obj, path)
-    return obj
-
-
-def validate(obj: Any, path: str = "") -> None:
-    """Check a built config: the constraints declared on its fields, then what its class's
-    own ``check`` (where it has one) says of several fields together."""
-    _check_declared(obj, path)
-    if hasattr(obj, "check"):
-        obj.check(path)
-
-
-@functools.cache
-def _fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
-    """The resolved annotations and init fields of a config class (cached: resolving string
-    annotations dominated the loading of a 10,000-trial spec)."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls) if f.init}
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def field_kind(cls: type, dotted: str) -> Any:
-    """The annotation of the field at ``dotted`` inside ``cls`` (None if there is no such field).
-
-    Unions of variants resolve through ``cls.VARIANTS`` when the field is shared by all of them.
-    """
-    head, _, rest = dotted.partition(".")
-    candidates = list(getattr(cls, "VARIANTS", {cls.__name__: cls}).values())
-    kinds = []
-    for variant in candidates:
-        hints = typing.get_type_hints(variant)
-        if head not in hints:
-            continue
-        kind = hints[head]
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if kind is Options and rest:  # one key of a user's options: any JSON value
-            kinds.append(typing.Any)
-            continue
-        kinds.append(field_kind(kind, rest) if rest else kind)
-    kinds = [k for k in kinds if k is not None]
-    return kinds[0] if kinds else None
-
+from dd.fields import NO_OPTIONS, Bound, Options, bounded, describe, join, one_of
 
 # --------------------------------------------------------------------------- data
 
@@ -297,7 +58,7 @@ class Data:
     def check(self, path: str) -> None:
         if self.n_train > self.pool_size:
             raise SpecError(
-                _join(path, "n_train"),
+                join(path, "n_train"),
                 f"{self.n_train} is larger than the {self.name} training pool "
                 f"of {self.pool_size} examples",
             )
@@ -359,7 +120,7 @@ class DigitsData(ClassificationData):
         super().check(path)
         if self.n_test != DIGITS_TEST_SIZE:
             raise SpecError(
-                _join(path, "n_test"), f"digits has a fixed test split of {DIGITS_TEST_SIZE} images"
+                join(path, "n_test"), f"digits has a fixed test split of {DIGITS_TEST_SIZE} images"
             )
 
 
@@ -435,7 +196,7 @@ class ImageData(ClassificationData):
         super().check(path)
         if self.n_test > IMAGE_SHAPES[self.name][1]:
             raise SpecError(
-                _join(path, "n_test"),
+                join(path, "n_test"),
                 f"{self.n_test} is larger than the "
                 f"{IMAGE_SHAPES[self.name][1]} test images of {self.name}",
             )
@@ -499,10 +260,10 @@ class ModularData(ClassificationData):
 
     def check(self, path: str) -> None:
         if not _is_prime(self.p) or self.p < 3 or self.p > 2003:
-            raise SpecError(_join(path, "p"), f"must be an odd prime <= 2003 (got {self.p})")
+            raise SpecError(join(path, "p"), f"must be an odd prime <= 2003 (got {self.p})")
         if not 0 < self.train_fraction < 1 or not 1 <= self.n_train < self.pool_size:
             raise SpecError(
-                _join(path, "train_fraction"),
+                join(path, "train_fraction"),
                 f"must leave at least one of the {self.pool_size} pairs for training "
                 f"and one for test (got {self.train_fraction})",
             )
@@ -566,19 +327,19 @@ class UserData(ClassificationData):
         summary = self.summary  # the arrays, loaded and checked (DataError on a bad file)
         if self.n_train > summary.pool_size:
             raise SpecError(
-                _join(path, "n_train"),
+                join(path, "n_train"),
                 f"{self.n_train} is larger than the "
                 f"{summary.pool_size} examples of x_train in {summary.source}",
             )
         if self.n_test > summary.test_size:
             raise SpecError(
-                _join(path, "n_test"),
+                join(path, "n_test"),
                 f"{self.n_test} is larger than the "
                 f"{summary.test_size} examples of x_test in {summary.source}",
             )
         if self.label_noise and not summary.n_classes:
             raise SpecError(
-                _join(path, "label_noise"),
+                join(path, "label_noise"),
                 f"{summary.source} is a regression "
                 "dataset (float targets); label noise needs class labels",
             )
@@ -608,7 +369,7 @@ IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 def check_import_path(path: str, value: str) -> None:
     """A "package.module:name" that pack workers can import (not a notebook's __main__)."""
     if not IMPORT_PATH.match(value):
-        raise SpecError(path, f"must be 'package.module:name' (got {_describe(value)})")
+        raise SpecError(path, f"must be 'package.module:name' (got {describe(value)})")
     if value.startswith("__main__:"):
         raise SpecError(
             path,
@@ -686,7 +447,7 @@ class PcaFourierFeatures(FourierFeatures):
         return self.n_features - self.pca_components
 
     def check(self, path: str) -> None:
-        Bound(lo=0, hi=self.n_features).check(_join(path, "pca_components"), self.pca_components)
+        Bound(lo=0, hi=self.n_features).check(join(path, "pca_components"), self.pca_components)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -759,7 +520,7 @@ class TransformerModel(NetworkModel):
     def check(self, path: str) -> None:
         if self.width % self.heads:
             raise SpecError(
-                _join(path, "heads"), f"must divide width {self.width} (got {self.heads})"
+                join(path, "heads"), f"must divide width {self.width} (got {self.heads})"
             )
 
 
@@ -775,11 +536,11 @@ class FlaxModel(NetworkModel):
     options: Options = NO_OPTIONS
 
     def check(self, path: str) -> None:
-        check_import_path(_join(path, "module"), self.module)
+        check_import_path(join(path, "module"), self.module)
         reserved = sorted(set(json.loads(self.options)) & {"width", "n_outputs", "dtype"})
         if reserved:
             raise SpecError(
-                _join(path, f"options.{reserved[0]}"),
+                join(path, f"options.{reserved[0]}"),
                 "dd passes width, n_outputs and dtype itself; set model.width, not an option",
             )
 
@@ -860,7 +621,7 @@ class Train:
     def check(self, path: str) -> None:
         if isinstance(self.batch_size, str) and self.batch_size != "full":
             raise SpecError(
-                _join(path, "batch_size"),
+                join(path, "batch_size"),
                 f"must be an integer >= 1 or 'full' (got {self.batch_size!r})",
             )
 
@@ -901,37 +662,37 @@ class Trial:
         if not self.model.CLOSED_FORM and not self.data.CLASSIFICATION:
             if self.train.objective != "mse":
                 raise SpecError(
-                    _join(path, "train.objective"),
+                    join(path, "train.objective"),
                     f"{self.data.name} is a regression dataset; use objective: mse",
                 )
         if isinstance(self.model, ResNet18Model) and len(self.data.input_shape) != 3:
             raise SpecError(
-                _join(path, "model.name"),
+                join(path, "model.name"),
                 f"resnet18 needs images; {self.data.name} examples have shape "
                 f"{self.data.input_shape}",
             )
         batch = self.train.batch_size if self.train is not None else "full"
         if batch != "full" and batch > self.data.n_train:
             raise SpecError(
-                _join(path, "train.batch_size"),
+                join(path, "train.batch_size"),
                 f"{batch} is larger than n_train "
                 f"{self.data.n_train}; use at most n_train, or 'full'",
             )
         tokens = isinstance(self.data, ModularData)
         if isinstance(self.model, TransformerModel) and not tokens:
             raise SpecError(
-                _join(path, "model.name"),
+                join(path, "model.name"),
                 f"transformer reads modular-arithmetic "
                 f"tokens; {self.data.name} is not modular data",
             )
         if tokens and not isinstance(self.model, (MlpModel, TransformerModel)):
             raise SpecError(
-                _join(path, "model.name"),
+                join(path, "model.name"),
                 f"modular data takes an mlp or a transformer, not {self.model.name}",
             )
         if isinstance(self.model, PcaFourierFeatures) and isinstance(self.data, GaussianData):
             raise SpecError(
-                _join(path, "model.name"),
+                join(path, "model.name"),
                 "pca_fourier_features takes its principal "
                 "axes from a training pool; gaussian data has none",
             )
@@ -940,17 +701,17 @@ class Trial:
             and self.model.pca_components > self.data.input_dim
         ):
             raise SpecError(
-                _join(path, "model.pca_components"),
+                join(path, "model.pca_components"),
                 f"{self.model.pca_components} exceeds the {self.data.input_dim} "
                 f"input coordinates of {self.data.name}",
             )
         if isinstance(self.model, FlaxModel):
             from dd.user_model import probe
 
-            probe(self, _join(path, "model.module"))
+            probe(self, join(path, "model.module"))
         if isinstance(self.model, RawFeatures) and self.model.n_features > self.data.input_dim:
             raise SpecError(
-                _join(path, "model.n_features"),
+                join(path, "model.n_features"),
                 f"{self.model.n_features} exceeds the {self.data.input_dim} input "
                 f"coordinates of {self.data.name}",
             )

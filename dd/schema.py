@@ -107,7 +107,7 @@ def column_name(dotted: str) -> str:
 def flatten_config(trial: Trial) -> dict[str, Any]:
     """Every config field of a trial as {column name: value}.
 
-    A user's ``options`` (``dd.config.Options``) give their JSON text (``model_options``) and
+    A user's ``options`` (``dd.fields.Options``) give their JSON text (``model_options``) and
     one column per option (``model_options_depth``), so that an option swept in the grid is
     a column like any other axis; a list or mapping option's column holds its JSON text.
     """

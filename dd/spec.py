@@ -38,18 +38,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dd.config import (
-    Fit,
-    Train,
-    Trial,
-    _convert,
-    _fields,
-    bounded,
-    build,
-    field_kind,
-    validate,
-)
+from dd.config import Fit, Train, Trial
 from dd.errors import DDError, SpecError
+from dd.fields import bounded, build, convert, field_kind, init_fields, validate
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves")
@@ -367,7 +358,7 @@ def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial
     grid values, and trials share those parts: a million trials cost a million small
     ``Trial`` objects, not a million config trees.
     """
-    hints, fields = _fields(Trial)
+    hints, fields = init_fields(Trial)
     parts: dict[Any, Any] = {}  # (section, its grid values) -> the built section
 
     def part(section: str, touched: tuple) -> Any:
@@ -377,7 +368,7 @@ def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial
         raw = {section: copy.deepcopy(base[section])} if section in base else {}
         for dotted, _, value in touched:
             _set_dotted(raw, dotted, value)
-        parts[key] = _convert(section, hints[section], raw[section])
+        parts[key] = convert(section, hints[section], raw[section])
         return parts[key]
 
     # each factor's entries grouped by section once: (section, ((path, type, value), ...))

@@ -171,8 +171,9 @@ def test_narrow_cnn_widths_share_padded_programs():
 def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, data):
     """Forward (batch statistics) and gradients of the padded program, cut back to the
     trial's own shapes, equal the narrow network's on those parameters."""
-    from dd.config import Model, Train, Trial, build
+    from dd.config import Model, Train, Trial
     from dd.families import make_model, narrow, program_trial, unpad
+    from dd.fields import build
     from dd.precision import matmul_precision
 
     trial = Trial(

@@ -12,8 +12,9 @@ import pytest
 
 from dd import mechanistic, mlp, transformer
 from dd.cli import main
-from dd.config import ModularData, Trial, build
+from dd.config import ModularData, Trial
 from dd.errors import SpecError
+from dd.fields import build
 from dd.modular import fourier_basis, table
 from dd.packs import make_packs, pack_key
 from dd.spec import parse_spec

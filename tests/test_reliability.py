@@ -208,7 +208,7 @@ GPU_NODE = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0, "memory": 64 * 
 )
 def test_check_fits_asks_one_node_for_a_whole_pack(resources, fits):
     from dd.cluster import check_fits
-    from dd.config import build
+    from dd.fields import build
     from dd.spec import Resources
 
     wanted = build(Resources, resources, "resources")
@@ -627,7 +627,8 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
     from scratch."""
     import itertools
 
-    from dd.config import Trial, build
+    from dd.config import Trial
+    from dd.fields import build
     from dd.spec import _set_dotted, expand_grid, parse_spec, trial_id
 
     spec = parse_spec(copy.deepcopy(mapping))

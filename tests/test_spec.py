@@ -191,21 +191,21 @@ def _just_outside(bound) -> list[float]:
     ],
 )
 def test_every_declared_field_constraint_is_checked_and_names_its_field(config):
-    """Constraints are declared on the fields (dd.config.bounded / one_of) and checked in one
-    place (dd.config.validate): each refuses a value just outside it, naming the field."""
+    """Constraints are declared on the fields (dd.fields.bounded / one_of) and checked in one
+    place (dd.fields.validate): each refuses a value just outside it, naming the field."""
     import dataclasses
 
-    from dd import config as c
+    from dd import config as c, fields
     from dd.spec import Curves, Resources
 
     names = {**vars(c), "Resources": Resources, "Curves": Curves}
     valid = eval(config, names)
-    c.validate(valid)
-    declared = c._declared(type(valid))
+    fields.validate(valid)
+    declared = fields._declared(type(valid))
     assert declared, "the class declares constraints"
     for name, metadata in declared:
         bad_values = _just_outside(metadata["bound"]) if "bound" in metadata else ["not-a-choice"]
         for bad in bad_values:
             with pytest.raises(SpecError) as refused:
-                c.validate(dataclasses.replace(valid, **{name: bad}))
+                fields.validate(dataclasses.replace(valid, **{name: bad}))
             assert refused.value.path == name, (name, bad)
