@@ -87,6 +87,45 @@ def test_trial_ids_are_pinned_so_new_defaulted_fields_keep_stored_results():
     assert trial_id(trial) == "8a7d481784361837"
 
 
+PINNED_IDS = [  # (spec sections, the id today's code gives it): ids of unchanged specs stay
+    (
+        {
+            "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 500},
+            "model": {"name": "raw_features", "n_features": 5},
+            "fit": {"ridge": 0.01},
+        },
+        "8060e1b1aef9a31b",
+    ),
+    (
+        {
+            "data": {"name": "modular", "p": 31, "op": "x+y", "train_fraction": 0.4},
+            "model": {"name": "transformer", "width": 32, "depth": 1, "heads": 4},
+            "train": {
+                "optimizer": "adamw",
+                "lr": 0.001,
+                "weight_decay": 1.0,
+                "epochs": 100,
+                "batch_size": "full",
+            },
+        },
+        "d452671c2125a960",
+    ),
+    (
+        {
+            "data": {"name": "cifar10", "n_train": 100, "n_test": 100},
+            "model": {"name": "cnn", "width": 4},
+            "train": {"batch_size": 50},
+        },
+        "3cc01eb98dd20e8c",
+    ),
+]
+
+
+@pytest.mark.parametrize("sections,pinned", PINNED_IDS, ids=["gaussian", "modular", "cifar10"])
+def test_trial_ids_of_unchanged_specs_are_pinned(sections, pinned):
+    assert trial_id(parse_spec({"name": "pin", **sections}).trials[0]) == pinned
+
+
 BAD_SPECS = [  # (mutation, field path the one-line error must name)
     (lambda m: m["data"].update(colour="red"), "data.colour"),
     (lambda m: m.update(extra=1), "extra"),
