@@ -23,6 +23,7 @@ from dd.curves import (
 )
 from dd.errors import StoreError
 from dd.grokking import grok_table, phase_axes, time_axis
+from dd.ids import trial_id
 from dd.plots import (
     plot_curves,
     plot_effective,
@@ -32,7 +33,7 @@ from dd.plots import (
     plot_phases,
 )
 from dd.schema import column_name
-from dd.spec import Spec, trial_id
+from dd.spec import Spec
 from dd.states import load_stored_spec, stored_rows
 from dd.store import StorePath, SweepStore, atomic_write_bytes, write_parquet
 

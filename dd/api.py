@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dd.ids import trial_id
 from dd.query import query_arrow
-from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping, trial_id
+from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping
 from dd.states import load_stored_spec, stored_rows
 from dd.store import SweepStore, default_results_root
 

@@ -26,8 +26,9 @@ import pyarrow.compute  # makes pa.compute available
 from scipy import stats
 
 from dd.config import ModularData
+from dd.ids import trial_id
 from dd.schema import METRICS, STATUS_OK, column_name
-from dd.spec import Spec, trial_id
+from dd.spec import Spec
 
 MODEL_AXES_EXCLUDED = ("model.name",)
 ACCURACIES = ("train_accuracy", "test_accuracy")  # derived for grokking curves

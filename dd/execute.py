@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dd.errors import DDError, SpecError
+from dd.ids import trial_id
 from dd.packs import Pack, make_packs, pack_cost, pack_key
 from dd.progress import Progress
-from dd.spec import Resources, Spec, trial_id
+from dd.spec import Resources, Spec
 from dd.store import SweepStore
 
 DEFAULT_COMPILE_CACHE = "~/.cache/dd/jax"

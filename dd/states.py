@@ -6,7 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from dd.errors import StoreError
-from dd.spec import Spec, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import Spec, parse_spec
 from dd.store import SweepStore
 
 

@@ -25,7 +25,8 @@ from dd.curves import (
     train_sizes,
 )
 from dd.errors import SpecError
-from dd.spec import parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import parse_spec
 from dd.store import SweepStore
 
 

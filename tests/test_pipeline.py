@@ -13,7 +13,8 @@ import pytest
 from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.execute import run_sweep
-from dd.spec import load_spec, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec, parse_spec
 from dd.store import SweepStore
 
 

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from conftest import TINY_GAUSSIAN
-from dd.spec import load_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec
 from dd.store import SweepStore
 
 ROOT = Path(__file__).resolve().parents[1]

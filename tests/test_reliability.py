@@ -629,7 +629,9 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
 
     from dd.config import Trial
     from dd.fields import build
-    from dd.spec import _set_dotted, expand_grid, parse_spec, trial_id
+    from dd.grid import expand_grid, set_dotted
+    from dd.ids import trial_id
+    from dd.spec import parse_spec
 
     spec = parse_spec(copy.deepcopy(mapping))
     base = {k: mapping[k] for k in ("seed", "data", "model", "fit", "train") if k in mapping}
@@ -639,7 +641,7 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
         raw = copy.deepcopy(base)
         for part in combo:
             for dotted, value in part.items():
-                _set_dotted(raw, dotted, value)
+                set_dotted(raw, dotted, value)
         trial = build(Trial, raw)
         naive.setdefault(trial_id(copy.deepcopy(trial)), trial)
     assert list(spec.trials) == list(naive.values())

@@ -15,7 +15,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from dd.errors import StoreError
-from dd.spec import load_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec
 from dd.store import RemotePath, SweepStore, as_store_path, atomic_write_bytes
 from tests.conftest import TINY_GAUSSIAN
 

@@ -10,7 +10,8 @@ import yaml
 from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.errors import SpecError
-from dd.spec import load_spec, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec, parse_spec
 
 
 def spec_with(**changes) -> dict:

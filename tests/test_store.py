@@ -9,8 +9,9 @@ import pytest
 
 from conftest import TINY_GAUSSIAN
 from dd.errors import DDError, StoreError
+from dd.ids import trial_id
 from dd.schema import METRICS, pack_table
-from dd.spec import parse_spec, trial_id
+from dd.spec import parse_spec
 from dd.store import SweepStore, atomic_write_bytes
 
 

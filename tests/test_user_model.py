@@ -17,7 +17,8 @@ import pytest
 
 from dd.cli import main
 from dd.errors import DDError, SpecError
-from dd.spec import apply_overrides, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import apply_overrides, parse_spec
 
 PACKAGE = "ddtest_userpkg"  # a name no other test uses: its modules are cached per process
 
