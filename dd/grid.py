@@ -10,7 +10,10 @@ first problem is a ``SpecError`` that names the field and the grid point.
 from __future__ import annotations
 
 import copy
-import itertools
+import math
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,15 +24,124 @@ from dd.fields import convert, field_kind, init_fields, validate
 from dd.ids import trial_id
 
 GENERATORS = ("range", "linspace", "geomspace")
+CACHED_POINTS = 100_000  # a factor with at most this many points has them made once
+EXPANDED_POINTS = 1_000_000  # an axis generating this many points is counted by expanding it
+EXACT = sys.maxsize  # a limit no axis exceeds: its length counted exactly
 
 
-def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial]:
+@dataclass(frozen=True)
+class Space:
+    """A ``linspace`` or ``geomspace`` generator, kept unexpanded until the grid's size passed."""
+
+    op: str
+    start: float
+    stop: float
+    num: int
+
+    def bound(self, integer: bool) -> int:
+        """Its number of values, or for an integer field an upper bound: the points are
+        rounded and de-duplicated, which leaves at most one per integer between the ends."""
+        if integer:
+            return min(self.num, abs(round(self.stop) - round(self.start)) + 1)
+        return self.num
+
+    def values(self, integer: bool) -> list[Any]:
+        fn = np.geomspace if self.op == "geomspace" else np.linspace
+        points = fn(self.start, self.stop, self.num)
+        if integer:  # rounded half to even, as round() does; first occurrences, in order
+            rounded = np.rint(points).astype(np.int64)
+            _, first = np.unique(rounded, return_index=True)
+            return rounded[np.sort(first)].tolist()
+        return points.tolist()
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept path and its items as written (values, ``range`` objects and ``Space``s),
+    checked but not expanded, so that its length costs no memory."""
+
+    dotted: str
+    items: tuple[Any, ...]
+    integer: bool
+    unique: bool  # repeated values dropped (not in zip groups, where a repeat is a point)
+
+    def length(self, limit: int) -> int:
+        """The number of values, without expanding one ``range`` or one float generator
+        (arithmetic). Other axes are expanded and counted when they generate at most
+        ``max(limit, EXPANDED_POINTS)`` points; beyond, an upper bound is returned (the
+        items' lengths summed, an integer generator's at most one value per integer between
+        its ends: rounding and de-duplication may leave fewer), used only to refuse a grid."""
+        (first, *more), integer = self.items, self.integer
+        if not more and isinstance(first, range):
+            return len(first)
+        if not more and isinstance(first, Space) and not integer:
+            return 1 if self.unique and first.start == first.stop else first.num
+        if sum(_bound(item, integer=False) for item in self.items) <= max(limit, EXPANDED_POINTS):
+            return len(self.values())
+        return sum(_bound(item, integer) for item in self.items)
+
+    def values(self) -> Sequence[Any]:
+        """The axis's values in order (one ``range`` stays a range)."""
+        if len(self.items) == 1 and isinstance(self.items[0], range):
+            return self.items[0]
+        values: list[Any] = []
+        for item in self.items:
+            if isinstance(item, range):
+                values.extend(item)
+            elif isinstance(item, Space):
+                values.extend(item.values(self.integer))
+            else:
+                values.append(item)
+        if not self.unique:
+            return values
+        return list(dict.fromkeys(values))  # scalars; as `in` would, 1, 1.0 and True are one
+
+
+def _bound(item: Any, integer: bool) -> int:
+    if isinstance(item, range):
+        return len(item)
+    if isinstance(item, Space):
+        return item.bound(integer)
+    return 1
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor of the grid's product: a single axis, or a zip group's axes, whose i-th
+    values form one point."""
+
+    axes: tuple[Axis, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.dotted for a in self.axes)
+
+    def length(self, limit: int) -> int:
+        return self.axes[0].length(limit)
+
+    def columns(self) -> tuple[Sequence[Any], ...]:
+        return tuple(a.values() for a in self.axes)
+
+    def points(self) -> list[dict[str, Any]]:
+        """Each point of the factor as {path: value} (what a test builds naively from)."""
+        return [
+            dict(zip(self.names, row, strict=True)) for row in zip(*self.columns(), strict=True)
+        ]
+
+
+def grid_size(factors: Sequence[Factor], limit: int) -> int:
+    """The number of grid points from the axes' lengths, nothing expanded (see
+    ``Axis.length``: exact up to ``limit``, an upper bound only above it)."""
+    return math.prod(f.length(limit) for f in factors)
+
+
+def expand_trials(base: dict, factors: Sequence[Factor]) -> list[Trial]:
     """One validated trial per grid point (duplicates, by id, dropped; order kept).
 
     Equal to ``build(Trial, base with the point's values set)`` for every point, but each
     section (``data``, ``model``, ...) is built and validated once per distinct set of its
     grid values, and trials share those parts: a million trials cost a million small
-    ``Trial`` objects, not a million config trees.
+    ``Trial`` objects, not a million config trees. A scalar section (``seed``) is not cached.
     """
     hints, fields = init_fields(Trial)
     parts: dict[Any, Any] = {}  # (section, its grid values) -> the built section
@@ -41,27 +153,16 @@ def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial
         raw = {section: copy.deepcopy(base[section])} if section in base else {}
         for dotted, _, value in touched:
             set_dotted(raw, dotted, value)
-        parts[key] = convert(section, hints[section], raw[section])
-        return parts[key]
+        built = convert(section, hints[section], raw[section])
+        if hints[section] is not int:  # a seed is its own value: a cache would only grow
+            parts[key] = built
+        return built
 
-    # each factor's entries grouped by section once: (section, ((path, type, value), ...))
-    grouped = [
-        [
-            tuple(
-                (
-                    section,
-                    tuple((d, type(v), v) for d, v in entry.items() if d.split(".")[0] == section),
-                )
-                for section in dict.fromkeys(d.split(".")[0] for d in entry)
-            )
-            for entry in factor
-        ]
-        for factor in factors
-    ]
+    grouped = [_Points(f).cached() for f in factors]
     always = [section for section in fields if section in base]
     always_set = set(always)
     trials: dict[str, Trial] = {}
-    for combo in itertools.product(*grouped):
+    for combo in _product(grouped):
         touched: dict[str, tuple] = {}
         for entry in combo:
             for section, entries in entry:
@@ -89,50 +190,77 @@ def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial
     return list(trials.values())
 
 
-def expand_grid(grid: Any, present: bool) -> tuple[list[str], list[list[dict[str, Any]]]]:
-    """The swept paths and the grid's factors: the grid points are the cartesian product of
-    the factors, each point the union of one {path: value} from each factor."""
+class _Points:
+    """A factor's points, each as ((section, ((path, type, value), ...)), ...): its values
+    grouped by the section they set, made as iterated (a long axis is never held whole)."""
+
+    def __init__(self, factor: Factor):
+        self.names, self.columns = factor.names, factor.columns()
+        self.layout = tuple(
+            (section, tuple(j for j, d in enumerate(self.names) if d.split(".")[0] == section))
+            for section in dict.fromkeys(d.split(".")[0] for d in self.names)
+        )
+
+    def cached(self) -> Iterable[tuple]:
+        """A list of the points when the factor is short, else this (made again each pass)."""
+        return list(self) if len(self.columns[0]) <= CACHED_POINTS else self
+
+    def __iter__(self) -> Iterator[tuple]:
+        names = self.names
+        for row in zip(*self.columns, strict=True):
+            yield tuple(
+                (section, tuple((names[j], type(row[j]), row[j]) for j in columns))
+                for section, columns in self.layout
+            )
+
+
+def _product(factors: list[Iterable]) -> Iterator[tuple]:
+    """``itertools.product(*factors)`` without its copy of every factor (the last one is
+    iterated once per point of the others)."""
+    if not factors:
+        yield ()
+        return
+    *outer, last = factors
+    for prefix in _product(outer):
+        for point in last:
+            yield (*prefix, point)
+
+
+def expand_grid(grid: Any, present: bool) -> tuple[list[str], list[Factor]]:
+    """The swept paths and the grid's factors, checked but not expanded: the grid points are
+    the cartesian product of the factors."""
     if not present:
         return [], []
     if not isinstance(grid, dict) or not grid:
         raise SpecError("grid", "empty grid; give at least one axis, e.g. 'seed: {range: [0, 3]}'")
-    factors: list[list[dict[str, Any]]] = []
-    axes: list[str] = []
+    factors: list[Factor] = []
     for key, raw in grid.items():
         if key == "zip":
             if not isinstance(raw, list) or not raw:
                 raise SpecError("grid.zip", "must be a non-empty list of groups of axes")
-            for i, group in enumerate(raw):
-                rows, names = _zip_group(group, f"grid.zip[{i}]")
-                factors.append(rows)
-                axes.extend(names)
+            factors.extend(_zip_group(group, f"grid.zip[{i}]") for i, group in enumerate(raw))
             continue
-        values = axis_values(str(key), raw, f"grid.{key}")
-        factors.append([{key: v} for v in values])
-        axes.append(str(key))
+        factors.append(Factor((axis(str(key), raw, f"grid.{key}"),)))
+    axes = [name for f in factors for name in f.names]
     duplicated = sorted({a for a in axes if axes.count(a) > 1})
     if duplicated:
         raise SpecError(f"grid.{duplicated[0]}", "axis appears more than once")
     return axes, factors
 
 
-def _zip_group(group: Any, path: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _zip_group(group: Any, path: str) -> Factor:
     if not isinstance(group, dict) or not group:
         raise SpecError(path, "must be a mapping of at least one axis to its values")
-    columns = {
-        str(k): axis_values(str(k), v, f"{path}.{k}", unique=False) for k, v in group.items()
-    }
-    lengths = {k: len(v) for k, v in columns.items()}
+    axes = tuple(axis(str(k), v, f"{path}.{k}", unique=False) for k, v in group.items())
+    lengths = {a.dotted: a.length(limit=EXACT) for a in axes}  # compared exactly
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
         raise SpecError(path, f"zipped axes must have equal lengths (got {shown})")
-    names = list(columns)
-    rows = [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)]
-    return rows, names
+    return Factor(axes)
 
 
-def axis_values(dotted: str, raw: Any, path: str, unique: bool = True) -> list[Any]:
-    """The values of one axis: a list of values and generators, or one generator.
+def axis(dotted: str, raw: Any, path: str, unique: bool = True) -> Axis:
+    """One axis, checked: a list of values and generators, or one generator.
 
     Repeated values are dropped (``unique``), except in zip groups, where the i-th values of
     every axis form one point and a repeat is meaningful.
@@ -141,23 +269,22 @@ def axis_values(dotted: str, raw: Any, path: str, unique: bool = True) -> list[A
     if kind is None:
         raise SpecError(path, "unknown field: not a path into seed, data, model, fit or train")
     items = raw if isinstance(raw, list) else [raw]
-    values: list[Any] = []
+    checked: list[Any] = []
     for i, item in enumerate(items):
         where = f"{path}[{i}]" if isinstance(raw, list) else path
         if isinstance(item, dict):
-            values.extend(_generate(item, where, kind))
+            checked.append(_generator(item, where))
         elif isinstance(item, list):
             raise SpecError(where, "nested lists are not allowed; give values or generators")
         else:
-            values.append(item)
-    if not values:
+            checked.append(item)
+    result = Axis(dotted, tuple(checked), kind is int, unique)
+    if not items or all(_bound(item, kind is int) == 0 for item in checked):
         raise SpecError(path, "axis has no values")
-    if not unique:
-        return values
-    return list(dict.fromkeys(values))  # scalars; as `in` would, 1, 1.0 and True are one
+    return result
 
 
-def _generate(gen: dict, path: str, kind: Any) -> list[Any]:
+def _generator(gen: dict, path: str) -> range | Space:
     if len(gen) != 1 or next(iter(gen)) not in GENERATORS:
         raise SpecError(
             path,
@@ -177,16 +304,13 @@ def _generate(gen: dict, path: str, kind: Any) -> list[Any]:
             )
         if len(args) == 3 and args[2] == 0:
             raise SpecError(f"{path}.range", "step must not be 0")
-        return list(range(*map(int, args)))
+        return range(*map(int, args))
     if len(args) != 3 or not float(args[2]).is_integer() or args[2] < 1:
         raise SpecError(f"{path}.{op}", "must be [start, stop, num] with num >= 1")
     start, stop, num = float(args[0]), float(args[1]), int(args[2])
     if op == "geomspace" and (start <= 0 or stop <= 0):
         raise SpecError(f"{path}.geomspace", "start and stop must be > 0")
-    points = (np.geomspace if op == "geomspace" else np.linspace)(start, stop, num)
-    if kind is int:
-        return list(dict.fromkeys(int(round(v)) for v in points))
-    return [float(v) for v in points]
+    return Space(op, start, stop, num)
 
 
 def set_dotted(mapping: dict, dotted: str, value: Any) -> None:

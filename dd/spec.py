@@ -20,7 +20,6 @@ the field. Trial ids come from ``dd.ids``.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ import yaml
 from dd.config import Trial
 from dd.errors import DDError, SpecError
 from dd.fields import bounded, build, field_kind
-from dd.grid import expand_grid, expand_trials, set_dotted
+from dd.grid import expand_grid, expand_trials, grid_size, set_dotted
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves")
@@ -252,10 +251,9 @@ def parse_spec(mapping: dict) -> Spec:
     curves = build(Curves, mapping.get("curves") or {}, "curves")
     base = {k: copy.deepcopy(mapping[k]) for k in TRIAL_SECTIONS if k in mapping}
     build(Trial, base)  # the base alone must be valid, so its errors name no grid value
-    axes, factors = expand_grid(
-        mapping.get("grid", {}) if "grid" in mapping else {}, "grid" in mapping
-    )
-    size, limit = math.prod(len(f) for f in factors), max_trials()
+    axes, factors = expand_grid(mapping.get("grid"), "grid" in mapping)
+    limit = max_trials()
+    size = grid_size(factors, limit)
     if size > limit:
         raise SpecError(
             "grid",

@@ -4,6 +4,7 @@ silently wrong."""
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 
@@ -574,6 +575,58 @@ def test_a_grid_above_the_limit_is_refused_in_one_line_before_memory_is_spent(tm
     )
 
 
+def test_a_single_axis_over_the_limit_is_refused_unexpanded(tmp_path):
+    """One 100,000,000-seed axis: its length is arithmetic, so the refusal holds no list of
+    its values (0.2.0 grew to 11.9 GB before refusing); memory from the child's rusage."""
+    huge = {**copy.deepcopy(TINY_GAUSSIAN), "grid": {"seed": {"range": [0, 100_000_000]}}}
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(huge))
+    command = [sys.executable, "-m", "dd", "sweep", str(path), "--dry-run"]
+    proc = subprocess.Popen(
+        [*command, "--results", str(tmp_path / "r")], stderr=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    stderr = proc.stderr.read()
+    assert os.waitstatus_to_exitcode(status) == 2, stderr[-2000:]
+    assert "100,000,000 grid points exceed the limit of 10,000,000" in stderr
+    assert usage.ru_maxrss < 200 * 1024, f"{usage.ru_maxrss / 1024:.0f} MiB"  # KiB on Linux
+
+
+@pytest.mark.parametrize(
+    "field,axis",
+    [
+        ("seed", {"range": [0, 50, 7]}),
+        ("seed", {"range": [10, 0, -3]}),
+        ("fit.ridge", {"linspace": [0.5, 2.0, 9]}),
+        ("fit.ridge", {"linspace": [1.0, 1.0, 4]}),  # one value
+        ("model.n_features", {"geomspace": [1, 20, 30]}),  # rounded: fewer than 30
+        ("model.n_features", {"linspace": [1, 5, 20]}),  # rounded: 5
+        ("model.n_features", [3, {"range": [1, 6]}, {"geomspace": [1, 8, 8]}]),
+        ("fit.ridge", [0.1, {"range": [0, 3]}, {"geomspace": [0.01, 1, 5]}]),
+    ],
+)
+def test_grid_size_counts_what_expansion_makes(field, axis, monkeypatch):
+    """The size check's count, taken before expanding, equals the trials expanded (integer
+    fields round and de-duplicate), so the limit refuses exactly the grids above it."""
+    from dd.grid import (
+        Factor,
+        axis as make_axis,
+        grid_size,
+    )
+    from dd.spec import parse_spec
+
+    mapping = {**copy.deepcopy(TINY_GAUSSIAN), "grid": {field: axis}}
+    n = len(parse_spec(copy.deepcopy(mapping)).trials)
+    assert grid_size([Factor((make_axis(field, axis, f"grid.{field}"),))], limit=10**9) == n
+    monkeypatch.setenv("DD_MAX_TRIALS", str(n))
+    assert len(parse_spec(copy.deepcopy(mapping)).trials) == n
+    if n == 1:  # (the one-value axis: no smaller limit to refuse it)
+        return
+    monkeypatch.setenv("DD_MAX_TRIALS", str(n - 1))
+    with pytest.raises(SpecError, match=f"^grid: {n} grid points exceed the limit of {n - 1}"):
+        parse_spec(copy.deepcopy(mapping))
+
+
 def test_the_trial_limit_comes_from_the_environment(monkeypatch):
     from dd.spec import parse_spec
 
@@ -637,7 +690,7 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
     base = {k: mapping[k] for k in ("seed", "data", "model", "fit", "train") if k in mapping}
     _, factors = expand_grid(mapping["grid"], True)
     naive = {}
-    for combo in itertools.product(*factors):
+    for combo in itertools.product(*(f.points() for f in factors)):
         raw = copy.deepcopy(base)
         for part in combo:
             for dotted, value in part.items():
