@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dd.ids import trial_id
 from dd.query import query_arrow
 from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping
-from dd.states import load_stored_spec, stored_rows
+from dd.states import load_stored_spec, planned_table, stored_rows
 from dd.store import SweepStore, default_results_root
 
 if TYPE_CHECKING:
@@ -168,18 +167,12 @@ def plan(
     already stored under ``results`` are left out of the packs; nothing is written)."""
     from dd.execute import plan as plan_packs
     from dd.families import family_of
-    from dd.schema import flatten_config
 
     loaded = load_spec(spec, overrides)
     store = _store(loaded.name, results)
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
-    trials = pa.Table.from_pylist(
-        [
-            {"trial_id": trial_id(t), "stored": trial_id(t) in stored, **flatten_config(t)}
-            for t in loaded.trials
-        ]
-    )
+    trials = planned_table(loaded.trials, stored)
     rows = [
         {
             "pack_id": p.id,

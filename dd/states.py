@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from dd.errors import StoreError
 from dd.ids import trial_id
+from dd.schema import flatten_config
 from dd.spec import Spec, parse_spec
 from dd.store import SweepStore
 
@@ -36,3 +37,18 @@ def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, s
         "failed": failed,
         "earlier": stored - planned,
     }
+
+
+def planned_table(trials: tuple, stored: set[str], chunk: int = 65536) -> pa.Table:
+    """One row per planned trial: its id, whether it is stored, its config columns; built a
+    chunk of rows at a time (a million rows as dicts at once would take gigabytes)."""
+    parts = [
+        pa.Table.from_pylist(
+            [
+                {"trial_id": trial_id(t), "stored": trial_id(t) in stored, **flatten_config(t)}
+                for t in trials[start : start + chunk]
+            ]
+        )
+        for start in range(0, len(trials), chunk)
+    ]
+    return pa.concat_tables(parts, promote_options="permissive")
