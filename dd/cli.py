@@ -39,10 +39,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _sweep(sweep: str, results: str | None):
+def _sweep(sweep: str, results: str | None, given_wins: bool = False):
     """The store and the plan (spec) of a sweep given by name or by spec file: the stored
-    spec.yaml, else the given spec file (a stored spec.yaml deleted)."""
-    from dd.spec import load_spec, parse_spec
+    spec.yaml, else the given spec file (a stored spec.yaml deleted, or ``given_wins``: dd
+    status of a file counts what ``dd sweep FILE`` would plan)."""
+    from dd.adopt import adopt_legacy_ids
+    from dd.spec import load_spec
+    from dd.states import load_stored_spec
     from dd.store import SweepStore, default_results_root
 
     root = results or default_results_root()
@@ -51,9 +54,10 @@ def _sweep(sweep: str, results: str | None):
         given = load_spec(sweep)
         sweep = given.name
     store = SweepStore(root, sweep)
-    if given is not None and not (store.dir / "spec.yaml").is_file():
+    if given is not None and (given_wins or not (store.dir / "spec.yaml").is_file()):
+        adopt_legacy_ids(store, given)
         return store, given
-    return store, parse_spec(store.read_spec_mapping())  # light: dd status draws nothing
+    return store, load_stored_spec(store)  # light: dd status draws nothing
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -109,7 +113,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from dd.states import trial_states
 
-    store, spec = _sweep(args.sweep, args.results)
+    store, spec = _sweep(args.sweep, args.results, given_wins=True)
     states = trial_states(store, spec, store.stored_trial_ids())
     diverged = store.diverged_trial_ids() & states["done"]
     print(

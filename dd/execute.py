@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dd.adopt import adopt_legacy_ids
 from dd.errors import DDError, SpecError
 from dd.ids import trial_id
 from dd.packs import Pack, make_packs, pack_cost, pack_key
@@ -255,6 +256,7 @@ def worker_slots(resources: Resources, cluster: dict[str, float], n_packs: int) 
 
 def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
     """The packs still to run, and how many planned trials are already stored."""
+    adopt_legacy_ids(store, spec)  # rows stored under a location-hashing id count as stored
     stored = store.stored_trial_ids()
     missing = [t for t in spec.trials if trial_id(t) not in stored]
     return (

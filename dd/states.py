@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from dd.adopt import adopt_legacy_ids
 from dd.errors import StoreError
 from dd.ids import trial_id
 from dd.schema import flatten_config
@@ -13,8 +14,11 @@ from dd.store import SweepStore
 
 
 def load_stored_spec(store: SweepStore) -> Spec:
-    """The spec saved beside the results: the sweep's current plan."""
-    return parse_spec(store.read_spec_mapping())
+    """The spec saved beside the results: the sweep's current plan (its rows stored under a
+    legacy id renamed first, ``dd.adopt``)."""
+    spec = parse_spec(store.read_spec_mapping())
+    adopt_legacy_ids(store, spec)
+    return spec
 
 
 def stored_rows(store: SweepStore) -> pa.Table:
