@@ -138,21 +138,35 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from dd.query import format_table, query_arrow, run_query, serialize, write_query
+    from dd.query import (
+        default_limits,
+        format_table,
+        query_arrow,
+        run_query,
+        serialize,
+        write_query,
+    )
     from dd.store import default_results_root
 
     root = args.results or default_results_root()
-    if args.output:
-        if args.format == "table":
-            raise DDError("--output: give --format csv, json or parquet for a file")
-        n = write_query(args.sql, root, args.sweep, args.format, args.output)
-        print(f"{n} rows written to {args.output}", file=sys.stderr)
-    elif args.format == "table":
-        print(format_table(*run_query(args.sql, root, args.sweep)))
-    elif args.format in ("csv", "json"):
-        sys.stdout.write(serialize(query_arrow(args.sql, root, args.sweep), args.format).decode())
-    else:
-        raise DDError("--format parquet: give --output FILE")
+    limits = default_limits(args.memory_limit, args.threads, args.timeout)
+    try:
+        if args.output:
+            if args.format == "table":
+                raise DDError("--output: give --format csv, json or parquet for a file")
+            n = write_query(args.sql, root, args.sweep, args.format, args.output, limits)
+            print(f"{n} rows written to {args.output}", file=sys.stderr)
+        elif args.format == "table":
+            print(format_table(*run_query(args.sql, root, args.sweep, limits)))
+        elif args.format in ("csv", "json"):
+            table = query_arrow(args.sql, root, args.sweep, limits)
+            sys.stdout.write(serialize(table, args.format).decode())
+        else:
+            raise DDError("--format parquet: give --output FILE")
+    except KeyboardInterrupt:  # the query was stopped (connection.interrupt()); nothing to resume
+        how, code = ("terminated", 143) if _terminated else ("interrupted", 130)
+        print(f"dd: query {how}", file=sys.stderr)
+        return code
     return 0
 
 
@@ -227,7 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", help="where to write the page (default: <results>/<sweep>/report.html)"
     )
 
-    p = add("query", cmd_query, "run DuckDB SQL over stored results (views: results, trials)")
+    p = add(
+        "query",
+        cmd_query,
+        "run DuckDB SQL over stored results (views: results and trials of the current "
+        "specs, all_results and all_trials of every stored trial)",
+    )
     p.add_argument("sql", help="SQL text, e.g. 'SELECT count(*) FROM results'")
     p.add_argument("--sweep", help="one sweep's results (default: every sweep)")
     p.add_argument("--results", help=results_help)
@@ -239,6 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
         "parquet to --output",
     )
     p.add_argument("--output", help="write the result to this file (atomically)")
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="DuckDB's memory limit, e.g. 4GB (default: half of this machine's memory)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="DuckDB's threads (default: half of this machine's CPUs, at least 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="stop the query after this long (exit 1); Ctrl-C or SIGTERM stop it at any time",
+    )
     return parser
 
 

@@ -745,3 +745,106 @@ def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, caps
     run_sweep(spec, tmp_path, quiet=False)
     assert planned.exists() and not stale.exists()
     assert "removed 1 checkpoint that no planned pack reads" in capsys.readouterr().err
+
+
+# ---- dd query: current views beside all_*; interrupts and limits
+MLP = {
+    "name": "epochs",
+    "data": {"name": "mnist1d", "n_train": 100},
+    "model": {"name": "mlp", "width": 8},
+    "train": {"epochs": 30, "batch_size": 50},
+    "grid": {"model.width": [4, 8], "seed": [0, 1]},
+}
+
+
+def test_query_views_hold_the_current_spec_and_all_views_every_version(tmp_path, capsys):
+    """After train.epochs changes, results and trials hold the current spec's trials only,
+    so an average over them never mixes 30- and 60-epoch trials; all_* hold both."""
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    old = store_trials(root, MLP, steps=3)
+    new = store_trials(root, {**MLP, "train": {**MLP["train"], "epochs": 60}}, steps=3)
+    assert not set(old) & set(new)
+
+    def query(sql: str) -> list[dict]:
+        import json
+
+        capsys.readouterr()
+        assert main(["query", sql, "--results", str(root), "--format", "json"]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    assert query("SELECT DISTINCT train_epochs AS e, current FROM results") == [
+        {"e": 60, "current": True}
+    ]
+    assert query("SELECT DISTINCT train_epochs AS e FROM trials") == [{"e": 60}]
+    assert query("SELECT count(*) AS n FROM results") == [{"n": 4 * 3}]
+    by_epochs = "SELECT train_epochs AS e, count(*) AS n, bool_and(current) AS c FROM all_trials"
+    assert query(by_epochs + " GROUP BY 1 ORDER BY 1") == [
+        {"e": 30, "n": 4, "c": False},
+        {"e": 60, "n": 4, "c": True},
+    ]
+    assert query("SELECT count(*) AS n FROM all_results") == [{"n": 8 * 3}]
+    ids = query("SELECT trial_id FROM trials ORDER BY 1")
+    assert [row["trial_id"] for row in ids] == sorted(new)
+
+
+def test_query_limits_come_from_flags_and_default_to_a_share_of_the_machine(tmp_path, capsys):
+    import json
+
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    store_trials(root, MLP)
+    sql = "SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m"
+    flags = ["--results", str(root), "--format", "json"]
+    assert main(["query", sql, *flags, "--threads", "1", "--memory-limit", "1GB"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"t": 1, "m": "953.6 MiB"}
+    assert main(["query", sql, *flags]) == 0
+    settings = json.loads(capsys.readouterr().out)
+    threads, memory = settings["t"], settings["m"]
+    assert 1 <= int(threads) <= max(1, os.cpu_count() // 2)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    value, unit = memory.split()
+    assert float(value) * {"MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit] <= total / 2 * 1.01
+    assert main(["query", sql, *flags, "--memory-limit", "lots"]) == 2
+    assert _one_line_error(capsys).startswith("dd: error: --memory-limit: 'lots' is not a size")
+
+
+RUNAWAY = "SELECT sum(a.step * b.step + c.step) FROM results a, results b, results c"
+
+
+def _runaway_query(tmp_path, *flags: str) -> subprocess.Popen:
+    """``dd query`` of a triple cross join over 6,000 rows (minutes of work), started once dd
+    is imported (a signal before that would only stop the imports)."""
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    store_trials(root, {**MLP, "grid": {"seed": {"range": [0, 2000]}}}, steps=3)
+    started = (
+        "import sys; import dd.cli, dd.query, duckdb; print('ready', file=sys.stderr, "
+        "flush=True); sys.exit(dd.cli.main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", started, "query", RUNAWAY, "--results", str(root), *flags]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stderr.readline() == "ready\n"
+    return proc
+
+
+@pytest.mark.parametrize("signum,code,how", [(2, 130, "interrupted"), (15, 143, "terminated")])
+def test_a_runaway_query_stops_on_sigint_and_sigterm(tmp_path, signum, code, how):
+    import time
+
+    proc = _runaway_query(tmp_path, "--threads", "1")
+    time.sleep(3)  # the query is running (connecting takes well under that)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)  # without the interrupt: minutes
+    assert proc.returncode == code, err
+    assert err.strip().splitlines() == [f"dd: query {how}"]
+
+
+def test_a_query_past_its_timeout_stops_with_one_line(tmp_path):
+    proc = _runaway_query(tmp_path, "--threads", "1", "--timeout", "2")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == ["dd: error: query: stopped after --timeout 2 s"]

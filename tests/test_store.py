@@ -196,20 +196,21 @@ def _image_spec(data_dir: str | None) -> dict:
     }
 
 
-def _store_trials(root, mapping: dict, ids: list[str] | None = None) -> list[str]:
-    """Store one null-metric row per trial of ``mapping`` (under ``ids``, default their ids)
-    and the spec beside them, as a finished sweep leaves them; returns the ids used."""
+def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int = 1) -> list[str]:
+    """Store ``steps`` null-metric rows per trial of ``mapping`` (under ``ids``, default their
+    ids) and the spec beside them, as a finished sweep leaves them; returns the ids used."""
     spec = parse_spec(mapping)
     store = SweepStore(root, spec.name)
     ids = ids or [trial_id(t) for t in spec.trials]
+    pack_id = f"p{len(store.pack_files())}"
     store.write_pack(
-        "p0",
+        pack_id,
         pack_table(
             sweep=spec.name,
-            pack_id="p0",
+            pack_id=pack_id,
             trial_ids=ids,
             trials=list(spec.trials),
-            rows=[[{}] for _ in spec.trials],
+            rows=[[{"step": s} for s in range(steps)] for _ in spec.trials],
             wall_time_s=0.0,
             jax_version="none",
         ),
@@ -222,7 +223,7 @@ def test_a_moved_npz_keeps_its_trial_ids_and_nothing_runs(tmp_path):
     from dd import api
 
     _npz(tmp_path / "here" / "data.npz")
-    stored = _store_trials(tmp_path / "r", _arrays_spec(str(tmp_path / "here" / "data.npz")))
+    stored = store_trials(tmp_path / "r", _arrays_spec(str(tmp_path / "here" / "data.npz")))
     (tmp_path / "shared").mkdir()
     (tmp_path / "here" / "data.npz").rename(tmp_path / "shared" / "data.npz")
     moved = _arrays_spec(str(tmp_path / "shared" / "data.npz"))
@@ -235,7 +236,7 @@ def test_changed_npz_contents_give_new_trial_ids_and_all_run(tmp_path):
 
     path = tmp_path / "data.npz"
     _npz(path)
-    stored = _store_trials(tmp_path / "r", _arrays_spec(str(path)))
+    stored = store_trials(tmp_path / "r", _arrays_spec(str(path)))
     _npz(path, n_classes=11)  # new labels, same path
     changed = _arrays_spec(str(path))
     assert not {trial_id(t) for t in parse_spec(changed).trials} & set(stored)
@@ -253,7 +254,7 @@ def test_relative_and_absolute_npz_paths_give_the_same_ids(tmp_path, monkeypatch
 def test_an_image_data_dir_is_not_part_of_the_id(tmp_path, capsys):
     from dd.cli import main
 
-    stored = _store_trials(tmp_path / "r", _image_spec("/mnt/a/cifar"))
+    stored = store_trials(tmp_path / "r", _image_spec("/mnt/a/cifar"))
     assert [trial_id(t) for t in parse_spec(_image_spec("/shared/cifar")).trials] == stored
     assert [trial_id(t) for t in parse_spec(_image_spec(None)).trials] == stored
     spec = tmp_path / "img.yaml"
@@ -282,7 +283,7 @@ def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, 
     image = _image_spec("/data/cifar")
     for mapping, legacy in ((npz, LEGACY_NPZ_IDS), (image, LEGACY_IMAGE_IDS)):
         assert [legacy_trial_id(t) for t in parse_spec(mapping).trials] == legacy
-        assert _store_trials(tmp_path / "r", mapping, ids=legacy) == legacy
+        assert store_trials(tmp_path / "r", mapping, ids=legacy) == legacy
     assert str(api.plan(npz, tmp_path / "r")).endswith("1 already stored; 0 to run in 0 packs")
     current = [trial_id(t) for t in parse_spec(npz).trials]
     assert SweepStore(tmp_path / "r", "npz").stored_trial_ids() == set(current)
