@@ -848,3 +848,25 @@ def test_a_query_past_its_timeout_stops_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert err.strip().splitlines() == ["dd: error: query: stopped after --timeout 2 s"]
+
+
+def test_status_of_a_spec_file_agrees_with_its_dry_run(tmp_path, capsys):
+    """A run with an override stores its overridden spec; `dd status FILE` then counted that
+    stored spec ("4 done, 0 missing") while `dd sweep FILE --dry-run` planned the file's
+    own trials ("0 already stored; 4 to run"). Both now count the file's trials."""
+    from dd.spec import apply_overrides
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    store_trials(root, apply_overrides(MLP, ["train.epochs=5"]))  # what an API run stores
+    path = tmp_path / "epochs.yaml"
+    path.write_text(yaml.safe_dump(MLP))
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--dry-run", "--results", str(root)]) == 0
+    assert "4 trials, 0 already stored; 4 to run" in capsys.readouterr().out
+    assert main(["status", str(path), "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "4 trials planned: 0 done, 4 missing" in out
+    assert "4 stored trials belong to an earlier version of the spec" in out
+    assert main(["status", "epochs", "--results", str(root)]) == 0  # by name: what ran
+    assert "4 trials planned: 4 done, 0 missing" in capsys.readouterr().out
