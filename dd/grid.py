@@ -122,12 +122,6 @@ class Factor:
     def columns(self) -> tuple[Sequence[Any], ...]:
         return tuple(a.values() for a in self.axes)
 
-    def points(self) -> list[dict[str, Any]]:
-        """Each point of the factor as {path: value} (what a test builds naively from)."""
-        return [
-            dict(zip(self.names, row, strict=True)) for row in zip(*self.columns(), strict=True)
-        ]
-
 
 def grid_size(factors: Sequence[Factor], limit: int) -> int:
     """The number of grid points from the axes' lengths, nothing expanded (see

@@ -690,7 +690,11 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
     base = {k: mapping[k] for k in ("seed", "data", "model", "fit", "train") if k in mapping}
     _, factors = expand_grid(mapping["grid"], True)
     naive = {}
-    for combo in itertools.product(*(f.points() for f in factors)):
+    points = [
+        [dict(zip(f.names, row, strict=False)) for row in zip(*f.columns(), strict=False)]
+        for f in factors
+    ]
+    for combo in itertools.product(*points):
         raw = copy.deepcopy(base)
         for part in combo:
             for dotted, value in part.items():
