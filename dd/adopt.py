@@ -47,6 +47,11 @@ def adopt_legacy_ids(store: SweepStore, spec: Spec) -> int:
 
 
 def _has_identity_fields(trial: Trial) -> bool:
-    """Whether the trial's data names a location or a user file (the only parts whose ids
-    moved); other trials' legacy ids equal their ids, and are not recomputed."""
-    return any(f.metadata.get(IDENTITY) for f in dataclasses.fields(trial.data))
+    """Whether the trial's data names a user file or a location other than the default (the
+    only parts whose ids moved); other trials' legacy ids equal their ids, not recomputed."""
+    return any(
+        f.metadata.get(IDENTITY) == "content"
+        or f.metadata.get(IDENTITY) == "location"
+        and getattr(trial.data, f.name) != f.default
+        for f in dataclasses.fields(trial.data)
+    )
