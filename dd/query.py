@@ -70,7 +70,7 @@ def default_limits(
             "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GB"
         )
     if threads is None:
-        threads = max(1, (os.cpu_count() or 2) // 2)
+        threads = max(1, len(os.sched_getaffinity(0)) // 2)  # the CPUs this process may use
     return Limits(memory_limit=memory_limit.strip(), threads=threads, timeout=timeout)
 
 
