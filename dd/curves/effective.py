@@ -20,7 +20,6 @@ from dd.curves.base import (
     no_check,
     series_order,
     told_nowhere,
-    trained,
 )
 from dd.schema import column_name
 
@@ -34,10 +33,6 @@ class Effective:
 
     table: pa.Table  # series columns, x, p_eff_test, and the mean of each EFFECTIVE_METRICS
     curves: CurveSet
-
-
-def axis(spec) -> str | None:
-    return None if trained(spec) else capacity_axis(spec)
 
 
 def effective_table(curves: CurveSet) -> pa.Table | None:
@@ -125,8 +120,8 @@ def plot_effective(table: pa.Table, curves: CurveSet, spec):
 
 KIND = CurveKind(
     name=NAME,
-    needs="a closed-form fit over a model field (effective parameters are measured by fits)",
-    axis=axis,
+    needs="a swept model field (drawn where the rows hold p_eff_test: closed-form fits)",
+    axis=capacity_axis,
     compute=compute,
     tables=lambda eff: {NAME: eff.table},
     figures=lambda eff, spec: {f"{NAME}.png": plot_effective(eff.table, eff.curves, spec)},
