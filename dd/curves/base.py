@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # makes pa.compute available
 
 from dd.schema import METRICS, column_name
 
@@ -279,9 +278,11 @@ def best_rows(rows: pa.Table, metric: str = "test_error") -> pa.Table:
 def with_accuracies(rows: pa.Table) -> pa.Table:
     """The rows with train_accuracy and test_accuracy (1 - error) beside the errors: the
     grokking literature reads accuracies."""
+    import pyarrow.compute as pc  # loads with the curves only: ``dd status`` checks specs
+
     for accuracy in ACCURACIES:
         error = rows[accuracy.replace("accuracy", "error")]
-        rows = rows.append_column(accuracy, pa.compute.subtract(pa.scalar(1.0), error))
+        rows = rows.append_column(accuracy, pc.subtract(pa.scalar(1.0), error))
     return rows
 
 
