@@ -43,11 +43,3 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
-
-
-TINY_GAUSSIAN = {
-    "name": "tiny",
-    "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 500},
-    "model": {"name": "raw_features", "n_features": 1},
-    "grid": {"model.n_features": [2, 5, 8, 12, 15, 20], "seed": {"range": [0, 4]}},
-}

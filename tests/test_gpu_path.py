@@ -21,6 +21,7 @@ import yaml
 
 from dd.packs import make_packs, pack_key
 from dd.spec import parse_spec
+from helpers import run_dd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -303,23 +304,8 @@ MLP_SWEEP = {
 def _sweep(tmp_path: Path, spec: dict, env: dict) -> subprocess.CompletedProcess:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(path),
-            "--results",
-            str(tmp_path / "results"),
-            "--no-curves",
-            "--cpus",
-            "2",
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return run_dd(
+        "sweep", path, "--results", tmp_path / "results", "--no-curves", "--cpus", "2", env=env
     )
 
 
