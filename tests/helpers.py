@@ -1,13 +1,18 @@
 """What several test files share: `python -m dd` in a fresh process, ending a process tree by
-its ids, and the tiny spec most tests sweep. Imported as ``helpers`` (tests/ is on sys.path)."""
+its ids, whether a GPU answers, and the tiny spec most tests sweep. Imported as ``helpers``
+(pytest puts tests/ on sys.path for conftest.py)."""
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 TINY_GAUSSIAN = {
     "name": "tiny",
@@ -81,3 +86,19 @@ def kill_tree(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@functools.cache
+def gpu_answers() -> bool:
+    """Whether an NVIDIA GPU answers here (`nvidia-smi -L`): the Makefile's test for installing
+    the CUDA build of JAX, so the tests expect what the install made of this machine. Asking
+    JAX instead would claim the GPU for the pytest process."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    return subprocess.run([smi, "-L"], capture_output=True, timeout=60).returncode == 0
+
+
+without_gpu = pytest.mark.skipif(
+    gpu_answers(), reason="a GPU answers here; this test checks the path without one"
+)

@@ -247,6 +247,7 @@ def _silent_listener():
     return server
 
 
+@pytest.mark.slow
 def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_path):
     server = _silent_listener()
     path = write_spec(TINY_GAUSSIAN)
@@ -598,6 +599,7 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
     assert [trial_id(t) for t in spec.trials] == list(naive)
 
 
+@pytest.mark.slow
 def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
     """100,000 trials planned with their packs in little memory (Python allocations, by
     tracemalloc): 0.2.0 held a whole config tree per trial and a list of every grid point."""
