@@ -193,6 +193,7 @@ def test_schedules():
     assert eval_epochs(Train(epochs=10, eval_points=5, eval_spacing="linear")) == [2, 4, 6, 8, 10]
 
 
+@pytest.mark.slow
 def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path, monkeypatch):
     import dd.train as train_module
 
