@@ -7,10 +7,10 @@ import copy
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.errors import SpecError
 from dd.spec import load_spec, parse_spec, trial_id
+from helpers import TINY_GAUSSIAN
 
 
 def spec_with(**changes) -> dict:

@@ -7,11 +7,11 @@ import os
 import pyarrow as pa
 import pytest
 
-from conftest import TINY_GAUSSIAN
 from dd.errors import DDError, StoreError
 from dd.schema import METRICS, pack_table
 from dd.spec import parse_spec, trial_id
 from dd.store import SweepStore, atomic_write_bytes
+from helpers import TINY_GAUSSIAN
 
 
 def _table(store: SweepStore, n: int = 3) -> tuple[pa.Table, list[str]]:
