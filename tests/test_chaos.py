@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dd.store import SweepStore
+from helpers import kill_tree, start_dd
 
 pytestmark = pytest.mark.ray  # every test here runs sweeps on Ray
 
@@ -46,32 +47,6 @@ SPEC = {
 }
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc (children of children included)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _kill_tree(pid: int) -> None:
-    for p in [pid, *_descendants(pid)]:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _wait_for(condition, what: str, limit: float = 240.0):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -90,23 +65,15 @@ HOLD = {"DD_FAULT_HOLD_AFTER_CHECKPOINT": "10"}
 def _driver(
     spec_path: Path, results: Path, *options: str, env: dict | None = None
 ) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(spec_path),
-            "--results",
-            str(results),
-            "--no-curves",
-            *options,
-        ],
-        stdout=subprocess.PIPE,
+    return start_dd(
+        "sweep",
+        spec_path,
+        "--results",
+        results,
+        "--no-curves",
+        *options,
+        env=env,
         stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
     )
 
 
@@ -114,7 +81,7 @@ def _finish(driver: subprocess.Popen) -> str:
     try:
         out, _ = driver.communicate(timeout=600)
     finally:
-        _kill_tree(driver.pid)  # the driver's local Ray processes, if any outlived it
+        kill_tree(driver.pid)  # the driver's local Ray processes, if any outlived it
     return out
 
 
@@ -197,7 +164,7 @@ def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path
     try:
         _wait_for(lambda: list(packs.glob("pack-*.parquet")), "a first finished pack")
     finally:
-        _kill_tree(driver.pid)
+        kill_tree(driver.pid)
         driver.wait()
     assert driver.returncode == -signal.SIGKILL
     stored_before = len(list(packs.glob("pack-*.parquet")))

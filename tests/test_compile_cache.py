@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pyarrow.compute as pc
 import pytest
 
 from dd.execute import compile_cache_dir, worker_env
 from dd.spec import Resources
 from dd.store import SweepStore
+from helpers import run_dd
 
 TINY_MLP = {
     "name": "cached",
@@ -37,24 +34,16 @@ def test_a_second_sweep_loads_every_program_from_the_cache_and_gets_the_same_num
     cache = tmp_path / "jax-cache"
     tables = []
     for run in ("first", "second"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dd.cli",
-                "sweep",
-                str(spec),
-                "--results",
-                str(tmp_path / run),
-                "--compile-cache",
-                str(cache),
-                "--no-curves",
-                "--quiet",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "DD_COMPILE_CACHE": "off"},
+        done = run_dd(
+            "sweep",
+            spec,
+            "--results",
+            tmp_path / run,
+            "--compile-cache",
+            cache,
+            "--no-curves",
+            "--quiet",
+            env={"DD_COMPILE_CACHE": "off"},
         )  # the flag wins over the variable
         assert done.returncode == 0, done.stderr
         if run == "first":

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import copy
 import os
+import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.errors import SpecError
 from dd.spec import load_spec
+from helpers import TINY_GAUSSIAN, dd_command, kill_tree, run_dd, start_dd
 
 
 def _one_line_error(capsys) -> str:
@@ -94,7 +95,7 @@ def test_query_into_a_closed_pipe_is_quiet(stored):
     sql = "SELECT * FROM results, range(50)"
     for fmt in ("table", "csv"):
         done = subprocess.run(
-            f"{sys.executable} -m dd query '{sql}' --results {root} --format {fmt} | head -1",
+            shlex.join(dd_command("query", sql, "--results", root, "--format", fmt)) + " | head -1",
             shell=True,
             capture_output=True,
             text=True,
@@ -247,27 +248,21 @@ def _silent_listener():
     return server
 
 
+@pytest.mark.slow
 def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_path):
     server = _silent_listener()
     path = write_spec(TINY_GAUSSIAN)
     results = tmp_path / "results"
     for address in ("127.0.0.1:1", f"127.0.0.1:{server.getsockname()[1]}"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dd",
-                "sweep",
-                str(path),
-                "--results",
-                str(results),
-                "--address",
-                address,
-                "--connect-timeout",
-                "2",
-            ],
-            capture_output=True,
-            text=True,
+        done = run_dd(
+            "sweep",
+            path,
+            "--results",
+            results,
+            "--address",
+            address,
+            "--connect-timeout",
+            "2",
             timeout=90,
         )
         assert done.returncode == 2, done.stderr
@@ -322,29 +317,6 @@ SLOW = {
 DD_LINE = r"^(sig: |dd: (terminated|interrupted)|results: )"
 
 
-def _kill_tree(pid: int) -> None:
-    import os
-    import signal
-    from pathlib import Path
-
-    children = [
-        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid
-    ]
-    for child in children:
-        _kill_tree(child)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _ppid(proc) -> int | None:
-    try:
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 @pytest.mark.ray  # a real driver with its local Ray instance
 def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
     import os
@@ -355,21 +327,8 @@ def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
     path = tmp_path / "sig.yaml"
     path.write_text(yaml.safe_dump(SLOW))
     results = tmp_path / "results"
-    command = [
-        sys.executable,
-        "-m",
-        "dd",
-        "sweep",
-        str(path),
-        "--results",
-        str(results),
-        "--no-curves",
-        "--cpus",
-        "1",
-    ]
-    driver = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    command = ["sweep", str(path), "--results", str(results), "--no-curves", "--cpus", "1"]
+    driver = start_dd(*command)
     try:
         deadline = time.monotonic() + 240
         running = results / "sig" / "running"
@@ -379,22 +338,16 @@ def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
         driver.send_signal(signal.SIGTERM)
         out, err = driver.communicate(timeout=120)
     finally:
-        _kill_tree(driver.pid)
+        kill_tree(driver.pid)
     assert driver.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith("dd: terminated; run the same command")
     for line in err.strip().splitlines():
         assert re.match(DD_LINE, line), f"not a dd line: {line!r}\n{err}"
-    again = subprocess.Popen(
-        [*command, "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    again = start_dd(*command, "--quiet")
     try:
         out, err = again.communicate(timeout=300)
     finally:
-        _kill_tree(again.pid)
+        kill_tree(again.pid)
     assert again.returncode == 0, err
     assert err.strip().splitlines() == [
         line for line in err.strip().splitlines() if re.match(r"^sig: ran 2 trials in", line)
@@ -716,6 +669,7 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
     assert [trial_id(t) for t in spec.trials] == list(naive)
 
 
+@pytest.mark.slow
 def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
     """100,000 trials planned with their packs in little memory (Python allocations, by
     tracemalloc): 0.2.0 held a whole config tree per trial and a list of every grid point."""

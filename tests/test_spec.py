@@ -7,11 +7,11 @@ import copy
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.errors import SpecError
 from dd.ids import trial_id
 from dd.spec import load_spec, parse_spec
+from helpers import TINY_GAUSSIAN
 
 
 def spec_with(**changes) -> dict:

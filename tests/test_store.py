@@ -8,12 +8,12 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.errors import DDError, StoreError
 from dd.ids import trial_id
 from dd.schema import METRICS, pack_table
 from dd.spec import parse_spec
 from dd.store import SweepStore, atomic_write_bytes
+from helpers import TINY_GAUSSIAN
 
 
 def _table(store: SweepStore, n: int = 3) -> tuple[pa.Table, list[str]]:
