@@ -34,7 +34,8 @@ from dd.plots import (
 from dd.schema import column_name
 from dd.spec import Spec, trial_id
 from dd.states import load_stored_spec, stored_rows
-from dd.store import StorePath, SweepStore, atomic_write_bytes, write_parquet
+from dd.store import SweepStore
+from dd.store_paths import StorePath, atomic_write_bytes, write_parquet
 
 
 @dataclass(frozen=True)
@@ -83,13 +84,13 @@ def write_curves(
             ("_seeds", curves.per_seed),
             ("_landmarks", curves.landmarks),
         ):
-            path = store.dir / "curves" / f"{curves.kind}{suffix}.parquet"
+            path = store.curve_path(f"{curves.kind}{suffix}")
             write_parquet(path, data)
             tables.append(path)
         figures.append(save_png(plot_curves(curves, spec), store, f"{curves.kind}.png"))
         effective = effective_table(curves) if curves.kind == "model_wise" else None
         if effective is not None:
-            path = store.dir / "curves" / "effective_parameters.parquet"
+            path = store.curve_path("effective_parameters")
             write_parquet(path, effective)
             tables.append(path)
             figures.append(
@@ -132,7 +133,7 @@ def _write_emc(
     if emc is None:
         return None, ()
     for name, data in (("emc", emc.table), ("emc_grid", emc.grid)):
-        path = store.dir / "curves" / f"{name}.parquet"
+        path = store.curve_path(name)
         write_parquet(path, data)
         tables.append(path)
     figures.append(save_png(plot_emc(emc, spec), store, "emc.png"))
@@ -145,7 +146,7 @@ def _write_grokking(store: SweepStore, spec: Spec, table: pa.Table):
     """grok_times.parquet (per trial) and the times and phase figures."""
     rows, _ = current_rows(table, spec)
     grok = grok_table(rows, spec)
-    path = store.dir / "curves" / "grok_times.parquet"
+    path = store.curve_path("grok_times")
     write_parquet(path, grok)
     figures = []
     axis = time_axis(spec)
@@ -161,7 +162,7 @@ def save_png(fig: Figure, store: SweepStore, name: str) -> StorePath:
     """Write ``fig`` as ``<sweep>/figures/<name>`` (local or remote, atomically)."""
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=120)
-    path = store.dir / "figures" / name
+    path = store.figure_path(name)
     atomic_write_bytes(path, image.getvalue())
     return path
 

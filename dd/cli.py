@@ -51,7 +51,7 @@ def _sweep(sweep: str, results: str | None):
         given = load_spec(sweep)
         sweep = given.name
     store = SweepStore(root, sweep)
-    if given is not None and not (store.dir / "spec.yaml").is_file():
+    if given is not None and not store.spec_path.is_file():
         return store, given
     return store, parse_spec(store.read_spec_mapping())  # light: dd status draws nothing
 

@@ -106,11 +106,7 @@ def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
     from dd.schema import pack_table
 
     trials, padded = list(pack.trials), pack.padded_trials()
-    checkpoint = (
-        store.dir / "checkpoints" / f"pack-{pack.id}.msgpack"
-        if resources.checkpoint_every
-        else None
-    )
+    checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every else None
     start = time.perf_counter()
     splits = 0
     if trials[0].model.CLOSED_FORM:
@@ -121,7 +117,7 @@ def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
         from dd.memory import device_budget
 
         param_files = (
-            [store.dir / "params" / f"{tid}.msgpack" for tid in pack.trial_ids]
+            [store.params_path(tid) for tid in pack.trial_ids]
             if trials[0].train.save_params
             else None
         )

@@ -11,7 +11,8 @@ from conftest import TINY_GAUSSIAN
 from dd.errors import DDError, StoreError
 from dd.schema import METRICS, pack_table
 from dd.spec import parse_spec, trial_id
-from dd.store import SweepStore, atomic_write_bytes
+from dd.store import SweepStore
+from dd.store_paths import atomic_write_bytes
 
 
 def _table(store: SweepStore, n: int = 3) -> tuple[pa.Table, list[str]]:
