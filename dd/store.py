@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute  # pa.compute
 import yaml
 
-from dd.errors import StoreError
+from dd.errors import DDError, StoreError
 from dd.spec import check_name
 from dd.store_paths import (
     RemotePath,
@@ -52,11 +52,6 @@ from dd.store_paths import (
 )
 
 PACK_GLOB = "pack-*.parquet"
-
-
-def default_results_root() -> str:
-    """$DD_RESULTS, else ./results."""
-    return os.environ.get("DD_RESULTS") or "results"
 
 
 class SweepStore:
@@ -182,7 +177,7 @@ class SweepStore:
                     "are stored; give the sweep's spec file instead of its name "
                     "(e.g. 'dd status path/to/spec.yaml')"
                 ) from None
-            raise StoreError(
+            raise DDError(  # an unknown sweep name is bad input: exit 2
                 f"{self.dir}: no sweep here (spec.yaml missing); "
                 f"run 'dd sweep' first or pass --results"
             ) from None

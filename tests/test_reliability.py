@@ -276,15 +276,16 @@ def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_p
     server.close()
 
 
-def test_connect_timeout_comes_from_the_environment(monkeypatch):
-    from dd.cluster import connect_timeout
+def test_connect_timeout_comes_from_the_environment():
     from dd.errors import DDError
+    from dd.settings import Settings
 
-    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "7.5")
-    assert connect_timeout() == 7.5 and connect_timeout(3.0) == 3.0
-    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "soon")
+    environ = {"DD_CONNECT_TIMEOUT": "7.5"}
+    assert Settings.load(environ).connect_timeout_s == 7.5
+    assert Settings.load(environ, connect_timeout_s=3.0).connect_timeout_s == 3.0
+    assert Settings.load({}).connect_timeout_s == 30.0
     with pytest.raises(DDError, match="DD_CONNECT_TIMEOUT"):
-        connect_timeout()
+        Settings.load({"DD_CONNECT_TIMEOUT": "soon"})
 
 
 # ---- item 13: a refused run leaves the stored spec as it was
@@ -652,7 +653,7 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
     import tracemalloc
 
     import dd.closed_form  # noqa: F401 -- imported before measuring: its modules are not the plan's
-    from dd.execute import plan
+    from dd.schedule import plan
     from dd.spec import parse_spec
     from dd.store import SweepStore
 
@@ -674,7 +675,8 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
 
 # ---- item 14: checkpoints no planned pack will read are removed, and the run says so
 def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, capsys):
-    from dd.execute import plan, run_sweep
+    from dd.execute import run_sweep
+    from dd.schedule import plan
     from dd.spec import parse_spec
     from dd.store import SweepStore
 
