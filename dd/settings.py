@@ -2,7 +2,7 @@
 and the environment, then passed down. Nothing deeper reads dd's environment variables.
 
 Each setting is a flag (where the command has one) over an environment variable over a
-default; ``VARIABLES`` is the table that README.md's configuration section shows.
+default; ``VARIABLES`` are the rows of README.md's configuration table.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ class Settings:
         process's environment) over the defaults; a bad variable is a one-line DDError."""
         environ = os.environ if environ is None else environ
         values = {}
-        for name, variable, parse, _ in VARIABLES:
-            if flags.get(name) is None and environ.get(variable):
-                values[name] = parse(variable, environ[variable])
+        for variable in VARIABLES:
+            text = environ.get(variable.name)
+            if flags.get(variable.setting) is None and text:
+                values[variable.setting] = variable.parse(variable.name, text)
         for name, value in flags.items():
             if value is not None:
                 values[name] = _compile_cache(value) if name == "compile_cache" else value
@@ -56,6 +57,10 @@ def _text(variable: str, text: str) -> str:
 
 def _compile_cache(text: str) -> str | None:
     return None if text == "off" else text
+
+
+def _cache_setting(variable: str, text: str) -> str | None:
+    return _compile_cache(text)
 
 
 def _seconds(variable: str, text: str) -> float:
@@ -74,23 +79,22 @@ def _count(variable: str, text: str) -> int:
     return int(text)
 
 
-# (setting, environment variable, parser, what it is: the README's table)
-VARIABLES: tuple[tuple[str, str, Callable[[str, str], Any], str], ...] = (
-    ("results", "DD_RESULTS", _text, "results root, a folder or a URI (`--results`)"),
-    ("address", "RAY_ADDRESS", _text, "a Ray cluster to join (`--address`); unset: local Ray"),
-    (
-        "connect_timeout_s",
-        "DD_CONNECT_TIMEOUT",
-        _seconds,
-        "seconds an `--address` may take to answer (`--connect-timeout`)",
-    ),
-    (
-        "compile_cache",
-        "DD_COMPILE_CACHE",
-        lambda variable, text: _compile_cache(text),
-        "the workers' JAX compilation cache folder, `off` for none (`--compile-cache`)",
-    ),
-    ("max_trials", "DD_MAX_TRIALS", _count, "the most grid points a spec may have"),
-    ("data_dir", "DD_DATA_DIR", _text, "image data files, when the spec has no `data_dir`"),
-    ("cache_dir", "DD_CACHE_DIR", _text, "cache of generated datasets (MNIST-1D)"),
+@dataclass(frozen=True)
+class Variable:
+    """An environment variable of dd: the setting it gives, its flag (if any), its parser."""
+
+    setting: str
+    name: str
+    flag: str | None
+    parse: Callable[[str, str], Any]
+
+
+VARIABLES = (  # README.md's configuration table shows each, with its default and meaning
+    Variable("results", "DD_RESULTS", "--results", _text),
+    Variable("address", "RAY_ADDRESS", "--address", _text),
+    Variable("connect_timeout_s", "DD_CONNECT_TIMEOUT", "--connect-timeout", _seconds),
+    Variable("compile_cache", "DD_COMPILE_CACHE", "--compile-cache", _cache_setting),
+    Variable("max_trials", "DD_MAX_TRIALS", None, _count),
+    Variable("data_dir", "DD_DATA_DIR", None, _text),
+    Variable("cache_dir", "DD_CACHE_DIR", None, _text),
 )
