@@ -1,5 +1,7 @@
 """dd's own settings: read once, where the CLI or the API is entered, from the flags given
-and the environment, then passed down. Nothing deeper reads dd's environment variables.
+and the environment, then passed down (the driver takes them as ``run_sweep(settings=)``).
+``max_trials``, ``data_dir`` and ``cache_dir`` are not passed down yet: ``dd.spec``,
+``dd.images`` and ``dd.data`` still read their variables themselves.
 
 Each setting is a flag (where the command has one) over an environment variable over a
 default; ``VARIABLES`` are the rows of README.md's configuration table.
