@@ -104,22 +104,23 @@ def start_ray(
         "configure_logging": True,
         "logging_level": logging.INFO if debug else logging.ERROR,
     }
-    tries = LOCAL_START_TRIES if address == "local" else 1
-    for attempt in range(1, tries + 1):
+    if address != "local":
+        try:
+            _init_keeping_sigterm(ray, options)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            raise DDError(
+                f"--address {address}: cannot join the Ray cluster ({one_line(e)})"
+            ) from None
+        return
+    for attempt in range(1, LOCAL_START_TRIES + 1):
         try:
             _init_keeping_sigterm(ray, options)
             return
         except Exception as e:  # Ray raises a bare Exception when its node times out
-            if address != "local":
-                if isinstance(e, (ConnectionError, TimeoutError, RuntimeError)):
-                    raise DDError(
-                        f"--address {address}: cannot join the Ray cluster ({one_line(e)})"
-                    ) from None
-                raise
             ray.shutdown()  # what the failed start left, before the next try
-            if attempt == tries:
+            if attempt == LOCAL_START_TRIES:
                 raise DDError(
-                    f"cannot start a local Ray instance after {tries} tries ({one_line(e)}); "
+                    f"cannot start a local Ray instance after {attempt} tries ({one_line(e)}); "
                     "the machine may be overloaded: run again when it is less busy, or start "
                     "Ray yourself ('ray start --head') and pass --address"
                 ) from None
