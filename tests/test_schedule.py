@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_GAUSSIAN
 from dd.packs import pack_cost
 from dd.schedule import Schedule, SweepReport, plan, worker_slots
+from dd.schema import pack_table
 from dd.spec import Resources, parse_spec
 from dd.store import SweepStore
 
@@ -91,8 +92,6 @@ def test_a_pool_of_workers_drains_the_schedule_and_the_report_counts_every_pack(
 def test_the_plan_leaves_out_stored_trials(tmp_path):
     spec, packs = _packs(tmp_path)
     store = SweepStore(tmp_path, spec.name)
-    from dd.schema import pack_table
-
     first = packs[0]
     rows = [[{"epoch": 0, "step": 0, "test_error": 0.5}] for _ in first.trials]
     store.write_pack(
