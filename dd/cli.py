@@ -42,16 +42,17 @@ def _positive_seconds(text: str) -> float:
 def _sweep(sweep: str, results: str | None):
     """The store and the plan (spec) of a sweep given by name or by spec file: the stored
     spec.yaml, else the given spec file (a stored spec.yaml deleted)."""
+    from dd.settings import Settings
     from dd.spec import load_spec, parse_spec
-    from dd.store import SweepStore, default_results_root
+    from dd.store import SweepStore
 
-    root = results or default_results_root()
+    root = Settings.load(results=results).results
     given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
         given = load_spec(sweep)
         sweep = given.name
     store = SweepStore(root, sweep)
-    if given is not None and not (store.dir / "spec.yaml").is_file():
+    if given is not None and not store.spec_path.is_file():
         return store, given
     return store, parse_spec(store.read_spec_mapping())  # light: dd status draws nothing
 
@@ -135,9 +136,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from dd.query import format_table, query_arrow, run_query, serialize, write_query
-    from dd.store import default_results_root
+    from dd.settings import Settings
 
-    root = args.results or default_results_root()
+    root = Settings.load(results=args.results).results
     if args.output:
         if args.format == "table":
             raise DDError("--output: give --format csv, json or parquet for a file")

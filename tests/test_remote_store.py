@@ -16,7 +16,8 @@ import pytest
 
 from dd.errors import StoreError
 from dd.spec import load_spec, trial_id
-from dd.store import RemotePath, SweepStore, as_store_path, atomic_write_bytes
+from dd.store import SweepStore
+from dd.store_paths import RemotePath, as_store_path, atomic_write_bytes
 from helpers import TINY_GAUSSIAN, run_dd
 
 CREDENTIALS = {

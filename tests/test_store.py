@@ -10,7 +10,8 @@ import pytest
 from dd.errors import DDError, StoreError
 from dd.schema import METRICS, pack_table
 from dd.spec import parse_spec, trial_id
-from dd.store import SweepStore, atomic_write_bytes
+from dd.store import SweepStore
+from dd.store_paths import atomic_write_bytes
 from helpers import TINY_GAUSSIAN
 
 
