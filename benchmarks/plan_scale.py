@@ -62,7 +62,7 @@ def timed(command: list[str]) -> dict:
 
 def write_finished_sweep(spec_path: Path, results: Path) -> int:
     """Store every planned pack of the spec (null metrics); returns the number of packs."""
-    from dd.execute import plan
+    from dd.schedule import plan
     from dd.schema import pack_table
     from dd.spec import load_spec
     from dd.store import SweepStore

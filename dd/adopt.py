@@ -16,7 +16,8 @@ import pyarrow as pa
 from dd.config import Trial
 from dd.ids import IDENTITY, legacy_trial_id, trial_id
 from dd.spec import Spec
-from dd.store import SweepStore, read_parquet, write_parquet
+from dd.store import SweepStore
+from dd.store_paths import read_parquet, write_parquet
 
 
 def adopt_legacy_ids(store: SweepStore, spec: Spec) -> int:
@@ -40,9 +41,9 @@ def adopt_legacy_ids(store: SweepStore, spec: Spec) -> int:
             index = table.schema.get_field_index("trial_id")
             write_parquet(path, table.set_column(index, "trial_id", column))
     for old, new in renames.items():  # a trial's saved parameters (train.save_params)
-        params = store.dir / "params" / f"{old}.msgpack"
+        params = store.params_path(old)
         if params.is_file():
-            params.replace(store.dir / "params" / f"{new}.msgpack")
+            params.replace(store.params_path(new))
     return len(renames)
 
 

@@ -44,17 +44,18 @@ def _sweep(sweep: str, results: str | None, given_wins: bool = False):
     spec.yaml, else the given spec file (a stored spec.yaml deleted, or ``given_wins``: dd
     status of a file counts what ``dd sweep FILE`` would plan)."""
     from dd.adopt import adopt_legacy_ids
+    from dd.settings import Settings
     from dd.spec import load_spec
     from dd.states import load_stored_spec
-    from dd.store import SweepStore, default_results_root
+    from dd.store import SweepStore
 
-    root = results or default_results_root()
+    root = Settings.load(results=results).results
     given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
         given = load_spec(sweep)
         sweep = given.name
     store = SweepStore(root, sweep)
-    if given is not None and (given_wins or not (store.dir / "spec.yaml").is_file()):
+    if given is not None and (given_wins or not store.spec_path.is_file()):
         adopt_legacy_ids(store, given)
         return store, given
     return store, load_stored_spec(store)  # light: dd status draws nothing
@@ -146,9 +147,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         serialize,
         write_query,
     )
-    from dd.store import default_results_root
+    from dd.settings import Settings
 
-    root = args.results or default_results_root()
+    root = Settings.load(results=args.results).results
     limits = default_limits(args.memory_limit, args.threads, args.timeout)
     try:
         if args.output:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from dd.errors import DDError, StoreError
-from dd.store import RemotePath, StorePath, SweepStore, as_store_path, parquet_bytes
+from dd.store import SweepStore, sweep_names
+from dd.store_paths import RemotePath, StorePath, as_store_path, parquet_bytes
 
 TRIALS_VIEW = """
 CREATE VIEW {name} AS
@@ -85,13 +86,8 @@ def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
     root = as_store_path(root)
     if sweep is not None:
         return SweepStore(root, sweep).readable_pack_files()
-    if not root.is_dir():
-        return []
     return sorted(
-        f
-        for d in root.iterdir()
-        if d.is_dir() and (d / "spec.yaml").is_file()
-        for f in SweepStore(root, d.name).readable_pack_files()
+        f for name in sweep_names(root) for f in SweepStore(root, name).readable_pack_files()
     )
 
 
@@ -317,7 +313,7 @@ def write_query(
 ) -> int:
     """Write the result of ``sql`` to ``output`` (see ``serialize``) through a temporary file
     renamed into place; returns the row count."""
-    from dd.store import atomic_write_bytes
+    from dd.store_paths import atomic_write_bytes
 
     table = query_arrow(sql, root, sweep, limits)
     atomic_write_bytes(as_store_path(output), serialize(table, fmt))

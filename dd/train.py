@@ -9,8 +9,6 @@ single-replica program. A trial gives the same numbers alone or in any pack eith
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd import checkpoint as ckpt
+from dd import checkpoint as ckpt, hooks
 from dd.config import Train, Trial
 from dd.data import load_dataset
 from dd.device_data import draw_setups, to_device
@@ -28,10 +26,6 @@ from dd.memory import OutOfMemory, compiled_bytes
 from dd.rng import scoped
 from dd.step import Program, init_replicas, train_epochs, train_epochs_on_device
 
-FAULT_OOM_ABOVE = "DD_FAULT_OOM_ABOVE"  # test switch: packs above N replicas run out of memory
-# Test switch: a pack that started from scratch waits this many seconds after its first
-# checkpoint, so a fault test can kill it mid-pack however fast the pack trains.
-FAULT_HOLD_AFTER_CHECKPOINT = "DD_FAULT_HOLD_AFTER_CHECKPOINT"
 GPU_VMAP_CONV_WIDTH = 32  # conv nets wider than this train replica by replica on a GPU
 
 
@@ -102,11 +96,7 @@ def train_pack(
     ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if the compiled
     program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
     """
-    limit = os.environ.get(FAULT_OOM_ABOVE)
-    if limit and len(trials) > int(limit):
-        raise OutOfMemory(
-            f"RESOURCE_EXHAUSTED: {len(trials)} replicas (injected by ${FAULT_OOM_ABOVE}={limit})"
-        )
+    hooks.call("before_compile", trials=trials)
     planned_loop, planned_sequential = execution_plan(key_trial)
     loop = loop or planned_loop
     sequential = planned_sequential if sequential is None else sequential
@@ -151,11 +141,10 @@ def train_pack(
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
-    hold = float(os.environ.get(FAULT_HOLD_AFTER_CHECKPOINT, 0))
     if checkpoint is not None and checkpoint.exists():
         state, done, rows = ckpt.restore(checkpoint, _stack(replicas), len(trials))
         replicas = [_take(state, g) for g in groups]
-        hold = 0.0
+    resumed_from = done
     epochs = key_trial.train.epochs
     evals = set(eval_epochs(key_trial.train))
     saves = (
@@ -184,8 +173,7 @@ def train_pack(
                 rows[r].append(row)
         if epoch in saves:
             ckpt.save(checkpoint, _stack(replicas), done, rows)
-            time.sleep(hold)
-            hold = 0.0
+            hooks.call("after_checkpoint", path=checkpoint, epoch=epoch, resumed_from=resumed_from)
     final = _stack(replicas)
     pads = family_of(key_trial).pads(key_trial)
     for r, path in enumerate(param_files or []):

@@ -21,6 +21,7 @@ import yaml
 
 from dd.packs import make_packs, pack_key
 from dd.spec import parse_spec
+from faultsite.dd_faults import env as faults_env
 from helpers import gpu_answers, run_dd, without_gpu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,8 +295,8 @@ def test_precision_is_validated_and_stored_in_rows(write_spec, tmp_path, capsys)
 
 @without_gpu
 def test_a_pack_that_asked_for_a_gpu_refuses_to_train_without_one(tmp_path):
-    from dd.execute import AcceleratorError, run_pack
     from dd.spec import Resources
+    from dd.worker import AcceleratorError, run_pack
 
     spec = parse_spec(CNN_SPEC)
     (pack,) = make_packs(list(spec.trials), spec.resources)
@@ -334,11 +335,18 @@ MLP_SWEEP = {
 }
 
 
-def _sweep(tmp_path: Path, spec: dict, env: dict) -> subprocess.CompletedProcess:
+def _sweep(tmp_path: Path, spec: dict, **faults) -> subprocess.CompletedProcess:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return run_dd(
-        "sweep", path, "--results", tmp_path / "results", "--no-curves", "--cpus", "2", env=env
+        "sweep",
+        path,
+        "--results",
+        tmp_path / "results",
+        "--no-curves",
+        "--cpus",
+        "2",
+        env=faults_env(**faults),
     )
 
 
@@ -346,7 +354,7 @@ def _sweep(tmp_path: Path, spec: dict, env: dict) -> subprocess.CompletedProcess
 def test_a_pack_out_of_memory_splits_in_halves_and_stores_every_trial_once(tmp_path):
     from dd.store import SweepStore
 
-    done = _sweep(tmp_path, MLP_SWEEP, {"DD_FAULT_OOM_ABOVE": "1"})
+    done = _sweep(tmp_path, MLP_SWEEP, oom_above=1)
     assert done.returncode == 0, done.stderr[-3000:]
     store = SweepStore(tmp_path / "results", "gpu_path")
     table = store.read_results()
@@ -363,12 +371,13 @@ import json, sys
 from pathlib import Path
 import ray
 from dd.execute import run_sweep
+from dd.settings import Settings
 from dd.spec import parse_spec
 
 spec, root = parse_spec(json.loads(sys.argv[1])), Path(sys.argv[2])
 ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False,
          logging_level="ERROR")
-report = run_sweep(spec, root, quiet=True, compile_cache="off")
+report = run_sweep(spec, root, settings=Settings(compile_cache=None), quiet=True)
 print("RESULT", json.dumps({"failed": report.failed_packs, "placements": report.placements}))
 """
 
@@ -388,7 +397,7 @@ def test_every_pack_runs_on_the_gpu_ray_gave_its_worker(tmp_path, gpus):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "DD_ALLOW_CPU_FOR_GPU_PACKS": "1"},
+        env=faults_env(gpus_on_cpu=True),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(
@@ -446,9 +455,9 @@ def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
 
 @pytest.mark.slow
 def test_rows_record_platform_device_precision_and_lock(tmp_path):
-    from dd.execute import run_pack
     from dd.provenance import lock_hash
     from dd.store import SweepStore
+    from dd.worker import run_pack
 
     spec = parse_spec(
         {
@@ -468,7 +477,7 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
 
 def test_a_worker_given_no_gpu_keeps_jax_off_any_gpu():
     script = (
-        "import jax; from dd.execute import PackWorker; PackWorker(None, cpu_only=True); "
+        "import jax; from dd.worker import PackWorker; PackWorker(None, cpu_only=True); "
         "print(jax.config.jax_platforms, jax.default_backend())"
     )
     out = subprocess.run(

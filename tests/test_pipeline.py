@@ -102,7 +102,7 @@ def test_curves_status_and_query_commands(swept, capsys):
 def test_status_of_an_unknown_or_malicious_sweep_name(tmp_path, capsys):
     assert main(["status", "../etc", "--results", str(tmp_path)]) == 2
     assert "not a valid sweep name" in capsys.readouterr().err
-    assert main(["status", "nothing-here", "--results", str(tmp_path)]) == 1
+    assert main(["status", "nothing-here", "--results", str(tmp_path)]) == 2
     assert "no sweep here" in capsys.readouterr().err
 
 

@@ -272,15 +272,16 @@ def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_p
     server.close()
 
 
-def test_connect_timeout_comes_from_the_environment(monkeypatch):
-    from dd.cluster import connect_timeout
+def test_connect_timeout_comes_from_the_environment():
     from dd.errors import DDError
+    from dd.settings import Settings
 
-    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "7.5")
-    assert connect_timeout() == 7.5 and connect_timeout(3.0) == 3.0
-    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "soon")
+    environ = {"DD_CONNECT_TIMEOUT": "7.5"}
+    assert Settings.load(environ).connect_timeout_s == 7.5
+    assert Settings.load(environ, connect_timeout_s=3.0).connect_timeout_s == 3.0
+    assert Settings.load({}).connect_timeout_s == 30.0
     with pytest.raises(DDError, match="DD_CONNECT_TIMEOUT"):
-        connect_timeout()
+        Settings.load({"DD_CONNECT_TIMEOUT": "soon"})
 
 
 # ---- item 13: a refused run leaves the stored spec as it was
@@ -676,7 +677,7 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
     import tracemalloc
 
     import dd.closed_form  # noqa: F401 -- imported before measuring: its modules are not the plan's
-    from dd.execute import plan
+    from dd.schedule import plan
     from dd.spec import parse_spec
     from dd.store import SweepStore
 
@@ -698,7 +699,8 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
 
 # ---- item 14: checkpoints no planned pack will read are removed, and the run says so
 def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, capsys):
-    from dd.execute import plan, run_sweep
+    from dd.execute import run_sweep
+    from dd.schedule import plan
     from dd.spec import parse_spec
     from dd.store import SweepStore
 
@@ -839,3 +841,102 @@ def test_status_of_a_spec_file_agrees_with_its_dry_run(tmp_path, capsys):
     assert "4 stored trials belong to an earlier version of the spec" in out
     assert main(["status", "epochs", "--results", str(root)]) == 0  # by name: what ran
     assert "4 trials planned: 4 done, 0 missing" in capsys.readouterr().out
+
+
+# ---- a local Ray whose start-up times out under load: tried once more, then one line
+RAY_NODE_TIMEOUT = (
+    "The current node timed out during startup. This could happen because some of the "
+    "raylet failed to startup or the GCS has become overloaded."
+)
+
+
+@pytest.fixture
+def failing_ray_init(monkeypatch):
+    """``ray.init`` that fails as Ray's local node does under load, the first ``n`` times
+    (``failing_ray_init(n)``); returns the list of calls. No real Ray is touched."""
+    import ray
+
+    calls: list[dict] = []
+
+    def arm(n: int) -> list[dict]:
+        def init(**options):
+            calls.append(options)
+            if len(calls) <= n:
+                raise Exception(RAY_NODE_TIMEOUT)  # Ray raises a bare Exception here
+
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(ray, "init", init)
+        monkeypatch.setattr(ray, "shutdown", lambda: None)
+        return calls
+
+    return arm
+
+
+def test_a_local_ray_start_that_times_out_once_is_tried_once_more(failing_ray_init, capsys):
+    from dd.cluster import start_ray
+
+    calls = failing_ray_init(1)
+    start_ray("local", timeout=30.0, local_cpus=2)
+    assert len(calls) == 2 and calls[1]["address"] == "local" and calls[1]["num_cpus"] == 2
+    assert "starting Ray failed (Exception: The current node timed out" in capsys.readouterr().err
+
+
+def test_a_local_ray_that_never_starts_is_one_line_and_writes_nothing(
+    failing_ray_init, write_spec, tmp_path, capsys
+):
+    calls = failing_ray_init(2)
+    results = tmp_path / "r"
+    code = main(["sweep", str(write_spec(TINY_GAUSSIAN)), "--results", str(results), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(calls) == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("dd: error: cannot start a local Ray instance after 2 tries")
+    assert "timed out during startup" in err and "--address" in err
+    assert not results.exists() or not any(results.iterdir()), "nothing written"
+
+
+# ---- a sweep of the user's own module: the driver forks nothing once JAX is up
+TINY_MODULE = """
+import flax.linen as nn
+
+
+class TinyNet(nn.Module):
+    width: int
+    n_outputs: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return nn.Dense(self.n_outputs)(nn.relu(nn.Dense(self.width)(x)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_sweep_of_an_own_module_warns_of_no_fork(tmp_path, write_spec):
+    """The spec's check traces the user's module; were JAX's backend started by it, Ray's
+    start-up (subprocesses with a preexec_fn: a fork) would print JAX's os.fork() warning."""
+    import os
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "tinynet.py").write_text(TINY_MODULE)
+    spec = write_spec(
+        {
+            "name": "own_fork",
+            "data": {"name": "digits", "n_train": 200},
+            "model": {"name": "flax", "module": "tinynet:TinyNet", "width": 4},
+            "train": {"batch_size": 50, "epochs": 2, "eval_points": 1},
+            "grid": {"model.width": [4, 8]},
+            "resources": {"cpus": 1},
+        }
+    )
+    path = [str(tmp_path / "mods")] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    done = subprocess.run(
+        [sys.executable, "-m", "dd", "sweep", str(spec), "--results", str(tmp_path / "r")]
+        + ["--no-curves", "--cpus", "1", "--quiet"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "os.fork() was called" not in done.stderr, done.stderr[-3000:]

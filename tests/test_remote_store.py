@@ -17,7 +17,8 @@ import pytest
 from dd.errors import StoreError
 from dd.ids import trial_id
 from dd.spec import load_spec
-from dd.store import RemotePath, SweepStore, as_store_path, atomic_write_bytes
+from dd.store import SweepStore
+from dd.store_paths import RemotePath, as_store_path, atomic_write_bytes
 from helpers import TINY_GAUSSIAN, run_dd
 
 CREDENTIALS = {

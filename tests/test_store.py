@@ -12,7 +12,8 @@ from dd.errors import DDError, StoreError
 from dd.ids import trial_id
 from dd.schema import METRICS, pack_table
 from dd.spec import parse_spec
-from dd.store import SweepStore, atomic_write_bytes
+from dd.store import SweepStore
+from dd.store_paths import atomic_write_bytes
 from helpers import TINY_GAUSSIAN
 
 
