@@ -111,6 +111,26 @@ def _load_python(source: str, options: Options, task: str, classes: int | None) 
     return _checked(raw, "data.loader", source, task, classes)
 
 
+def _classes(y: np.ndarray, classes: int | None, fail: Any) -> int:
+    """The class count: ``classes``, else the labels must be exactly 0..K-1 (a label set
+    that starts at 1 or skips a class would silently add classes no example has)."""
+    low, high = int(y.min()), int(y.max())
+    n_classes = classes or high + 1
+    if low < 0 or high >= n_classes:
+        raise fail(f"labels must lie in 0..{n_classes - 1}, found {low}..{high}")
+    if n_classes < 2:
+        raise fail("classification needs at least 2 classes; every label is 0")
+    missing = np.setdiff1d(np.arange(n_classes), y)
+    if classes is None and len(missing):
+        shown = ", ".join(str(c) for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise fail(
+            f"labels run {low}..{high} but class{'es' if len(missing) > 1 else ''} {shown} "
+            f"{'are' if len(missing) > 1 else 'is'} missing; labels must be 0..K-1 "
+            "(or set data.classes when some classes have no example)"
+        )
+    return n_classes
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
@@ -152,24 +172,17 @@ def _checked(
                 f"{y_name} must have shape ({len(x)},), one target per example of "
                 f"{x_name} (got {y.shape})"
             )
-    integer_y = y_train.dtype.kind in "biu" and y_test.dtype.kind in "biu"
-    if task == "auto":
-        task = "classification" if integer_y else "regression"
+    y_all = np.concatenate([y_train, y_test])
+    whole = y_all.dtype.kind in "biu" or bool(np.all(y_all == np.round(y_all)))
+    if task == "auto":  # whole-valued floats (labels saved as 0.0..9.0) are class labels too
+        task = "classification" if whole else "regression"
     if task == "classification":
-        if not integer_y:
-            y_all = np.concatenate([y_train, y_test])
-            if not np.all(y_all == np.round(y_all)):
-                raise fail(
-                    "task classification needs integer labels; y_train or y_test "
-                    "holds fractional values"
-                )
-        low = min(int(y_train.min()), int(y_test.min()))
-        high = max(int(y_train.max()), int(y_test.max()))
-        n_classes = classes or high + 1
-        if low < 0 or high >= n_classes:
-            raise fail(f"labels must lie in 0..{n_classes - 1}, found {low}..{high}")
-        if n_classes < 2:
-            raise fail("classification needs at least 2 classes; every label is 0")
+        if not whole:
+            raise fail(
+                "task classification needs integer labels; y_train or y_test "
+                "holds fractional values"
+            )
+        n_classes = _classes(y_all.astype(np.int64), classes, fail)
         y_train, y_test = y_train.astype(np.int32), y_test.astype(np.int32)
     else:
         if classes is not None:

@@ -116,6 +116,12 @@ def _construct(model: FlaxModel, outputs: int, dtype: Any) -> Any:
     import flax.linen as nn
 
     target = resolve(model.module, "model.module")
+    if _is_nnx(target):
+        raise SpecError(
+            "model.module",
+            f"{model.module}: {target.__name__} is a flax.nnx Module; dd takes flax.linen "
+            "Modules (see docs/plugins.md)",
+        )
     kwargs = {"width": model.width, "n_outputs": outputs, **model.options.as_kwargs()}
     if _accepts(target, "dtype"):
         kwargs["dtype"] = dtype
@@ -123,6 +129,13 @@ def _construct(model: FlaxModel, outputs: int, dtype: Any) -> Any:
     if not isinstance(module, nn.Module):
         raise TypeError(f"it returned a {type(module).__name__}, not a flax.linen Module")
     return module if _takes_train(module) else _with_train_argument(module)
+
+
+def _is_nnx(target: Any) -> bool:
+    """Whether ``target`` is a ``flax.nnx`` Module class (built differently: not dd's door)."""
+    from flax import nnx
+
+    return inspect.isclass(target) and issubclass(target, nnx.Module)
 
 
 def _with_train_argument(module: Any) -> Any:

@@ -111,6 +111,17 @@ def narrow_factory(width, n_outputs, **options):
 
 def not_a_module(width, n_outputs):
     return 42
+
+
+from flax import nnx
+
+
+class NnxNet(nnx.Module):
+    def __init__(self, width, n_outputs, rngs=None):
+        self.dense = nnx.Linear(6, n_outputs, rngs=rngs or nnx.Rngs(0))
+
+    def __call__(self, x):
+        return self.dense(x)
 '''
 
 BROKEN = "raise RuntimeError('this module is broken at import')\n"
@@ -306,6 +317,10 @@ MODEL_ERRORS = {
         "raised ValueError: only up to 16 wide (grid point model.width=32)",
     ),
     "not a module": (f"{PACKAGE}.models:not_a_module", "returned a int, not a flax.linen"),
+    "flax.nnx": (
+        f"{PACKAGE}.models:NnxNet",
+        "NnxNet is a flax.nnx Module; dd takes flax.linen Modules (see docs/plugins.md)",
+    ),
     "needs dropout": (f"{PACKAGE}.models:NeedsDropout", "needs the random stream 'dropout'"),
     "wrong shape": (f"{PACKAGE}.models:WrongShape", "returns shape (2, 4)"),
     "other variables": (f"{PACKAGE}.models:KeepsCounters", "keeps variables in 'counters'"),
@@ -412,6 +427,22 @@ DATA_ERRORS = {
         lambda p: {"name": "arrays", "n_train": 10, "classes": 2, "path": _npz(p / "a.npz")},
         "labels must lie in 0..1, found 0..2",
     ),
+    "labels not from 0": (
+        lambda p: {
+            "name": "arrays",
+            "n_train": 10,
+            "path": _npz(p / "a.npz", y_train=np.arange(240) % 10 + 1, y_test=np.ones(160, int)),
+        },
+        "labels run 1..10 but class 0 is missing",
+    ),
+    "labels with a gap": (
+        lambda p: {
+            "name": "arrays",
+            "n_train": 10,
+            "path": _npz(p / "a.npz", y_train=np.arange(240) % 3 * 2, y_test=np.zeros(160, int)),
+        },
+        "labels run 0..4 but classes 1, 3 are missing",
+    ),
     "n_train above the pool": (
         lambda p: {"name": "arrays", "n_train": 241, "path": _npz(p / "a.npz")},
         "data.n_train: 241 is larger than the 240 examples",
@@ -482,6 +513,23 @@ def test_the_task_comes_from_the_targets_or_the_spec(user_package, tmp_path):
         )
     )
     assert stated.trials[0].data.n_classes == 2, "whole-valued floats taken as labels 0, 1"
+
+
+def test_whole_valued_float_labels_are_class_labels_when_the_task_is_auto(user_package, tmp_path):
+    """Labels saved as floats 0.0..9.0 (a common numpy habit) are classes, not a regression
+    on class numbers."""
+    from ddtest_userpkg.data import load
+
+    arrays = load()
+    floats = _npz(
+        tmp_path / "f.npz",
+        y_train=arrays["y_train"].astype(np.float64),
+        y_test=arrays["y_test"].astype(np.float32),
+    )
+    (trial,) = parse_spec(
+        spec_for(user_package, data={"name": "arrays", "path": floats, "n_train": 50})
+    ).trials
+    assert trial.data.CLASSIFICATION and trial.data.n_classes == 3
 
 
 def test_closed_form_models_fit_user_data_too(user_package):
