@@ -89,8 +89,9 @@ def sweep(
     Raises ``dd.errors.DDError`` on bad input, before anything is written.
     """
     from dd.execute import run_sweep
+    from dd.resolve import resolve
 
-    loaded = load_spec(spec, overrides)
+    loaded = resolve(load_spec(spec, overrides))
     root = results or default_results_root()
     report = run_sweep(
         loaded,
@@ -166,10 +167,11 @@ def plan(
     """The trials of ``spec`` and the packs its missing trials would run in (the trials
     already stored under ``results`` are left out of the packs; nothing is written)."""
     from dd.execute import plan as plan_packs
-    from dd.families import family_of
+    from dd.models.registry import kind_of
+    from dd.resolve import resolve
     from dd.schema import flatten_config
 
-    loaded = load_spec(spec, overrides)
+    loaded = resolve(load_spec(spec, overrides))
     store = _store(loaded.name, results)
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
@@ -187,7 +189,7 @@ def plan(
             "n_rows": p.n_rows,
             "model": p.trials[0].model.name,
             "family": (
-                "closed_form" if p.trials[0].model.CLOSED_FORM else family_of(p.trials[0]).name
+                "closed_form" if p.trials[0].model.CLOSED_FORM else kind_of(p.trials[0]).name
             ),
             "trial_ids": list(p.trial_ids),
         }

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute  # makes pa.compute available
 from scipy import stats
 
-from dd.config import ModularData
+from dd.datasets.modular import ModularData
 from dd.schema import METRICS, STATUS_OK, column_name
 from dd.spec import Spec, trial_id
 

@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 from matplotlib.figure import Figure
 
-from dd.config import GaussianData, RawFeatures
 from dd.curves import EFFECTIVE_METRICS, CurveSet, EmcSet, final_emc, series_order
+from dd.datasets.gaussian import GaussianData
+from dd.models.raw import RawFeatures
 from dd.schema import column_name
 from dd.spec import Spec
 from dd.theory import gaussian_raw_features_risk

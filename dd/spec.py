@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+import dd.datasets.registry
+import dd.models.registry  # noqa: F401  (the model kinds fill Model.VARIANTS)
 from dd.config import Fit, Train, Trial
 from dd.errors import DDError, SpecError
 from dd.fields import bounded, build, convert, field_kind, init_fields, validate

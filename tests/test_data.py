@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.config import DigitsData, GaussianData, Mnist1dData
 from dd.data import load_dataset
+from dd.datasets.digits import DigitsData
+from dd.datasets.gaussian import GaussianData
+from dd.datasets.mnist1d import Mnist1dData
 from dd.device_data import noisy_labels, to_device, training_rows
 from dd.rng import trial_key
 

@@ -17,6 +17,7 @@ import pytest
 
 from dd.cli import main
 from dd.errors import DDError, SpecError
+from dd.resolve import resolve
 from dd.spec import apply_overrides, parse_spec, trial_id
 
 PACKAGE = "ddtest_userpkg"  # a name no other test uses: its modules are cached per process
@@ -184,6 +185,12 @@ def user_env(root: Path) -> dict[str, str]:
     }
 
 
+def loaded(mapping: dict):
+    """A spec as ``dd sweep`` loads it for running: parsed, then resolved (its user code
+    imported and checked, its arrays read)."""
+    return resolve(parse_spec(mapping))
+
+
 def spec_for(root: Path, **changes) -> dict:
     spec = {
         "name": "user",
@@ -200,24 +207,24 @@ def spec_for(root: Path, **changes) -> dict:
 
 
 def test_a_user_module_is_built_counted_and_examined(user_package):
-    from dd.families import family_of, make_model, n_params
+    from dd.models.registry import kind_of, make_model, n_params
 
-    spec = parse_spec(
+    spec = loaded(
         spec_for(user_package, grid={"model.width": [4, 8], "model.options.depth": [1, 2]})
     )
     by_config = {(t.model.width, json.loads(t.model.options)["depth"]): t for t in spec.trials}
     # 6 inputs, 3 classes: (6+1)w + (depth-1)(w+1)w + (w+1)3
     for (w, depth), trial in by_config.items():
         assert n_params(trial) == 7 * w + (depth - 1) * (w + 1) * w + 3 * (w + 1)
-        assert family_of(trial).name == "flax" and not family_of(trial).convolutional(trial)
-    conv = parse_spec(
+        assert kind_of(trial).name == "flax" and not kind_of(trial).convolutional(trial)
+    conv = loaded(
         spec_for(
             user_package, model={"name": "flax", "module": f"{PACKAGE}.models:ConvNet", "width": 4}
         )
     ).trials[0]
-    assert family_of(conv).convolutional(conv), "its forward pass holds a convolution"
+    assert kind_of(conv).convolutional(conv), "its forward pass holds a convolution"
     assert n_params(conv) == (3 * 4 + 4) + 2 * 4 + (4 * 3 + 3), "BatchNorm stats not counted"
-    plain = parse_spec(
+    plain = loaded(
         spec_for(
             user_package,
             model={"name": "flax", "module": f"{PACKAGE}.models:NoTrainArgument", "width": 5},
@@ -233,13 +240,13 @@ def test_a_user_module_is_built_counted_and_examined(user_package):
 def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_package, tmp_path):
     import jax.numpy as jnp
 
-    from dd.families import make_model
+    from dd.models.registry import make_model
 
-    bf16 = parse_spec(
+    bf16 = loaded(
         spec_for(user_package, train={"precision": "bf16", "batch_size": 50, "epochs": 1})
     ).trials[0]
     assert make_model(bf16).dtype == jnp.bfloat16
-    plain = parse_spec(
+    plain = loaded(
         spec_for(
             user_package,
             model={"name": "flax", "module": f"{PACKAGE}.models:NoTrainArgument", "width": 5},
@@ -255,7 +262,7 @@ def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_pac
         "y_test": rng.integers(0, 3, 30),
     }
     np.savez(tmp_path / "tokens.npz", **tokens)
-    trial = parse_spec(
+    trial = loaded(
         spec_for(
             user_package,
             model={"name": "flax", "module": f"{PACKAGE}.models:Tokens", "width": 6},
@@ -268,7 +275,7 @@ def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_pac
 def test_options_are_hashable_json_text_with_a_column_each(user_package):
     from dd.schema import flatten_config
 
-    trial = parse_spec(
+    trial = loaded(
         spec_for(
             user_package,
             model={
@@ -279,7 +286,7 @@ def test_options_are_hashable_json_text_with_a_column_each(user_package):
             },
         )
     ).trials[0]
-    same = parse_spec(
+    same = loaded(
         spec_for(
             user_package,
             model={
@@ -294,14 +301,14 @@ def test_options_are_hashable_json_text_with_a_column_each(user_package):
     flat = flatten_config(trial)
     assert flat["model_options"] == '{"depth":2}' and flat["model_options_depth"] == 2
     with pytest.raises(SpecError, match="model.options.width: dd passes width"):
-        parse_spec(
+        loaded(
             spec_for(
                 user_package,
                 model={"name": "flax", "module": "a:B", "width": 1, "options": {"width": 3}},
             )
         )
     with pytest.raises(SpecError, match="model.options: must be a mapping"):
-        parse_spec(
+        loaded(
             spec_for(
                 user_package, model={"name": "flax", "module": "a:B", "width": 1, "options": [1]}
             )
@@ -487,6 +494,7 @@ def test_bad_arrays_are_one_line_exit_2_and_nothing_written(
 ):
     data, message = DATA_ERRORS[case]
     spec = spec_for(user_package, data=data(tmp_path))
+    spec["train"] = {**spec["train"], "batch_size": 10}  # the arrays are the only problem
     status = main(["sweep", str(write_spec(spec)), "--results", str(tmp_path / "res")])
     err = capsys.readouterr().err
     assert status == 2, err
@@ -498,15 +506,15 @@ def test_bad_arrays_are_one_line_exit_2_and_nothing_written(
 def test_the_task_comes_from_the_targets_or_the_spec(user_package, tmp_path):
     regression = {"name": "python", "loader": f"{PACKAGE}.data:regression", "n_train": 100}
     with pytest.raises(SpecError, match="regression dataset; use objective: mse"):
-        parse_spec(spec_for(user_package, data=regression))
-    trial = parse_spec(
+        loaded(spec_for(user_package, data=regression))
+    trial = loaded(
         spec_for(
             user_package, data=regression, train={"objective": "mse", "batch_size": 20, "epochs": 2}
         )
     ).trials[0]
     assert not trial.data.CLASSIFICATION and trial.data.n_classes == 0
     as_floats = _npz(tmp_path / "f.npz", y_train=np.zeros(240), y_test=np.ones(160))
-    stated = parse_spec(
+    stated = loaded(
         spec_for(
             user_package,
             data={"name": "arrays", "path": as_floats, "n_train": 50, "task": "classification"},
@@ -526,7 +534,7 @@ def test_whole_valued_float_labels_are_class_labels_when_the_task_is_auto(user_p
         y_train=arrays["y_train"].astype(np.float64),
         y_test=arrays["y_test"].astype(np.float32),
     )
-    (trial,) = parse_spec(
+    (trial,) = loaded(
         spec_for(user_package, data={"name": "arrays", "path": floats, "n_train": 50})
     ).trials
     assert trial.data.CLASSIFICATION and trial.data.n_classes == 3
@@ -536,7 +544,7 @@ def test_closed_form_models_fit_user_data_too(user_package):
     from dd.closed_form import fit_pack
     from dd.packs import make_packs
 
-    spec = parse_spec(
+    spec = loaded(
         {
             "name": "cf",
             "data": {
@@ -575,14 +583,14 @@ def test_overrides_set_any_path_and_grid_axes_with_dotted_names():
     assert out["train"] == {"epochs": 100} and out["model"] == {"name": "mlp", "depth": 3}
     assert out["grid"] == {"seed": {"range": [0, 5]}, "model.width": [8, 16]}
     assert mapping["grid"] == {"seed": [0]}, "the mapping given is left as it was"
-    spec = parse_spec(out)
+    spec = loaded(out)
     assert spec.name == "t" and len(spec.trials) == 10
     with pytest.raises(SpecError, match="--set: 'epochs': give PATH=VALUE"):
         apply_overrides(mapping, ["epochs"])
     with pytest.raises(SpecError, match="--set train.epochs: '\\[1' is not a YAML value"):
         apply_overrides(mapping, ["train.epochs=[1"])
     with pytest.raises(SpecError, match="train.epochs: must be an integer"):
-        parse_spec(apply_overrides(mapping, ["train.epochs=many"]))
+        loaded(apply_overrides(mapping, ["train.epochs=many"]))
 
 
 def test_plan_lists_trials_and_packs_and_writes_nothing(user_package, tmp_path):
@@ -621,7 +629,7 @@ def test_a_user_trial_alone_equals_the_trial_in_a_pack(user_package):
     from dd.packs import make_packs, pack_key
     from dd.train import train_pack
 
-    spec = parse_spec(
+    spec = loaded(
         spec_for(
             user_package,
             data={
@@ -787,7 +795,7 @@ def test_workers_that_cannot_import_the_module_fail_their_packs_with_the_reason(
     from dd.execute import run_sweep
     from dd.store import SweepStore
 
-    spec = parse_spec(
+    spec = loaded(
         spec_for(user_package, train={"batch_size": 50, "epochs": 1, "eval_points": 1})
     )
     report = run_sweep(spec, tmp_path, quiet=True)

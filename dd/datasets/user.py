@@ -4,38 +4,93 @@ Both sources give ``x_train``, ``y_train`` (the pool that ``n_train`` examples a
 from, with label noise and seeds exactly as for built-in data), ``x_test`` and ``y_test``.
 Every problem a training run would otherwise meet late (a missing file, a loader that does
 not import or raises, shapes that disagree, non-numeric dtypes, NaN or Inf, labels out of
-range) is one ``DataError`` line naming the source, raised when the spec is loaded.
+range or skipping a class) is one ``DataError`` line naming the source, raised by the resolve
+stage (``dd.resolve``) when a spec is loaded for running; never by the config object, so
+the commands that only read results neither open the file nor run the loader.
 
 Inputs: floats become float32, integers int32 (tokens for the user's own embedding).
-Targets: integer labels make a classification task (classes 0..n_classes-1), float targets
-a regression task (one output); ``task`` can state it instead.
+Targets: integer labels, or whole-valued floats, make a classification task (classes
+0..n_classes-1); fractional float targets a regression task (one output); ``task`` can
+state it instead. The two sources (``dd.datasets.arrays``, ``dd.datasets.python``) share
+this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dd.config import ArraysData, Options, UserData
-from dd.errors import DataError
+from dd.config import ClassificationData, Data, DataFacts
+from dd.datasets.base import Dataset, DatasetKind
+from dd.errors import DataError, SpecError
+from dd.fields import Options, bounded, join, one_of
+from dd.user_code import import_object, one_line
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+TASKS = ("auto", "classification", "regression")
 
 
-@dataclasses.dataclass(frozen=True)
-class Summary:
-    """What the configs and the engine need to know of a user's arrays."""
+@dataclass(frozen=True, kw_only=True)
+class UserData(ClassificationData):
+    """A user's own arrays: ``x_train``, ``y_train`` (the pool), ``x_test``, ``y_test``.
 
-    source: str  # the file or loader, for messages
-    pool_size: int
-    test_size: int
-    input_shape: tuple[int, ...]
-    n_classes: int  # 0: regression
-    integer_inputs: bool
+    ``task`` auto makes integer (or whole-valued float) labels classification and fractional
+    float targets regression. ``classes`` fixes the class count (labels must lie in
+    0..classes-1); by default the labels must run 0..K-1. ``n_test`` (default: all) takes the
+    first test examples. The facts (shapes, classes, sizes) come from the resolve stage,
+    which reads the arrays and attaches them (``with_facts``): they are no part of the
+    config's identity, which its fields alone decide.
+    """
+
+    n_train: int
+    n_test: int | None = None
+    task: str = one_of("auto", TASKS)
+    classes: int | None = bounded(None, lo=2)
+
+    @property
+    def facts(self) -> DataFacts | None:
+        return self.__dict__.get("_facts")
+
+    def with_facts(self, facts: DataFacts) -> UserData:
+        """This config, its facts attached (kept on the frozen object, as ids are)."""
+        self.__dict__["_facts"] = facts
+        return self
+
+    @property
+    def CLASSIFICATION(self) -> bool:
+        """Known from ``task``, else from the facts; assumed until the arrays are read."""
+        facts = self.facts
+        return facts.n_classes > 0 if facts is not None else self.task != "regression"
+
+    @property
+    def n_classes(self) -> int:
+        return self.known_facts().n_classes
+
+    @property
+    def pool_size(self) -> int:
+        return self.known_facts().pool_size
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.known_facts().input_shape
+
+    @property
+    def test_size(self) -> int:
+        return self.known_facts().test_size
+
+    @property
+    def integer_inputs(self) -> bool:
+        return self.known_facts().integer_inputs
+
+    def neutral(self) -> Data:
+        out = dataclasses.replace(self, n_train=1, label_noise=0.0)
+        return out.with_facts(self.facts) if self.facts is not None else out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,25 +99,66 @@ class Arrays:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    summary: Summary
+    facts: DataFacts  # test_size: every test example (n_test cuts it)
 
 
-def summary(data: UserData) -> Summary:
-    """The checked summary of ``data``'s arrays (loaded once per process and file version)."""
-    return load(data).summary
+def user_kind(config: type, arrays_of: Callable[[UserData], Arrays]) -> DatasetKind:
+    """The kind of one source of user arrays: ``arrays_of(data)`` reads and checks them."""
+
+    def describe(data: UserData) -> DataFacts:
+        """The arrays' facts, ``n_test`` applied."""
+        facts = arrays_of(data).facts
+        return dataclasses.replace(facts, test_size=data.n_test or facts.test_size)
+
+    def check(data: UserData, facts: DataFacts, path: str) -> None:
+        """What only the arrays can tell: sizes against the pool and test set, the task."""
+        whole = arrays_of(data).facts
+        if data.n_train > whole.pool_size:
+            raise SpecError(
+                join(path, "n_train"),
+                f"{data.n_train} is larger than the "
+                f"{whole.pool_size} examples of x_train in {whole.source}",
+            )
+        if data.n_test is not None and data.n_test > whole.test_size:
+            raise SpecError(
+                join(path, "n_test"),
+                f"{data.n_test} is larger than the "
+                f"{whole.test_size} examples of x_test in {whole.source}",
+            )
+        if data.label_noise and not whole.n_classes:
+            raise SpecError(
+                join(path, "label_noise"),
+                f"{whole.source} is a regression "
+                "dataset (float targets); label noise needs class labels",
+            )
+
+    def load(data: UserData) -> Dataset:
+        arrays = arrays_of(data)
+        n_test = data.n_test or len(arrays.y_test)
+        return Dataset(
+            arrays.x_train,
+            arrays.y_train,
+            arrays.x_test[:n_test],
+            arrays.y_test[:n_test],
+            arrays.facts.n_classes,
+        )
+
+    return DatasetKind(configs=(config,), load=load, describe=describe, check=check)
 
 
-def load(data: UserData) -> Arrays:
-    """``data``'s arrays, converted and checked; a DataError names the first problem.
-    (They depend on the source, ``task`` and ``classes`` only, not on n_train or n_test.)"""
-    if isinstance(data, ArraysData):
-        path = Path(data.path).expanduser()
-        try:
-            stat = path.stat()
-        except OSError as e:
-            raise DataError(f"data.path: {data.path}: cannot read ({e.strerror or e})") from None
-        return _load_file(data.path, data.task, data.classes, (stat.st_mtime_ns, stat.st_size))
-    return _load_python(data.loader, data.options, data.task, data.classes)
+def file_arrays(path: str, task: str, classes: int | None) -> Arrays:
+    """The arrays of an ``.npz`` at ``path``, converted and checked (cached per file version)."""
+    file = Path(path).expanduser()
+    try:
+        stat = file.stat()
+    except OSError as e:
+        raise DataError(f"data.path: {path}: cannot read ({e.strerror or e})") from None
+    return _load_file(path, task, classes, (stat.st_mtime_ns, stat.st_size))
+
+
+def loader_arrays(loader: str, options: Options, task: str, classes: int | None) -> Arrays:
+    """The arrays ``loader(**options)`` returns, converted and checked (cached)."""
+    return _load_python(loader, options, task, classes)
 
 
 @functools.lru_cache(maxsize=8)
@@ -86,13 +182,11 @@ def _load_file(source: str, task: str, classes: int | None, version: tuple[int, 
 
 @functools.lru_cache(maxsize=8)
 def _load_python(source: str, options: Options, task: str, classes: int | None) -> Arrays:
-    from dd.user_model import resolve
-
-    loader = resolve(source, "data.loader")
+    loader = import_object(source, "data.loader")
     try:
         out = loader(**options.as_kwargs())
     except Exception as e:  # the user's code: any failure is theirs to see, in one line
-        raise DataError(f"data.loader: {source} raised {_one_line(e)}") from None
+        raise DataError(f"data.loader: {source} raised {one_line(e)}") from None
     if isinstance(out, dict):
         missing = [k for k in ARRAY_NAMES if k not in out]
         if missing:
@@ -131,11 +225,6 @@ def _classes(y: np.ndarray, classes: int | None, fail: Any) -> int:
     return n_classes
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-
-
 def _checked(
     raw: dict[str, Any], where: str, source: str, task: str, classes: int | None
 ) -> Arrays:
@@ -147,7 +236,7 @@ def _checked(
         try:
             array = np.asarray(value)
         except Exception as e:
-            raise fail(f"{name} is not an array ({_one_line(e)})") from None
+            raise fail(f"{name} is not an array ({one_line(e)})") from None
         if array.dtype.kind not in "biuf":
             raise fail(f"{name} has dtype {array.dtype}; give numbers (bool, int or float)")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -191,7 +280,7 @@ def _checked(
         y_train, y_test = y_train.astype(np.float32), y_test.astype(np.float32)
     integer_x = x_train.dtype.kind in "biu" and x_test.dtype.kind in "biu"
     x_type = np.int32 if integer_x else np.float32
-    summary_ = Summary(
+    facts = DataFacts(
         source=source,
         pool_size=len(x_train),
         test_size=len(x_test),
@@ -199,4 +288,4 @@ def _checked(
         n_classes=n_classes,
         integer_inputs=integer_x,
     )
-    return Arrays(x_train.astype(x_type), y_train, x_test.astype(x_type), y_test, summary_)
+    return Arrays(x_train.astype(x_type), y_train, x_test.astype(x_type), y_test, facts)
