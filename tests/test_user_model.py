@@ -795,10 +795,44 @@ def test_workers_that_cannot_import_the_module_fail_their_packs_with_the_reason(
     from dd.execute import run_sweep
     from dd.store import SweepStore
 
-    spec = loaded(
-        spec_for(user_package, train={"batch_size": 50, "epochs": 1, "eval_points": 1})
-    )
+    spec = loaded(spec_for(user_package, train={"batch_size": 50, "epochs": 1, "eval_points": 1}))
     report = run_sweep(spec, tmp_path, quiet=True)
     assert len(report.failed_packs) == 1
     (failure,) = SweepStore(tmp_path, "user").failures()
     assert f"cannot import {PACKAGE}.models" in failure["reason"], failure["reason"]
+
+
+HANGS = "import time\nwhile True:\n    time.sleep(60)\n"
+
+
+@pytest.mark.parametrize("package", ["hangs", "raises", "absent"])
+def test_dd_status_imports_no_user_code(package, tmp_path):
+    """Commands that only read results never import the user's module or run their loader:
+    with a module that hangs or raises on import, or no package on PYTHONPATH at all,
+    ``dd status`` still counts the sweep's trials."""
+    from dd.store import SweepStore
+
+    root = tmp_path / "src"
+    (root / "ddtest_reader").mkdir(parents=True)
+    (root / "ddtest_reader" / "__init__.py").write_text("")
+    body = {"hangs": HANGS, "raises": BROKEN, "absent": ""}[package]
+    for name in ("models", "data"):
+        (root / "ddtest_reader" / f"{name}.py").write_text(body)
+    spec = {
+        "name": "reader",
+        "data": {"name": "python", "loader": "ddtest_reader.data:load", "n_train": 100},
+        "model": {"name": "flax", "module": "ddtest_reader.models:Net", "width": 8},
+        "train": {"batch_size": 50},
+        "grid": {"seed": [0, 1, 2]},
+    }
+    SweepStore(tmp_path / "res", "reader").write_spec(spec)
+    env = user_env(root) if package != "absent" else dict(os.environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "dd", "status", "reader", "--results", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "reader: 3 trials planned: 0 done" in done.stdout, done.stdout
