@@ -1,4 +1,5 @@
-"""Closed-form fits: min-norm (ridge >= 0) least squares on raw, random Fourier or ReLU features.
+"""Closed-form fits: min-norm (ridge >= 0) least squares on the features of a ``FeatureMap`` kind
+(``dd.models.raw``, ``dd.models.fourier``, ``dd.models.relu``).
 
 For a train feature matrix Phi (n x p) with thin SVD U S V^T, the fit is
 

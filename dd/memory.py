@@ -9,6 +9,8 @@ the executor splits the pack in halves (``dd.execute``), down to one replica.
 
 from __future__ import annotations
 
+import jax
+
 from dd.config import Trial
 from dd.evaluate import EVAL_CHUNK
 from dd.models.registry import kind_of, n_params, program_trial
@@ -41,8 +43,6 @@ def compiled_bytes(compiled) -> int:
 def device_budget(share: float) -> int | None:
     """Bytes this worker's accelerator may give a pack (its allocator's limit, which
     ``XLA_PYTHON_CLIENT_MEM_FRACTION`` already scales for a shared GPU); None on a CPU."""
-    import jax
-
     device = jax.devices()[0]
     if device.platform == "cpu":
         return None

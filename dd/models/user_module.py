@@ -35,6 +35,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
 from dd.config import Trial
 from dd.errors import SpecError
 from dd.fields import NO_OPTIONS, Options, join
@@ -111,8 +115,6 @@ def _takes_train(module: Any) -> bool:
 
 def _construct(model: FlaxModel, outputs: int, dtype: Any) -> Any:
     """The user's module, built and given the engine's ``__call__(x, train)``."""
-    import flax.linen as nn
-
     target = import_object(model.module, "model.module")
     if _is_nnx(target):
         raise SpecError(
@@ -131,14 +133,12 @@ def _construct(model: FlaxModel, outputs: int, dtype: Any) -> Any:
 
 def _is_nnx(target: Any) -> bool:
     """Whether ``target`` is a ``flax.nnx`` Module class (built differently: not dd's door)."""
-    from flax import nnx
+    from flax import nnx  # loads only when a user module is checked; the engine uses linen
 
     return inspect.isclass(target) and issubclass(target, nnx.Module)
 
 
 def _with_train_argument(module: Any) -> Any:
-    import flax.linen as nn
-
     class WithTrainArgument(nn.Module):
         """The user's module, whose ``__call__`` takes no ``train``, in a shared scope (its
         variables keep their own names)."""
@@ -161,9 +161,6 @@ def _build(trial: Trial, dtype: Any) -> Any:
 @functools.cache
 def _probe(key: tuple) -> Probe | str:
     """The trace of one pack step of the module at ``key``: a Probe, or why it fails."""
-    import jax
-    import jax.numpy as jnp
-
     model, input_shape, x_dtype, outputs, precision = key
     try:
         module = _construct(model, outputs, compute_dtype(precision))
