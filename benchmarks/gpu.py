@@ -114,7 +114,7 @@ def _trial(family: str, width: int, precision: str):
 
 def _synthetic(trial, n_pool: int):
     """A Dataset of the trial's input shape: random uint8 images or float rows, 10 classes."""
-    from dd.data import Dataset
+    from dd.datasets.base import Dataset
 
     rng = np.random.default_rng(0)
     shape = trial.data.input_shape

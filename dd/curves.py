@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.compute  # makes pa.compute available
 from scipy import stats
 
-from dd.datasets.modular import ModularData
 from dd.schema import METRICS, STATUS_OK, column_name
 from dd.spec import Spec, trial_id
 
@@ -91,7 +90,7 @@ def curve_kinds(spec: Spec) -> list[tuple[str, str]]:
         kinds.append(("sample_wise", "data.n_train"))
     if trained:
         kinds.append(("epoch_wise", "epoch"))
-    if isinstance(spec.trials[0].data, ModularData):  # grokking: curves against steps
+    if spec.trials[0].data.TABLE:  # modular arithmetic: grokking curves against steps
         kinds.append(("grokking", "step"))
     return kinds
 
