@@ -112,23 +112,22 @@ def user_kind(config: type, arrays_of: Callable[[UserData], Arrays]) -> DatasetK
 
     def check(data: UserData, facts: DataFacts, path: str) -> None:
         """What only the arrays can tell: sizes against the pool and test set, the task."""
-        whole = arrays_of(data).facts
-        if data.n_train > whole.pool_size:
+        if data.n_train > facts.pool_size:
             raise SpecError(
                 join(path, "n_train"),
                 f"{data.n_train} is larger than the "
-                f"{whole.pool_size} examples of x_train in {whole.source}",
+                f"{facts.pool_size} examples of x_train in {facts.source}",
             )
-        if data.n_test is not None and data.n_test > whole.test_size:
+        in_file = arrays_of(data).facts.test_size
+        if data.n_test is not None and data.n_test > in_file:
             raise SpecError(
                 join(path, "n_test"),
-                f"{data.n_test} is larger than the "
-                f"{whole.test_size} examples of x_test in {whole.source}",
+                f"{data.n_test} is larger than the {in_file} examples of x_test in {facts.source}",
             )
-        if data.label_noise and not whole.n_classes:
+        if data.label_noise and not facts.n_classes:
             raise SpecError(
                 join(path, "label_noise"),
-                f"{whole.source} is a regression "
+                f"{facts.source} is a regression "
                 "dataset (float targets); label noise needs class labels",
             )
 
@@ -156,11 +155,6 @@ def file_arrays(path: str, task: str, classes: int | None) -> Arrays:
     return _load_file(path, task, classes, (stat.st_mtime_ns, stat.st_size))
 
 
-def loader_arrays(loader: str, options: Options, task: str, classes: int | None) -> Arrays:
-    """The arrays ``loader(**options)`` returns, converted and checked (cached)."""
-    return _load_python(loader, options, task, classes)
-
-
 @functools.lru_cache(maxsize=8)
 def _load_file(source: str, task: str, classes: int | None, version: tuple[int, int]) -> Arrays:
     try:
@@ -181,7 +175,8 @@ def _load_file(source: str, task: str, classes: int | None, version: tuple[int, 
 
 
 @functools.lru_cache(maxsize=8)
-def _load_python(source: str, options: Options, task: str, classes: int | None) -> Arrays:
+def loader_arrays(source: str, options: Options, task: str, classes: int | None) -> Arrays:
+    """The arrays ``source(**options)`` returns, converted and checked (cached)."""
     loader = import_object(source, "data.loader")
     try:
         out = loader(**options.as_kwargs())
