@@ -72,8 +72,8 @@ def dd_command(*args: str | Path) -> list[str]:
 
 def arrays() -> dict[str, np.ndarray]:
     """The MNIST-1D arrays dd uses (its generator and cache), for the peers."""
-    from dd.config import Mnist1dData
     from dd.data import load_dataset
+    from dd.datasets.mnist1d import Mnist1dData
 
     d = load_dataset(Mnist1dData(n_train=N_TRAIN, train_pool=N_TRAIN, n_test=N_TEST))
     return {
@@ -184,7 +184,7 @@ def _tune_trainable(config: dict, data: dict) -> None:
     import optax
     from ray import tune
 
-    from dd.mlp import MLP
+    from dd.models.mlp import MLP
 
     x, x_test, y_test = data["x"], data["x_test"], data["y_test"]
     y = noisy(data["y"], config["seed"])

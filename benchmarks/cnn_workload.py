@@ -33,7 +33,7 @@ SEEDS = [0]
 
 
 def torch_cnn(width: int):
-    """Nakkiran's 5-layer CNN in PyTorch, as dd.cnn builds it for 1-D signals: Conv(3) +
+    """Nakkiran's 5-layer CNN in PyTorch, as dd.models.cnn builds it for 1-D signals: Conv(3) +
     BatchNorm + ReLU blocks of k, 2k, 4k, 8k, max pools of 2 after blocks 1-3, a global max,
     a Dense layer."""
     import torch
@@ -67,8 +67,8 @@ def run_torch(spec: dict) -> tuple[float, dict[int, float]]:
     training subset and noisy labels from the same MNIST-1D pool."""
     import torch
 
-    from dd.config import Mnist1dData
     from dd.data import load_dataset
+    from dd.datasets.mnist1d import Mnist1dData
 
     data, train = spec["data"], spec["train"]
     pool = load_dataset(

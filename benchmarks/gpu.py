@@ -93,7 +93,9 @@ def matmul_peaks(n: int) -> dict[str, float]:
 
 
 def _trial(family: str, width: int, precision: str):
-    from dd.config import ImageData, Mnist1dData, Model, Train, Trial
+    from dd.config import Model, Train, Trial
+    from dd.datasets.images import ImageData
+    from dd.datasets.mnist1d import Mnist1dData
     from dd.fields import build
 
     model = {
@@ -115,7 +117,7 @@ def _trial(family: str, width: int, precision: str):
 
 def _synthetic(trial, n_pool: int):
     """A Dataset of the trial's input shape: random uint8 images or float rows, 10 classes."""
-    from dd.data import Dataset
+    from dd.datasets.base import Dataset
 
     rng = np.random.default_rng(0)
     shape = trial.data.input_shape
@@ -141,7 +143,7 @@ def forward_flops(trial) -> float | None:
     import jax
     import jax.numpy as jnp
 
-    from dd.families import make_model
+    from dd.models.registry import make_model
 
     model = make_model(trial)
     x = jnp.zeros((BATCH,) + trial.data.input_shape, jnp.float32)
@@ -238,7 +240,7 @@ def nakkiran_estimate(rows: list[dict], precision: str = "bf16") -> dict | None:
     measured widths (at each, the best of its pack sizes: dd's execution plan runs a pack
     vmapped or one replica at a time, whichever measured faster) at ``precision``.
     """
-    from dd.families import program_trial
+    from dd.models.registry import program_trial
     from dd.spec import load_spec
 
     best: dict[int, float] = {}  # per width, the faster of a vmapped pack and one at a time
@@ -335,7 +337,7 @@ def determinism(epochs: int, n_train: int) -> dict:
 
 
 def _write_cifar(folder: Path, n_train: int) -> None:
-    """Random images in the CIFAR-10 python-batch format (dd.images reads them)."""
+    """Random images in the CIFAR-10 python-batch format (dd.datasets.image_files reads them)."""
     import pickle
 
     rng = np.random.default_rng(0)

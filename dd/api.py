@@ -91,6 +91,7 @@ def sweep(
     Raises ``dd.errors.DDError`` on bad input, before anything is written.
     """
     from dd.execute import run_sweep
+    from dd.resolve import resolve
 
     settings = _settings(
         results,
@@ -99,7 +100,7 @@ def sweep(
         compile_cache=compile_cache,
         connect_timeout_s=connect_timeout,
     )
-    loaded = load_spec(spec, overrides)
+    loaded = resolve(load_spec(spec, overrides))
     report = run_sweep(loaded, settings.results, settings=settings, quiet=quiet, debug=debug)
     store = SweepStore(settings.results, loaded.name)
     messages = []
@@ -164,10 +165,11 @@ def plan(
 ) -> Plan:
     """The trials of ``spec`` and the packs its missing trials would run in (the trials
     already stored under ``results`` are left out of the packs; nothing is written)."""
-    from dd.families import family_of
+    from dd.models.registry import kind_of
+    from dd.resolve import resolve
     from dd.schedule import plan as plan_packs
 
-    loaded = load_spec(spec, overrides)
+    loaded = resolve(load_spec(spec, overrides))
     store = _store(loaded.name, results)
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
@@ -180,7 +182,7 @@ def plan(
             "n_rows": p.n_rows,
             "model": p.trials[0].model.name,
             "family": (
-                "closed_form" if p.trials[0].model.CLOSED_FORM else family_of(p.trials[0]).name
+                "closed_form" if p.trials[0].model.CLOSED_FORM else kind_of(p.trials[0]).name
             ),
             "trial_ids": list(p.trial_ids),
         }

@@ -53,6 +53,6 @@ def save_params(path: Path, params) -> None:
 
 def load_params(path: str | Path) -> dict:
     """Parameters saved by a sweep with ``train.save_params``: the nested dict of arrays that
-    the trial's module (``dd.families.make_model(trial)``) applies. ``path`` is
+    the trial's module (``dd.models.registry.make_model(trial)``) applies. ``path`` is
     ``<sweep>/params/<trial_id>.msgpack``, a local path or a results URI."""
     return flax.serialization.msgpack_restore(as_store_path(path).read_bytes())

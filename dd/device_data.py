@@ -22,11 +22,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
-from dd.config import Data, ModularData
-from dd.data import Dataset, test_chunks
+from dd.config import Data
+from dd.data import test_chunks
+from dd.datasets.base import Dataset
+from dd.datasets.registry import kind_of
 from dd.rng import named, trial_key
 
 
@@ -56,19 +57,8 @@ def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
     def put(array):
         return None if array is None else jnp.asarray(array)
 
-    extra = {}
-    if isinstance(data, ModularData):  # evaluated over the whole table (dd.evaluate)
-        from dd import mechanistic
-        from dd.modular import fourier_basis
-
-        extra["fourier_basis_FP"] = put(fourier_basis(data.p).astype(np.float32))
-        if data.op in mechanistic.FOURIER_OPS:
-            extra["sum_directions_PF"] = put(
-                mechanistic.sum_directions(dataset.x_pool, data.p, data.op)
-            )
-        tests = {"x_test_CTD": None, "y_test_CT": None, "mask_test_CT": None}
-    else:
-        tests = {k: put(v) for k, v in test_chunks(dataset, chunk).items()}
+    extra = kind_of(data).device_arrays(dataset, data)  # a TABLE kind replaces the tests
+    tests = {} if "x_test_CTD" in extra else test_chunks(dataset, chunk)
     noise = None if dataset.beta is None else jnp.asarray(dataset.noise_var)
     return DeviceData(
         x_pool_PD=put(dataset.x_pool),
@@ -79,7 +69,7 @@ def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
         scale_D=put(dataset.scale),
         noise_var=noise,
         n_classes=dataset.n_classes,
-        **tests,
+        **{k: put(v) for k, v in tests.items()},
         **extra,
     )
 

@@ -16,11 +16,12 @@ import jax.numpy as jnp
 
 from dd import mechanistic
 from dd.device_data import DeviceData, Setup, prepare_inputs
-from dd.families import make_model
+from dd.models.base import apply_model
+from dd.models.registry import make_model
 from dd.optim import loss_fn
 from dd.precision import matmul_precision
 from dd.rng import named
-from dd.step import Program, Replica, apply_model, batch_inputs
+from dd.step import Program, Replica, batch_inputs
 
 EVAL_CHUNK = 1000  # examples per evaluation step; bounds activation memory
 
@@ -41,7 +42,7 @@ def _param_norm(params) -> jax.Array:
 def evaluate(program: Program, data: DeviceData, setups: Setup, replicas: Replica) -> dict:
     """Every replica's metrics (arrays with a leading R axis)."""
     with matmul_precision(program.train.precision):
-        one = _evaluate_modular if program.modular else _evaluate_rows
+        one = _evaluate_table if program.table else _evaluate_rows
         return jax.vmap(lambda s, r: one(program, data, s, r))(setups, replicas)
 
 
@@ -117,7 +118,7 @@ def _pool_logits(program: Program, data: DeviceData, params) -> jax.Array:
     return logits.reshape(n_chunks * chunk, -1)[: pairs_PD.shape[0]]
 
 
-def _evaluate_modular(program: Program, data: DeviceData, setup: Setup, replica: Replica) -> dict:
+def _evaluate_table(program: Program, data: DeviceData, setup: Setup, replica: Replica) -> dict:
     """Train metrics on the replica's pairs, test metrics on every other pair, and the
     progress measures of ``dd.mechanistic`` (the test set of a modular task is the rest of
     the table)."""
@@ -148,7 +149,7 @@ def _evaluate_modular(program: Program, data: DeviceData, setup: Setup, replica:
         "noisy_true_acc": mean_over(noised, true_right),
     }
     out |= mechanistic.fourier_measures(replica.params, data.fourier_basis_FP, p, config.key_share)
-    if config.op in mechanistic.FOURIER_OPS:
+    if data.sum_directions_PF is not None:  # x + y, x - y: answers a function of x +- y
         out |= mechanistic.restricted_excluded(
             logits_PK,
             labels_P,

@@ -25,13 +25,13 @@ from dd.worker import PackWorker, worker_env
 def check_data_files(packs: list[Pack]) -> None:
     """Read every file-backed dataset once before scheduling, so a missing or malformed file
     is one clear error (exit 2) rather than a failure in every pack."""
-    from dd.config import ImageData
     from dd.data import load_dataset
+    from dd.datasets.registry import kind_of
 
     seen = set()
     for pack in packs:
         data = max((t.data for t in pack.trials), key=lambda d: d.n_train)
-        if isinstance(data, ImageData) and data not in seen:
+        if kind_of(data).checks_files and data not in seen:
             seen.add(data)
             load_dataset(data)
 

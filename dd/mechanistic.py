@@ -26,12 +26,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from dd.transformer import EMBED
+from dd.models.transformer import EMBED
 
-FOURIER_OPS = ("x+y", "x-y")  # tasks whose answer is a function of x +- y
 SYMMETRY_PAIRS = 256  # pairs sampled for the gradient symmetricity
 
 
@@ -67,15 +65,6 @@ def gini(x: jax.Array) -> jax.Array:
     n = x.shape[0]
     ranked = jnp.sort(x)
     return 2 * jnp.sum(jnp.arange(1, n + 1) * ranked) / (n * jnp.sum(ranked)) - (n + 1) / n
-
-
-def sum_directions(pairs: np.ndarray, p: int, op: str) -> np.ndarray:
-    """Unit columns cos(w_k s), sin(w_k s) over the pairs, k = 1..(p-1)/2: (P, p - 1)."""
-    s = (pairs[:, 0] + (1 if op == "x+y" else -1) * pairs[:, 1]) % p
-    k = np.arange(1, (p - 1) // 2 + 1)
-    angle = 2 * np.pi * np.outer(s, k) / p
-    cols = np.stack([np.cos(angle), np.sin(angle)], axis=2).reshape(len(s), -1)
-    return (cols / np.linalg.norm(cols, axis=0)).astype(np.float32)
 
 
 def restricted_excluded(

@@ -9,7 +9,11 @@ the pack worker splits the pack in halves (``dd.worker``), down to one replica.
 
 from __future__ import annotations
 
+import jax
+
 from dd.config import Trial
+from dd.evaluate import EVAL_CHUNK
+from dd.models.registry import kind_of, n_params, program_trial
 
 
 class OutOfMemory(RuntimeError):
@@ -39,8 +43,6 @@ def compiled_bytes(compiled) -> int:
 def device_budget(share: float) -> int | None:
     """Bytes this worker's accelerator may give a pack (its allocator's limit, which
     ``XLA_PYTHON_CLIENT_MEM_FRACTION`` already scales for a shared GPU); None on a CPU."""
-    import jax
-
     device = jax.devices()[0]
     if device.platform == "cpu":
         return None
@@ -54,13 +56,10 @@ def bytes_per_replica(trial: Trial) -> int:
     parameters, gradients and optimizer state (5 copies), the activations a training batch
     keeps for the backward pass, or an evaluation chunk's (forward only), whichever is
     larger, and the replica's row indices."""
-    from dd.evaluate import EVAL_CHUNK
-    from dd.families import family_of, n_params, program_trial, token_vocab
-
     program = program_trial(trial)
-    per_example = family_of(program).activation_floats(program)
+    per_example = kind_of(program).activation_floats(program)
     batch = trial.train.batch_size
     batch = trial.data.n_train if batch == "full" else batch
     activations = max(3 * batch * per_example, EVAL_CHUNK * per_example)
-    pool_logits = 3 * trial.data.pool_size * trial.data.p if token_vocab(trial) else 0
+    pool_logits = 3 * trial.data.pool_size * trial.data.vocab if trial.data.TABLE else 0
     return 4 * (5 * n_params(program) + activations + 5 * trial.data.n_train + pool_logits)

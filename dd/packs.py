@@ -13,8 +13,11 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 
+from dd.closed_form import bytes_per_replica as fitted_bytes
 from dd.config import Trial
 from dd.ids import trial_id
+from dd.memory import bytes_per_replica as trained_bytes
+from dd.models.registry import kind_of, n_params, program_trial
 from dd.spec import Resources
 
 
@@ -38,27 +41,16 @@ def pack_key(trial: Trial) -> Trial:
     """The trial with every array-valued field neutralised: equal keys share one program."""
     data = trial.data.neutral()
     if trial.model.CLOSED_FORM:
-        from dd.closed_form import program_width
-
-        model = dataclasses.replace(
-            trial.model, n_features=program_width(trial.model, trial.data.input_dim)
-        )
-        return dataclasses.replace(
-            trial, seed=0, data=data, model=model, fit=dataclasses.replace(trial.fit, ridge=0.0)
-        )
-    from dd.families import program_trial
-
+        fit = dataclasses.replace(trial.fit, ridge=0.0)
+        return dataclasses.replace(program_trial(trial), seed=0, data=data, fit=fit)
     train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
     return dataclasses.replace(program_trial(trial), seed=0, data=data, train=train)
 
 
 def replicas_per_pack(trial: Trial, resources: Resources) -> int:
     """How many replicas like ``trial`` fit the pack memory budget (at least 1)."""
-    if trial.model.CLOSED_FORM:
-        from dd.closed_form import bytes_per_replica
-    else:
-        from dd.memory import bytes_per_replica  # a padded trial takes its program's memory
-
+    # a padded trial takes its program's memory
+    bytes_per_replica = fitted_bytes if trial.model.CLOSED_FORM else trained_bytes
     budget = resources.memory_gb * 2**30
     return max(1, min(resources.max_pack, int(budget // bytes_per_replica(trial))))
 
@@ -111,10 +103,6 @@ def pack_cost(pack: Pack) -> float:
     """A relative estimate of a pack's compute, to start the longest packs first."""
     trial = pack.trials[0]
     if trial.model.CLOSED_FORM:
-        from dd.closed_form import program_width
-
-        p = program_width(trial.model, trial.data.input_dim)
+        p = kind_of(trial).program_width(trial)
         return pack.n_replicas * pack.n_rows * p * min(pack.n_rows, p)
-    from dd.families import n_params, program_trial
-
     return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(program_trial(trial))

@@ -20,7 +20,8 @@ from typing import Any
 import pyarrow as pa
 
 from dd import __version__
-from dd.config import Options, Trial
+from dd.config import Trial
+from dd.fields import Options
 from dd.provenance import lock_hash
 
 META = pa.schema(

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+import dd.datasets.registry
+import dd.models.registry  # noqa: F401  (the model kinds fill Model.VARIANTS)
 from dd.config import Trial
 from dd.errors import DDError, SpecError
 from dd.fields import bounded, build

@@ -29,10 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dd.config import ModularData, Train, Trial
+from dd.config import Train, Trial
 from dd.device_data import DeviceData, Setup, prepare_inputs
-from dd.families import family_of, make_model, narrow
+from dd.models.base import apply_model
+from dd.models.registry import kind_of, make_model
 from dd.optim import loss_fn, lr_factor, make_optimizer
+from dd.padding import narrow
 from dd.precision import matmul_precision
 from dd.rng import named
 
@@ -82,17 +84,9 @@ class Program:
         return self.n_rows // self.batch
 
     @property
-    def modular(self) -> bool:
-        return isinstance(self.trial.data, ModularData)
-
-
-def apply_model(model, params, batch_stats, x, train: bool):
-    """Logits (float32 whatever the compute dtype) and the updated BatchNorm statistics."""
-    variables = {"params": params} | ({"batch_stats": batch_stats} if batch_stats else {})
-    if train and batch_stats:
-        logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
-        return logits.astype(jnp.float32), updates["batch_stats"]
-    return model.apply(variables, x, train=train).astype(jnp.float32), batch_stats
+    def table(self) -> bool:
+        """The data is a finite table evaluated whole (``Data.TABLE``: modular arithmetic)."""
+        return self.trial.data.TABLE
 
 
 def batch_inputs(data: DeviceData, setup: Setup, rows: jax.Array) -> jax.Array:
@@ -120,9 +114,9 @@ def init_replicas(
     program: Program, data: DeviceData, setups: Setup, widths_R: jax.Array
 ) -> Replica:
     """Each replica's initial state; ``widths_R`` are the replicas' own model widths (a
-    network narrower than its program is narrowed inside it, ``dd.families.narrow``)."""
+    network narrower than its program is narrowed inside it, ``dd.padding.narrow``)."""
     model, optimizer = make_model(program.trial), make_optimizer(program.train)
-    pads = family_of(program.trial).pads(program.trial)
+    pads = kind_of(program.trial).pads(program.trial)
 
     def init_one(setup: Setup, width: jax.Array) -> Replica:
         x = batch_inputs(data, setup, jnp.arange(1))

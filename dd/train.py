@@ -21,8 +21,9 @@ from dd.config import Train, Trial
 from dd.data import load_dataset
 from dd.device_data import draw_setups, to_device
 from dd.evaluate import EVAL_CHUNK, evaluate
-from dd.families import family_of, n_params, unpad
 from dd.memory import OutOfMemory, compiled_bytes
+from dd.models.registry import kind_of, n_params
+from dd.padding import unpad
 from dd.rng import scoped
 from dd.step import Program, init_replicas, train_epochs, train_epochs_on_device
 
@@ -42,7 +43,7 @@ def execution_plan(trial: Trial, platform: str | None = None) -> tuple[str, bool
     packs everywhere.
     """
     platform = platform or jax.default_backend()
-    family = family_of(trial)
+    family = kind_of(trial)
     if not family.convolutional(trial):
         return "scan", False
     if platform == "cpu":
@@ -175,7 +176,7 @@ def train_pack(
             ckpt.save(checkpoint, _stack(replicas), done, rows)
             hooks.call("after_checkpoint", path=checkpoint, epoch=epoch, resumed_from=resumed_from)
     final = _stack(replicas)
-    pads = family_of(key_trial).pads(key_trial)
+    pads = kind_of(key_trial).pads(key_trial)
     for r, path in enumerate(param_files or []):
         params = jax.tree.map(lambda a, r=r: np.asarray(a[r]), final.params)
         if pads:

@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.config import DigitsData, GaussianData, Mnist1dData
 from dd.data import load_dataset
+from dd.datasets.digits import DigitsData
+from dd.datasets.gaussian import GaussianData
+from dd.datasets.mnist1d import Mnist1dData
 from dd.device_data import noisy_labels, to_device, training_rows
 from dd.rng import trial_key
 
@@ -66,3 +68,53 @@ def test_fixed_splits():
     assert mnist.x_pool.shape == (400, 40) and mnist.x_test.shape == (600, 40)
     assert set(np.unique(mnist.y_pool)) <= set(range(10))
     assert load_dataset(Mnist1dData(n_train=50, train_pool=400, n_test=600)) is mnist
+
+
+PINNED_IDS = [  # (trial sections, id): one per dataset and model kind family
+    (
+        {
+            "data": {"name": "gaussian", "dim": 50, "n_train": 40},
+            "model": {"name": "raw_features", "n_features": 20},
+            "fit": {"ridge": 0.1},
+        },
+        "b41024e896b07776",
+    ),
+    (
+        {
+            "data": {"name": "modular", "p": 23, "op": "x-y"},
+            "model": {"name": "transformer", "width": 32, "heads": 2},
+            "train": {"optimizer": "adamw", "batch_size": "full"},
+        },
+        "d167faf037c0b334",
+    ),
+    (
+        {
+            "data": {"name": "cifar10", "n_train": 5000, "label_noise": 0.2},
+            "model": {"name": "resnet18", "width": 8},
+        },
+        "dd750a85050da16b",
+    ),
+    (
+        {
+            "data": {"name": "digits", "n_train": 300},
+            "model": {"name": "pca_fourier_features", "n_features": 100, "pca_components": 10},
+        },
+        "01c00406ac00e72b",
+    ),
+    (
+        {
+            "data": {"name": "mnist1d", "n_train": 1000},
+            "model": {"name": "cnn", "width": 4},
+            "train": {"precision": "bf16"},
+        },
+        "cff8347d1c42b5da",
+    ),
+]
+
+
+def test_trial_ids_of_built_in_kinds_are_pinned():
+    """Moving a kind's config class must not move its trials' ids (stored results stay valid)."""
+    from dd.spec import parse_spec, trial_id
+
+    for sections, pinned in PINNED_IDS:
+        assert trial_id(parse_spec({"name": "pin", **sections}).trials[0]) == pinned, sections

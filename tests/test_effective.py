@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from dd.aggregate import write_curves
-from dd.closed_form import featurize, principal_axes
-from dd.config import PcaFourierFeatures
 from dd.errors import SpecError
 from dd.execute import run_sweep
+from dd.models.fourier import PcaFourierFeatures, featurize, principal_axes
 from dd.spec import parse_spec
 from dd.store import SweepStore
 

@@ -84,6 +84,7 @@ def test_an_example_trial_alone_equals_it_in_a_pack(example_data, monkeypatch):
     import yaml
 
     from dd.packs import make_packs, pack_key
+    from dd.resolve import resolve
     from dd.spec import apply_overrides, parse_spec
     from dd.train import train_pack
 
@@ -100,7 +101,7 @@ def test_an_example_trial_alone_equals_it_in_a_pack(example_data, monkeypatch):
             "grid.train.lr=[0.003, 0.001]",
         ],
     )
-    spec = parse_spec(mapping)
+    spec = resolve(parse_spec(mapping))
     (pack,) = make_packs(list(spec.trials), spec.resources)
     assert len(pack.trials) == 8
     key = pack_key(pack.trials[0])

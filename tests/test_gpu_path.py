@@ -191,8 +191,9 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
     """Forward (batch statistics) and gradients of the padded program, cut back to the
     trial's own shapes, equal the narrow network's on those parameters."""
     from dd.config import Model, Train, Trial
-    from dd.families import make_model, narrow, program_trial, unpad
     from dd.fields import build
+    from dd.models.registry import make_model, program_trial
+    from dd.padding import narrow, unpad
     from dd.precision import matmul_precision
 
     trial = Trial(

@@ -10,10 +10,10 @@ import pytest
 from dd.aggregate import write_curves
 from dd.checkpoint import load_params
 from dd.curves.grok_times import first_step, grok_table
+from dd.datasets.modular import table as modular_table
 from dd.execute import run_sweep
-from dd.families import make_model
 from dd.ids import trial_id
-from dd.modular import table as modular_table
+from dd.models.registry import make_model
 from dd.spec import parse_spec
 from dd.store import SweepStore
 

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
+from dd.datasets.image_files import load_images
 from dd.errors import DataError
-from dd.images import load_images
 
 RNG = np.random.default_rng(0)
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dd import cnn, mlp, resnet
+from dd.models import cnn, mlp, resnet
 
 N_CLASSES = 10
 

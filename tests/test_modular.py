@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dd import mechanistic, mlp, transformer
+from dd import mechanistic
 from dd.cli import main
-from dd.config import ModularData, Trial
+from dd.config import Trial
+from dd.datasets.modular import ModularData, fourier_basis, sum_directions, table
 from dd.errors import SpecError
 from dd.fields import build
-from dd.modular import fourier_basis, table
+from dd.models import mlp, transformer
 from dd.packs import make_packs, pack_key
 from dd.spec import parse_spec
 from dd.train import train_pack
@@ -193,7 +194,7 @@ def test_restricted_and_excluded_loss_of_logits_built_from_one_frequency():
     pairs, labels = table(P, "x+y")
     s = (pairs[:, 0] + pairs[:, 1])[:, None]
     logits = 8 * np.cos(2 * np.pi * 3 * (s - np.arange(P)[None]) / P).astype(np.float32)
-    directions = jnp.asarray(mechanistic.sum_directions(pairs, P, "x+y"))
+    directions = jnp.asarray(sum_directions(pairs, P, "x+y"))
     order = jnp.asarray([3, 0, 1, 2, 4, 5, 6])
     in_train = jnp.asarray(np.arange(len(pairs)) % 2 == 0)
     out = mechanistic.restricted_excluded(

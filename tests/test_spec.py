@@ -238,7 +238,8 @@ def test_every_declared_field_constraint_is_checked_and_names_its_field(config):
     from dd import config as c, fields
     from dd.spec import Curves, Resources
 
-    names = {**vars(c), "Resources": Resources, "Curves": Curves}
+    kinds = {k.__name__: k for k in [*c.Data.VARIANTS.values(), *c.Model.VARIANTS.values()]}
+    names = {**vars(c), **kinds, "Resources": Resources, "Curves": Curves}
     valid = eval(config, names)
     fields.validate(valid)
     declared = fields._declared(type(valid))

@@ -98,7 +98,7 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     from dd.checkpoint import load_params
     from dd.data import load_dataset
     from dd.device_data import prepare_inputs
-    from dd.families import make_model
+    from dd.models.registry import make_model
 
     spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
     assert len(pack.trials) == 4 and pack_key(pack.trials[0]).model.width == 64
@@ -122,7 +122,8 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
 
 @pytest.mark.slow
 def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
-    from dd.families import make_model, narrow, program_trial
+    from dd.models.registry import make_model, program_trial
+    from dd.padding import narrow
 
     spec, (pack,) = _pack({"seed": [0]})
     program = program_trial(pack.trials[0])

@@ -18,6 +18,7 @@ import pytest
 from dd.cli import main
 from dd.errors import DDError, SpecError
 from dd.ids import trial_id
+from dd.resolve import resolve
 from dd.spec import apply_overrides, parse_spec
 from helpers import run_dd
 
@@ -113,6 +114,17 @@ def narrow_factory(width, n_outputs, **options):
 
 def not_a_module(width, n_outputs):
     return 42
+
+
+from flax import nnx
+
+
+class NnxNet(nnx.Module):
+    def __init__(self, width, n_outputs, rngs=None):
+        self.dense = nnx.Linear(6, n_outputs, rngs=rngs or nnx.Rngs(0))
+
+    def __call__(self, x):
+        return self.dense(x)
 '''
 
 BROKEN = "raise RuntimeError('this module is broken at import')\n"
@@ -175,6 +187,12 @@ def user_env(root: Path) -> dict[str, str]:
     }
 
 
+def loaded(mapping: dict):
+    """A spec as ``dd sweep`` loads it for running: parsed, then resolved (its user code
+    imported and checked, its arrays read)."""
+    return resolve(parse_spec(mapping))
+
+
 def spec_for(root: Path, **changes) -> dict:
     spec = {
         "name": "user",
@@ -191,24 +209,24 @@ def spec_for(root: Path, **changes) -> dict:
 
 
 def test_a_user_module_is_built_counted_and_examined(user_package):
-    from dd.families import family_of, make_model, n_params
+    from dd.models.registry import kind_of, make_model, n_params
 
-    spec = parse_spec(
+    spec = loaded(
         spec_for(user_package, grid={"model.width": [4, 8], "model.options.depth": [1, 2]})
     )
     by_config = {(t.model.width, json.loads(t.model.options)["depth"]): t for t in spec.trials}
     # 6 inputs, 3 classes: (6+1)w + (depth-1)(w+1)w + (w+1)3
     for (w, depth), trial in by_config.items():
         assert n_params(trial) == 7 * w + (depth - 1) * (w + 1) * w + 3 * (w + 1)
-        assert family_of(trial).name == "flax" and not family_of(trial).convolutional(trial)
-    conv = parse_spec(
+        assert kind_of(trial).name == "flax" and not kind_of(trial).convolutional(trial)
+    conv = loaded(
         spec_for(
             user_package, model={"name": "flax", "module": f"{PACKAGE}.models:ConvNet", "width": 4}
         )
     ).trials[0]
-    assert family_of(conv).convolutional(conv), "its forward pass holds a convolution"
+    assert kind_of(conv).convolutional(conv), "its forward pass holds a convolution"
     assert n_params(conv) == (3 * 4 + 4) + 2 * 4 + (4 * 3 + 3), "BatchNorm stats not counted"
-    plain = parse_spec(
+    plain = loaded(
         spec_for(
             user_package,
             model={"name": "flax", "module": f"{PACKAGE}.models:NoTrainArgument", "width": 5},
@@ -224,13 +242,13 @@ def test_a_user_module_is_built_counted_and_examined(user_package):
 def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_package, tmp_path):
     import jax.numpy as jnp
 
-    from dd.families import make_model
+    from dd.models.registry import make_model
 
-    bf16 = parse_spec(
+    bf16 = loaded(
         spec_for(user_package, train={"precision": "bf16", "batch_size": 50, "epochs": 1})
     ).trials[0]
     assert make_model(bf16).dtype == jnp.bfloat16
-    plain = parse_spec(
+    plain = loaded(
         spec_for(
             user_package,
             model={"name": "flax", "module": f"{PACKAGE}.models:NoTrainArgument", "width": 5},
@@ -246,7 +264,7 @@ def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_pac
         "y_test": rng.integers(0, 3, 30),
     }
     np.savez(tmp_path / "tokens.npz", **tokens)
-    trial = parse_spec(
+    trial = loaded(
         spec_for(
             user_package,
             model={"name": "flax", "module": f"{PACKAGE}.models:Tokens", "width": 6},
@@ -259,7 +277,7 @@ def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_pac
 def test_options_are_hashable_json_text_with_a_column_each(user_package):
     from dd.schema import flatten_config
 
-    trial = parse_spec(
+    trial = loaded(
         spec_for(
             user_package,
             model={
@@ -270,7 +288,7 @@ def test_options_are_hashable_json_text_with_a_column_each(user_package):
             },
         )
     ).trials[0]
-    same = parse_spec(
+    same = loaded(
         spec_for(
             user_package,
             model={
@@ -285,14 +303,14 @@ def test_options_are_hashable_json_text_with_a_column_each(user_package):
     flat = flatten_config(trial)
     assert flat["model_options"] == '{"depth":2}' and flat["model_options_depth"] == 2
     with pytest.raises(SpecError, match="model.options.width: dd passes width"):
-        parse_spec(
+        loaded(
             spec_for(
                 user_package,
                 model={"name": "flax", "module": "a:B", "width": 1, "options": {"width": 3}},
             )
         )
     with pytest.raises(SpecError, match="model.options: must be a mapping"):
-        parse_spec(
+        loaded(
             spec_for(
                 user_package, model={"name": "flax", "module": "a:B", "width": 1, "options": [1]}
             )
@@ -308,6 +326,10 @@ MODEL_ERRORS = {
         "raised ValueError: only up to 16 wide (grid point model.width=32)",
     ),
     "not a module": (f"{PACKAGE}.models:not_a_module", "returned a int, not a flax.linen"),
+    "flax.nnx": (
+        f"{PACKAGE}.models:NnxNet",
+        "NnxNet is a flax.nnx Module; dd takes flax.linen Modules (see docs/plugins.md)",
+    ),
     "needs dropout": (f"{PACKAGE}.models:NeedsDropout", "needs the random stream 'dropout'"),
     "wrong shape": (f"{PACKAGE}.models:WrongShape", "returns shape (2, 4)"),
     "other variables": (f"{PACKAGE}.models:KeepsCounters", "keeps variables in 'counters'"),
@@ -414,6 +436,22 @@ DATA_ERRORS = {
         lambda p: {"name": "arrays", "n_train": 10, "classes": 2, "path": _npz(p / "a.npz")},
         "labels must lie in 0..1, found 0..2",
     ),
+    "labels not from 0": (
+        lambda p: {
+            "name": "arrays",
+            "n_train": 10,
+            "path": _npz(p / "a.npz", y_train=np.arange(240) % 10 + 1, y_test=np.ones(160, int)),
+        },
+        "labels run 1..10 but class 0 is missing",
+    ),
+    "labels with a gap": (
+        lambda p: {
+            "name": "arrays",
+            "n_train": 10,
+            "path": _npz(p / "a.npz", y_train=np.arange(240) % 3 * 2, y_test=np.zeros(160, int)),
+        },
+        "labels run 0..4 but classes 1, 3 are missing",
+    ),
     "n_train above the pool": (
         lambda p: {"name": "arrays", "n_train": 241, "path": _npz(p / "a.npz")},
         "data.n_train: 241 is larger than the 240 examples",
@@ -458,6 +496,7 @@ def test_bad_arrays_are_one_line_exit_2_and_nothing_written(
 ):
     data, message = DATA_ERRORS[case]
     spec = spec_for(user_package, data=data(tmp_path))
+    spec["train"] = {**spec["train"], "batch_size": 10}  # the arrays are the only problem
     status = main(["sweep", str(write_spec(spec)), "--results", str(tmp_path / "res")])
     err = capsys.readouterr().err
     assert status == 2, err
@@ -469,15 +508,15 @@ def test_bad_arrays_are_one_line_exit_2_and_nothing_written(
 def test_the_task_comes_from_the_targets_or_the_spec(user_package, tmp_path):
     regression = {"name": "python", "loader": f"{PACKAGE}.data:regression", "n_train": 100}
     with pytest.raises(SpecError, match="regression dataset; use objective: mse"):
-        parse_spec(spec_for(user_package, data=regression))
-    trial = parse_spec(
+        loaded(spec_for(user_package, data=regression))
+    trial = loaded(
         spec_for(
             user_package, data=regression, train={"objective": "mse", "batch_size": 20, "epochs": 2}
         )
     ).trials[0]
     assert not trial.data.CLASSIFICATION and trial.data.n_classes == 0
     as_floats = _npz(tmp_path / "f.npz", y_train=np.zeros(240), y_test=np.ones(160))
-    stated = parse_spec(
+    stated = loaded(
         spec_for(
             user_package,
             data={"name": "arrays", "path": as_floats, "n_train": 50, "task": "classification"},
@@ -486,11 +525,28 @@ def test_the_task_comes_from_the_targets_or_the_spec(user_package, tmp_path):
     assert stated.trials[0].data.n_classes == 2, "whole-valued floats taken as labels 0, 1"
 
 
+def test_whole_valued_float_labels_are_class_labels_when_the_task_is_auto(user_package, tmp_path):
+    """Labels saved as floats 0.0..9.0 (a common numpy habit) are classes, not a regression
+    on class numbers."""
+    from ddtest_userpkg.data import load
+
+    arrays = load()
+    floats = _npz(
+        tmp_path / "f.npz",
+        y_train=arrays["y_train"].astype(np.float64),
+        y_test=arrays["y_test"].astype(np.float32),
+    )
+    (trial,) = loaded(
+        spec_for(user_package, data={"name": "arrays", "path": floats, "n_train": 50})
+    ).trials
+    assert trial.data.CLASSIFICATION and trial.data.n_classes == 3
+
+
 def test_closed_form_models_fit_user_data_too(user_package):
     from dd.closed_form import fit_pack
     from dd.packs import make_packs
 
-    spec = parse_spec(
+    spec = loaded(
         {
             "name": "cf",
             "data": {
@@ -529,14 +585,14 @@ def test_overrides_set_any_path_and_grid_axes_with_dotted_names():
     assert out["train"] == {"epochs": 100} and out["model"] == {"name": "mlp", "depth": 3}
     assert out["grid"] == {"seed": {"range": [0, 5]}, "model.width": [8, 16]}
     assert mapping["grid"] == {"seed": [0]}, "the mapping given is left as it was"
-    spec = parse_spec(out)
+    spec = loaded(out)
     assert spec.name == "t" and len(spec.trials) == 10
     with pytest.raises(SpecError, match="--set: 'epochs': give PATH=VALUE"):
         apply_overrides(mapping, ["epochs"])
     with pytest.raises(SpecError, match="--set train.epochs: '\\[1' is not a YAML value"):
         apply_overrides(mapping, ["train.epochs=[1"])
     with pytest.raises(SpecError, match="train.epochs: must be an integer"):
-        parse_spec(apply_overrides(mapping, ["train.epochs=many"]))
+        loaded(apply_overrides(mapping, ["train.epochs=many"]))
 
 
 def test_plan_lists_trials_and_packs_and_writes_nothing(user_package, tmp_path):
@@ -575,7 +631,7 @@ def test_a_user_trial_alone_equals_the_trial_in_a_pack(user_package):
     from dd.packs import make_packs, pack_key
     from dd.train import train_pack
 
-    spec = parse_spec(
+    spec = loaded(
         spec_for(
             user_package,
             data={
@@ -734,10 +790,44 @@ def test_workers_that_cannot_import_the_module_fail_their_packs_with_the_reason(
     from dd.execute import run_sweep
     from dd.store import SweepStore
 
-    spec = parse_spec(
-        spec_for(user_package, train={"batch_size": 50, "epochs": 1, "eval_points": 1})
-    )
+    spec = loaded(spec_for(user_package, train={"batch_size": 50, "epochs": 1, "eval_points": 1}))
     report = run_sweep(spec, tmp_path, quiet=True)
     assert len(report.failed_packs) == 1
     (failure,) = SweepStore(tmp_path, "user").failures()
     assert f"cannot import {PACKAGE}.models" in failure["reason"], failure["reason"]
+
+
+HANGS = "import time\nwhile True:\n    time.sleep(60)\n"
+
+
+@pytest.mark.parametrize("package", ["hangs", "raises", "absent"])
+def test_dd_status_imports_no_user_code(package, tmp_path):
+    """Commands that only read results never import the user's module or run their loader:
+    with a module that hangs or raises on import, or no package on PYTHONPATH at all,
+    ``dd status`` still counts the sweep's trials."""
+    from dd.store import SweepStore
+
+    root = tmp_path / "src"
+    (root / "ddtest_reader").mkdir(parents=True)
+    (root / "ddtest_reader" / "__init__.py").write_text("")
+    body = {"hangs": HANGS, "raises": BROKEN, "absent": ""}[package]
+    for name in ("models", "data"):
+        (root / "ddtest_reader" / f"{name}.py").write_text(body)
+    spec = {
+        "name": "reader",
+        "data": {"name": "python", "loader": "ddtest_reader.data:load", "n_train": 100},
+        "model": {"name": "flax", "module": "ddtest_reader.models:Net", "width": 8},
+        "train": {"batch_size": 50},
+        "grid": {"seed": [0, 1, 2]},
+    }
+    SweepStore(tmp_path / "res", "reader").write_spec(spec)
+    env = user_env(root) if package != "absent" else dict(os.environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "dd", "status", "reader", "--results", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "reader: 3 trials planned: 0 done" in done.stdout, done.stdout

@@ -12,10 +12,12 @@ logits). A module whose ``__call__`` takes no ``train`` is wrapped so that it do
 variables unchanged. Variables may be ``params`` and ``batch_stats`` (BatchNorm), no others,
 and dd gives a module no random stream besides the ``params`` key of ``init``.
 
-``probe`` runs when the spec is loaded (``Trial.check``): it imports the module, builds it,
-and traces (``jax.eval_shape``: no numbers computed) one pack step as the engine takes it:
-two replicas vmapped, gradient of their summed losses, BatchNorm statistics updated, and one
-evaluation, so anything the module cannot do in dd's training is one line naming the module and why.
+``probe`` is the kind's check, run by the resolve stage (``dd.resolve``) when a spec is
+loaded for running, never when one is only read (``dd status``, ``dd curves``): it imports
+the module, builds it, and traces (``jax.eval_shape``: no numbers computed) one pack step
+as the engine takes it: two replicas vmapped, gradient of their summed losses, BatchNorm
+statistics updated, and one evaluation, so anything the module cannot do in dd's training is
+one line naming the module and why.
 The same trace gives the parameter count (from the initialised parameters), a per-example
 activation size for the first cut of packs, and whether the forward pass holds a
 convolution (``Family.convolutional``). Results are cached per (module, width, options,
@@ -26,49 +28,49 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import inspect
+import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from dd.config import FlaxModel, Trial, check_import_path
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dd.config import Trial
 from dd.errors import SpecError
-from dd.families import Family, n_outputs, token_vocab
+from dd.fields import NO_OPTIONS, Options, join
+from dd.models.base import Family, NetworkModel, apply_model, n_outputs
 from dd.precision import compute_dtype
+from dd.user_code import check_import_path, import_object, one_line
 
 KEPT_COLLECTIONS = ("params", "batch_stats")
 PROBE_BATCH = 2  # examples per replica in the check's trace
 PROBE_REPLICAS = 2
 
 
-def resolve(import_path: str, field: str) -> Any:
-    """The object at "package.module:name" (``name`` may be dotted); a SpecError on ``field``
-    naming the import path and the reason when it cannot be had."""
-    check_import_path(field, import_path)
-    module_name, _, attr = import_path.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or the user's module failing at import
-        raise SpecError(
-            field, f"{import_path}: cannot import {module_name} ({_one_line(e)})"
-        ) from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise SpecError(field, f"{import_path}: {module_name} has no {attr!r}") from None
-    if not callable(obj):
-        raise SpecError(
-            field,
-            f"{import_path}: {attr} is a {type(obj).__name__}, not a Module class or a function",
-        )
-    return obj
+@dataclass(frozen=True, kw_only=True)
+class FlaxModel(NetworkModel):
+    """A user's own ``flax.linen`` module (this module): ``module`` is
+    "package.module:Name", a Module class or a function returning a Module, built with
+    ``width``, ``n_outputs`` (classes, or 1 for regression), the ``options`` as keywords, and
+    ``dtype`` where it takes one. It is imported and test-run by the resolve stage
+    (``check``), never when a spec is only read."""
 
+    name: str = "flax"
+    module: str
+    options: Options = NO_OPTIONS
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    def check(self, path: str) -> None:
+        check_import_path(join(path, "module"), self.module)
+        reserved = sorted(set(json.loads(self.options)) & {"width", "n_outputs", "dtype"})
+        if reserved:
+            raise SpecError(
+                join(path, f"options.{reserved[0]}"),
+                "dd passes width, n_outputs and dtype itself; set model.width, not an option",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Probe:
 
 def _key(trial: Trial) -> tuple:
     """Everything the module's program depends on, and nothing that travels as an array."""
-    integer = getattr(trial.data, "integer_inputs", False) or bool(token_vocab(trial))
+    integer = trial.data.integer_inputs
     return (
         trial.model,
         trial.data.input_shape,
@@ -113,9 +115,13 @@ def _takes_train(module: Any) -> bool:
 
 def _construct(model: FlaxModel, outputs: int, dtype: Any) -> Any:
     """The user's module, built and given the engine's ``__call__(x, train)``."""
-    import flax.linen as nn
-
-    target = resolve(model.module, "model.module")
+    target = import_object(model.module, "model.module")
+    if _is_nnx(target):
+        raise SpecError(
+            "model.module",
+            f"{model.module}: {target.__name__} is a flax.nnx Module; dd takes flax.linen "
+            "Modules (see docs/plugins.md)",
+        )
     kwargs = {"width": model.width, "n_outputs": outputs, **model.options.as_kwargs()}
     if _accepts(target, "dtype"):
         kwargs["dtype"] = dtype
@@ -125,9 +131,14 @@ def _construct(model: FlaxModel, outputs: int, dtype: Any) -> Any:
     return module if _takes_train(module) else _with_train_argument(module)
 
 
-def _with_train_argument(module: Any) -> Any:
-    import flax.linen as nn
+def _is_nnx(target: Any) -> bool:
+    """Whether ``target`` is a ``flax.nnx`` Module class (built differently: not dd's door)."""
+    from flax import nnx  # loads only when a user module is checked; the engine uses linen
 
+    return inspect.isclass(target) and issubclass(target, nnx.Module)
+
+
+def _with_train_argument(module: Any) -> Any:
     class WithTrainArgument(nn.Module):
         """The user's module, whose ``__call__`` takes no ``train``, in a shared scope (its
         variables keep their own names)."""
@@ -150,11 +161,6 @@ def _build(trial: Trial, dtype: Any) -> Any:
 @functools.cache
 def _probe(key: tuple) -> Probe | str:
     """The trace of one pack step of the module at ``key``: a Probe, or why it fails."""
-    import jax
-    import jax.numpy as jnp
-
-    from dd.step import apply_model
-
     model, input_shape, x_dtype, outputs, precision = key
     try:
         module = _construct(model, outputs, compute_dtype(precision))
@@ -163,7 +169,7 @@ def _probe(key: tuple) -> Probe | str:
     except Exception as e:
         return (
             f"building it with width={model.width}, n_outputs={outputs} and its options "
-            f"raised {_one_line(e)}"
+            f"raised {one_line(e)}"
         )
     x_RBD = jax.ShapeDtypeStruct((PROBE_REPLICAS, PROBE_BATCH) + input_shape, jnp.dtype(x_dtype))
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), PROBE_REPLICAS))
@@ -225,7 +231,7 @@ def _trace_failure(error: BaseException) -> str:
             "passes only the 'params' key to init and no stream in training: make the "
             "layer deterministic, e.g. nn.Dropout(deterministic=True))"
         )
-    return f"it cannot train in dd: {_one_line(error)}"
+    return f"it cannot train in dd: {one_line(error)}"
 
 
 def _walk(jaxpr: Any) -> tuple[int, bool]:
@@ -258,10 +264,16 @@ def probe(trial: Trial, path: str = "model.module") -> Probe:
     return found
 
 
-FAMILY = Family(
-    name="flax",
+def check(trial: Trial, path: str) -> None:
+    """The resolve stage's check: the module imported, built and one pack step traced."""
+    probe(trial, join(path, "model.module"))
+
+
+KIND = Family(
+    config=FlaxModel,
     build=_build,
     count=lambda trial: probe(trial).n_params,
     activation_floats=lambda trial: probe(trial).activation_floats,
     convolutional=lambda trial: probe(trial).convolutional,
+    check=check,
 )

@@ -13,17 +13,36 @@ module's 11,172,170 for 10 classes on 32x32x3).
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dd.cnn import program_width
-from dd.families import Family, n_outputs
+from dd.config import Data
+from dd.errors import SpecError
+from dd.fields import join
+from dd.models.base import Family, NetworkModel, conv_program_width, n_outputs
 
 STAGE_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 STAGE_STRIDES = (1, 2, 2, 2)
 BLOCKS_PER_STAGE = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResNet18Model(NetworkModel):
+    """PreActResNet18 with widths k, 2k, 4k, 8k (this module); k = 64 is the standard net."""
+
+    name: str = "resnet18"
+    width: int = 64
+
+    def check_data(self, data: Data, path: str) -> None:
+        super().check_data(data, path)
+        if len(data.input_shape) != 3:
+            raise SpecError(
+                join(path, "model.name"),
+                f"resnet18 needs images; {data.name} examples have shape {data.input_shape}",
+            )
 
 
 class PreActBlock(nn.Module):
@@ -144,11 +163,11 @@ def _activation_floats(trial) -> int:
     return int(10 * trial.model.width * positions * (1 + 0.5 + 0.25 + 0.125))
 
 
-FAMILY = Family(
-    name="resnet18",
+KIND = Family(
+    config=ResNet18Model,
     build=_build,
     count=_count,
     activation_floats=_activation_floats,
-    program_width=program_width,
+    program_width=conv_program_width,
     convolutional=lambda trial: True,
 )

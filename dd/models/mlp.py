@@ -10,13 +10,33 @@ hidden width H. With layer sizes ``d_0 = n_inputs``, ``d_1 = ... = d_depth = wid
 """
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dd.families import Family, n_outputs, token_vocab
+from dd.fields import bounded, one_of
+from dd.models.base import Family, NetworkModel, n_outputs
+
+ACTIVATIONS = ("relu", "quadratic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlpModel(NetworkModel):
+    """``depth`` hidden layers of ``width`` units (this module); depth 0 is a linear model.
+
+    ``activation`` relu, or quadratic (h -> h^2, the modular-arithmetic MLP of Doshi et al.).
+    On modular data the two tokens enter one-hot, concatenated.
+    """
+
+    name: str = "mlp"
+    width: int = 100
+    depth: int = bounded(2, lo=0, hi=64)
+    activation: str = one_of("relu", ACTIVATIONS)
+
+    READS_TOKENS: ClassVar[bool] = True  # one-hot, concatenated
 
 
 class OneHotDense(nn.Module):
@@ -92,7 +112,7 @@ def program_width(trial) -> int:
     """The hidden width an MLP's program is compiled for: at least ``MIN_PROGRAM_WIDTH``.
 
     Compiling costs seconds per program while a narrow MLP's training costs little, so the
-    narrow widths of a sweep share one program (``dd.families.narrow``) instead of compiling
+    narrow widths of a sweep share one program (``dd.padding.narrow``) instead of compiling
     one each. Depth 0 has no hidden layer to widen.
     """
     width, depth = trial.model.width, trial.model.depth
@@ -123,13 +143,13 @@ def _build(trial, dtype) -> MLP:
         depth=model.depth,
         n_classes=n_outputs(trial),
         activation=model.activation,
-        vocab=token_vocab(trial),
+        vocab=trial.data.vocab,
         dtype=dtype,
     )
 
 
 def _count(trial) -> int:
-    vocab = token_vocab(trial)
+    vocab = trial.data.vocab
     return n_params(
         trial.model.width,
         trial.model.depth,
@@ -139,11 +159,11 @@ def _count(trial) -> int:
 
 
 def _activation_floats(trial) -> int:
-    return trial.model.width * max(trial.model.depth, 1) + 2 * token_vocab(trial)
+    return trial.model.width * max(trial.model.depth, 1) + 2 * trial.data.vocab
 
 
-FAMILY = Family(
-    name="mlp",
+KIND = Family(
+    config=MlpModel,
     build=_build,
     count=_count,
     activation_floats=_activation_floats,

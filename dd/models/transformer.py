@@ -15,15 +15,55 @@ attention pattern A by alpha A + (1 - alpha) (uniform over the visible positions
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dd.families import Family
+from dd.config import Data
+from dd.errors import SpecError
+from dd.fields import bounded, join
+from dd.models.base import Family, NetworkModel
 
 EMBED = "embed"  # the input embedding's parameter name (read by dd.mechanistic)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerModel(NetworkModel):
+    """A decoder-only transformer on modular-arithmetic tokens (this module).
+
+    ``width`` is d_model, ``depth`` the number of layers, ``heads`` attention heads of
+    width / heads, ``d_mlp`` the hidden ReLU layer. Defaults are Nanda et al.'s one-layer
+    model (no LayerNorm, input ``a b =``); Power et al.'s is depth 2 with ``layer_norm`` and
+    ``op_token`` (input ``x op y =``). ``attention_rate`` alpha mixes attention as
+    alpha * softmax + (1 - alpha) * uniform (Zhong et al.: 1 favours clock, 0 pizza circuits).
+    """
+
+    name: str = "transformer"
+    width: int = 128
+    depth: int = bounded(1, lo=1, hi=64)
+    heads: int = bounded(4, lo=1)
+    d_mlp: int = bounded(512, lo=1)
+    layer_norm: bool = False
+    op_token: bool = False
+    attention_rate: float = bounded(1.0, lo=0.0, hi=1.0)
+
+    READS_TOKENS: ClassVar[bool] = True
+
+    def check_data(self, data: Data, path: str) -> None:
+        if not data.vocab:
+            raise SpecError(
+                join(path, "model.name"),
+                f"transformer reads modular-arithmetic tokens; {data.name} is not modular data",
+            )
+
+    def check(self, path: str) -> None:
+        if self.width % self.heads:
+            raise SpecError(
+                join(path, "heads"), f"must divide width {self.width} (got {self.heads})"
+            )
 
 
 class Block(nn.Module):
@@ -117,7 +157,7 @@ def n_params(p: int, width: int, depth: int, d_mlp: int, layer_norm: bool, op_to
 def _build(trial, dtype) -> Transformer:
     m = trial.model
     return Transformer(
-        p=trial.data.p,
+        p=trial.data.vocab,
         width=m.width,
         depth=m.depth,
         heads=m.heads,
@@ -131,7 +171,7 @@ def _build(trial, dtype) -> Transformer:
 
 def _count(trial) -> int:
     m = trial.model
-    return n_params(trial.data.p, m.width, m.depth, m.d_mlp, m.layer_norm, m.op_token)
+    return n_params(trial.data.vocab, m.width, m.depth, m.d_mlp, m.layer_norm, m.op_token)
 
 
 def _activation_floats(trial) -> int:
@@ -139,6 +179,6 @@ def _activation_floats(trial) -> int:
     return 4 * (8 * trial.model.width + 2 * trial.model.d_mlp)
 
 
-FAMILY = Family(
-    name="transformer", build=_build, count=_count, activation_floats=_activation_floats
+KIND = Family(
+    config=TransformerModel, build=_build, count=_count, activation_floats=_activation_floats
 )

@@ -13,15 +13,24 @@ or ``(N, L)`` (MNIST-1D is ``(N, 40)``), is given one of size 1 by the module.
 """
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dd.families import Family, n_outputs, round_up_width
+from dd.models.base import Family, NetworkModel, conv_program_width, n_outputs
 
 BLOCK_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 POOLED_BLOCKS = (1, 2, 3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnModel(NetworkModel):
+    """Nakkiran et al.'s 5-layer CNN of widths k, 2k, 4k, 8k (this module), 1-D or 2-D inputs."""
+
+    name: str = "cnn"
+    width: int = 64
 
 
 def max_pool_2(x: jnp.ndarray, ndim: int) -> jnp.ndarray:
@@ -97,16 +106,6 @@ def n_params(width: int, n_classes: int, input_shape: tuple[int, ...], ndim: int
     return kernel_volume * (in_channels * k + 42 * k**2) + 45 * k + 8 * k * n_classes + n_classes
 
 
-NARROW_WIDTH = 16  # narrower CNNs train inside one program of this width
-WIDTH_MULTIPLE = 8  # wider ones round up to a multiple of 8: tensor cores want such channel counts
-
-
-def program_width(trial) -> int:
-    """The base width a CNN's program is compiled for: widths up to 16 share one 16-wide
-    program, wider ones round up to a multiple of 8 (``dd.families`` pads them)."""
-    return round_up_width(trial.model.width, floor=NARROW_WIDTH, multiple=WIDTH_MULTIPLE)
-
-
 def spatial_dims(trial) -> int:
     shape = trial.data.input_shape
     return 1 if len(shape) == 1 else 2
@@ -131,11 +130,11 @@ def _activation_floats(trial) -> int:
     return 7 * trial.model.width * positions
 
 
-FAMILY = Family(
-    name="cnn",
+KIND = Family(
+    config=CnnModel,
     build=_build,
     count=_count,
     activation_floats=_activation_floats,
-    program_width=program_width,
+    program_width=conv_program_width,
     convolutional=lambda trial: True,
 )

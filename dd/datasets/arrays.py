@@ -1,0 +1,24 @@
+"""A user's arrays from an ``.npz`` file: ``data: {name: arrays, path: my.npz, n_train: ...}``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dd.datasets.user import Arrays, UserData, file_arrays, user_kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArraysData(UserData):
+    """Arrays from an ``.npz`` file at ``path`` (relative paths from the current directory);
+    trial ids hash the file's bytes, not its path (``dd.ids``)."""
+
+    name: str = "arrays"
+    path: str = dataclasses.field(metadata={"identity": "content"})  # ids hash the file
+
+
+def arrays_of(data: ArraysData) -> Arrays:
+    return file_arrays(data.path, data.task, data.classes)
+
+
+KIND = user_kind(ArraysData, arrays_of)

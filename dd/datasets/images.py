@@ -1,0 +1,85 @@
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 from local files (``dd.datasets.image_files``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from dd.config import ClassificationData
+from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.image_files import load_images
+from dd.errors import DataError, SpecError
+from dd.fields import join
+
+IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published files
+    "mnist": (60000, 10000, (28, 28, 1)),
+    "fashion_mnist": (60000, 10000, (28, 28, 1)),
+    "cifar10": (50000, 10000, (32, 32, 3)),
+    "cifar100": (50000, 10000, (32, 32, 3)),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageData(ClassificationData):
+    """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 from local files (see ``dd.datasets.images``).
+
+    ``data_dir`` (else $DD_DATA_DIR) holds the files in their published formats (a location,
+    not part of trial ids: ``dd.ids``); ``augment`` turns on random crops (padding 4) and
+    horizontal flips during training.
+    """
+
+    n_train: int = 50000
+    n_test: int = 10000
+    data_dir: str | None = dataclasses.field(default=None, metadata={"identity": "location"})
+    augment: bool = False
+
+    NAMES: ClassVar[tuple[str, ...]] = tuple(IMAGE_SHAPES)
+
+    @property
+    def pool_size(self) -> int:
+        return IMAGE_SHAPES[self.name][0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return IMAGE_SHAPES[self.name][2]
+
+    @property
+    def n_classes(self) -> int:
+        return 100 if self.name == "cifar100" else 10
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.n_test > IMAGE_SHAPES[self.name][1]:
+            raise SpecError(
+                join(path, "n_test"),
+                f"{self.n_test} is larger than the "
+                f"{IMAGE_SHAPES[self.name][1]} test images of {self.name}",
+            )
+
+
+def load(data: ImageData) -> Dataset:
+    """The uint8 pool with its per-channel statistics, and the first ``n_test`` test images.
+    Raises DataError when the files hold fewer test images than the config asks for."""
+    loaded = load_images(data.name, data.data_dir)
+    if len(loaded["y_test"]) < data.n_test:
+        raise DataError(
+            f"{data.name}: n_test = {data.n_test} but the test files hold "
+            f"{len(loaded['y_test'])} examples"
+        )
+    x_pool = loaded["x_train"]
+    scaled = x_pool.reshape(-1, x_pool.shape[-1]) / 255.0
+    return Dataset(
+        x_pool,
+        loaded["y_train"],
+        loaded["x_test"][: data.n_test],
+        loaded["y_test"][: data.n_test],
+        loaded["n_classes"],
+        x_mean=scaled.mean(0).astype(np.float32),
+        x_std=scaled.std(0).astype(np.float32),
+    )
+
+
+KIND = DatasetKind(configs=(ImageData,), load=load, checks_files=True)

@@ -1,0 +1,146 @@
+"""What every model kind gives the engine: a network ``Family`` or a closed-form ``FeatureMap``.
+
+A kind module defines its config class (a ``NetworkModel`` or a ``FeatureModel``, whose
+``check_data`` says which data it takes) and a ``KIND``; ``dd.models.registry`` lists them.
+The engine, the packer and the executor ask the kind object only; none of them knows which
+kind it holds. Both kinds answer ``count`` (parameters), ``program_width`` (the size its
+program compiles for) and ``check`` (the resolve stage's check, for what only building the
+model can tell); a ``Family`` builds a Flax module, a ``FeatureMap`` draws and applies
+features for ``dd.closed_form``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from dd.config import Model, Trial
+from dd.fields import bounded
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkModel(Model):
+    """A Flax network trained by gradient descent (see ``dd.train``); ``width`` is its size knob."""
+
+    width: int = bounded(lo=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureModel(Model):
+    """A linear model on ``n_features`` features, fitted in closed form (see ``dd.closed_form``)."""
+
+    n_features: int = bounded(lo=1)
+    CLOSED_FORM: ClassVar[bool] = True
+
+
+def own_width(trial: Trial) -> int:
+    """The default program width: the trial's own (no padding)."""
+    return trial.model.width
+
+
+def no_check(trial: Trial, path: str) -> None:
+    """A kind whose config checks itself needs no resolve-stage check."""
+
+
+def n_outputs(trial: Trial) -> int:
+    """Logits per example: the classes, or 1 for regression."""
+    return trial.data.n_classes or 1
+
+
+def apply_model(model, params, batch_stats, x, train: bool):
+    """Logits (float32 whatever the compute dtype) and the updated BatchNorm statistics: how
+    the engine calls every family's module."""
+    variables = {"params": params} | ({"batch_stats": batch_stats} if batch_stats else {})
+    if train and batch_stats:
+        logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+        return logits.astype(jnp.float32), updates["batch_stats"]
+    return model.apply(variables, x, train=train).astype(jnp.float32), batch_stats
+
+
+def round_up_width(width: int, *, floor: int, multiple: int) -> int:
+    """``width`` rounded up to a multiple of ``multiple``, and at least ``floor``."""
+    return max(floor, multiple * math.ceil(width / multiple))
+
+
+NARROW_WIDTH = 16  # narrower conv nets train inside one program of this width
+WIDTH_MULTIPLE = 8  # wider ones round up to a multiple of 8: tensor cores want such channel counts
+
+
+def conv_program_width(trial: Trial) -> int:
+    """The base width a conv net's program is compiled for: widths up to 16 share one 16-wide
+    program, wider ones round up to a multiple of 8 (``dd.padding`` pads them)."""
+    return round_up_width(trial.model.width, floor=NARROW_WIDTH, multiple=WIDTH_MULTIPLE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """How one kind of network is built, counted and compiled.
+
+    ``build(trial, dtype)``: the Flax linen module (``dtype`` is the compute dtype);
+    ``__call__(x, train)`` returns logits. ``count(trial)``: trainable parameters.
+    ``program_width(trial)``: the width its program compiles for (>= the trial's; a wider
+    program trains narrow trials padded, ``dd.padding``). ``activation_floats(trial)``:
+    floats of activation memory per training example, for a first guess at pack sizes.
+    ``convolutional(trial)``: its layers are convolutions (XLA's CPU backend runs those
+    slowly inside loops). ``check(trial, path)``: the resolve stage's check.
+    """
+
+    config: type
+    build: Callable[[Trial, Any], Any]
+    count: Callable[[Trial], int]
+    activation_floats: Callable[[Trial], int]
+    program_width: Callable[[Trial], int] = own_width
+    convolutional: Callable[[Trial], bool] = lambda trial: False
+    check: Callable[[Trial, str], None] = no_check
+
+    closed_form: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def pads(self, trial: Trial) -> bool:
+        return self.program_width is not own_width
+
+
+def no_pool_params(model: FeatureModel, x_PD: jax.Array) -> dict[str, jax.Array]:
+    """A feature map that reads nothing from the training pool."""
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureMap:
+    """How one kind of closed-form model draws and computes its features (``dd.closed_form``).
+
+    ``params(key, model, input_dim)``: its random projection. ``pool_params(model, x_PD)``:
+    anything it takes from the flattened training pool (principal axes). ``featurize(model,
+    params, x_ND)``: the (N, n_features) features. ``width(model, input_dim)``: the feature
+    count its program compiles for (columns past a replica's ``n_features`` are zeroed).
+    ``population_risk``: where given, the exact risk of the fit on the Gaussian teacher.
+    """
+
+    config: type
+    params: Callable[[jax.Array, FeatureModel, int], dict[str, jax.Array]]
+    featurize: Callable[[FeatureModel, dict[str, jax.Array], jax.Array], jax.Array]
+    width: Callable[[FeatureModel, int], int] = lambda model, input_dim: model.n_features
+    pool_params: Callable[[FeatureModel, jax.Array], dict[str, jax.Array]] = no_pool_params
+    population_risk: Callable[..., jax.Array] | None = None
+    check: Callable[[Trial, str], None] = no_check
+
+    closed_form: ClassVar[bool] = True
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def count(self, trial: Trial) -> int:
+        return trial.model.n_features * n_outputs(trial)
+
+    def program_width(self, trial: Trial) -> int:
+        return self.width(trial.model, trial.data.input_dim)

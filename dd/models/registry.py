@@ -1,0 +1,59 @@
+"""Every model kind, networks and closed-form feature maps, by config ``name``.
+
+To add a kind: one module (its config class, a subclass of ``NetworkModel`` or
+``FeatureModel`` in ``dd.models.base``; its build or features; its ``KIND``) + one line here.
+The engine asks only ``kind_of(trial)`` and the helpers below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dd.config import Model, Trial
+from dd.models import cnn, fourier, mlp, raw, relu, resnet, transformer, user_module
+from dd.models.base import Family, FeatureMap
+from dd.precision import compute_dtype
+
+KINDS: tuple[Family | FeatureMap, ...] = (
+    raw.KIND,
+    fourier.KIND,
+    fourier.PCA_KIND,
+    relu.KIND,
+    mlp.KIND,
+    cnn.KIND,
+    resnet.KIND,
+    transformer.KIND,
+    user_module.KIND,
+)
+
+_BY_NAME = {kind.name: kind for kind in KINDS}
+Model.VARIANTS.update({kind.name: kind.config for kind in KINDS})
+
+
+def kind_of(trial: Trial) -> Family | FeatureMap:
+    """The kind of a trial's model (by its config ``name``)."""
+    return _BY_NAME[trial.model.name]
+
+
+def model_kind(model: Model) -> Family | FeatureMap:
+    """The kind of a model config (by its ``name``)."""
+    return _BY_NAME[model.name]
+
+
+def make_model(trial: Trial):
+    """The Flax module of a trial's network, at the trial's precision."""
+    return kind_of(trial).build(trial, compute_dtype(trial.train.precision))
+
+
+def n_params(trial: Trial) -> int:
+    """The trainable parameter count of the trial's own model (not its padded program)."""
+    return kind_of(trial).count(trial)
+
+
+def program_trial(trial: Trial) -> Trial:
+    """The trial as its program is compiled: its model at the kind's program width."""
+    width = kind_of(trial).program_width(trial)
+    field = "n_features" if trial.model.CLOSED_FORM else "width"
+    if width == getattr(trial.model, field):
+        return trial
+    return dataclasses.replace(trial, model=dataclasses.replace(trial.model, **{field: width}))
