@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from dd.config import Trial
-from dd.errors import DDError
+from dd.errors import SpecError
+from dd.fields import join
 
 IDENTITY = "identity"  # dataclass field metadata key: "location" or "content" (see above)
 
@@ -52,18 +53,22 @@ def trial_id(trial: Trial) -> str:
 
 def legacy_trial_id(trial: Trial) -> str:
     """The id dd gave ``trial`` before identity followed content: locations and file paths
-    hashed as written (nothing cached). Equal to ``trial_id`` for most trials."""
+    hashed as written, and a dataset's config as it was then filled in (``legacy_config``,
+    where a kind defines one; nothing cached). Equal to ``trial_id`` for most trials."""
+    legacy = getattr(trial.data, "legacy_config", None)
+    if legacy is not None:
+        trial = dataclasses.replace(trial, data=legacy())
     return _digest(_canonical(trial, keep=False, legacy=True))
 
 
-def file_sha256(path: str) -> str:
+def file_sha256(path: str, field: str = "path") -> str:
     """The SHA-256 of a file's bytes, read once per process for each (resolved path, size,
-    modification time)."""
+    modification time); ``field`` names the config field in the error for a missing file."""
     resolved = Path(path).expanduser().resolve()
     try:
         stat = resolved.stat()
     except OSError as e:
-        raise DDError(f"{path}: cannot read data file to hash it ({e.strerror or e})") from None
+        raise SpecError(field, f"{path}: cannot read it ({e.strerror or e})") from None
     return _file_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
 
 
@@ -80,7 +85,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _canonical(obj: Any, keep: bool = True, legacy: bool = False) -> str:
+def _canonical(obj: Any, keep: bool = True, legacy: bool = False, where: str = "") -> str:
     """``json.dumps(<obj without defaults>, sort_keys=True, separators=(",", ":"))``, built
     from the parts' texts (kept on each part when ``keep``), locations left out and user
     files hashed (unless ``legacy``)."""
@@ -97,10 +102,17 @@ def _canonical(obj: Any, keep: bool = True, legacy: bool = False) -> str:
         if skippable and type(value) is type(default) and value == default:
             continue
         if identity == "content":
-            parts.append(key + json.dumps(file_sha256(value)))
+            parts.append(key + json.dumps(file_sha256(value, join(where, name))))
             continue
         known = None if legacy else getattr(value, "__dict__", None)
-        parts.append(key + (known and known.get("_canonical") or _canonical(value, True, legacy)))
+        parts.append(
+            key
+            + (
+                known
+                and known.get("_canonical")
+                or _canonical(value, True, legacy, join(where, name))
+            )
+        )
     text = "{" + ",".join(parts) + "}"
     if keep and not legacy:
         obj.__dict__["_canonical"] = text

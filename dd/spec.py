@@ -29,12 +29,10 @@ from typing import Any
 
 import yaml
 
-import dd.datasets.registry
-import dd.models.registry  # noqa: F401  (the model kinds fill Model.VARIANTS)
 from dd.config import Trial
 from dd.errors import DDError, SpecError
 from dd.fields import bounded, build
-from dd.grid import expand_grid, expand_trials, grid_size, set_dotted
+from dd.grid import expand_grid, expand_trials, grid_size, least_size, set_dotted
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves")
@@ -251,17 +249,17 @@ def parse_spec(mapping: dict) -> Spec:
         raise SpecError("description", "must be a string")
     resources = build(Resources, mapping.get("resources") or {}, "resources")
     curves = build(Curves, mapping.get("curves") or {}, "curves")
+    limit = max_trials()
+    _check_size(least_size(mapping.get("grid")), limit)
+    # The kinds fill Data.VARIANTS and Model.VARIANTS; their modules load JAX and Flax, which
+    # a grid refused by its size above never pays for.
+    import dd.datasets.registry
+    import dd.models.registry  # noqa: F401
+
     base = {k: copy.deepcopy(mapping[k]) for k in TRIAL_SECTIONS if k in mapping}
     build(Trial, base)  # the base alone must be valid, so its errors name no grid value
     axes, factors = expand_grid(mapping.get("grid"), "grid" in mapping)
-    limit = max_trials()
-    size = grid_size(factors, limit)
-    if size > limit:
-        raise SpecError(
-            "grid",
-            f"{size:,} grid points exceed the limit of {limit:,} trials "
-            "per sweep; split the sweep, or raise $DD_MAX_TRIALS",
-        )
+    _check_size(grid_size(factors, limit), limit)
     unique = expand_trials(base, factors)
     check_curves(curves, axes, unique[0])
     return Spec(
@@ -273,6 +271,15 @@ def parse_spec(mapping: dict) -> Spec:
         curves=curves,
         mapping=mapping,
     )
+
+
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise SpecError(
+            "grid",
+            f"{size:,} grid points exceed the limit of {limit:,} trials "
+            "per sweep; split the sweep, or raise $DD_MAX_TRIALS",
+        )
 
 
 def max_trials() -> int:

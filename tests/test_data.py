@@ -114,7 +114,8 @@ PINNED_IDS = [  # (trial sections, id): one per dataset and model kind family
 
 def test_trial_ids_of_built_in_kinds_are_pinned():
     """Moving a kind's config class must not move its trials' ids (stored results stay valid)."""
-    from dd.spec import parse_spec, trial_id
+    from dd.ids import trial_id
+    from dd.spec import parse_spec
 
     for sections, pinned in PINNED_IDS:
         assert trial_id(parse_spec({"name": "pin", **sections}).trials[0]) == pinned, sections

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from dd.datasets.user import Arrays, UserData, file_arrays, user_kind
 
 
@@ -15,6 +17,14 @@ class ArraysData(UserData):
 
     name: str = "arrays"
     path: str = dataclasses.field(metadata={"identity": "content"})  # ids hash the file
+
+    def legacy_config(self) -> ArraysData:
+        """This config as dd 0.3 hashed it into the trial id: ``n_test`` unset was the file's
+        test size (read from the file then; ``dd.ids.legacy_trial_id``)."""
+        if self.n_test is not None:
+            return self
+        with np.load(self.path) as arrays:
+            return dataclasses.replace(self, n_test=len(arrays["y_test"]))
 
 
 def arrays_of(data: ArraysData) -> Arrays:
