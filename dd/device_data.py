@@ -53,8 +53,8 @@ class DeviceData:
 def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
     """The device form of ``dataset`` (``data`` is its config), test rows in ``chunk``s."""
 
-    def put(array):
-        return None if array is None else jnp.asarray(array)
+    def put(array):  # a transfer, not a program (jnp.asarray compiles a copy)
+        return None if array is None else jax.device_put(array)
 
     extra = {}
     if isinstance(data, ModularData):  # evaluated over the whole table (dd.evaluate)
@@ -69,7 +69,7 @@ def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
         tests = {"x_test_CTD": None, "y_test_CT": None, "mask_test_CT": None}
     else:
         tests = {k: put(v) for k, v in test_chunks(dataset, chunk).items()}
-    noise = None if dataset.beta is None else jnp.asarray(dataset.noise_var)
+    noise = None if dataset.beta is None else put(np.float32(dataset.noise_var))
     return DeviceData(
         x_pool_PD=put(dataset.x_pool),
         y_pool_P=put(dataset.y_pool),

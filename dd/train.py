@@ -15,18 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dd import checkpoint as ckpt
 from dd.config import Train, Trial
 from dd.data import load_dataset
-from dd.device_data import draw_setups, to_device
-from dd.evaluate import EVAL_CHUNK, evaluate
+from dd.device_data import to_device
+from dd.evaluate import EVAL_CHUNK
 from dd.families import family_of, n_params, unpad
 from dd.memory import OutOfMemory, compiled_bytes
+from dd.profile import PackProfile
+from dd.programs import advance, prepare, train_to
 from dd.rng import scoped
-from dd.step import Program, init_replicas, train_epochs, train_epochs_on_device
+from dd.step import Program
 
 FAULT_OOM_ABOVE = "DD_FAULT_OOM_ABOVE"  # test switch: packs above N replicas run out of memory
 # Test switch: a pack that started from scratch waits this many seconds after its first
@@ -65,16 +66,28 @@ def eval_epochs(train: Train) -> list[int]:
     return sorted({int(round(p)) for p in points} | {train.epochs})
 
 
-def _take(tree, index: list[int]):
-    """The replicas ``index`` of a stacked tree; all of them in order is the tree itself (no
-    gather program to compile for a vmapped pack's one group)."""
-    if index == list(range(len(jax.tree.leaves(tree)[0]))):
-        return tree
-    return jax.tree.map(lambda a: a[np.asarray(index)], tree)
-
-
 def _stack(trees: list):
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+    """Host trees of the pack's groups as one tree over all its replicas."""
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *trees)
+
+
+def _split(tree, groups: list[list[int]]) -> list:
+    """A host tree over all replicas cut into the groups' trees (contiguous groups)."""
+    return [jax.tree.map(lambda a, g=g: a[g[0] : g[-1] + 1], tree) for g in groups]
+
+
+def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
+    """What differs between a pack's replicas, as host arrays with a leading R axis."""
+    return {
+        "seed": np.asarray([t.seed for t in trials], np.uint32),
+        "n_train": np.asarray([t.data.n_train for t in trials], np.int32),
+        "label_noise": np.asarray(
+            [getattr(t.data, "label_noise", 0.0) for t in trials], np.float32
+        ),
+        "lr": np.asarray([t.train.lr for t in trials], np.float32),
+        "weight_decay": np.asarray([t.train.weight_decay for t in trials], np.float32),
+        "width": np.asarray([t.model.width for t in trials], np.int32),
+    }
 
 
 @scoped()
@@ -89,19 +102,22 @@ def train_pack(
     memory_budget: int | None = None,
     loop: str | None = None,
     sequential: bool | None = None,
+    profile: PackProfile | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
 
     ``key_trial`` is the pack key (``dd.packs.pack_key``), ``n_rows`` the row count replicas
-    are padded to (default: the largest n_train): together they fix the compiled program.
-    With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state (parameters, optimizer
-    state, step counts, divergence flags, the rows so far) is saved atomically every that many
-    epochs, and a saved state is resumed from: the data order and augmentation draws derive
-    from (trial key, epoch, step), so a resumed pack ends with the same numbers.
-    ``param_files`` (one per trial) receive the final parameters (``dd.checkpoint``).
-    ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if the compiled
-    program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
+    are padded to (default: the largest n_train): together they fix the compiled programs
+    (``dd.programs``). With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state
+    (parameters, optimizer state, step counts, divergence flags, the rows so far) is saved
+    atomically every that many epochs, and a saved state is resumed from: the data order and
+    augmentation draws derive from (trial key, epoch, step), so a resumed pack ends with the
+    same numbers. ``param_files`` (one per trial) receive the final parameters
+    (``dd.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
+    the compiled program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
+    ``profile`` receives where the time went (``dd.profile``).
     """
+    profile = profile or PackProfile()
     limit = os.environ.get(FAULT_OOM_ABOVE)
     if limit and len(trials) > int(limit):
         raise OutOfMemory(
@@ -110,38 +126,39 @@ def train_pack(
     planned_loop, planned_sequential = execution_plan(key_trial)
     loop = loop or planned_loop
     sequential = planned_sequential if sequential is None else sequential
-    dataset = load_dataset(key_trial.data)
-    n_rows = n_rows or max(t.data.n_train for t in trials)
-    program = Program(
-        trial=key_trial,
-        n_rows=n_rows,
-        n_classes=dataset.n_classes,
-        augment=bool(getattr(key_trial.data, "augment", False)),
-        loop=loop,
-    )
-    if program.steps_per_epoch == 0:
-        raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
-    data = to_device(dataset, key_trial.data, EVAL_CHUNK)
-    setups = draw_setups(
-        data,
-        jnp.asarray([t.seed for t in trials], jnp.uint32),
-        jnp.asarray([t.data.n_train for t in trials]),
-        jnp.asarray([getattr(t.data, "label_noise", 0.0) for t in trials], jnp.float32),
-        jnp.asarray([t.train.lr for t in trials], jnp.float32),
-        jnp.asarray([t.train.weight_decay for t in trials], jnp.float32),
-        n_rows=n_rows,
-    )
-    widths = jnp.asarray([t.model.width for t in trials])
+    with profile.phase("data"):
+        dataset = load_dataset(key_trial.data)
+        n_rows = n_rows or max(t.data.n_train for t in trials)
+        program = Program(
+            trial=key_trial,
+            n_rows=n_rows,
+            n_classes=dataset.n_classes,
+            augment=bool(getattr(key_trial.data, "augment", False)),
+            loop=loop,
+        )
+        if program.steps_per_epoch == 0:
+            raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
+        data = to_device(dataset, key_trial.data, EVAL_CHUNK)
     groups = [[r] for r in range(len(trials))] if sequential else [list(range(len(trials)))]
-    group_setups = [_take(setups, g) for g in groups]
-    replicas = [
-        init_replicas(program, data, s, widths[np.asarray(g)])
-        for s, g in zip(group_setups, groups, strict=True)
-    ]
+    values = replica_values(trials)
+    with profile.phase("train"):
+        prepared = [
+            prepare(program, data, profile.to_device(jax.tree.map(lambda a, g=g: a[g], values)))
+            for g in groups
+        ]
+    group_setups = [s for s, _ in prepared]
+    replicas = [r for _, r in prepared]
     if memory_budget is not None and loop == "scan":
-        compiled = train_epochs_on_device.lower(
-            program, data, group_setups[0], replicas[0], np.int32(0), np.int32(1)
-        ).compile()
+        with profile.phase("train"):
+            compiled = advance.lower(
+                program,
+                data,
+                group_setups[0],
+                replicas[0],
+                np.int32(0),
+                np.int32(1),
+                np.bool_(True),
+            ).compile()
         need = compiled_bytes(compiled)
         if need > memory_budget:
             raise OutOfMemory(
@@ -153,8 +170,9 @@ def train_pack(
     done = 0
     hold = float(os.environ.get(FAULT_HOLD_AFTER_CHECKPOINT, 0))
     if checkpoint is not None and checkpoint.exists():
-        state, done, rows = ckpt.restore(checkpoint, _stack(replicas), len(trials))
-        replicas = [_take(state, g) for g in groups]
+        template = _stack(profile.to_host(replicas))
+        state, done, rows = ckpt.restore(checkpoint, template, len(trials))
+        replicas = [profile.to_device(part) for part in _split(state, groups)]
         hold = 0.0
     epochs = key_trial.train.epochs
     evals = set(eval_epochs(key_trial.train))
@@ -166,34 +184,39 @@ def train_pack(
     for epoch in sorted(evals | saves):
         if epoch <= done:
             continue
-        replicas = [
-            train_epochs(program, data, s, r, done, epoch)
-            for s, r in zip(group_setups, replicas, strict=True)
-        ]
+        measure = epoch in evals
+        with profile.phase("train"):
+            advanced = [
+                train_to(program, data, s, r, done, epoch, measure)
+                for s, r in zip(group_setups, replicas, strict=True)
+            ]
+            replicas = [r for r, _ in advanced]
+            jax.block_until_ready(replicas)
         done = epoch
-        if epoch in evals:
-            metrics = _stack(
-                [evaluate(program, data, s, r) for s, r in zip(group_setups, replicas, strict=True)]
-            )
-            metrics = jax.tree.map(np.asarray, metrics)
-            alive = np.asarray(_stack([r.alive for r in replicas]))
-            for r in range(len(trials)):
-                row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
-                if alive[r]:
-                    row |= _host_metrics({k: v[r] for k, v in metrics.items()})
-                rows[r].append(row)
+        if measure:
+            with profile.phase("evaluate"):
+                metrics, alive = profile.to_host(
+                    ([m for _, m in advanced], [r.alive for r in replicas])
+                )
+                metrics, alive = _stack(metrics), np.concatenate(alive)
+                for r in range(len(trials)):
+                    row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
+                    if alive[r]:
+                        row |= _host_metrics({k: v[r] for k, v in metrics.items()})
+                    rows[r].append(row)
         if epoch in saves:
-            ckpt.save(checkpoint, _stack(replicas), done, rows)
+            ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
             time.sleep(hold)
             hold = 0.0
-    final = _stack(replicas)
+    with profile.phase("evaluate"):
+        final = _stack(profile.to_host([(r.params, r.diverged_step) for r in replicas]))
+    params_R, diverged = final
     pads = family_of(key_trial).pads(key_trial)
     for r, path in enumerate(param_files or []):
-        params = jax.tree.map(lambda a, r=r: np.asarray(a[r]), final.params)
+        params = jax.tree.map(lambda a, r=r: a[r], params_R)
         if pads:
             params = unpad(key_trial, params, trials[r].model.width)  # the trial's own shapes
         ckpt.save_params(path, params)
-    diverged = np.asarray(final.diverged_step)
     for r, trial_rows in enumerate(rows):
         count = n_params(trials[r])
         for row in trial_rows:
