@@ -36,7 +36,6 @@ from dd.precision import matmul_precision
 from dd.rng import named
 
 
-
 class Replica(NamedTuple):
     """One replica's training state (every leaf gains a leading R axis in a pack)."""
 
