@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,14 @@ def _split(tree, groups: list[list[int]]) -> list:
     return [jax.tree.map(lambda a, g=g: a[g[0] : g[-1] + 1], tree) for g in groups]
 
 
+def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> int:
+    """The epoch to train to next: ``target``, or sooner so that the call lasts about
+    ``seconds`` at ``rate`` epochs per second (once a rate is measured)."""
+    if not seconds or not rate:
+        return target
+    return min(target, done + max(1, int(seconds * rate)))
+
+
 def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
     """What differs between a pack's replicas, as host arrays with a leading R axis."""
     return {
@@ -102,6 +111,8 @@ def train_pack(
     memory_budget: int | None = None,
     loop: str | None = None,
     sequential: bool | None = None,
+    checkpoint_seconds: float = 0.0,
+    on_evaluation: Callable[[int, list[list[dict[str, Any]]]], None] | None = None,
     profile: PackProfile | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
@@ -115,7 +126,11 @@ def train_pack(
     same numbers. ``param_files`` (one per trial) receive the final parameters
     (``dd.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
     the compiled program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
-    ``profile`` receives where the time went (``dd.profile``).
+    ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
+    (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
+    not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
+    rows so far (each complete but for a divergence found later). ``profile`` receives where
+    the time went (``dd.profile``).
     """
     profile = profile or PackProfile()
     limit = os.environ.get(FAULT_OOM_ABOVE)
@@ -166,6 +181,7 @@ def train_pack(
                 f"for {len(groups[0])} replicas; the budget is {memory_budget:,}"
             )
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
+    counts = [n_params(t) for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
     hold = float(os.environ.get(FAULT_HOLD_AFTER_CHECKPOINT, 0))
@@ -181,33 +197,40 @@ def train_pack(
         if checkpoint is not None and checkpoint_every > 0
         else set()
     )
-    for epoch in sorted(evals | saves):
-        if epoch <= done:
-            continue
-        measure = epoch in evals
-        with profile.phase("train"):
-            advanced = [
-                train_to(program, data, s, r, done, epoch, measure)
-                for s, r in zip(group_setups, replicas, strict=True)
-            ]
-            replicas = [r for r, _ in advanced]
-            jax.block_until_ready(replicas)
-        done = epoch
-        if measure:
-            with profile.phase("evaluate"):
-                metrics, alive = profile.to_host(
-                    ([m for _, m in advanced], [r.alive for r in replicas])
-                )
-                metrics, alive = _stack(metrics), np.concatenate(alive)
-                for r in range(len(trials)):
-                    row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
-                    if alive[r]:
-                        row |= _host_metrics({k: v[r] for k, v in metrics.items()})
-                    rows[r].append(row)
-        if epoch in saves:
-            ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
-            time.sleep(hold)
-            hold = 0.0
+    timed = checkpoint_seconds if checkpoint is not None else 0.0
+    rate, saved_at = None, time.monotonic()
+    for target in sorted(evals | saves):
+        while done < target:
+            epoch = _next_stop(done, target, rate, timed)
+            measure = epoch == target and epoch in evals
+            started = time.monotonic()
+            with profile.phase("train"):
+                advanced = [
+                    train_to(program, data, s, r, done, epoch, measure)
+                    for s, r in zip(group_setups, replicas, strict=True)
+                ]
+                replicas = [r for r, _ in advanced]
+                jax.block_until_ready(replicas)
+            rate = (epoch - done) / max(time.monotonic() - started, 1e-9)
+            done = epoch
+            if measure:
+                with profile.phase("evaluate"):
+                    metrics, alive = profile.to_host(
+                        ([m for _, m in advanced], [r.alive for r in replicas])
+                    )
+                    metrics, alive = _stack(metrics), np.concatenate(alive)
+                    for r in range(len(trials)):
+                        row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
+                        if alive[r]:
+                            row |= _host_metrics({k: v[r] for k, v in metrics.items()})
+                        rows[r].append(row | {"n_params": counts[r]})
+                if on_evaluation is not None:
+                    on_evaluation(epoch, rows)
+            if epoch in saves or (timed and done < epochs and time.monotonic() - saved_at >= timed):
+                ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
+                saved_at = time.monotonic()
+                time.sleep(hold)
+                hold = 0.0
     with profile.phase("evaluate"):
         final = _stack(profile.to_host([(r.params, r.diverged_step) for r in replicas]))
     params_R, diverged = final
@@ -218,9 +241,8 @@ def train_pack(
             params = unpad(key_trial, params, trials[r].model.width)  # the trial's own shapes
         ckpt.save_params(path, params)
     for r, trial_rows in enumerate(rows):
-        count = n_params(trials[r])
         for row in trial_rows:
-            row["n_params"] = count
+            row.setdefault("n_params", counts[r])  # rows restored from an older checkpoint
             if diverged[r] >= 0:
                 row["status"], row["diverged_step"] = "diverged", int(diverged[r])
     return rows

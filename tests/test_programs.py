@@ -68,3 +68,39 @@ def test_the_profile_accounts_for_every_phase():
     assert set(record["phases"]) == {"start", "data", "compile", "train", "evaluate", "write"}
     assert all(v >= 0 for v in record["phases"].values())
     assert record["phases"]["train"] > 0 and record["phases"]["data"] > 0
+
+
+def test_every_evaluation_point_hands_over_the_rows_so_far():
+    trials, key = _pack(SPEC)
+    seen = []
+    rows = train_pack(
+        trials, key, on_evaluation=lambda epoch, so_far: seen.append((epoch, len(so_far[0])))
+    )
+    evals = eval_epochs(trials[0].train)
+    assert seen == [(e, i + 1) for i, e in enumerate(evals)]
+    assert all("n_params" in row and "test_error" in row for row in rows[0])
+
+
+def test_a_pack_checkpoints_by_training_time_and_ends_with_the_same_numbers(tmp_path, monkeypatch):
+    """With checkpoint_seconds, training stops to save about that often (here every epoch:
+    the clock moves 100 s per reading), and the numbers equal an uninterrupted run's."""
+    import itertools
+
+    import numpy as np
+
+    import dd.train as train_module
+
+    trials, key = _pack(SPEC)
+    plain = train_pack(trials, key)
+    clock = itertools.count(0.0, 100.0)
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock))
+    saved, real_save = [], train_module.ckpt.save
+
+    def save(path, state, epoch, rows):
+        saved.append(epoch)
+        real_save(path, state, epoch, rows)
+
+    monkeypatch.setattr(train_module.ckpt, "save", save)
+    timed = train_pack(trials, key, checkpoint=tmp_path / "p.msgpack", checkpoint_seconds=60.0)
+    assert saved == [1, 2, 3, 4], "a save at every epoch boundary but the last"
+    np.testing.assert_equal(timed, plain)
