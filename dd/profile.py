@@ -137,3 +137,25 @@ def _listening(profile: PackProfile) -> Iterator[None]:
         yield
     finally:
         _active.profile = outer
+
+
+def table_lines(records: list[dict[str, Any]]) -> list[str]:
+    """``dd status SWEEP --profile``: one line per pack (seconds per phase, programs, MB moved)
+    and a total line; ``records`` are the stored profiles, each with its ``pack_id``."""
+    header = (
+        f"{'pack':<14}" + "".join(f"{p:>9}" for p in PHASES) + f"{'programs':>9}{'MB in/out':>12}"
+    )
+    lines = [header]
+    totals = dict.fromkeys(PHASES, 0.0)
+    for record in records:
+        phases = record["phases"]
+        for p in PHASES:
+            totals[p] += phases.get(p, 0.0)
+        moved = f"{record['bytes_to_device'] / 1e6:.1f}/{record['bytes_to_host'] / 1e6:.1f}"
+        lines.append(
+            f"{record['pack_id']:<14}"
+            + "".join(f"{phases.get(p, 0.0):>9.2f}" for p in PHASES)
+            + f"{record['programs_compiled']:>9}{moved:>12}"
+        )
+    lines.append(f"{'all packs':<14}" + "".join(f"{totals[p]:>9.2f}" for p in PHASES))
+    return lines
