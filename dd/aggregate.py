@@ -1,37 +1,24 @@
-"""Turn a stored sweep into curve tables (Parquet), landmark tables and figures on disk."""
+"""Turn a stored sweep into curve tables (Parquet), landmark tables and figures on disk.
+
+The aggregator loops over the registered curve kinds (``dd.curves.registry``): each that
+applies to the spec computes its result from the spec's ok rows and gives its tables,
+figures and lines; nothing here knows one kind from another.
+"""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # makes pa.compute available
 from matplotlib.figure import Figure
 
-from dd.curves import (
-    PEAK_METRICS,
-    CurveSet,
-    EmcSet,
-    current_rows,
-    effective_table,
-    emc_crossings,
-    emc_curves,
-    final_emc,
-    sweep_curves,
-    train_sizes,
-)
+from dd.curves.base import CurveSet
+from dd.curves.registry import CURVE_KINDS, applicable
 from dd.errors import StoreError
-from dd.grokking import grok_table, phase_axes, time_axis
-from dd.plots import (
-    plot_curves,
-    plot_effective,
-    plot_emc,
-    plot_grok_times,
-    plot_heatmap,
-    plot_phases,
-)
-from dd.schema import column_name
+from dd.schema import STATUS_OK
 from dd.spec import Spec, trial_id
 from dd.states import load_stored_spec, stored_rows
 from dd.store import StorePath, SweepStore, atomic_write_bytes, write_parquet
@@ -45,11 +32,42 @@ class Aggregate:
     left_out: int
     figures: list[StorePath]
     tables: list[StorePath]
-    grok: pa.Table | None = None  # per-trial grokking times and phases (modular sweeps)
     planned: int = 0  # the spec's trials
     missing: int = 0  # of them, those with no stored rows (not run, failed, quarantined)
-    emc: EmcSet | None = None  # effective model complexity (sweeps over n_train)
-    crossings: tuple[dict, ...] = ()  # where the EMC reaches each model-wise curve's n_train
+    results: dict[str, Any] = field(default_factory=dict)  # each kind's result, by kind name
+
+
+def current_rows(table: pa.Table, spec: Spec) -> tuple[pa.Table, int]:
+    """The ok rows of the spec's own trials, and how many of its stored trials were left out."""
+    planned = pa.array(sorted(trial_id(t) for t in spec.trials))
+    mine = table.filter(pa.compute.is_in(table["trial_id"], value_set=planned))
+    ok = mine.filter(pa.compute.equal(mine["status"], STATUS_OK))
+    left_out = len(set(mine["trial_id"].to_pylist()) - set(ok["trial_id"].to_pylist()))
+    return ok, left_out
+
+
+def compute_kinds(rows: pa.Table, spec: Spec, curve_sets_only: bool = False) -> dict[str, Any]:
+    """{kind name: result} of every kind that applies (of those that draw curve sets, when
+    ``curve_sets_only``) and finds something in ``rows``."""
+    results: dict[str, Any] = {}
+    for kind in applicable(spec):
+        if curve_sets_only and not kind.curve_set:
+            continue
+        result = kind.compute(rows, spec, results)
+        if result is not None:
+            results[kind.name] = result
+    return results
+
+
+def curve_sets(results: dict[str, Any]) -> list[CurveSet]:
+    """The results that are curve sets, in registry order."""
+    return [results[k.name] for k in CURVE_KINDS if k.curve_set and k.name in results]
+
+
+def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
+    """Every curve set the sweep supports, and the number of its trials left out (not ok)."""
+    rows, left_out = current_rows(table, spec)
+    return curve_sets(compute_kinds(rows, spec, curve_sets_only=True)), left_out
 
 
 def write_curves(
@@ -61,8 +79,10 @@ def write_curves(
     table = table if table is not None else stored_rows(store)
     planned = {trial_id(t) for t in spec.trials}
     missing = len(planned - set(table["trial_id"].unique().to_pylist()))
-    curve_sets, left_out = sweep_curves(table, spec)
-    if not any(len(c.points) for c in curve_sets):
+    rows, left_out = current_rows(table, spec)
+    results = compute_kinds(rows, spec)
+    curves = curve_sets(results)
+    if not any(len(c.points) for c in curves):
         if left_out:  # every stored trial diverged: a result, told by describe()
             return Aggregate(
                 curves=[],
@@ -77,84 +97,24 @@ def write_curves(
             "trials; run 'dd sweep' with the spec"
         )
     figures, tables = [], []
-    for curves in curve_sets:
-        for suffix, data in (
-            ("", curves.points),
-            ("_seeds", curves.per_seed),
-            ("_landmarks", curves.landmarks),
-        ):
-            path = store.dir / "curves" / f"{curves.kind}{suffix}.parquet"
+    for kind in CURVE_KINDS:
+        if kind.name not in results:
+            continue
+        for stem, data in kind.tables(results[kind.name]).items():
+            path = store.dir / "curves" / f"{stem}.parquet"
             write_parquet(path, data)
             tables.append(path)
-        figures.append(save_png(plot_curves(curves, spec), store, f"{curves.kind}.png"))
-        effective = effective_table(curves) if curves.kind == "model_wise" else None
-        if effective is not None:
-            path = store.dir / "curves" / "effective_parameters.parquet"
-            write_parquet(path, effective)
-            tables.append(path)
-            figures.append(
-                save_png(plot_effective(effective, curves, spec), store, "effective_parameters.png")
-            )
-        heatmap = plot_heatmap(curves, spec, "test_error")
-        if heatmap is not None:
-            figures.append(save_png(heatmap, store, "heatmap_test_error.png"))
-    grok = None
-    if any(c.kind == "grokking" for c in curve_sets):
-        grok, more_figures, more_tables = _write_grokking(store, spec, table)
-        figures += more_figures
-        tables += more_tables
-    emc, crossings = _write_emc(store, spec, table, curve_sets, figures, tables)
+        for name, fig in kind.figures(results[kind.name], spec).items():
+            figures.append(save_png(fig, store, name))
     return Aggregate(
-        curves=curve_sets,
+        curves=curves,
         left_out=left_out,
         figures=figures,
         tables=tables,
-        grok=grok,
         planned=len(planned),
         missing=missing,
-        emc=emc,
-        crossings=crossings,
+        results=results,
     )
-
-
-def _write_emc(
-    store: SweepStore,
-    spec: Spec,
-    table: pa.Table,
-    curve_sets: list[CurveSet],
-    figures: list[StorePath],
-    tables: list[StorePath],
-):
-    """emc.parquet and emc_grid.parquet, the EMC figure, and where the EMC reaches each
-    model-wise curve's n_train (sweeps over the training-set size; else nothing)."""
-    rows, _ = current_rows(table, spec)
-    emc = emc_curves(rows, spec)
-    if emc is None:
-        return None, ()
-    for name, data in (("emc", emc.table), ("emc_grid", emc.grid)):
-        path = store.dir / "curves" / f"{name}.parquet"
-        write_parquet(path, data)
-        tables.append(path)
-    figures.append(save_png(plot_emc(emc, spec), store, "emc.png"))
-    sizes = train_sizes(rows, emc.axis)
-    crossings = tuple(c for curves in curve_sets for c in emc_crossings(emc, curves, sizes))
-    return emc, crossings
-
-
-def _write_grokking(store: SweepStore, spec: Spec, table: pa.Table):
-    """grok_times.parquet (per trial) and the times and phase figures."""
-    rows, _ = current_rows(table, spec)
-    grok = grok_table(rows, spec)
-    path = store.dir / "curves" / "grok_times.parquet"
-    write_parquet(path, grok)
-    figures = []
-    axis = time_axis(spec)
-    if axis is not None:
-        figures.append(save_png(plot_grok_times(grok, spec, axis), store, "grok_times.png"))
-    axes = phase_axes(spec)
-    if axes is not None:
-        figures.append(save_png(plot_phases(grok, spec, axes), store, "phases.png"))
-    return grok, figures, [path]
 
 
 def save_png(fig: Figure, store: SweepStore, name: str) -> StorePath:
@@ -167,29 +127,12 @@ def save_png(fig: Figure, store: SweepStore, name: str) -> StorePath:
 
 
 def describe(aggregate: Aggregate) -> list[str]:
-    """One line per located threshold and peak, for the terminal."""
+    """The kinds' lines (located thresholds, peaks, EMC, grokking times), then what was left
+    out, for the terminal."""
     lines = []
-    for curves in aggregate.curves:
-        if curves.kind == "grokking":  # told by the grokking lines below
-            continue
-        series_cols = [column_name(s) for s in curves.series]
-        for mark in curves.landmarks.to_pylist():
-            where = " ".join(f"{c}={mark[c]}" for c in series_cols)
-            peaks = ", ".join(
-                f"{m} peak at {mark[f'{m}_peak_x']:g} ({mark[f'{m}_peak']:.4g})"
-                for m in PEAK_METRICS
-                if mark.get(f"{m}_peak_x") is not None
-            )
-            thr = mark["threshold_x"]
-            landmark = "EMC" if curves.kind == "sample_wise" else "threshold"
-            lines.append(
-                f"{curves.kind} {where}".rstrip()
-                + f": {landmark} "
-                + (f"at {curves.x}={thr:g}" if thr is not None else "not reached")
-                + (f"; {peaks}" if peaks else "")
-            )
-    if aggregate.grok is not None:
-        lines += _describe_grokking(aggregate.grok)
+    for kind in CURVE_KINDS:
+        if kind.name in aggregate.results:
+            lines += kind.summary(aggregate.results[kind.name])
     if not aggregate.curves:
         lines.append(
             f"no curve: all {aggregate.left_out} stored trials diverged "
@@ -197,8 +140,6 @@ def describe(aggregate: Aggregate) -> list[str]:
         )
     elif aggregate.left_out:
         lines.append(f"{aggregate.left_out} trials left out (diverged)")
-    if aggregate.emc is not None:
-        lines += _describe_emc(aggregate)
     if aggregate.missing:
         lines.append(
             f"incomplete: {aggregate.missing} of {aggregate.planned} planned trials "
@@ -206,59 +147,3 @@ def describe(aggregate: Aggregate) -> list[str]:
             "curves are drawn without them"
         )
     return lines
-
-
-def _describe_grokking(grok: pa.Table) -> list[str]:
-    t = grok.to_pydict()
-    done = [(m, g) for m, g in zip(t["t_memorise"], t["t_generalise"], strict=True) if g == g]
-    counts = {p: t["phase"].count(p) for p in dict.fromkeys(t["phase"])}
-    line = f"grokking: {len(done)} of {len(grok)} trials generalise within the budget" + (
-        f" (median T_memorise {np.median([m for m, _ in done]):g}, T_generalise "
-        f"{np.median([g for _, g in done]):g} steps)"
-        if done
-        else ""
-    )
-    return [line, "phases: " + ", ".join(f"{p} {n}" for p, n in counts.items())]
-
-
-def _describe_emc(aggregate: Aggregate) -> list[str]:
-    """The final EMC of each model (few), and where it reaches each model-wise n_train."""
-    emc = aggregate.emc
-    series_cols = [column_name(a) for a in emc.series]
-    final = final_emc(emc).to_pylist()
-    lines = [f"EMC (largest n_train with mean {emc.metric} < {emc.tol:g}; seeds' range):"]
-    shown = final if len(final) <= 12 else []
-    for r in shown:
-        where = " ".join(f"{c}={r[c]}" for c in series_cols)
-        value = (
-            "below the smallest n_train"
-            if r["emc"] is None
-            else (
-                f"{'>= ' if r['censored'] else ''}{r['emc']:g} [{_g(r['emc_low'])}, "
-                f"{_g(r['emc_high'])}]"
-            )
-        )
-        lines.append(
-            f"  {where or 'the model'}".rstrip()
-            + ("" if "epoch" not in r else f" at epoch {r['epoch']}")
-            + f": {value}"
-        )
-    if not shown:
-        lines.append(f"  {len(final)} models: see curves/emc.parquet")
-    for c in aggregate.crossings:
-        peaks = ", ".join(
-            f"{m} peak at {c[f'{m}_peak_x']:g}"
-            for m in PEAK_METRICS
-            if c.get(f"{m}_peak_x") is not None
-        )
-        cross = "never" if c["emc_cross_x"] is None else f"at {c['x']}={c['emc_cross_x']:g}"
-        threshold = "none" if c["threshold_x"] is None else f"{c['threshold_x']:g}"
-        lines.append(
-            f"  EMC reaches n_train={c['n_train']} {cross}; model-wise threshold "
-            f"{threshold}" + (f"; {peaks}" if peaks else "")
-        )
-    return lines
-
-
-def _g(value) -> str:
-    return "below" if value is None else f"{value:g}"

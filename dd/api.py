@@ -28,7 +28,7 @@ from dd.states import load_stored_spec, stored_rows
 from dd.store import SweepStore, default_results_root
 
 if TYPE_CHECKING:
-    from dd.curves import CurveSet  # scipy and the curve code load only when curves are asked for
+    from dd.curves.base import CurveSet  # the curve code loads only when curves are asked for
 
 SpecSource = str | Path | dict
 
@@ -218,7 +218,7 @@ def load(sweep: str, results: str | Path | None = None, *, current: bool = True)
     table = stored_rows(store)
     if not current:
         return table
-    from dd.curves import current_rows
+    from dd.aggregate import current_rows
 
     return current_rows(table, load_stored_spec(store))[0]
 
@@ -234,7 +234,7 @@ def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]
     its stored rows for its current spec; nothing is written."""
     store = _store(sweep, results)
     table = stored_rows(store)
-    from dd.curves import sweep_curves
+    from dd.aggregate import sweep_curves
 
     sets, _ = sweep_curves(table, load_stored_spec(store))
     return {c.kind: c for c in sets}

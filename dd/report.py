@@ -3,7 +3,8 @@
 The page carries everything inline (figures as base64 PNG, styles in the head; no script, no
 network): the spec, trial counts and run times, the located thresholds and peaks, every
 figure the aggregator draws (curves, heatmaps, grokking times and phases, effective
-parameters), the grokking table, and the failed and diverged trials.
+parameters), each curve kind's own tables (the grokking times), and the failed and
+diverged trials.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import yaml
 
 from dd import __version__
 from dd.aggregate import Aggregate, describe, write_curves
+from dd.curves.base import Section
+from dd.curves.registry import CURVE_KINDS
 from dd.schema import flatten_config
 from dd.spec import Spec
 from dd.states import load_stored_spec, stored_rows, trial_states
@@ -66,8 +69,8 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
         "<h2>Figures</h2>",
         *(_figure(path) for path in aggregate.figures),
     ]
-    if aggregate.grok is not None:
-        body += ["<h2>Grokking times and phases</h2>", _table(aggregate.grok)]
+    for section in _sections(aggregate, landmark=False):
+        body += [f"<h2>{_e(section.heading)}</h2>", _table(section.table)]
     body += [
         "<h2>Failed and diverged trials</h2>",
         _failures(store, rows, spec),
@@ -112,11 +115,22 @@ def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
 def _landmarks(aggregate: Aggregate) -> str:
     lines = "".join(f'<li class="landmark">{_e(line)}</li>' for line in describe(aggregate))
     tables = "".join(
-        f"<h3>{_e(c.kind)} (x = {_e(c.x)})</h3>{_table(c.landmarks)}"
-        for c in aggregate.curves
-        if c.kind != "grokking" and len(c.landmarks)
+        f"<h3>{_e(section.heading)}</h3>{_table(section.table)}"
+        for section in _sections(aggregate, landmark=True)
     )
     return f"<ul>{lines}</ul>{tables}"
+
+
+def _sections(aggregate: Aggregate, landmark: bool) -> list[Section]:
+    """The registered kinds' report tables, in registry order: those under "Thresholds and
+    peaks" (``landmark``) or those with a heading of their own."""
+    return [
+        section
+        for kind in CURVE_KINDS
+        if kind.name in aggregate.results
+        for section in kind.sections(aggregate.results[kind.name])
+        if section.landmark == landmark
+    ]
 
 
 def _figure(path: StorePath) -> str:

@@ -82,9 +82,9 @@ class Curves:
     a least-squares fit reaches zero training error well before it interpolates).
 
     Modular (grokking) sweeps: a trial's time to memorise / generalise is its first step
-    with train / test accuracy >= ``grok_accuracy``. Its phase (``dd.grokking``) compares
-    accuracies with ``phase_accuracy``; generalising more than ``phase_gap_ratio`` times
-    later than memorising is grokking. The phase diagram spans ``phase_x`` x ``phase_y``
+    with train / test accuracy >= ``grok_accuracy``. Its phase (``dd.curves.grok_times``)
+    compares accuracies with ``phase_accuracy``; generalising more than ``phase_gap_ratio``
+    times later than memorising is grokking. The phase diagram spans ``phase_x`` x ``phase_y``
     (default: the first two swept axes other than seed).
 
     Sweeps over the training-set size: the effective model complexity (EMC, Nakkiran et al.
@@ -417,42 +417,11 @@ def expand_trials(base: dict, factors: list[list[dict[str, Any]]]) -> list[Trial
 
 
 def check_curves(curves: Curves, axes: list[str], trial: Trial) -> None:
-    """The curves fields name metrics and swept axes that exist: a typo would otherwise read
-    as a scientific result ("threshold not reached")."""
-    from dd.schema import METRICS
+    """Each registered curve kind checks the curves fields it reads: a typo would otherwise
+    read as a scientific result ("threshold not reached")."""
+    from dd.curves.registry import check_curves as check_kinds
 
-    for field_name in ("x", "phase_x", "phase_y"):
-        value = getattr(curves, field_name)
-        if value is not None and value not in axes:
-            what = "not a trial field" if field_kind(Trial, value) is None else "not swept"
-            raise SpecError(
-                f"curves.{field_name}",
-                f"{value!r} is {what}; the swept axes: " + (", ".join(axes) or "none"),
-            )
-    metric = curves.threshold_metric
-    if metric is None:
-        return
-    classification = trial.data.CLASSIFICATION
-    allowed = [
-        m
-        for m, (kind, _) in METRICS.items()
-        if _numeric(kind)
-        and m not in ("diverged_step", "epoch")
-        and (classification or "error" not in m and "acc" not in m)
-    ]
-    if metric not in allowed:
-        raise SpecError(
-            "curves.threshold_metric",
-            f"{metric!r} is not a metric of this sweep "
-            f"({type(trial.data).__name__}); allowed: {', '.join(allowed)}",
-        )
-
-
-def _numeric(kind: Any) -> bool:
-    """Whether an Arrow type holds one number per row (a threshold can be read from it)."""
-    import pyarrow as pa
-
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    check_kinds(curves, axes, trial)
 
 
 def expand_grid(grid: Any, present: bool) -> tuple[list[str], list[list[dict[str, Any]]]]:

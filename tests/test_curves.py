@@ -8,22 +8,16 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from dd.aggregate import describe, write_curves
-from dd.curves import (
-    best_rows,
-    curve_kinds,
-    emc_crossings,
-    emc_curves,
+from dd.aggregate import describe, sweep_curves, write_curves
+from dd.curves.base import best_rows, final_rows, mean_ci
+from dd.curves.emc_values import emc_crossings, emc_curves, final_emc, train_sizes
+from dd.curves.landmarks import (
     emc_value,
-    final_emc,
-    final_rows,
     interpolation_threshold,
-    mean_ci,
     peak_index,
     sample_peak_index,
-    sweep_curves,
-    train_sizes,
 )
+from dd.curves.registry import curve_kinds
 from dd.errors import SpecError
 from dd.spec import parse_spec, trial_id
 from dd.store import SweepStore
@@ -124,7 +118,8 @@ def test_figures_are_returned_to_the_caller_and_pyplot_never_holds_them():
     from matplotlib import _pylab_helpers
     from matplotlib.figure import Figure
 
-    from dd.plots import plot_curves, plot_heatmap
+    from dd.curves.epoch_wise import plot_heatmap
+    from dd.plots import plot_curves
 
     spec = parse_spec(
         {

@@ -9,9 +9,9 @@ import pytest
 
 from dd.aggregate import write_curves
 from dd.checkpoint import load_params
+from dd.curves.grok_times import first_step, grok_table
 from dd.execute import run_sweep
 from dd.families import make_model
-from dd.grokking import first_step, grok_table
 from dd.modular import table as modular_table
 from dd.spec import parse_spec, trial_id
 from dd.store import SweepStore
@@ -111,8 +111,8 @@ def test_curves_write_grokking_figures_and_times(grokked):
     assert {"grokking.png", "grok_times.png"} <= names
     phases = dict(
         zip(
-            aggregate.grok["train_weight_decay"].to_pylist(),
-            aggregate.grok["phase"].to_pylist(),
+            aggregate.results["grok_times"]["train_weight_decay"].to_pylist(),
+            aggregate.results["grok_times"]["phase"].to_pylist(),
             strict=True,
         )
     )

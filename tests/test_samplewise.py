@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from dd.aggregate import sweep_curves
 from dd.closed_form import fit_pack
-from dd.curves import emc_curves, sweep_curves
+from dd.curves.emc_values import emc_curves
 from dd.packs import make_packs
 from dd.schema import pack_table
 from dd.spec import parse_spec, trial_id
