@@ -1,12 +1,12 @@
 """Nanda's phases and Zhong's clock / pizza label, on hand-made evaluations whose answers are
-known (``dd.circuits``)."""
+known (``dd.curves.circuits``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dd.circuits import algorithm, nanda_phases
+from dd.curves.circuits import algorithm, nanda_phases
 
 STEPS = np.array([10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120], float)
 TRAIN_ACC = np.array([0.1, 0.5, 0.995, 1, 1, 1, 1, 1, 1, 1])

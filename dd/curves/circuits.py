@@ -55,7 +55,7 @@ def nanda_phases(
     steps: np.ndarray,
     train_acc: np.ndarray,
     test_acc: np.ndarray,
-    test_loss: np.ndarray,
+    test_loss: np.ndarray | None,
     restricted_loss: np.ndarray | None,
     excluded_loss: np.ndarray | None,
     level: float,
@@ -69,6 +69,8 @@ def nanda_phases(
     if mem is None:
         return out
     out["memorisation_end"] = float(steps[mem])
+    if test_loss is None:  # rows without the measures of the later phases
+        return out
     after = np.arange(len(steps)) >= mem
     gen = _first((np.nan_to_num(test_acc, nan=-1.0) >= level) & after)
     end = len(steps) - 1
