@@ -1,8 +1,9 @@
 # dd: `make sweep` runs the default sweep, `make test` runs the tests, `make test-fast` the quick
-# ones, `make lint` the linters, `make bench` the benchmark; each sets up .venv first, installing
-# the exact versions of requirements.lock (`make lock` refreshes it from pyproject.toml). Where an
-# NVIDIA GPU answers (nvidia-smi -L) the CUDA build of the locked JAX is installed on top, elsewhere
-# the CPU build stays; ACCEL=cpu or ACCEL=cuda forces one.
+# ones, `make test-gpu` those that need a GPU, `make lint` the linters, `make bench` the
+# benchmark; each sets up .venv first, installing the exact versions of requirements.lock
+# (`make lock` refreshes it from pyproject.toml). Where an NVIDIA GPU answers (nvidia-smi -L)
+# the CUDA build of the locked JAX is installed on top, elsewhere the CPU build stays;
+# ACCEL=cpu or ACCEL=cuda forces one.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 FAST := not slow and not ray and not browser
 
-.PHONY: install sweep test test-fast lint browser lock bench clean
+.PHONY: install sweep test test-fast test-gpu lint browser lock bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ test: $(STAMP) browser
 # The edit-test loop: no test marked slow, ray or browser (see pyproject.toml).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+# Tests marked gpu need a GPU: where nvidia-smi -L answers they run within test and test-fast,
+# elsewhere tests/conftest.py deselects them. This runs just them, on purpose, on any machine.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

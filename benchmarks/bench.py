@@ -64,6 +64,12 @@ SPEC = {
 # --------------------------------------------------------------------------- shared data
 
 
+def dd_command(*args: str | Path) -> list[str]:
+    """`python -m dd ARGS` with this interpreter: dd as a user runs it, in a fresh process
+    that starts its own local Ray (every benchmark script here runs dd this way)."""
+    return [sys.executable, "-m", "dd", *map(str, args)]
+
+
 def arrays() -> dict[str, np.ndarray]:
     """The MNIST-1D arrays dd uses (its generator and cache), for the peers."""
     from dd.config import Mnist1dData
@@ -111,19 +117,16 @@ def run_dd(results: Path, compile_cache: Path) -> tuple[float, dict[int, float]]
     spec_path.write_text(yaml.safe_dump(SPEC))
     start = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
+        dd_command(
             "sweep",
-            str(spec_path),
+            spec_path,
             "--results",
-            str(results),
+            results,
             "--compile-cache",
-            str(compile_cache),
+            compile_cache,
             "--no-curves",
             "--quiet",
-        ],
+        ),
         check=True,
     )
     wall = time.perf_counter() - start
@@ -327,17 +330,7 @@ def dd_overhead(results: Path, n: int) -> dict:
     }
     path = results / "overhead.yaml"
     path.write_text(yaml.safe_dump(spec))
-    command = [
-        sys.executable,
-        "-m",
-        "dd",
-        "sweep",
-        str(path),
-        "--results",
-        str(results),
-        "--no-curves",
-        "--quiet",
-    ]
+    command = dd_command("sweep", path, "--results", results, "--no-curves", "--quiet")
     t = time.perf_counter()
     subprocess.run(command, check=True)
     sweep = time.perf_counter() - t

@@ -35,6 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench import dd_command  # noqa: E402  (the benchmarks' one way to run dd)
 
 FAMILIES = ("mlp", "cnn", "resnet18")
 WIDTHS = (4, 16, 64)
@@ -358,17 +361,7 @@ def default_sweep_on_gpu(results: Path) -> dict:
     path.write_text(yaml.safe_dump(spec))
     start = time.perf_counter()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(path),
-            "--results",
-            str(results),
-            "--compile-cache",
-            "off",
-        ],
+        dd_command("sweep", path, "--results", results, "--compile-cache", "off"),
         capture_output=True,
         text=True,
     )

@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import measure_and_write  # noqa: E402  (one writer of docs/bench.md)
+from bench import dd_command, measure_and_write  # noqa: E402  (one writer of docs/bench.md)
 
 ROUNDS = 3
 TARGET_S = 8.0
@@ -40,7 +40,7 @@ def one_round(folder: Path) -> dict[str, float]:
     spec["train"].update(epochs=1, eval_points=1)
     path = folder / "startup.yaml"
     path.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "dd", "sweep", str(path), "--results", str(folder)]
+    command = dd_command("sweep", path, "--results", folder)
     command += ["--compile-cache", str(folder / "cache"), "--no-curves"]
     start = time.perf_counter()
     marks = {}

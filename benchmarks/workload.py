@@ -35,7 +35,7 @@ def dd_sweep(
     local Ray, the compilation cache in ``cache``): its wall time, the mean final test error
     per width, and each pack's widths and worker-side seconds (the profile)."""
     name = yaml.safe_load(spec.read_text()).get("name", spec.stem)  # as dd.spec names it
-    command = [sys.executable, "-m", "dd", "sweep", str(spec), "--results", str(folder)]
+    command = bench.dd_command("sweep", spec, "--results", folder)
     command += ["--compile-cache", str(cache), "--no-curves", "--quiet"]
     start = time.perf_counter()
     subprocess.run(command + [a for s in sets for a in ("--set", s)], check=True)

@@ -18,10 +18,12 @@ from matplotlib.figure import Figure
 from dd.curves.base import CurveSet
 from dd.curves.registry import CURVE_KINDS, applicable
 from dd.errors import StoreError
+from dd.ids import trial_id
 from dd.schema import STATUS_OK
-from dd.spec import Spec, trial_id
+from dd.spec import Spec
 from dd.states import load_stored_spec, stored_rows
-from dd.store import StorePath, SweepStore, atomic_write_bytes, write_parquet
+from dd.store import SweepStore
+from dd.store_paths import StorePath, atomic_write_bytes, write_parquet
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def write_curves(
         if kind.name not in results:
             continue
         for stem, data in kind.tables(results[kind.name]).items():
-            path = store.dir / "curves" / f"{stem}.parquet"
+            path = store.curve_path(stem)
             write_parquet(path, data)
             tables.append(path)
         for name, fig in kind.figures(results[kind.name], spec).items():
@@ -121,7 +123,7 @@ def save_png(fig: Figure, store: SweepStore, name: str) -> StorePath:
     """Write ``fig`` as ``<sweep>/figures/<name>`` (local or remote, atomically)."""
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=120)
-    path = store.dir / "figures" / name
+    path = store.figure_path(name)
     atomic_write_bytes(path, image.getvalue())
     return path
 

@@ -10,7 +10,8 @@ as Arrow tables; no shelling out.
     >>> api.curves("mnist1d_mlp")["model_wise"].points  # mean and 95% interval per width
     >>> api.load("mnist1d_mlp").to_pandas()           # with pandas installed
 
-``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI.
+``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI. Each
+call reads dd's settings (``dd.settings``) once, its arguments over the environment.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dd.query import query_arrow
-from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping, trial_id
-from dd.states import load_stored_spec, stored_rows
-from dd.store import SweepStore, default_results_root
+from dd.settings import Settings
+from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping
+from dd.states import load_stored_spec, planned_table, stored_rows
+from dd.store import SweepStore
 
 if TYPE_CHECKING:
     from dd.curves.base import CurveSet  # the curve code loads only when curves are asked for
@@ -52,7 +54,7 @@ class SweepResult:
 
     name: str
     results_dir: str
-    report: Any  # dd.execute.SweepReport
+    report: Any  # dd.schedule.SweepReport
     messages: tuple[str, ...]
     lines: tuple[str, ...]
     figures: tuple[str, ...]
@@ -90,19 +92,16 @@ def sweep(
     """
     from dd.execute import run_sweep
 
-    loaded = load_spec(spec, overrides)
-    root = results or default_results_root()
-    report = run_sweep(
-        loaded,
-        root,
+    settings = _settings(
+        results,
         address=address,
-        quiet=quiet,
-        local_cpus=cpus,
+        cpus=cpus,
         compile_cache=compile_cache,
-        debug=debug,
-        connect_timeout=connect_timeout,
+        connect_timeout_s=connect_timeout,
     )
-    store = _store(loaded.name, root)
+    loaded = load_spec(spec, overrides)
+    report = run_sweep(loaded, settings.results, settings=settings, quiet=quiet, debug=debug)
+    store = SweepStore(settings.results, loaded.name)
     messages = []
     if report.failed_packs:
         messages.append(
@@ -165,20 +164,14 @@ def plan(
 ) -> Plan:
     """The trials of ``spec`` and the packs its missing trials would run in (the trials
     already stored under ``results`` are left out of the packs; nothing is written)."""
-    from dd.execute import plan as plan_packs
     from dd.families import family_of
-    from dd.schema import flatten_config
+    from dd.schedule import plan as plan_packs
 
     loaded = load_spec(spec, overrides)
     store = _store(loaded.name, results)
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
-    trials = pa.Table.from_pylist(
-        [
-            {"trial_id": trial_id(t), "stored": trial_id(t) in stored, **flatten_config(t)}
-            for t in loaded.trials
-        ]
-    )
+    trials = planned_table(loaded.trials, stored)
     rows = [
         {
             "pack_id": p.id,
@@ -207,8 +200,12 @@ def plan(
     return Plan(spec=loaded, trials=trials, packs=pa.Table.from_pylist(rows, schema=schema))
 
 
+def _settings(results: str | Path | None, **flags: Any) -> Settings:
+    return Settings.load(results=None if results is None else str(results), **flags)
+
+
 def _store(sweep: str, results: str | Path | None) -> SweepStore:
-    return SweepStore(results or default_results_root(), sweep)
+    return SweepStore(_settings(results).results, sweep)
 
 
 def load(sweep: str, results: str | Path | None = None, *, current: bool = True) -> pa.Table:
@@ -226,7 +223,7 @@ def load(sweep: str, results: str | Path | None = None, *, current: bool = True)
 def query(sql: str, sweep: str | None = None, results: str | Path | None = None) -> pa.Table:
     """DuckDB ``sql`` over the views ``results`` and ``trials`` (see ``dd.query``) of one
     sweep, or of every sweep under the results root."""
-    return query_arrow(sql, results or default_results_root(), sweep)
+    return query_arrow(sql, _settings(results).results, sweep)
 
 
 def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]:

@@ -16,13 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from dd.step import Replica
+from dd.store_paths import as_store_path, atomic_write_bytes
 
 
 def save(path: Path, replicas: Replica, epoch: int, rows: list) -> None:
     """The whole state of a pack (parameters, optimizer state, step counts, divergence flags)
     after ``epoch``, with the rows measured so far."""
-    from dd.store import atomic_write_bytes
-
     meta = json.dumps({"epoch": epoch, "rows": rows}).encode()
     payload = flax.serialization.to_bytes(
         {"replicas": replicas, "meta": np.frombuffer(meta, np.uint8)}
@@ -49,8 +48,6 @@ def restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int,
 
 def save_params(path: Path, params) -> None:
     """A trial's trained parameters as Flax msgpack, atomically."""
-    from dd.store import atomic_write_bytes
-
     atomic_write_bytes(path, flax.serialization.to_bytes(params))
 
 
@@ -58,6 +55,4 @@ def load_params(path: str | Path) -> dict:
     """Parameters saved by a sweep with ``train.save_params``: the nested dict of arrays that
     the trial's module (``dd.families.make_model(trial)``) applies. ``path`` is
     ``<sweep>/params/<trial_id>.msgpack``, a local path or a results URI."""
-    from dd.store import as_store_path
-
     return flax.serialization.msgpack_restore(as_store_path(path).read_bytes())

@@ -39,21 +39,26 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _sweep(sweep: str, results: str | None):
+def _sweep(sweep: str, results: str | None, given_wins: bool = False):
     """The store and the plan (spec) of a sweep given by name or by spec file: the stored
-    spec.yaml, else the given spec file (a stored spec.yaml deleted)."""
-    from dd.spec import load_spec, parse_spec
-    from dd.store import SweepStore, default_results_root
+    spec.yaml, else the given spec file (a stored spec.yaml deleted, or ``given_wins``: dd
+    status of a file counts what ``dd sweep FILE`` would plan)."""
+    from dd.adopt import adopt_legacy_ids
+    from dd.settings import Settings
+    from dd.spec import load_spec
+    from dd.states import load_stored_spec
+    from dd.store import SweepStore
 
-    root = results or default_results_root()
+    root = Settings.load(results=results).results
     given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
         given = load_spec(sweep)
         sweep = given.name
     store = SweepStore(root, sweep)
-    if given is not None and not (store.dir / "spec.yaml").is_file():
+    if given is not None and (given_wins or not store.spec_path.is_file()):
+        adopt_legacy_ids(store, given)
         return store, given
-    return store, parse_spec(store.read_spec_mapping())  # light: dd status draws nothing
+    return store, load_stored_spec(store)  # light: dd status draws nothing
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -109,7 +114,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from dd.states import trial_states
 
-    store, spec = _sweep(args.sweep, args.results)
+    store, spec = _sweep(args.sweep, args.results, given_wins=True)
     states = trial_states(store, spec, store.stored_trial_ids())
     diverged = store.diverged_trial_ids() & states["done"]
     print(
@@ -134,21 +139,35 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from dd.query import format_table, query_arrow, run_query, serialize, write_query
-    from dd.store import default_results_root
+    from dd.query import (
+        default_limits,
+        format_table,
+        query_arrow,
+        run_query,
+        serialize,
+        write_query,
+    )
+    from dd.settings import Settings
 
-    root = args.results or default_results_root()
-    if args.output:
-        if args.format == "table":
-            raise DDError("--output: give --format csv, json or parquet for a file")
-        n = write_query(args.sql, root, args.sweep, args.format, args.output)
-        print(f"{n} rows written to {args.output}", file=sys.stderr)
-    elif args.format == "table":
-        print(format_table(*run_query(args.sql, root, args.sweep)))
-    elif args.format in ("csv", "json"):
-        sys.stdout.write(serialize(query_arrow(args.sql, root, args.sweep), args.format).decode())
-    else:
-        raise DDError("--format parquet: give --output FILE")
+    root = Settings.load(results=args.results).results
+    limits = default_limits(args.memory_limit, args.threads, args.timeout)
+    try:
+        if args.output:
+            if args.format == "table":
+                raise DDError("--output: give --format csv, json or parquet for a file")
+            n = write_query(args.sql, root, args.sweep, args.format, args.output, limits)
+            print(f"{n} rows written to {args.output}", file=sys.stderr)
+        elif args.format == "table":
+            print(format_table(*run_query(args.sql, root, args.sweep, limits)))
+        elif args.format in ("csv", "json"):
+            table = query_arrow(args.sql, root, args.sweep, limits)
+            sys.stdout.write(serialize(table, args.format).decode())
+        else:
+            raise DDError("--format parquet: give --output FILE")
+    except KeyboardInterrupt:  # the query was stopped (connection.interrupt()); nothing to resume
+        how, code = ("terminated", 143) if _terminated else ("interrupted", 130)
+        print(f"dd: query {how}", file=sys.stderr)
+        return code
     return 0
 
 
@@ -223,7 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", help="where to write the page (default: <results>/<sweep>/report.html)"
     )
 
-    p = add("query", cmd_query, "run DuckDB SQL over stored results (views: results, trials)")
+    p = add(
+        "query",
+        cmd_query,
+        "run DuckDB SQL over stored results (views: results and trials of the current "
+        "specs, all_results and all_trials of every stored trial)",
+    )
     p.add_argument("sql", help="SQL text, e.g. 'SELECT count(*) FROM results'")
     p.add_argument("--sweep", help="one sweep's results (default: every sweep)")
     p.add_argument("--results", help=results_help)
@@ -235,6 +259,22 @@ def build_parser() -> argparse.ArgumentParser:
         "parquet to --output",
     )
     p.add_argument("--output", help="write the result to this file (atomically)")
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="DuckDB's memory limit, e.g. 4GB (default: half of this machine's memory)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="DuckDB's threads (default: half of this machine's CPUs, at least 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="stop the query after this long (exit 1); Ctrl-C or SIGTERM stop it at any time",
+    )
     return parser
 
 

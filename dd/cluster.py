@@ -1,39 +1,27 @@
-"""The Ray cluster a sweep runs on: is it reachable, and can one of its nodes hold a pack?
+"""The Ray cluster a sweep runs on: is it reachable, starting or joining it, and can one of
+its nodes hold a pack?
 
-Both are asked before anything is submitted or written. An unreachable address (a closed
+All are settled before anything is submitted or written. An unreachable address (a closed
 port, or a listener that never answers) would otherwise hang ``ray.init`` for minutes, and a
 pack no node can hold would wait forever behind the autoscaler's messages.
 """
 
 from __future__ import annotations
 
-import os
+import logging
+import signal
 import socket
+import sys
+import threading
 from typing import Any
 
-from dd.errors import DDError, SpecError
+from dd.errors import DDError, SpecError, one_line
 from dd.spec import Resources
 
-DEFAULT_CONNECT_TIMEOUT_S = 30.0
+LOCAL_START_TRIES = 2  # under load, a local node's start-up can time out once
 # an HTTP/2 client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, the Ray
 # client server) answers with its own frames; a silent listener does not
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-
-
-def connect_timeout(setting: float | None = None) -> float:
-    """Seconds to wait for a cluster to answer: ``setting``, else $DD_CONNECT_TIMEOUT, else 30."""
-    if setting is not None:
-        return setting
-    text = os.environ.get("DD_CONNECT_TIMEOUT")
-    if text is None:
-        return DEFAULT_CONNECT_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise DDError(f"$DD_CONNECT_TIMEOUT: must be a number of seconds > 0, got {text!r}")
-    return value
 
 
 def probe_address(address: str, timeout: float) -> None:
@@ -84,3 +72,68 @@ def check_fits(resources: Resources, nodes: list[dict[str, Any]]) -> None:
         f"{len(alive)} node{'' if len(alive) == 1 else 's'} offer at most {offered}; "
         "lower resources or add a node that has them",
     )
+
+
+def start_ray(
+    address: str,
+    *,
+    timeout: float,
+    quiet: bool = False,
+    local_cpus: int | None = None,
+    debug: bool = False,
+) -> None:
+    """Join ``address``, or start a fresh local instance for ``"local"``.
+
+    ``"local"`` matters: a bare ``ray.init()`` attaches to any Ray instance already running
+    on the machine (another sweep's, say) and would queue behind its work. ``local_cpus``
+    caps a local instance (a laptop kept usable); a cluster sets its own. An address must
+    answer within ``timeout`` seconds. A local start that fails (under load Ray's node can
+    time out during start-up) is tried once more before it is an error. Ray's own messages
+    (its warnings, the workers' output) show with ``debug`` only.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    probe_address(address, timeout)
+    options = {
+        "address": address,
+        "num_cpus": local_cpus if address == "local" else None,
+        "include_dashboard": False,
+        "log_to_driver": debug and not quiet,
+        "configure_logging": True,
+        "logging_level": logging.INFO if debug else logging.ERROR,
+    }
+    if address != "local":
+        try:
+            _init_keeping_sigterm(ray, options)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            raise DDError(
+                f"--address {address}: cannot join the Ray cluster ({one_line(e)})"
+            ) from None
+        return
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            _init_keeping_sigterm(ray, options)
+            return
+        except Exception as e:  # Ray raises a bare Exception when its node times out
+            ray.shutdown()  # what the failed start left, before the next try
+            if attempt == LOCAL_START_TRIES:
+                raise DDError(
+                    f"cannot start a local Ray instance after {attempt} tries ({one_line(e)}); "
+                    "the machine may be overloaded: run again when it is less busy, or start "
+                    "Ray yourself ('ray start --head') and pass --address"
+                ) from None
+            if not quiet:
+                print(f"starting Ray failed ({one_line(e)}); trying once more", file=sys.stderr)
+
+
+def _init_keeping_sigterm(ray, options: dict) -> None:
+    """``ray.init``, which replaces the driver's SIGTERM handler with sys.exit; the caller's
+    handler is put back."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(**options)
+    finally:
+        if sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)

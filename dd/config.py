@@ -171,13 +171,14 @@ IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published fil
 class ImageData(ClassificationData):
     """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 from local files (see ``dd.images``).
 
-    ``data_dir`` (else $DD_DATA_DIR) holds the files in their published formats; ``augment``
-    turns on random crops (padding 4) and horizontal flips during training.
+    ``data_dir`` (else $DD_DATA_DIR) holds the files in their published formats (a location,
+    not part of trial ids: ``dd.ids``); ``augment`` turns on random crops (padding 4) and
+    horizontal flips during training.
     """
 
     n_train: int = 50000
     n_test: int = 10000
-    data_dir: str | None = None
+    data_dir: str | None = dataclasses.field(default=None, metadata={"identity": "location"})
     augment: bool = False
 
     @property
@@ -347,10 +348,11 @@ class UserData(ClassificationData):
 
 @dataclass(frozen=True, kw_only=True)
 class ArraysData(UserData):
-    """Arrays from an ``.npz`` file at ``path`` (relative paths from the current directory)."""
+    """Arrays from an ``.npz`` file at ``path`` (relative paths from the current directory);
+    trial ids hash the file's bytes, not its path (``dd.ids``)."""
 
     name: str = "arrays"
-    path: str
+    path: str = dataclasses.field(metadata={"identity": "content"})  # ids hash the file
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,3 +34,10 @@ class StoreError(DDError):
     """The results location cannot be read or written."""
 
     exit_code = 1
+
+
+def one_line(error: BaseException) -> str:
+    """An error (or the cause a Ray error wraps) as ``Type: first line``, for a message."""
+    cause = getattr(error, "cause", None) or error
+    text = f"{type(cause).__name__}: {cause}".strip().splitlines()
+    return text[0] if text else type(cause).__name__

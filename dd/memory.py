@@ -4,7 +4,7 @@ Packs are first cut by an estimate (``bytes_per_replica``) against ``resources.m
 On a GPU the worker then asks the compiled program itself (XLA's ``memory_analysis``) how
 many bytes it needs and compares that with the device's limit; a program too large for it,
 or one that runs out of memory anyway (``RESOURCE_EXHAUSTED``), raises ``OutOfMemory`` and
-the executor splits the pack in halves (``dd.execute``), down to one replica.
+the pack worker splits the pack in halves (``dd.worker``), down to one replica.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import hashlib
 from dataclasses import dataclass
 
 from dd.config import Trial
-from dd.spec import Resources, trial_id
+from dd.ids import trial_id
+from dd.spec import Resources
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def make_packs(
     todo = {trial_id(t) for t in trials}
     groups: dict[Trial, list[Trial]] = {}
     # the key ignores the seed: trials sharing their other parts (as a grid's trials share
-    # them, dd.spec.expand_trials) share one key, computed once; the trials stay alive, so
+    # them, dd.grid.expand_trials) share one key, computed once; the trials stay alive, so
     # the ids of their parts are not reused meanwhile
     by_parts: dict[tuple[int, ...], list[Trial]] = {}
     for t in planned if planned is not None else trials:

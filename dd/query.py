@@ -1,38 +1,84 @@
 """DuckDB over stored results of one sweep or of all sweeps.
 
-Two views:
-- ``results``: every pack file's rows, one per (trial, evaluation point);
-- ``trials``: one row per trial, its final evaluation point's columns plus ``n_evals``,
-  ``best_test_error`` / ``best_test_error_step`` and ``best_test_mse`` /
-  ``best_test_mse_step`` (the lowest value over its evaluation points, and where).
+Views, each with a ``current`` column (whether the trial belongs to its sweep's stored spec,
+the plan ``dd status`` and the curves count; null where that spec cannot be loaded):
+- ``results``: the current trials' rows, one per (trial, evaluation point);
+- ``trials``: one row per current trial, its final evaluation point's columns plus
+  ``n_evals``, ``best_test_error`` / ``best_test_error_step`` and ``best_test_mse`` /
+  ``best_test_mse_step`` (the lowest value over its evaluation points, and where);
+- ``all_results`` and ``all_trials``: the same over every stored row, trials of earlier
+  versions of a spec (other epochs, a changed grid) included.
 
 SQL runs read-only: once the views exist, DuckDB's external access is turned off and its
 configuration locked, so a query reads the stored packs and nothing else (no ``COPY ... TO``,
 ``ATTACH``, ``read_csv`` of other files, extensions); ``--output`` is the way to write a
-result. In CSV, list columns (``fourier_norms``, ``key_freqs``) are JSON arrays.
+result. A query runs within ``Limits`` (memory, threads, an optional timeout) and stops on
+Ctrl-C or SIGTERM (``connection.interrupt()``). In CSV, list columns (``fourier_norms``,
+``key_freqs``) are JSON arrays.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dd.errors import DDError, StoreError
-from dd.store import RemotePath, StorePath, SweepStore, as_store_path, parquet_bytes
+from dd.store import SweepStore, sweep_names
+from dd.store_paths import RemotePath, StorePath, as_store_path, parquet_bytes
 
 TRIALS_VIEW = """
-CREATE VIEW trials AS
+CREATE VIEW {name} AS
 WITH last AS (
     SELECT *, row_number() OVER (PARTITION BY sweep, trial_id ORDER BY step DESC) AS _rank
-    FROM results),
+    FROM {rows}),
 best AS (
     SELECT sweep, trial_id, count(*) AS n_evals,
            min(test_error) AS best_test_error, arg_min(step, test_error) AS best_test_error_step,
            min(test_mse) AS best_test_mse, arg_min(step, test_mse) AS best_test_mse_step
-    FROM results GROUP BY sweep, trial_id)
+    FROM {rows} GROUP BY sweep, trial_id)
 SELECT last.* EXCLUDE (_rank), best.* EXCLUDE (sweep, trial_id)
 FROM last JOIN best USING (sweep, trial_id) WHERE _rank = 1
 """
+MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one query may take: DuckDB's ``memory_limit`` (e.g. "4GB") and ``threads``, and
+    a ``timeout`` in seconds (None: none). ``default_limits`` gives a safe share."""
+
+    memory_limit: str
+    threads: int
+    timeout: float | None = None
+
+
+def default_limits(
+    memory_limit: str | None = None, threads: int | None = None, timeout: float | None = None
+) -> Limits:
+    """Half of this machine's memory and of its CPUs (at least one) unless given, so a
+    runaway join cannot take the machine; a bad ``memory_limit`` names the flag."""
+    if memory_limit is None:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory_limit = f"{max(1, total // 2 // 2**20)}MiB"
+    elif not MEMORY.fullmatch(memory_limit.strip()):
+        raise DDError(
+            f"--memory-limit: {memory_limit!r} is not a size; give a number and a unit "
+            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GB"
+        )
+    if threads is None:
+        threads = max(1, len(os.sched_getaffinity(0)) // 2)  # the CPUs this process may use
+    return Limits(memory_limit=memory_limit.strip(), threads=threads, timeout=timeout)
+
+
+class QueryStopped(DDError):
+    """A query stopped by its ``timeout`` (exit 1: the query ran, and did not finish)."""
+
+    exit_code = 1
 
 
 def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
@@ -40,18 +86,35 @@ def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
     root = as_store_path(root)
     if sweep is not None:
         return SweepStore(root, sweep).readable_pack_files()
-    if not root.is_dir():
-        return []
     return sorted(
-        f
-        for d in root.iterdir()
-        if d.is_dir() and (d / "spec.yaml").is_file()
-        for f in SweepStore(root, d.name).readable_pack_files()
+        f for name in sweep_names(root) for f in SweepStore(root, name).readable_pack_files()
     )
 
 
-def connect(root: str | StorePath, sweep: str | None = None):
-    """A DuckDB connection with the views ``results`` and ``trials`` over stored packs.
+def planned_trials(root: StorePath, files: list[StorePath]):
+    """An Arrow table (sweep, trial_id) of the trials each sweep's stored spec plans, and the
+    sweeps whose spec cannot be loaded (their rows' ``current`` is then null)."""
+    import pyarrow as pa
+
+    from dd.ids import trial_id
+    from dd.states import load_stored_spec
+
+    sweeps, ids, unknown = [], [], []
+    for name in sorted({f.parent.parent.name for f in files}):
+        try:
+            planned = [trial_id(t) for t in load_stored_spec(SweepStore(root, name)).trials]
+        except DDError:
+            unknown.append(name)
+            continue
+        sweeps += [name] * len(planned)
+        ids += planned
+    columns = {"sweep": pa.array(sweeps, pa.string()), "trial_id": pa.array(ids, pa.string())}
+    return pa.table(columns), unknown
+
+
+def connect(root: str | StorePath, sweep: str | None = None, limits: Limits | None = None):
+    """A DuckDB connection with the views ``results``, ``trials``, ``all_results`` and
+    ``all_trials`` over stored packs, within ``limits`` (default ``default_limits()``).
 
     Local packs are scanned by DuckDB's own Parquet reader; packs in an object store through
     a ``pyarrow.dataset`` on its filesystem (DuckDB's S3 reader is an extension it would
@@ -59,27 +122,78 @@ def connect(root: str | StorePath, sweep: str | None = None):
     """
     import duckdb
 
+    limits = limits or default_limits()
     root = as_store_path(root)
     files = pack_files(root, sweep)
     if not files:
         where = f"sweep {sweep!r}" if sweep else "any sweep"
         raise StoreError(f"{root}: no results stored for {where}")
+    planned, unknown = planned_trials(root, files)
     con = duckdb.connect()
     if isinstance(root, RemotePath):
         con.register("stored_packs", _remote_packs(files))
         source = "stored_packs"
     else:
         source = f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
+    con.register("planned_trials", planned)
+    unknown_sweeps = f"stored.sweep IN ({', '.join(map(_quote, unknown))})" if unknown else "false"
     try:
-        con.execute(f"CREATE VIEW results AS SELECT * FROM {source}")
+        con.execute(
+            f"CREATE VIEW all_results AS SELECT stored.*, CASE WHEN {unknown_sweeps} THEN NULL "
+            "ELSE planned.trial_id IS NOT NULL END AS current "
+            f"FROM {source} AS stored LEFT JOIN planned_trials AS planned "
+            "ON stored.sweep = planned.sweep AND stored.trial_id = planned.trial_id"
+        )
+        con.execute("CREATE VIEW results AS SELECT * FROM all_results WHERE current")
     except duckdb.Error as e:
         raise StoreError(f"{root}: stored packs unreadable: {_failed(e)}") from None
-    con.execute(TRIALS_VIEW)
+    con.execute(TRIALS_VIEW.format(name="trials", rows="results"))
+    con.execute(TRIALS_VIEW.format(name="all_trials", rows="all_results"))
+    con.execute(f"SET memory_limit = {_quote(limits.memory_limit)}")
+    con.execute(f"SET threads = {int(limits.threads)}")
     if not isinstance(root, RemotePath):
         con.execute(f"SET allowed_paths = [{', '.join(_quote(str(f)) for f in files)}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def _interruptible(con, work: Callable[[], Any], timeout: float | None) -> Any:
+    """``work()`` on a thread while this one waits: Ctrl-C or SIGTERM (a KeyboardInterrupt
+    here; DuckDB would hold the main thread until the query ends) and the timeout stop the
+    query with ``con.interrupt()``. The wait is on an event the worker sets, not on
+    ``Thread.join``, which an interrupt can leave believing the thread has ended."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as e:  # handed to the waiting thread
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="dd-query", daemon=True).start()
+    try:
+        finished = done.wait(timeout)
+    except KeyboardInterrupt:
+        _stop(con, done)
+        raise
+    if not finished:
+        _stop(con, done)
+        raise QueryStopped(f"query: stopped after --timeout {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _stop(con, done: threading.Event) -> None:
+    """Interrupt the running query, wait until its thread is out of DuckDB, and close the
+    connection (a worker left inside DuckDB at exit aborts the process)."""
+    con.interrupt()
+    done.wait()
+    con.close()
 
 
 def _remote_packs(files: list[RemotePath]):
@@ -109,34 +223,44 @@ def _check_sql(sql: str) -> None:
 
 
 def run_query(
-    sql: str, root: str | Path, sweep: str | None = None
+    sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None
 ) -> tuple[list[str], list[tuple]]:
     """Run ``sql`` over the views; returns column names and rows."""
     import duckdb
 
     _check_sql(sql)
-    con = connect(root, sweep)
-    try:
+    limits = limits or default_limits()
+    con = connect(root, sweep, limits)
+
+    def work() -> tuple[list[str], list[tuple]]:
         cursor = con.execute(sql)
         columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
         return columns, cursor.fetchall() if columns else []
+
+    try:
+        return _interruptible(con, work, limits.timeout)
     except duckdb.Error as e:
         raise _failed(e) from None
 
 
-def query_arrow(sql: str, root: str | Path, sweep: str | None = None):
+def query_arrow(sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None):
     """Run ``sql`` over the views; returns a pyarrow Table."""
     import duckdb
     import pyarrow
 
     _check_sql(sql)
-    con = connect(root, sweep)
-    try:
+    limits = limits or default_limits()
+    con = connect(root, sweep, limits)
+
+    def work():
         relation = con.sql(sql)
         if relation is None:  # a statement without a result
             return pyarrow.table({})
         # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+
+    try:
+        return _interruptible(con, work, limits.timeout)
     except duckdb.Error as e:
         raise _failed(e) from None
 
@@ -179,12 +303,19 @@ def _flat(table):
     return table
 
 
-def write_query(sql: str, root: str | Path, sweep: str | None, fmt: str, output: str) -> int:
+def write_query(
+    sql: str,
+    root: str | Path,
+    sweep: str | None,
+    fmt: str,
+    output: str,
+    limits: Limits | None = None,
+) -> int:
     """Write the result of ``sql`` to ``output`` (see ``serialize``) through a temporary file
     renamed into place; returns the row count."""
-    from dd.store import atomic_write_bytes
+    from dd.store_paths import atomic_write_bytes
 
-    table = query_arrow(sql, root, sweep)
+    table = query_arrow(sql, root, sweep, limits)
     atomic_write_bytes(as_store_path(output), serialize(table, fmt))
     return len(table)
 

@@ -24,7 +24,8 @@ from dd.curves.registry import CURVE_KINDS
 from dd.schema import flatten_config
 from dd.spec import Spec
 from dd.states import load_stored_spec, stored_rows, trial_states
-from dd.store import StorePath, SweepStore, as_store_path, atomic_write_bytes
+from dd.store import SweepStore
+from dd.store_paths import StorePath, as_store_path, atomic_write_bytes
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250px;
@@ -51,7 +52,7 @@ def write_report(
     spec = spec or load_stored_spec(store)
     rows = stored_rows(store)
     page = render(store, spec, write_curves(store, spec, rows), rows)
-    path = as_store_path(output) if output else store.dir / "report.html"
+    path = as_store_path(output) if output else store.report_path
     atomic_write_bytes(path, page.encode())
     return path
 

@@ -7,26 +7,23 @@ Layout of ``<results>/<sweep>/``::
     failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
     running/pack-<id>.json    which process runs a pack, while it runs
     checkpoints/              training state of unfinished packs (resources.checkpoint_every)
+    params/<trial id>.msgpack trained parameters (train.save_params)
     driver.lock               held (flock) by the driver running the sweep
     corrupt/                  unreadable pack files moved aside, never read as results
     runs/run-<time>-<pid>.json one record per finished driver run (its wall time, trials run)
     curves/, figures/         the aggregator's output
+    report.html               the report (``dd report``)
 
 A trial is done when its rows are in a readable pack file; resuming runs the planned trial
 ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON.
 
-The results root is a local folder or a URI that ``pyarrow.fs`` opens (``s3://``, ``gs://``,
-``file://``; an S3-compatible endpoint as ``s3://bucket/prefix?endpoint_override=host:port&
-scheme=http``, credentials from the usual environment). A remote root is a ``RemotePath``,
-which offers the few ``pathlib`` methods this module uses, so one code path serves both:
-workers on other machines write their packs there directly, each to a temporary key that is
-then moved into place, and the driver, ``dd status``, ``dd curves`` and ``dd query`` read it.
+The results root is a local folder or an object-store URI (``dd.store_paths``); every path
+under it is built here, so readers and writers elsewhere ask the store where a file goes.
 """
 
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import hashlib
 import json
 import os
@@ -34,166 +31,27 @@ import socket
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute  # pa.compute
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 
-from dd.errors import StoreError
+from dd.errors import DDError, StoreError
 from dd.spec import check_name
+from dd.store_paths import (
+    RemotePath,
+    StorePath,
+    as_store_path,
+    atomic_write_bytes,
+    read_metadata,
+    read_parquet,
+    write_parquet,
+)
 
 PACK_GLOB = "pack-*.parquet"
-
-
-class RemotePath:
-    """A file or folder on a ``pyarrow.fs`` filesystem (an object store): the part of the
-    ``pathlib.Path`` interface that dd's store uses, so local and remote roots share code."""
-
-    def __init__(self, fs: pafs.FileSystem, path: str, scheme: str):
-        self.fs, self.path, self.scheme = fs, path.rstrip("/"), scheme
-
-    def __truediv__(self, part: str) -> RemotePath:
-        return RemotePath(self.fs, f"{self.path}/{part}", self.scheme)
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.path}"
-
-    def __repr__(self) -> str:
-        return f"RemotePath({str(self)!r})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, RemotePath) and (self.fs, self.path) == (other.fs, other.path)
-
-    def __hash__(self) -> int:
-        return hash(self.path)
-
-    def __lt__(self, other: RemotePath) -> bool:
-        return self.path < other.path
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-    @property
-    def parent(self) -> RemotePath:
-        return RemotePath(self.fs, self.path.rsplit("/", 1)[0], self.scheme)
-
-    def _type(self) -> pafs.FileType:
-        return self.fs.get_file_info(self.path).type
-
-    def exists(self) -> bool:
-        return self._type() != pafs.FileType.NotFound
-
-    def is_file(self) -> bool:
-        return self._type() == pafs.FileType.File
-
-    def is_dir(self) -> bool:
-        return self._type() == pafs.FileType.Directory
-
-    def iterdir(self) -> list[RemotePath]:
-        selector = pafs.FileSelector(self.path, allow_not_found=True)
-        return [
-            RemotePath(self.fs, info.path, self.scheme) for info in self.fs.get_file_info(selector)
-        ]
-
-    def glob(self, pattern: str) -> list[RemotePath]:
-        return [p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern)]
-
-    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
-        self.fs.create_dir(self.path, recursive=parents)
-
-    def read_bytes(self) -> bytes:
-        with self.fs.open_input_stream(self.path) as f:
-            return f.read()
-
-    def read_text(self) -> str:
-        return self.read_bytes().decode()
-
-    def unlink(self, missing_ok: bool = False) -> None:
-        try:
-            self.fs.delete_file(self.path)
-        except FileNotFoundError:
-            if not missing_ok:
-                raise
-
-    def replace(self, target: RemotePath) -> RemotePath:
-        self.fs.move(self.path, target.path)
-        return target
-
-    def write_atomic(self, payload: bytes) -> None:
-        """Write to a temporary key beside this one, then move it here: readers never see a
-        part (an object store's move is a copy then a delete of the temporary key)."""
-        tmp = self.parent / f".tmp-{self.name}-{uuid.uuid4().hex[:12]}"
-        try:
-            with self.fs.open_output_stream(tmp.path) as f:
-                f.write(payload)
-            tmp.replace(self)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-StorePath = Path | RemotePath
-
-
-def as_store_path(location: str | Path | RemotePath) -> StorePath:
-    """A local path, or a ``RemotePath`` for a URI (``file://`` URIs are local paths)."""
-    if isinstance(location, (Path, RemotePath)):
-        return location
-    text = str(location)
-    if "://" not in text:
-        return Path(text)
-    scheme = text.split("://", 1)[0]
-    try:
-        fs, path = pafs.FileSystem.from_uri(text)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
-        raise StoreError(
-            f"--results {text}: not a results location pyarrow.fs can open ({e}); "
-            "give a folder or an s3://, gs:// or file:// URI"
-        ) from None
-    if isinstance(fs, pafs.LocalFileSystem):
-        return Path(path)
-    return RemotePath(fs, path, scheme)
-
-
-def default_results_root() -> str:
-    """$DD_RESULTS, else ./results."""
-    return os.environ.get("DD_RESULTS") or "results"
-
-
-def atomic_write_bytes(path: StorePath, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, fsync it, then rename it over
-    (on an object store: a temporary key, then a move).
-
-    Readers see the old file or the whole new one, never a part; a failure leaves no file.
-    """
-    if isinstance(path, RemotePath):
-        try:
-            path.write_atomic(payload)
-        except OSError as e:
-            raise StoreError(f"{path}: cannot write ({e})") from None
-        return
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; results are for every reader
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise StoreError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class SweepStore:
@@ -208,6 +66,7 @@ class SweepStore:
         self.dir = self.root / self.name
         self.packs_dir = self.dir / "packs"
         self.failed_dir = self.dir / "failed"
+        self.checkpoints_dir = self.dir / "checkpoints"
 
     # ---- the driver lock
     @contextmanager
@@ -277,14 +136,37 @@ class SweepStore:
         for record in (self.dir / "running").glob("pack-*.json"):
             record.unlink(missing_ok=True)
 
+    # ---- where each file goes
+    @property
+    def spec_path(self) -> StorePath:
+        return self.dir / "spec.yaml"
+
+    def checkpoint_path(self, pack_id: str) -> StorePath:
+        """A training pack's checkpoint (``resources.checkpoint_every``)."""
+        return self.checkpoints_dir / f"pack-{pack_id}.msgpack"
+
+    def params_path(self, trial_id: str) -> StorePath:
+        """A trial's trained parameters (``train.save_params``)."""
+        return self.dir / "params" / f"{trial_id}.msgpack"
+
+    def curve_path(self, name: str) -> StorePath:
+        """A curve table of the aggregator, ``curves/<name>.parquet``."""
+        return self.dir / "curves" / f"{name}.parquet"
+
+    def figure_path(self, name: str) -> StorePath:
+        """A figure of the aggregator, ``figures/<name>`` (the name with its suffix)."""
+        return self.dir / "figures" / name
+
+    @property
+    def report_path(self) -> StorePath:
+        return self.dir / "report.html"
+
     # ---- spec
     def write_spec(self, mapping: dict) -> None:
-        atomic_write_bytes(
-            self.dir / "spec.yaml", yaml.safe_dump(mapping, sort_keys=False).encode()
-        )
+        atomic_write_bytes(self.spec_path, yaml.safe_dump(mapping, sort_keys=False).encode())
 
     def read_spec_mapping(self) -> dict:
-        path = self.dir / "spec.yaml"
+        path = self.spec_path
         try:
             return yaml.safe_load(path.read_text())
         except FileNotFoundError:
@@ -295,7 +177,7 @@ class SweepStore:
                     "are stored; give the sweep's spec file instead of its name "
                     "(e.g. 'dd status path/to/spec.yaml')"
                 ) from None
-            raise StoreError(
+            raise DDError(  # an unknown sweep name is bad input: exit 2
                 f"{self.dir}: no sweep here (spec.yaml missing); "
                 f"run 'dd sweep' first or pass --results"
             ) from None
@@ -379,7 +261,7 @@ class SweepStore:
         (the ids of the packs still to run) nor stored (``keep_checkpoints`` keeps those). A
         changed spec regroups its trials into packs of new ids, so an interrupted run's
         checkpoints would otherwise stay forever. Call under the driver lock."""
-        folder = self.dir / "checkpoints"
+        folder = self.checkpoints_dir
         if not folder.is_dir():
             return []
         keep = planned | {p.name[len("pack-") : -len(".parquet")] for p in self.pack_files()}
@@ -454,6 +336,14 @@ class SweepStore:
         return self._records(self.failed_dir)
 
 
+def sweep_names(root: str | Path | RemotePath) -> list[str]:
+    """The sweeps stored under ``root``: its folders that hold a ``spec.yaml``."""
+    root = as_store_path(root)
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "spec.yaml").is_file())
+
+
 def _stale(record: dict[str, Any]) -> bool | None:
     if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
         return None
@@ -464,27 +354,3 @@ def _stale(record: dict[str, Any]) -> bool | None:
     except PermissionError:  # alive, another user's
         return False
     return False
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-def write_parquet(path: StorePath, table: pa.Table) -> None:
-    """``table`` as a Parquet file at ``path``, atomically."""
-    atomic_write_bytes(path, parquet_bytes(table))
-
-
-def read_metadata(path: StorePath) -> pq.FileMetaData:
-    if isinstance(path, RemotePath):
-        with path.fs.open_input_file(path.path) as f:
-            return pq.read_metadata(f)
-    return pq.read_metadata(path)
-
-
-def read_parquet(path: StorePath, columns: list[str] | None = None) -> pa.Table:
-    if isinstance(path, RemotePath):
-        return pq.read_table(path.path, columns=columns, filesystem=path.fs)
-    return pq.read_table(path, columns=columns)

@@ -9,7 +9,6 @@ single-replica program. A trial gives the same numbers alone or in any pack eith
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dd import checkpoint as ckpt
+from dd import checkpoint as ckpt, hooks
 from dd.config import Train, Trial
 from dd.data import load_dataset
 from dd.device_data import to_device
@@ -30,10 +29,6 @@ from dd.programs import advance, prepare, train_to
 from dd.rng import scoped
 from dd.step import Program
 
-FAULT_OOM_ABOVE = "DD_FAULT_OOM_ABOVE"  # test switch: packs above N replicas run out of memory
-# Test switch: a pack that started from scratch waits this many seconds after its first
-# checkpoint, so a fault test can kill it mid-pack however fast the pack trains.
-FAULT_HOLD_AFTER_CHECKPOINT = "DD_FAULT_HOLD_AFTER_CHECKPOINT"
 GPU_VMAP_CONV_WIDTH = 32  # conv nets wider than this train replica by replica on a GPU
 
 
@@ -133,11 +128,7 @@ def train_pack(
     the time went (``dd.profile``).
     """
     profile = profile or PackProfile()
-    limit = os.environ.get(FAULT_OOM_ABOVE)
-    if limit and len(trials) > int(limit):
-        raise OutOfMemory(
-            f"RESOURCE_EXHAUSTED: {len(trials)} replicas (injected by ${FAULT_OOM_ABOVE}={limit})"
-        )
+    hooks.call("before_compile", trials=trials)
     planned_loop, planned_sequential = execution_plan(key_trial)
     loop = loop or planned_loop
     sequential = planned_sequential if sequential is None else sequential
@@ -184,12 +175,11 @@ def train_pack(
     counts = [n_params(t) for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
-    hold = float(os.environ.get(FAULT_HOLD_AFTER_CHECKPOINT, 0))
     if checkpoint is not None and checkpoint.exists():
         template = _stack(profile.to_host(replicas))
         state, done, rows = ckpt.restore(checkpoint, template, len(trials))
         replicas = [profile.to_device(part) for part in _split(state, groups)]
-        hold = 0.0
+    resumed_from = done
     epochs = key_trial.train.epochs
     evals = set(eval_epochs(key_trial.train))
     saves = (
@@ -229,8 +219,9 @@ def train_pack(
             if epoch in saves or (timed and done < epochs and time.monotonic() - saved_at >= timed):
                 ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
                 saved_at = time.monotonic()
-                time.sleep(hold)
-                hold = 0.0
+                hooks.call(
+                    "after_checkpoint", path=checkpoint, epoch=done, resumed_from=resumed_from
+                )
     with profile.phase("evaluate"):
         final = _stack(profile.to_host([(r.params, r.diverged_step) for r in replicas]))
     params_R, diverged = final

@@ -166,7 +166,7 @@ def _probe(key: tuple) -> Probe | str:
             f"raised {_one_line(e)}"
         )
     x_RBD = jax.ShapeDtypeStruct((PROBE_REPLICAS, PROBE_BATCH) + input_shape, jnp.dtype(x_dtype))
-    keys = jax.random.split(jax.random.key(0), PROBE_REPLICAS)
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), PROBE_REPLICAS))
     try:
         variables = jax.eval_shape(
             jax.vmap(lambda k, x: module.init(k, x, train=False)), keys, x_RBD

@@ -1,9 +1,13 @@
 """Shared fixtures: tiny specs on disk, and one local Ray instance for the tests that need it.
+(Helpers that tests import, such as the dd subprocess runner, are in tests/helpers.py.)
 
-Markers (registered in pyproject.toml; `make test-fast` deselects all three): ``slow`` for a
-test over about 5 s, ``ray`` for one that starts Ray (given here to every test that uses the
-``ray_local`` fixture; a test that starts Ray in a subprocess is marked by hand), ``browser``
-for one that drives Chromium.
+Markers (registered in pyproject.toml; `make test-fast` deselects the first three): ``slow``
+for a test over about 3 s, ``ray`` for one that starts Ray (given here to every test that uses
+the ``ray_local`` fixture; a test that starts Ray in a subprocess is marked by hand),
+``browser`` for one that drives Chromium, and ``gpu`` for one that needs a GPU: deselected
+here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless ``-m`` names
+``gpu`` (`make test-gpu`) to run them on purpose. A test of the path without a GPU is marked
+``helpers.without_gpu`` and skips where one answers.
 """
 
 from __future__ import annotations
@@ -14,13 +18,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import gpu_answers
+
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "ray_local" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+    if gpu_answers() or "gpu" in (config.option.markexpr or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +55,3 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
-
-
-TINY_GAUSSIAN = {
-    "name": "tiny",
-    "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 500},
-    "model": {"name": "raw_features", "n_features": 1},
-    "grid": {"model.n_features": [2, 5, 8, 12, 15, 20], "seed": {"range": [0, 4]}},
-}

@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from dd.store import SweepStore
+from faultsite.dd_faults import env as faults_env
+from helpers import kill_tree, start_dd
 
 pytestmark = pytest.mark.ray  # every test here runs sweeps on Ray
 
@@ -46,32 +48,6 @@ SPEC = {
 }
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc (children of children included)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _kill_tree(pid: int) -> None:
-    for p in [pid, *_descendants(pid)]:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _wait_for(condition, what: str, limit: float = 240.0):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -84,29 +60,21 @@ def _wait_for(condition, what: str, limit: float = 240.0):
 
 # Packs that start from scratch pause this long after their first checkpoint, so each test
 # below kills a pack mid-way however fast it trains (a warm pack here takes about a second).
-HOLD = {"DD_FAULT_HOLD_AFTER_CHECKPOINT": "10"}
+HOLD = {"hold_after_checkpoint": 10}
 
 
 def _driver(
-    spec_path: Path, results: Path, *options: str, env: dict | None = None
+    spec_path: Path, results: Path, *options: str, faults: dict | None = None
 ) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(spec_path),
-            "--results",
-            str(results),
-            "--no-curves",
-            *options,
-        ],
-        stdout=subprocess.PIPE,
+    return start_dd(
+        "sweep",
+        spec_path,
+        "--results",
+        results,
+        "--no-curves",
+        *options,
+        env=faults_env(**(faults or {})),
         stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
     )
 
 
@@ -114,7 +82,7 @@ def _finish(driver: subprocess.Popen) -> str:
     try:
         out, _ = driver.communicate(timeout=600)
     finally:
-        _kill_tree(driver.pid)  # the driver's local Ray processes, if any outlived it
+        kill_tree(driver.pid)  # the driver's local Ray processes, if any outlived it
     return out
 
 
@@ -166,7 +134,7 @@ def _assert_same_results(table: pa.Table, reference: pa.Table) -> None:
 
 def test_killed_worker_is_retried_and_every_trial_stored_once(tmp_path, reference):
     results = tmp_path / "results"
-    driver = _driver(_spec_file(tmp_path), results, env=HOLD)
+    driver = _driver(_spec_file(tmp_path), results, faults=HOLD)
     sweep = results / SPEC["name"]
     try:  # kill the worker of a pack that has checkpointed and is still running
         (checkpoint,) = _wait_for(
@@ -192,12 +160,12 @@ def test_killed_driver_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path
     results = tmp_path / "results"
     # One CPU for the local Ray instance: the packs run one after the other, so the kill lands
     # while the second pack trains, whichever finishes first, on any number of cores.
-    driver = _driver(spec_path, results, "--cpus", "1", env=HOLD)
+    driver = _driver(spec_path, results, "--cpus", "1", faults=HOLD)
     packs = results / SPEC["name"] / "packs"
     try:
         _wait_for(lambda: list(packs.glob("pack-*.parquet")), "a first finished pack")
     finally:
-        _kill_tree(driver.pid)
+        kill_tree(driver.pid)
         driver.wait()
     assert driver.returncode == -signal.SIGKILL
     stored_before = len(list(packs.glob("pack-*.parquet")))
@@ -217,6 +185,7 @@ import time
 from pathlib import Path
 from ray.cluster_utils import Cluster
 from dd.execute import run_sweep
+from dd.settings import Settings
 from dd.spec import parse_spec
 
 spec, root = parse_spec(json.loads(sys.argv[1])), Path(sys.argv[2])
@@ -225,7 +194,7 @@ nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
 cluster.wait_for_nodes()
 out = {}
 thread = threading.Thread(target=lambda: out.update(
-    report=run_sweep(spec, root, address=cluster.address, quiet=True)))
+    report=run_sweep(spec, root, settings=Settings(address=cluster.address), quiet=True)))
 thread.start()
 running = root / spec.name / "running"
 deadline = time.monotonic() + 240
@@ -251,7 +220,7 @@ def test_lost_node_loses_no_result(tmp_path, reference):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        env={**os.environ, **HOLD},
+        env=faults_env(**HOLD),
     )
     out = _finish(script)  # kills the cluster's processes too, whatever happened
     assert script.returncode == 0, out[-4000:]

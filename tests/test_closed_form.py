@@ -16,6 +16,7 @@ from dd.theory import gaussian_raw_features_risk
 SWEEPS = Path(__file__).parent.parent / "sweeps"
 
 
+@pytest.mark.slow
 def test_a_trial_in_a_pack_equals_the_trial_alone():
     spec = parse_spec(
         {

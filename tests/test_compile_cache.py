@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pyarrow.compute as pc
 import pytest
 
-from dd.execute import compile_cache_dir, worker_env
+from dd.settings import Settings
 from dd.spec import Resources
 from dd.store import SweepStore
+from dd.worker import worker_env
+from helpers import run_dd
 
 TINY_MLP = {
     "name": "cached",
@@ -37,24 +35,16 @@ def test_a_second_sweep_loads_every_program_from_the_cache_and_gets_the_same_num
     cache = tmp_path / "jax-cache"
     tables = []
     for run in ("first", "second"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dd.cli",
-                "sweep",
-                str(spec),
-                "--results",
-                str(tmp_path / run),
-                "--compile-cache",
-                str(cache),
-                "--no-curves",
-                "--quiet",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "DD_COMPILE_CACHE": "off"},
+        done = run_dd(
+            "sweep",
+            spec,
+            "--results",
+            tmp_path / run,
+            "--compile-cache",
+            cache,
+            "--no-curves",
+            "--quiet",
+            env={"DD_COMPILE_CACHE": "off"},
         )  # the flag wins over the variable
         assert done.returncode == 0, done.stderr
         if run == "first":
@@ -70,15 +60,15 @@ def test_a_second_sweep_loads_every_program_from_the_cache_and_gets_the_same_num
         assert pc.all(pc.equal(tables[0][metric], tables[1][metric])).as_py(), metric
 
 
-def test_compile_cache_setting_flag_then_environment_then_default(monkeypatch):
-    monkeypatch.delenv("DD_COMPILE_CACHE", raising=False)
-    assert compile_cache_dir() == "~/.cache/dd/jax"
-    monkeypatch.setenv("DD_COMPILE_CACHE", "/shared/jax")
-    assert compile_cache_dir() == "/shared/jax"
-    assert compile_cache_dir("/mine") == "/mine"
-    assert compile_cache_dir("off") is None
-    monkeypatch.setenv("DD_COMPILE_CACHE", "off")
-    assert compile_cache_dir() is None
+def test_compile_cache_setting_flag_then_environment_then_default():
+    def cache(environ: dict, flag: str | None = None) -> str | None:
+        return Settings.load(environ, compile_cache=flag).compile_cache
+
+    assert cache({}) == "~/.cache/dd/jax"
+    assert cache({"DD_COMPILE_CACHE": "/shared/jax"}) == "/shared/jax"
+    assert cache({"DD_COMPILE_CACHE": "/shared/jax"}, "/mine") == "/mine"
+    assert cache({"DD_COMPILE_CACHE": "/shared/jax"}, "off") is None
+    assert cache({"DD_COMPILE_CACHE": "off"}) is None
 
 
 def test_packs_sharing_a_gpu_get_their_share_of_its_memory():

@@ -11,8 +11,9 @@ import pytest
 from dd.aggregate import compute_kinds, current_rows, describe, write_curves
 from dd.curves.base import Section
 from dd.curves.registry import CURVE_KINDS, check_curves
+from dd.ids import trial_id
 from dd.schema import flatten_config
-from dd.spec import parse_spec, trial_id
+from dd.spec import parse_spec
 from dd.store import SweepStore
 
 SPECS = {

@@ -19,7 +19,8 @@ from dd.curves.landmarks import (
 )
 from dd.curves.registry import curve_kinds
 from dd.errors import SpecError
-from dd.spec import parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import parse_spec
 from dd.store import SweepStore
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_dd
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE = EXAMPLES / "own_model"
 
@@ -54,42 +56,20 @@ def test_the_example_sweeps_through_dd_sweep_on_ray(example_data, tmp_path):
         "--set",
         "data.n_train=200",
     ]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(EXAMPLE / "spec.yaml"),
-            "--results",
-            str(tmp_path),
-            "--cpus",
-            "2",
-            *smoke,
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
+    done = run_dd(
+        "sweep", EXAMPLE / "spec.yaml", "--results", tmp_path, "--cpus", "2", *smoke, env=_env()
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "own_mixer: ran 4 trials" in done.stderr and "figure: " in done.stdout
-    query = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "query",
-            "SELECT model_width, count(*) AS n FROM trials GROUP BY 1 ORDER BY 1",
-            "--sweep",
-            "own_mixer",
-            "--results",
-            str(tmp_path),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
+    query = run_dd(
+        "query",
+        "SELECT model_width, count(*) AS n FROM trials GROUP BY 1 ORDER BY 1",
+        "--sweep",
+        "own_mixer",
+        "--results",
+        tmp_path,
+        "--format",
+        "json",
         timeout=300,
     )
     assert query.returncode == 0, query.stderr

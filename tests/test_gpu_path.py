@@ -21,6 +21,8 @@ import yaml
 
 from dd.packs import make_packs, pack_key
 from dd.spec import parse_spec
+from faultsite.dd_faults import env as faults_env
+from helpers import gpu_answers, run_dd, without_gpu
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +55,22 @@ def test_make_installs_the_cuda_build_where_nvidia_smi_answers(tmp_path, nvidia_
         check=True,
     ).stdout
     assert ("jax[cuda12]==" in out) == nvidia_smi
+
+
+@pytest.mark.parametrize("answer", ["answers", "fails", "missing"])
+def test_the_tests_see_a_gpu_where_nvidia_smi_lists_one_as_make_does(tmp_path, monkeypatch, answer):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    if answer != "missing":
+        code = 0 if answer == "answers" else 9  # 9: the driver's "no devices were found"
+        (fake / "nvidia-smi").write_text(f"#!/bin/sh\necho 'GPU 0: NVIDIA H200'\nexit {code}\n")
+        (fake / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    gpu_answers.cache_clear()
+    try:
+        assert gpu_answers() == (answer == "answers")
+    finally:
+        gpu_answers.cache_clear()  # the next caller asks this machine's own nvidia-smi again
 
 
 def test_a_bad_accel_is_one_line_and_exit_2(tmp_path):
@@ -133,6 +151,7 @@ def _convolutions(hlo: str) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 def test_a_cnn_pack_differentiates_the_pack_so_weight_gradients_are_batch_grouped():
     convs = _convolutions(_cnn_step_hlo(CNN_SPEC))
     kernel = 3
@@ -222,6 +241,7 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
 # --------------------------------------------------------------------------- precision
 
 
+@pytest.mark.slow
 def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_path):
     from dd.checkpoint import load_params
     from dd.train import train_pack
@@ -273,9 +293,10 @@ def test_precision_is_validated_and_stored_in_rows(write_spec, tmp_path, capsys)
 # --------------------------------------------------------------------------- accelerator check
 
 
+@without_gpu
 def test_a_pack_that_asked_for_a_gpu_refuses_to_train_without_one(tmp_path):
-    from dd.execute import AcceleratorError, run_pack
     from dd.spec import Resources
+    from dd.worker import AcceleratorError, run_pack
 
     spec = parse_spec(CNN_SPEC)
     (pack,) = make_packs(list(spec.trials), spec.resources)
@@ -286,6 +307,20 @@ def test_a_pack_that_asked_for_a_gpu_refuses_to_train_without_one(tmp_path):
     ):
         run_pack("cnn", str(tmp_path), pack, Resources(gpus=1.0))
     assert not (tmp_path / "cnn" / "packs").exists()
+
+
+@pytest.mark.gpu
+def test_a_pack_that_asked_for_a_gpu_trains_on_it(tmp_path):
+    from dd.execute import run_pack
+    from dd.spec import Resources
+    from dd.store import SweepStore
+
+    spec = parse_spec(CNN_SPEC)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    run_pack("cnn", str(tmp_path), pack, Resources(gpus=1.0))
+    table = SweepStore(tmp_path, "cnn").read_results()
+    assert set(table["platform"].to_pylist()) == {"gpu"}
+    assert table.num_rows > 0 and all(e is not None for e in table["test_error"].to_pylist())
 
 
 # --------------------------------------------------------------------------- sweeps on Ray
@@ -300,26 +335,18 @@ MLP_SWEEP = {
 }
 
 
-def _sweep(tmp_path: Path, spec: dict, env: dict) -> subprocess.CompletedProcess:
+def _sweep(tmp_path: Path, spec: dict, **faults) -> subprocess.CompletedProcess:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dd",
-            "sweep",
-            str(path),
-            "--results",
-            str(tmp_path / "results"),
-            "--no-curves",
-            "--cpus",
-            "2",
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return run_dd(
+        "sweep",
+        path,
+        "--results",
+        tmp_path / "results",
+        "--no-curves",
+        "--cpus",
+        "2",
+        env=faults_env(**faults),
     )
 
 
@@ -327,7 +354,7 @@ def _sweep(tmp_path: Path, spec: dict, env: dict) -> subprocess.CompletedProcess
 def test_a_pack_out_of_memory_splits_in_halves_and_stores_every_trial_once(tmp_path):
     from dd.store import SweepStore
 
-    done = _sweep(tmp_path, MLP_SWEEP, {"DD_FAULT_OOM_ABOVE": "1"})
+    done = _sweep(tmp_path, MLP_SWEEP, oom_above=1)
     assert done.returncode == 0, done.stderr[-3000:]
     store = SweepStore(tmp_path / "results", "gpu_path")
     table = store.read_results()
@@ -344,12 +371,13 @@ import json, sys
 from pathlib import Path
 import ray
 from dd.execute import run_sweep
+from dd.settings import Settings
 from dd.spec import parse_spec
 
 spec, root = parse_spec(json.loads(sys.argv[1])), Path(sys.argv[2])
 ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False,
          logging_level="ERROR")
-report = run_sweep(spec, root, quiet=True, compile_cache="off")
+report = run_sweep(spec, root, settings=Settings(compile_cache=None), quiet=True)
 print("RESULT", json.dumps({"failed": report.failed_packs, "placements": report.placements}))
 """
 
@@ -369,7 +397,7 @@ def test_every_pack_runs_on_the_gpu_ray_gave_its_worker(tmp_path, gpus):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "DD_ALLOW_CPU_FOR_GPU_PACKS": "1"},
+        env=faults_env(gpus_on_cpu=True),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(
@@ -410,6 +438,7 @@ def test_the_gpu_benchmark_runs_every_code_path_at_toy_sizes(tmp_path):
     assert "| cnn | 2 | 2 | float32 |" in done.stdout and "Targets:" in done.stdout
 
 
+@without_gpu
 def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--out", str(tmp_path / "gpu.json")],
@@ -424,10 +453,11 @@ def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
     assert not (tmp_path / "gpu.json").exists()
 
 
+@pytest.mark.slow
 def test_rows_record_platform_device_precision_and_lock(tmp_path):
-    from dd.execute import run_pack
     from dd.provenance import lock_hash
     from dd.store import SweepStore
+    from dd.worker import run_pack
 
     spec = parse_spec(
         {
@@ -447,7 +477,7 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
 
 def test_a_worker_given_no_gpu_keeps_jax_off_any_gpu():
     script = (
-        "import jax; from dd.execute import PackWorker; PackWorker(None, cpu_only=True); "
+        "import jax; from dd.worker import PackWorker; PackWorker(None, cpu_only=True); "
         "print(jax.config.jax_platforms, jax.default_backend())"
     )
     out = subprocess.run(

@@ -12,8 +12,9 @@ from dd.checkpoint import load_params
 from dd.curves.grok_times import first_step, grok_table
 from dd.execute import run_sweep
 from dd.families import make_model
+from dd.ids import trial_id
 from dd.modular import table as modular_table
-from dd.spec import parse_spec, trial_id
+from dd.spec import parse_spec
 from dd.store import SweepStore
 
 GROK_SPEC = {  # p = 31, half the pairs: groks in a few hundred full-batch steps on a CPU

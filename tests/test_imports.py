@@ -12,8 +12,8 @@ import sys
 import numpy as np
 
 import dd
-from conftest import TINY_GAUSSIAN
 from dd.store import SweepStore
+from helpers import TINY_GAUSSIAN
 
 MODULES = sorted(
     f"dd.{m.name}" for m in pkgutil.iter_modules(dd.__path__) if m.name != "__main__"

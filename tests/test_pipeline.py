@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.execute import run_sweep
-from dd.spec import load_spec, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec, parse_spec
 from dd.store import SweepStore
+from helpers import TINY_GAUSSIAN, run_dd
 
 
 @pytest.fixture
@@ -103,7 +102,7 @@ def test_curves_status_and_query_commands(swept, capsys):
 def test_status_of_an_unknown_or_malicious_sweep_name(tmp_path, capsys):
     assert main(["status", "../etc", "--results", str(tmp_path)]) == 2
     assert "not a valid sweep name" in capsys.readouterr().err
-    assert main(["status", "nothing-here", "--results", str(tmp_path)]) == 1
+    assert main(["status", "nothing-here", "--results", str(tmp_path)]) == 2
     assert "no sweep here" in capsys.readouterr().err
 
 
@@ -136,11 +135,9 @@ def test_a_bad_local_cpu_count_is_one_line_exit_2_and_writes_nothing(
 
 
 def test_python_m_dd_runs_as_a_module(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "dd", "--version"], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.startswith("dd ")
-    bad = subprocess.run([sys.executable, "-m", "dd", "sweep"], capture_output=True, text=True)
+    done = run_dd("--version")
+    assert done.returncode == 0 and done.stdout.startswith("dd ")
+    bad = run_dd("sweep")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
+from dd import __version__
 from dd.provenance import LOCK_FILE, lock_hash
 
 ROOT = Path(__file__).parent.parent
@@ -60,3 +69,42 @@ def test_lock_hash_is_the_lock_files_sha256_or_none_without_one(tmp_path):
     other.write_text("numpy==2.0.0\n")
     assert lock_hash(other) == hashlib.sha256(b"numpy==2.0.0\n").hexdigest() != lock_hash()
     assert lock_hash(tmp_path / "absent.lock") is None
+
+
+SDIST = "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_lock_so_its_rows_name_it(tmp_path):
+    """pip builds the wheel from a copy of the source (nothing is written into the tree); its
+    dd is then imported alone, unpacked where no requirements.lock lies beside the package."""
+    source, dist, unpacked = tmp_path / "source", tmp_path / "dist", tmp_path / "unpacked"
+    shutil.copytree(ROOT / "dd", source / "dd", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "requirements.lock"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dist)]
+    built = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = dist.glob("dd-*.whl")
+    with zipfile.ZipFile(wheel) as zipped:
+        assert zipped.read("dd/requirements.lock") == LOCK_FILE.read_bytes()
+        zipped.extractall(unpacked)
+    asked = subprocess.run(
+        [sys.executable, "-c", "import dd.provenance as p; print(p.__file__, p.lock_hash())"],
+        cwd=unpacked,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(unpacked)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert asked.returncode == 0, asked.stderr
+    where, found = asked.stdout.split()
+    assert where.startswith(str(unpacked)) and not (unpacked / "requirements.lock").exists()
+    assert found == lock_hash() == hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()
+
+    sdist = subprocess.run(  # what `python -m build` makes first, and builds the wheel from
+        [sys.executable, "-c", SDIST, str(dist)], cwd=source, capture_output=True, text=True
+    )
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    with tarfile.open(dist / sdist.stdout.split()[-1]) as tar:
+        assert f"dd-{__version__}/requirements.lock" in tar.getnames(), "the sdist has the lock"

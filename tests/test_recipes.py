@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
-from dd.spec import load_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec
 from dd.store import SweepStore
+from helpers import TINY_GAUSSIAN, run_dd
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "docs" / "recipes"
@@ -45,9 +46,8 @@ def dd_commands(path: Path) -> list[re.Match]:
 
 @functools.cache
 def dd_options(sub: str) -> set[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "dd", sub, "--help"], capture_output=True, text=True, check=True
-    )
+    done = run_dd(sub, "--help")
+    assert done.returncode == 0, done.stderr
     return set(re.findall(r"--[a-z][a-z-]*", done.stdout))
 
 

@@ -4,16 +4,18 @@ silently wrong."""
 from __future__ import annotations
 
 import copy
+import os
+import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.errors import SpecError
 from dd.spec import load_spec
+from helpers import TINY_GAUSSIAN, dd_command, kill_tree, run_dd, start_dd
 
 
 def _one_line_error(capsys) -> str:
@@ -93,7 +95,7 @@ def test_query_into_a_closed_pipe_is_quiet(stored):
     sql = "SELECT * FROM results, range(50)"
     for fmt in ("table", "csv"):
         done = subprocess.run(
-            f"{sys.executable} -m dd query '{sql}' --results {root} --format {fmt} | head -1",
+            shlex.join(dd_command("query", sql, "--results", root, "--format", fmt)) + " | head -1",
             shell=True,
             capture_output=True,
             text=True,
@@ -246,27 +248,21 @@ def _silent_listener():
     return server
 
 
+@pytest.mark.slow
 def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_path):
     server = _silent_listener()
     path = write_spec(TINY_GAUSSIAN)
     results = tmp_path / "results"
     for address in ("127.0.0.1:1", f"127.0.0.1:{server.getsockname()[1]}"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dd",
-                "sweep",
-                str(path),
-                "--results",
-                str(results),
-                "--address",
-                address,
-                "--connect-timeout",
-                "2",
-            ],
-            capture_output=True,
-            text=True,
+        done = run_dd(
+            "sweep",
+            path,
+            "--results",
+            results,
+            "--address",
+            address,
+            "--connect-timeout",
+            "2",
             timeout=90,
         )
         assert done.returncode == 2, done.stderr
@@ -276,15 +272,16 @@ def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_p
     server.close()
 
 
-def test_connect_timeout_comes_from_the_environment(monkeypatch):
-    from dd.cluster import connect_timeout
+def test_connect_timeout_comes_from_the_environment():
     from dd.errors import DDError
+    from dd.settings import Settings
 
-    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "7.5")
-    assert connect_timeout() == 7.5 and connect_timeout(3.0) == 3.0
-    monkeypatch.setenv("DD_CONNECT_TIMEOUT", "soon")
+    environ = {"DD_CONNECT_TIMEOUT": "7.5"}
+    assert Settings.load(environ).connect_timeout_s == 7.5
+    assert Settings.load(environ, connect_timeout_s=3.0).connect_timeout_s == 3.0
+    assert Settings.load({}).connect_timeout_s == 30.0
     with pytest.raises(DDError, match="DD_CONNECT_TIMEOUT"):
-        connect_timeout()
+        Settings.load({"DD_CONNECT_TIMEOUT": "soon"})
 
 
 # ---- item 13: a refused run leaves the stored spec as it was
@@ -321,29 +318,6 @@ SLOW = {
 DD_LINE = r"^(sig: |dd: (terminated|interrupted)|results: )"
 
 
-def _kill_tree(pid: int) -> None:
-    import os
-    import signal
-    from pathlib import Path
-
-    children = [
-        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid
-    ]
-    for child in children:
-        _kill_tree(child)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _ppid(proc) -> int | None:
-    try:
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 @pytest.mark.ray  # a real driver with its local Ray instance
 def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
     import os
@@ -354,21 +328,8 @@ def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
     path = tmp_path / "sig.yaml"
     path.write_text(yaml.safe_dump(SLOW))
     results = tmp_path / "results"
-    command = [
-        sys.executable,
-        "-m",
-        "dd",
-        "sweep",
-        str(path),
-        "--results",
-        str(results),
-        "--no-curves",
-        "--cpus",
-        "1",
-    ]
-    driver = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    command = ["sweep", str(path), "--results", str(results), "--no-curves", "--cpus", "1"]
+    driver = start_dd(*command)
     try:
         deadline = time.monotonic() + 240
         running = results / "sig" / "running"
@@ -378,22 +339,16 @@ def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
         driver.send_signal(signal.SIGTERM)
         out, err = driver.communicate(timeout=120)
     finally:
-        _kill_tree(driver.pid)
+        kill_tree(driver.pid)
     assert driver.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith("dd: terminated; run the same command")
     for line in err.strip().splitlines():
         assert re.match(DD_LINE, line), f"not a dd line: {line!r}\n{err}"
-    again = subprocess.Popen(
-        [*command, "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    again = start_dd(*command, "--quiet")
     try:
         out, err = again.communicate(timeout=300)
     finally:
-        _kill_tree(again.pid)
+        kill_tree(again.pid)
     assert again.returncode == 0, err
     assert err.strip().splitlines() == [
         line for line in err.strip().splitlines() if re.match(r"^sig: ran 2 trials in", line)
@@ -574,6 +529,69 @@ def test_a_grid_above_the_limit_is_refused_in_one_line_before_memory_is_spent(tm
     )
 
 
+def test_a_single_axis_over_the_limit_is_refused_unexpanded(tmp_path):
+    """One 100,000,000-seed axis: its length is arithmetic, so the refusal holds no list of
+    its values (0.2.0 grew to 11.9 GB before refusing). The peak memory is the child's
+    rusage, read by a small parent process: a child's maxrss includes the size of the
+    process that forked it, and the test runner's may be large."""
+    huge = {**copy.deepcopy(TINY_GAUSSIAN), "grid": {"seed": {"range": [0, 100_000_000]}}}
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(huge))
+    measure = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE, text=True); "
+        "sys.stderr.write(done.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "sys.exit(done.returncode)"
+    )
+    dd = [sys.executable, "-m", "dd", "sweep", str(path), "--dry-run"]
+    done = subprocess.run(
+        [sys.executable, "-c", measure, *dd, "--results", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "100,000,000 grid points exceed the limit of 10,000,000" in done.stderr
+    peak_kib = int(done.stdout.split()[-1])  # KiB on Linux
+    assert peak_kib < 200 * 1024, f"{peak_kib / 1024:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    "field,axis",
+    [
+        ("seed", {"range": [0, 50, 7]}),
+        ("seed", {"range": [10, 0, -3]}),
+        ("fit.ridge", {"linspace": [0.5, 2.0, 9]}),
+        ("fit.ridge", {"linspace": [1.0, 1.0, 4]}),  # one value
+        ("model.n_features", {"geomspace": [1, 20, 30]}),  # rounded: fewer than 30
+        ("model.n_features", {"linspace": [1, 5, 20]}),  # rounded: 5
+        ("model.n_features", [3, {"range": [1, 6]}, {"geomspace": [1, 8, 8]}]),
+        ("fit.ridge", [0.1, {"range": [0, 3]}, {"geomspace": [0.01, 1, 5]}]),
+    ],
+)
+def test_grid_size_counts_what_expansion_makes(field, axis, monkeypatch):
+    """The size check's count, taken before expanding, equals the trials expanded (integer
+    fields round and de-duplicate), so the limit refuses exactly the grids above it."""
+    from dd.grid import (
+        Factor,
+        axis as make_axis,
+        grid_size,
+    )
+    from dd.spec import parse_spec
+
+    mapping = {**copy.deepcopy(TINY_GAUSSIAN), "grid": {field: axis}}
+    n = len(parse_spec(copy.deepcopy(mapping)).trials)
+    assert grid_size([Factor((make_axis(field, axis, f"grid.{field}"),))], limit=10**9) == n
+    monkeypatch.setenv("DD_MAX_TRIALS", str(n))
+    assert len(parse_spec(copy.deepcopy(mapping)).trials) == n
+    if n == 1:  # (the one-value axis: no smaller limit to refuse it)
+        return
+    monkeypatch.setenv("DD_MAX_TRIALS", str(n - 1))
+    with pytest.raises(SpecError, match=f"^grid: {n} grid points exceed the limit of {n - 1}"):
+        parse_spec(copy.deepcopy(mapping))
+
+
 def test_the_trial_limit_comes_from_the_environment(monkeypatch):
     from dd.spec import parse_spec
 
@@ -629,30 +647,37 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
 
     from dd.config import Trial
     from dd.fields import build
-    from dd.spec import _set_dotted, expand_grid, parse_spec, trial_id
+    from dd.grid import expand_grid, set_dotted
+    from dd.ids import trial_id
+    from dd.spec import parse_spec
 
     spec = parse_spec(copy.deepcopy(mapping))
     base = {k: mapping[k] for k in ("seed", "data", "model", "fit", "train") if k in mapping}
     _, factors = expand_grid(mapping["grid"], True)
     naive = {}
-    for combo in itertools.product(*factors):
+    points = [
+        [dict(zip(f.names, row, strict=False)) for row in zip(*f.columns(), strict=False)]
+        for f in factors
+    ]
+    for combo in itertools.product(*points):
         raw = copy.deepcopy(base)
         for part in combo:
             for dotted, value in part.items():
-                _set_dotted(raw, dotted, value)
+                set_dotted(raw, dotted, value)
         trial = build(Trial, raw)
         naive.setdefault(trial_id(copy.deepcopy(trial)), trial)
     assert list(spec.trials) == list(naive.values())
     assert [trial_id(t) for t in spec.trials] == list(naive)
 
 
+@pytest.mark.slow
 def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
     """100,000 trials planned with their packs in little memory (Python allocations, by
     tracemalloc): 0.2.0 held a whole config tree per trial and a list of every grid point."""
     import tracemalloc
 
     import dd.closed_form  # noqa: F401 -- imported before measuring: its modules are not the plan's
-    from dd.execute import plan
+    from dd.schedule import plan
     from dd.spec import parse_spec
     from dd.store import SweepStore
 
@@ -674,7 +699,8 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
 
 # ---- item 14: checkpoints no planned pack will read are removed, and the run says so
 def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, capsys):
-    from dd.execute import plan, run_sweep
+    from dd.execute import run_sweep
+    from dd.schedule import plan
     from dd.spec import parse_spec
     from dd.store import SweepStore
 
@@ -690,3 +716,227 @@ def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, caps
     run_sweep(spec, tmp_path, quiet=False)
     assert planned.exists() and not stale.exists()
     assert "removed 1 checkpoint that no planned pack reads" in capsys.readouterr().err
+
+
+# ---- dd query: current views beside all_*; interrupts and limits
+MLP = {
+    "name": "epochs",
+    "data": {"name": "mnist1d", "n_train": 100},
+    "model": {"name": "mlp", "width": 8},
+    "train": {"epochs": 30, "batch_size": 50},
+    "grid": {"model.width": [4, 8], "seed": [0, 1]},
+}
+
+
+def test_query_views_hold_the_current_spec_and_all_views_every_version(tmp_path, capsys):
+    """After train.epochs changes, results and trials hold the current spec's trials only,
+    so an average over them never mixes 30- and 60-epoch trials; all_* hold both."""
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    old = store_trials(root, MLP, steps=3)
+    new = store_trials(root, {**MLP, "train": {**MLP["train"], "epochs": 60}}, steps=3)
+    assert not set(old) & set(new)
+
+    def query(sql: str) -> list[dict]:
+        import json
+
+        capsys.readouterr()
+        assert main(["query", sql, "--results", str(root), "--format", "json"]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    assert query("SELECT DISTINCT train_epochs AS e, current FROM results") == [
+        {"e": 60, "current": True}
+    ]
+    assert query("SELECT DISTINCT train_epochs AS e FROM trials") == [{"e": 60}]
+    assert query("SELECT count(*) AS n FROM results") == [{"n": 4 * 3}]
+    by_epochs = "SELECT train_epochs AS e, count(*) AS n, bool_and(current) AS c FROM all_trials"
+    assert query(by_epochs + " GROUP BY 1 ORDER BY 1") == [
+        {"e": 30, "n": 4, "c": False},
+        {"e": 60, "n": 4, "c": True},
+    ]
+    assert query("SELECT count(*) AS n FROM all_results") == [{"n": 8 * 3}]
+    ids = query("SELECT trial_id FROM trials ORDER BY 1")
+    assert [row["trial_id"] for row in ids] == sorted(new)
+
+
+def test_query_limits_come_from_flags_and_default_to_a_share_of_the_machine(tmp_path, capsys):
+    import json
+
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    store_trials(root, MLP)
+    sql = "SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m"
+    flags = ["--results", str(root), "--format", "json"]
+    assert main(["query", sql, *flags, "--threads", "1", "--memory-limit", "1GB"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"t": 1, "m": "953.6 MiB"}
+    assert main(["query", sql, *flags]) == 0
+    settings = json.loads(capsys.readouterr().out)
+    threads, memory = settings["t"], settings["m"]
+    assert 1 <= int(threads) <= max(1, os.cpu_count() // 2)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    value, unit = memory.split()
+    assert float(value) * {"MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit] <= total / 2 * 1.01
+    assert main(["query", sql, *flags, "--memory-limit", "lots"]) == 2
+    assert _one_line_error(capsys).startswith("dd: error: --memory-limit: 'lots' is not a size")
+
+
+RUNAWAY = "SELECT sum(a.step * b.step + c.step) FROM results a, results b, results c"
+
+
+def _runaway_query(tmp_path, *flags: str) -> subprocess.Popen:
+    """``dd query`` of a triple cross join over 6,000 rows (minutes of work), started once dd
+    is imported (a signal before that would only stop the imports)."""
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    store_trials(root, {**MLP, "grid": {"seed": {"range": [0, 2000]}}}, steps=3)
+    started = (
+        "import sys; import dd.cli, dd.query, duckdb; print('ready', file=sys.stderr, "
+        "flush=True); sys.exit(dd.cli.main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", started, "query", RUNAWAY, "--results", str(root), *flags]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stderr.readline() == "ready\n"
+    return proc
+
+
+@pytest.mark.parametrize("signum,code,how", [(2, 130, "interrupted"), (15, 143, "terminated")])
+def test_a_runaway_query_stops_on_sigint_and_sigterm(tmp_path, signum, code, how):
+    import time
+
+    proc = _runaway_query(tmp_path, "--threads", "1")
+    time.sleep(3)  # the query is running (connecting takes well under that)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)  # without the interrupt: minutes
+    assert proc.returncode == code, err
+    assert err.strip().splitlines() == [f"dd: query {how}"]
+
+
+def test_a_query_past_its_timeout_stops_with_one_line(tmp_path):
+    proc = _runaway_query(tmp_path, "--threads", "1", "--timeout", "2")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == ["dd: error: query: stopped after --timeout 2 s"]
+
+
+def test_status_of_a_spec_file_agrees_with_its_dry_run(tmp_path, capsys):
+    """A run with an override stores its overridden spec; `dd status FILE` then counted that
+    stored spec ("4 done, 0 missing") while `dd sweep FILE --dry-run` planned the file's
+    own trials ("0 already stored; 4 to run"). Both now count the file's trials."""
+    from dd.spec import apply_overrides
+    from test_store import store_trials
+
+    root = tmp_path / "r"
+    store_trials(root, apply_overrides(MLP, ["train.epochs=5"]))  # what an API run stores
+    path = tmp_path / "epochs.yaml"
+    path.write_text(yaml.safe_dump(MLP))
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--dry-run", "--results", str(root)]) == 0
+    assert "4 trials, 0 already stored; 4 to run" in capsys.readouterr().out
+    assert main(["status", str(path), "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "4 trials planned: 0 done, 4 missing" in out
+    assert "4 stored trials belong to an earlier version of the spec" in out
+    assert main(["status", "epochs", "--results", str(root)]) == 0  # by name: what ran
+    assert "4 trials planned: 4 done, 0 missing" in capsys.readouterr().out
+
+
+# ---- a local Ray whose start-up times out under load: tried once more, then one line
+RAY_NODE_TIMEOUT = (
+    "The current node timed out during startup. This could happen because some of the "
+    "raylet failed to startup or the GCS has become overloaded."
+)
+
+
+@pytest.fixture
+def failing_ray_init(monkeypatch):
+    """``ray.init`` that fails as Ray's local node does under load, the first ``n`` times
+    (``failing_ray_init(n)``); returns the list of calls. No real Ray is touched."""
+    import ray
+
+    calls: list[dict] = []
+
+    def arm(n: int) -> list[dict]:
+        def init(**options):
+            calls.append(options)
+            if len(calls) <= n:
+                raise Exception(RAY_NODE_TIMEOUT)  # Ray raises a bare Exception here
+
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(ray, "init", init)
+        monkeypatch.setattr(ray, "shutdown", lambda: None)
+        return calls
+
+    return arm
+
+
+def test_a_local_ray_start_that_times_out_once_is_tried_once_more(failing_ray_init, capsys):
+    from dd.cluster import start_ray
+
+    calls = failing_ray_init(1)
+    start_ray("local", timeout=30.0, local_cpus=2)
+    assert len(calls) == 2 and calls[1]["address"] == "local" and calls[1]["num_cpus"] == 2
+    assert "starting Ray failed (Exception: The current node timed out" in capsys.readouterr().err
+
+
+def test_a_local_ray_that_never_starts_is_one_line_and_writes_nothing(
+    failing_ray_init, write_spec, tmp_path, capsys
+):
+    calls = failing_ray_init(2)
+    results = tmp_path / "r"
+    code = main(["sweep", str(write_spec(TINY_GAUSSIAN)), "--results", str(results), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(calls) == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("dd: error: cannot start a local Ray instance after 2 tries")
+    assert "timed out during startup" in err and "--address" in err
+    assert not results.exists() or not any(results.iterdir()), "nothing written"
+
+
+# ---- a sweep of the user's own module: the driver forks nothing once JAX is up
+TINY_MODULE = """
+import flax.linen as nn
+
+
+class TinyNet(nn.Module):
+    width: int
+    n_outputs: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return nn.Dense(self.n_outputs)(nn.relu(nn.Dense(self.width)(x)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_sweep_of_an_own_module_warns_of_no_fork(tmp_path, write_spec):
+    """The spec's check traces the user's module; were JAX's backend started by it, Ray's
+    start-up (subprocesses with a preexec_fn: a fork) would print JAX's os.fork() warning."""
+    import os
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "tinynet.py").write_text(TINY_MODULE)
+    spec = write_spec(
+        {
+            "name": "own_fork",
+            "data": {"name": "digits", "n_train": 200},
+            "model": {"name": "flax", "module": "tinynet:TinyNet", "width": 4},
+            "train": {"batch_size": 50, "epochs": 2, "eval_points": 1},
+            "grid": {"model.width": [4, 8]},
+            "resources": {"cpus": 1},
+        }
+    )
+    path = [str(tmp_path / "mods")] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    done = subprocess.run(
+        [sys.executable, "-m", "dd", "sweep", str(spec), "--results", str(tmp_path / "r")]
+        + ["--no-curves", "--cpus", "1", "--quiet"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "os.fork() was called" not in done.stderr, done.stderr[-3000:]

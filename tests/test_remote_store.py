@@ -15,9 +15,11 @@ import pyarrow.fs as pafs
 import pytest
 
 from dd.errors import StoreError
-from dd.spec import load_spec, trial_id
-from dd.store import RemotePath, SweepStore, as_store_path, atomic_write_bytes
-from tests.conftest import TINY_GAUSSIAN
+from dd.ids import trial_id
+from dd.spec import load_spec
+from dd.store import SweepStore
+from dd.store_paths import RemotePath, as_store_path, atomic_write_bytes
+from helpers import TINY_GAUSSIAN, run_dd
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "dd-test",
@@ -75,16 +77,7 @@ def _keys(uri: str) -> list[str]:
 
 
 def _dd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "dd.cli", *args],
-        cwd=cwd,
-        text=True,
-        capture_output=True,
-        timeout=600,
-        env={**os.environ, **CREDENTIALS},
-    )
+    return run_dd(*args, cwd=cwd, env=CREDENTIALS)
 
 
 @pytest.mark.ray

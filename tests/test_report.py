@@ -21,7 +21,7 @@ from dd.execute import run_sweep
 from dd.report import _failures, write_report
 from dd.spec import parse_spec
 from dd.store import SweepStore
-from tests.conftest import TINY_GAUSSIAN
+from helpers import TINY_GAUSSIAN
 
 ARTEFACTS = Path(__file__).parent.parent / "test-artefacts"
 CHROMIUM_FLAGS = [

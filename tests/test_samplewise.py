@@ -8,9 +8,10 @@ import pyarrow as pa
 from dd.aggregate import sweep_curves
 from dd.closed_form import fit_pack
 from dd.curves.emc_values import emc_curves
+from dd.ids import trial_id
 from dd.packs import make_packs
 from dd.schema import pack_table
-from dd.spec import parse_spec, trial_id
+from dd.spec import parse_spec
 from dd.theory import gaussian_raw_features_risk
 
 P = 20

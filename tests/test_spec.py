@@ -7,10 +7,11 @@ import copy
 import pytest
 import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.cli import main
 from dd.errors import SpecError
-from dd.spec import load_spec, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import load_spec, parse_spec
+from helpers import TINY_GAUSSIAN
 
 
 def spec_with(**changes) -> dict:
@@ -85,6 +86,45 @@ def test_trial_ids_are_pinned_so_new_defaulted_fields_keep_stored_results():
         }
     ).trials[0]
     assert trial_id(trial) == "8a7d481784361837"
+
+
+PINNED_IDS = [  # (spec sections, the id today's code gives it): ids of unchanged specs stay
+    (
+        {
+            "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 500},
+            "model": {"name": "raw_features", "n_features": 5},
+            "fit": {"ridge": 0.01},
+        },
+        "8060e1b1aef9a31b",
+    ),
+    (
+        {
+            "data": {"name": "modular", "p": 31, "op": "x+y", "train_fraction": 0.4},
+            "model": {"name": "transformer", "width": 32, "depth": 1, "heads": 4},
+            "train": {
+                "optimizer": "adamw",
+                "lr": 0.001,
+                "weight_decay": 1.0,
+                "epochs": 100,
+                "batch_size": "full",
+            },
+        },
+        "d452671c2125a960",
+    ),
+    (
+        {
+            "data": {"name": "cifar10", "n_train": 100, "n_test": 100},
+            "model": {"name": "cnn", "width": 4},
+            "train": {"batch_size": 50},
+        },
+        "3cc01eb98dd20e8c",
+    ),
+]
+
+
+@pytest.mark.parametrize("sections,pinned", PINNED_IDS, ids=["gaussian", "modular", "cifar10"])
+def test_trial_ids_of_unchanged_specs_are_pinned(sections, pinned):
+    assert trial_id(parse_spec({"name": "pin", **sections}).trials[0]) == pinned
 
 
 BAD_SPECS = [  # (mutation, field path the one-line error must name)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dd.errors import SpecError
-from dd.spec import parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import parse_spec
 
 BASES = [
     {

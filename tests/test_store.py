@@ -6,12 +6,15 @@ import os
 
 import pyarrow as pa
 import pytest
+import yaml
 
-from conftest import TINY_GAUSSIAN
 from dd.errors import DDError, StoreError
+from dd.ids import trial_id
 from dd.schema import METRICS, pack_table
-from dd.spec import parse_spec, trial_id
-from dd.store import SweepStore, atomic_write_bytes
+from dd.spec import parse_spec
+from dd.store import SweepStore
+from dd.store_paths import atomic_write_bytes
+from helpers import TINY_GAUSSIAN
 
 
 def _table(store: SweepStore, n: int = 3) -> tuple[pa.Table, list[str]]:
@@ -156,3 +159,139 @@ def test_a_second_driver_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
     stale.write_bytes(b"half a file")
     with store.driver_lock():  # non-blocking: it would raise if the killed holder's lock stayed
         assert not stale.exists(), "stale temporaries are removed under the lock"
+
+
+# ---- identity by content: a dataset's location is not part of a trial's id
+def _npz(path, n_classes: int = 4) -> None:
+    """The arrays of the pinned legacy ids below (seeded: the same bytes every run)."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        x_train=rng.normal(size=(40, 3)).astype("float32"),
+        y_train=np.arange(40) % n_classes,
+        x_test=rng.normal(size=(8, 3)).astype("float32"),
+        y_test=np.arange(8) % n_classes,
+    )
+
+
+def _arrays_spec(path: str, name: str = "npz") -> dict:
+    return {
+        "name": name,
+        "data": {"name": "arrays", "path": path, "n_train": 20},
+        "model": {"name": "mlp", "width": 8},
+        "train": {"batch_size": 10},
+        "grid": {"seed": [0, 1]},
+    }
+
+
+def _image_spec(data_dir: str | None) -> dict:
+    data = {"name": "cifar10", "n_train": 100, "n_test": 100}
+    return {
+        "name": "img",
+        "data": data if data_dir is None else {**data, "data_dir": data_dir},
+        "model": {"name": "cnn", "width": 4},
+        "train": {"batch_size": 50},
+    }
+
+
+def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int = 1) -> list[str]:
+    """Store ``steps`` null-metric rows per trial of ``mapping`` (under ``ids``, default their
+    ids) and the spec beside them, as a finished sweep leaves them; returns the ids used."""
+    spec = parse_spec(mapping)
+    store = SweepStore(root, spec.name)
+    ids = ids or [trial_id(t) for t in spec.trials]
+    pack_id = f"p{len(store.pack_files())}"
+    store.write_pack(
+        pack_id,
+        pack_table(
+            sweep=spec.name,
+            pack_id=pack_id,
+            trial_ids=ids,
+            trials=list(spec.trials),
+            rows=[[{"step": s} for s in range(steps)] for _ in spec.trials],
+            wall_time_s=0.0,
+            jax_version="none",
+        ),
+    )
+    store.write_spec(spec.mapping)
+    return ids
+
+
+def test_a_moved_npz_keeps_its_trial_ids_and_nothing_runs(tmp_path):
+    from dd import api
+
+    _npz(tmp_path / "here" / "data.npz")
+    stored = store_trials(tmp_path / "r", _arrays_spec(str(tmp_path / "here" / "data.npz")))
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "here" / "data.npz").rename(tmp_path / "shared" / "data.npz")
+    moved = _arrays_spec(str(tmp_path / "shared" / "data.npz"))
+    assert [trial_id(t) for t in parse_spec(moved).trials] == stored
+    assert str(api.plan(moved, tmp_path / "r")).endswith("2 already stored; 0 to run in 0 packs")
+
+
+def test_changed_npz_contents_give_new_trial_ids_and_all_run(tmp_path):
+    from dd import api
+
+    path = tmp_path / "data.npz"
+    _npz(path)
+    stored = store_trials(tmp_path / "r", _arrays_spec(str(path)))
+    _npz(path, n_classes=11)  # new labels, same path
+    changed = _arrays_spec(str(path))
+    assert not {trial_id(t) for t in parse_spec(changed).trials} & set(stored)
+    assert str(api.plan(changed, tmp_path / "r")).endswith("0 already stored; 2 to run in 1 pack")
+
+
+def test_relative_and_absolute_npz_paths_give_the_same_ids(tmp_path, monkeypatch):
+    _npz(tmp_path / "data.npz")
+    monkeypatch.chdir(tmp_path)
+    relative = parse_spec(_arrays_spec("data.npz")).trials
+    absolute = parse_spec(_arrays_spec(str(tmp_path / "data.npz"))).trials
+    assert [trial_id(t) for t in relative] == [trial_id(t) for t in absolute]
+
+
+def test_an_image_data_dir_is_not_part_of_the_id(tmp_path, capsys):
+    from dd.cli import main
+
+    stored = store_trials(tmp_path / "r", _image_spec("/mnt/a/cifar"))
+    assert [trial_id(t) for t in parse_spec(_image_spec("/shared/cifar")).trials] == stored
+    assert [trial_id(t) for t in parse_spec(_image_spec(None)).trials] == stored
+    spec = tmp_path / "img.yaml"
+    spec.write_text(yaml.safe_dump(_image_spec("/shared/cifar")))
+    capsys.readouterr()
+    assert main(["status", str(spec), "--results", str(tmp_path / "r")]) == 0
+    assert "1 trials planned: 1 done, 0 missing" in capsys.readouterr().out
+
+
+# ids today's code gave these trials before identity followed content (dd 0.3's scheme):
+# the arrays spec at the relative path data.npz, and the cifar10 spec with data_dir
+LEGACY_NPZ_IDS = ["27f59838bc2fde8d"]
+LEGACY_IMAGE_IDS = ["7d5c25119b181ef9"]
+
+
+def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, capsys):
+    """Rows written under the old, location-hashing ids (an .npz sweep and an image sweep
+    with data_dir) count as stored, and are renamed to the current ids on first open."""
+    from dd import api
+    from dd.cli import main
+    from dd.ids import legacy_trial_id
+
+    monkeypatch.chdir(tmp_path)
+    _npz(tmp_path / "data.npz")
+    npz = {**_arrays_spec("data.npz"), "grid": {"seed": [0]}}
+    image = _image_spec("/data/cifar")
+    for mapping, legacy in ((npz, LEGACY_NPZ_IDS), (image, LEGACY_IMAGE_IDS)):
+        assert [legacy_trial_id(t) for t in parse_spec(mapping).trials] == legacy
+        assert store_trials(tmp_path / "r", mapping, ids=legacy) == legacy
+    assert str(api.plan(npz, tmp_path / "r")).endswith("1 already stored; 0 to run in 0 packs")
+    current = [trial_id(t) for t in parse_spec(npz).trials]
+    assert SweepStore(tmp_path / "r", "npz").stored_trial_ids() == set(current)
+    (tmp_path / "img.yaml").write_text(yaml.safe_dump(image))
+    capsys.readouterr()
+    assert main(["status", "img", "--results", str(tmp_path / "r")]) == 0
+    assert "1 trials planned: 1 done, 0 missing" in capsys.readouterr().out
+    assert SweepStore(tmp_path / "r", "img").stored_trial_ids() == {
+        trial_id(parse_spec(image).trials[0])
+    }

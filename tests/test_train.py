@@ -91,6 +91,7 @@ def test_one_compile_per_pack_shape():
     assert counts[3] > 0, "a width past it is a new shape"
 
 
+@pytest.mark.slow
 def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     """Width 9 trains inside the 64-wide program; its saved parameters have width-9 shapes,
     and the width-9 network on them gives the test error the wide program measured."""
@@ -119,6 +120,7 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
     from dd.families import make_model, narrow, program_trial
 
@@ -191,6 +193,7 @@ def test_schedules():
     assert eval_epochs(Train(epochs=10, eval_points=5, eval_spacing="linear")) == [2, 4, 6, 8, 10]
 
 
+@pytest.mark.slow
 def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path, monkeypatch):
     import dd.train as train_module
 

@@ -17,7 +17,9 @@ import pytest
 
 from dd.cli import main
 from dd.errors import DDError, SpecError
-from dd.spec import apply_overrides, parse_spec, trial_id
+from dd.ids import trial_id
+from dd.spec import apply_overrides, parse_spec
+from helpers import run_dd
 
 PACKAGE = "ddtest_userpkg"  # a name no other test uses: its modules are cached per process
 
@@ -604,14 +606,7 @@ def test_a_user_trial_alone_equals_the_trial_in_a_pack(user_package):
 
 
 def _run(args: list[str], root: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dd", *args],
-        capture_output=True,
-        text=True,
-        env=user_env(root),
-        cwd=cwd,
-        timeout=600,
-    )
+    return run_dd(*args, env=user_env(root), cwd=cwd)
 
 
 @pytest.mark.slow

@@ -1,0 +1,91 @@
+"""The driver's scheduling, apart from Ray: which packs run, how many workers the cluster
+holds, which pack a free worker takes next, and the account of what became of each pack.
+
+Plain objects, so a test drives a whole schedule without Ray (``tests/test_schedule.py``);
+the driver (``dd.execute``) only moves packs between these and its Ray workers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from dd.adopt import adopt_legacy_ids
+from dd.ids import trial_id
+from dd.packs import Pack, make_packs, pack_cost
+from dd.spec import Resources, Spec
+from dd.store import SweepStore
+
+
+@dataclass
+class SweepReport:
+    """What a ``run_sweep`` call did."""
+
+    planned: int
+    already_stored: int
+    packs: int = 0
+    trials_run: int = 0
+    failed_packs: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    placements: list[dict] = field(default_factory=list)  # per finished pack: where it ran
+    oom_splits: int = 0
+
+    def run_record(self, started: str) -> dict:
+        """The record of this run that the store keeps under ``runs/``."""
+        return {
+            "started": started,
+            "wall_time_s": self.wall_time_s,
+            "trials_run": self.trials_run,
+            "packs": self.packs,
+            "failed_packs": len(self.failed_packs),
+            "oom_splits": self.oom_splits,
+        }
+
+
+def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
+    """The packs still to run, and how many planned trials are already stored."""
+    adopt_legacy_ids(store, spec)  # rows stored under a location-hashing id count as stored
+    stored = store.stored_trial_ids()
+    missing = [t for t in spec.trials if trial_id(t) not in stored]
+    return (
+        make_packs(missing, spec.resources, planned=list(spec.trials)),
+        len(spec.trials) - len(missing),
+    )
+
+
+def worker_slots(resources: Resources, cluster: dict[str, float], n_packs: int) -> int:
+    """How many pack workers the cluster holds at once (at least one, at most one per pack)."""
+    slots = n_packs
+    if resources.cpus > 0:
+        slots = min(slots, int(cluster.get("CPU", 0) // resources.cpus))
+    if resources.gpus > 0:
+        slots = min(slots, int(round(cluster.get("GPU", 0) / resources.gpus, 6)))
+    return max(1, slots)
+
+
+class Schedule:
+    """The packs of one run: handed out longest first (better packing of the last ones), and
+    each finished one counted into ``report``. ``next_pack`` gives None once every pack has
+    been handed out: the worker asking can then be let go."""
+
+    def __init__(self, packs: list[Pack], report: SweepReport):
+        self.queue = deque(sorted(packs, key=pack_cost, reverse=True))
+        self.report = report
+        self.total_trials = sum(len(p.trials) for p in packs)
+
+    def next_pack(self) -> Pack | None:
+        return self.queue.popleft() if self.queue else None
+
+    def finished(self, pack: Pack, result: dict) -> str | None:
+        """``pack`` ran (``result``: its worker's summary); a line to show, if any."""
+        self.report.trials_run += len(pack.trials)
+        self.report.placements.append(result)
+        if splits := result.get("oom_splits"):
+            self.report.oom_splits += splits
+            return f"pack {pack.id} ran out of memory; split {splits} times"
+        return None
+
+    def failed(self, pack: Pack, reason: str) -> str:
+        """``pack`` failed for ``reason`` (its retries spent); the line to show."""
+        self.report.failed_packs.append(pack.id)
+        return f"pack {pack.id} failed: {reason}"

@@ -1,0 +1,224 @@
+"""The pack worker: what runs inside a Ray actor. It runs one pack at a time (a closed-form
+fit, or training that splits on out-of-memory), and writes the pack's Parquet file itself, so
+results never travel through the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from dd import hooks
+from dd.errors import DDError
+from dd.packs import Pack, pack_key
+from dd.spec import Resources
+from dd.store import SweepStore
+
+
+class AcceleratorError(DDError):
+    """A pack asked for an accelerator that its worker does not have."""
+
+
+def run_pack(
+    sweep: str,
+    results_root: str,
+    pack: Pack,
+    resources: Resources,
+    compile_cache: str | None = None,
+) -> dict:
+    """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker).
+
+    A training pack checkpoints to ``<sweep>/checkpoints/`` when the spec asks for it and
+    resumes from there after a crash; the checkpoint goes once the pack's file is written.
+    A pack that runs out of memory is split in halves that run one after the other, down to
+    one replica (``dd.memory``). With ``compile_cache`` (a folder, shared by the workers when
+    it is on shared storage) a program compiled once, by any worker, is loaded rather than
+    compiled again.
+    """
+    if compile_cache:
+        use_compile_cache(compile_cache)
+    check_accelerator(resources)
+    store = SweepStore(results_root, sweep)
+    with store.running(pack.id):
+        return _run_pack(store, pack, resources)
+
+
+def use_compile_cache(folder: str) -> None:
+    """Keep JAX's persistent compilation cache in ``folder`` (~ expanded on this worker)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def check_accelerator(resources: Resources) -> None:
+    """A pack given GPUs must find JAX's GPU backend: the CPU build of JAX on a GPU node would
+    otherwise train every pack on the CPU without a word."""
+    import jax
+
+    platform = jax.default_backend()
+    if resources.gpus == 0 or platform == "gpu":
+        return
+    if not any(hooks.call("accelerator_missing", resources=resources, platform=platform)):
+        raise AcceleratorError(
+            f"resources.gpus is {resources.gpus:g} but JAX on this worker has no GPU backend "
+            f"(platform {platform}): install the CUDA build of JAX ('make install ACCEL=cuda') "
+            "or set resources.gpus: 0"
+        )
+
+
+def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
+    import jax
+
+    from dd.schema import pack_table
+
+    trials, padded = list(pack.trials), pack.padded_trials()
+    checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every else None
+    start = time.perf_counter()
+    splits = 0
+    if trials[0].model.CLOSED_FORM:
+        from dd.closed_form import fit_pack
+
+        rows = [[metrics] for metrics in fit_pack(padded, pack.n_rows)]
+    else:
+        from dd.memory import device_budget
+
+        param_files = (
+            [store.params_path(tid) for tid in pack.trial_ids]
+            if trials[0].train.save_params
+            else None
+        )
+        rows, splits = train_splitting(
+            padded,
+            pack_key(trials[0]),
+            pack.n_rows,
+            checkpoint=checkpoint,
+            checkpoint_every=resources.checkpoint_every,
+            param_files=param_files,
+            memory_budget=device_budget(resources.gpus),
+        )
+    rows = rows[: len(trials)]
+    wall = time.perf_counter() - start
+    device = jax.devices()[0]
+    table = pack_table(
+        sweep=store.name,
+        pack_id=pack.id,
+        trial_ids=list(pack.trial_ids),
+        trials=trials,
+        rows=rows,
+        wall_time_s=wall,
+        jax_version=jax.__version__,
+        platform=device.platform,
+        device_kind=device.device_kind,
+    )
+    store.write_pack(pack.id, table)
+    if checkpoint is not None and not resources.keep_checkpoints:
+        checkpoint.unlink(missing_ok=True)
+    return {
+        "pack_id": pack.id,
+        "trials": len(pack.trials),
+        "wall_time_s": wall,
+        "oom_splits": splits,
+    }
+
+
+def train_splitting(
+    trials: list,
+    key_trial,
+    n_rows: int,
+    *,
+    checkpoint: Path | None,
+    param_files: list[Path] | None,
+    **options,
+) -> tuple[list, int]:
+    """``dd.train.train_pack``, split in halves (recursively, down to one replica) when it
+    runs out of memory; returns the rows and how many splits it took."""
+    from dd.memory import is_out_of_memory
+    from dd.train import train_pack
+
+    try:
+        return train_pack(
+            trials, key_trial, n_rows, checkpoint=checkpoint, param_files=param_files, **options
+        ), 0
+    except Exception as e:
+        if len(trials) == 1 or not is_out_of_memory(e):
+            raise
+    half = (len(trials) + 1) // 2
+    out, splits = [], 1
+    for side, part in (("a", slice(0, half)), ("b", slice(half, None))):
+        part_checkpoint = (
+            checkpoint.with_name(f"{checkpoint.stem}.{side}{checkpoint.suffix}")
+            if checkpoint is not None
+            else None
+        )
+        rows, more = train_splitting(
+            trials[part],
+            key_trial,
+            n_rows,
+            checkpoint=part_checkpoint,
+            param_files=param_files[part] if param_files else None,
+            **options,
+        )
+        if part_checkpoint is not None:
+            part_checkpoint.unlink(missing_ok=True)
+        out += rows
+        splits += more
+    return out, splits
+
+
+class PackWorker:
+    """A long-lived Ray actor that runs packs one after another.
+
+    Ray binds an actor to the GPUs it was created with for its whole life, and CUDA binds a
+    process to the device of its first use, so a pack always runs on the GPU Ray assigned
+    (a reused task process could be handed another GPU's CUDA_VISIBLE_DEVICES while CUDA
+    stays on the first). Compiled programs stay warm across the packs a worker runs.
+    """
+
+    def __init__(self, compile_cache: str | None, cpu_only: bool = False):
+        self.visible_at_start = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if cpu_only:  # a pack given no GPU must not take one (JAX would use any it sees)
+            import jax
+
+            jax.config.update("jax_platforms", "cpu")
+        if compile_cache:
+            use_compile_cache(compile_cache)
+        self.compile_cache = compile_cache
+
+    def placement(self) -> dict:
+        """Where this worker runs: process, GPUs Ray assigned, CUDA_VISIBLE_DEVICES at its
+        start and now."""
+        import ray
+
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "ray_gpu_ids": [
+                str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+            ],
+            "visible_at_start": self.visible_at_start,
+            "visible_now": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
+
+    def run(self, sweep: str, results_root: str, pack: Pack, resources: Resources) -> dict:
+        placement = self.placement()
+        return run_pack(sweep, results_root, pack, resources, self.compile_cache) | placement
+
+
+def worker_env(resources: Resources) -> dict[str, str]:
+    """Environment for pack workers: a pack given a fraction of a GPU gets that fraction of
+    its memory (less a margin for XLA's own use), allocated as needed, so that the packs
+    sharing one GPU fit; whole GPUs keep XLA's defaults. ``deterministic`` adds XLA's
+    deterministic GPU operations to the workers' XLA_FLAGS."""
+    env = {}
+    if 0 < resources.gpus < 1:
+        env |= {
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+            "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * resources.gpus:.3f}",
+        }
+    if resources.deterministic:
+        flags = os.environ.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+    return env

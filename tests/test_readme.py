@@ -1,0 +1,82 @@
+"""The README read literally: its shell commands name programs the venv (or make) has, and its
+Python runs top to bottom as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+BIN = Path(sys.executable).parent  # the venv's bin: dd, python, ray, ...
+BLOCK = re.compile(r"^ *```(?P<lang>\w*)\n(?P<body>.*?)^ *```$", re.MULTILINE | re.DOTALL)
+
+
+def blocks(lang: str) -> list[str]:
+    return [m["body"] for m in BLOCK.finditer(README) if m["lang"] == lang]
+
+
+def shell_commands() -> list[list[str]]:
+    """Each command of the bash blocks, and of the `$ ` lines in plain ones, as shlex words:
+    comments dropped, continued lines and quotes across lines joined."""
+    lines = [line for body in blocks("bash") for line in body.splitlines()]
+    prompts = [line.strip() for body in blocks("") for line in body.splitlines()]
+    lines += [line[2:] for line in prompts if line.startswith("$ ")]
+    commands, pending = [], ""
+    for line in lines:
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line + "\n"
+        try:
+            words = shlex.split(pending, comments=True)
+        except ValueError:  # a quote still open: the command goes on
+            continue
+        if words:
+            commands.append(words)
+        pending = ""
+    assert pending == "", f"unfinished command: {pending!r}"
+    return commands
+
+
+def program(words: list[str]) -> str:
+    """The program a command runs, past leading VAR=value assignments."""
+    return next(w for w in words if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w))
+
+
+def test_every_shell_command_in_the_readme_is_the_venvs_or_make():
+    commands = shell_commands()
+    assert {program(c) for c in commands} >= {"make", "dd", "python"}
+    unknown = [
+        shlex.join(c) for c in commands if program(c) != "make" and not (BIN / program(c)).exists()
+    ]
+    assert unknown == [], f"not in {BIN} nor make"
+
+
+def test_the_readme_says_how_to_put_the_venv_on_path():
+    assert "source .venv/bin/activate" in README and "`.venv/bin/dd`" in README
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_readme_python_runs_top_to_bottom(tmp_path):
+    """As a user at the repository root runs it: here a copy of the specs it names, in a
+    fresh interpreter, with the default results folder ./results."""
+    code = "\n".join(blocks("python"))
+    for spec in sorted(set(re.findall(r'"(sweeps/[\w.]+\.yaml)"', code))):
+        (tmp_path / spec).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / spec, tmp_path / spec)
+    env = {k: v for k, v in os.environ.items() if k != "DD_RESULTS"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mnist1d_mlp: ran 57 trials" in done.stdout, done.stdout[-3000:]
+    assert list((tmp_path / "results" / "mnist1d_mlp" / "packs").glob("pack-*.parquet"))
