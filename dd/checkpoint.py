@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 import flax.serialization
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dd.step import Replica
@@ -43,7 +41,7 @@ def restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int,
             f"warning: ignoring checkpoint {path} ({e}); training from the start", file=sys.stderr
         )
         return template, 0, [[] for _ in range(n_trials)]
-    return jax.tree.map(jnp.asarray, state["replicas"]), meta["epoch"], meta["rows"]
+    return state["replicas"], meta["epoch"], meta["rows"]  # host arrays
 
 
 def save_params(path: Path, params) -> None:

@@ -130,11 +130,11 @@ def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, f
     with jax.enable_x64(True):
         out = _fit_replicas(
             to_device(dataset, first.data, TEST_CHUNK),
-            jnp.asarray([t.seed for t in trials], jnp.uint32),
-            jnp.asarray([t.data.n_train for t in trials]),
-            jnp.asarray([getattr(t.data, "label_noise", 0.0) for t in trials]),
-            jnp.asarray([t.fit.ridge for t in trials]),
-            jnp.asarray([t.model.n_features for t in trials]),
+            np.asarray([t.seed for t in trials], np.uint32),  # host values: no tiny programs
+            np.asarray([t.data.n_train for t in trials]),
+            np.asarray([getattr(t.data, "label_noise", 0.0) for t in trials]),
+            np.asarray([t.fit.ridge for t in trials]),
+            np.asarray([t.model.n_features for t in trials]),
             model=program_trial(first).model,
             n_rows=n_rows,
             p_eff_inputs=min(first.fit.p_eff_inputs, len(dataset.y_test)),

@@ -54,12 +54,12 @@ class DeviceData:
 def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
     """The device form of ``dataset`` (``data`` is its config), test rows in ``chunk``s."""
 
-    def put(array):
-        return None if array is None else jnp.asarray(array)
+    def put(array):  # a transfer, not a program (jnp.asarray compiles a copy)
+        return None if array is None else jax.device_put(array)
 
     extra = kind_of(data).device_arrays(dataset, data)  # a TABLE kind replaces the tests
     tests = {} if "x_test_CTD" in extra else test_chunks(dataset, chunk)
-    noise = None if dataset.beta is None else jnp.asarray(dataset.noise_var)
+    noise = None if dataset.beta is None else put(np.float32(dataset.noise_var))
     return DeviceData(
         x_pool_PD=put(dataset.x_pool),
         y_pool_P=put(dataset.y_pool),
@@ -70,7 +70,7 @@ def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
         noise_var=noise,
         n_classes=dataset.n_classes,
         **{k: put(v) for k, v in tests.items()},
-        **extra,
+        **{k: put(v) for k, v in extra.items()},
     )
 
 

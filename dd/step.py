@@ -1,5 +1,5 @@
 """One pack's training steps: the replicas' state, the step that differentiates the pack,
-and the two loops that drive it (on device, or from the host).
+and the on-device loop over epochs (``dd.programs`` compiles them, with the host loop).
 
 Every replica of a pack shares the model, the data pool, the batch size and the epoch count;
 seeds, n_train, label noise, learning rate and weight decay differ as arrays. A replica with
@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from dd.config import Train, Trial
@@ -37,8 +36,6 @@ from dd.optim import loss_fn, lr_factor, make_optimizer
 from dd.padding import narrow
 from dd.precision import matmul_precision
 from dd.rng import named
-
-LOOPS = ("scan", "host")
 
 
 class Replica(NamedTuple):
@@ -244,41 +241,3 @@ def train_epochs_on_device(
 
     with matmul_precision(program.train.precision):
         return jax.lax.fori_loop(first, last, one_epoch, replicas)
-
-
-@functools.partial(jax.jit, static_argnames=("program",))
-def _orders(program: Program, setups: Setup, epoch: jax.Array) -> jax.Array:
-    return epoch_orders(program, setups, epoch)
-
-
-@functools.partial(jax.jit, static_argnames=("program",), donate_argnames=("replicas",))
-def _one_step(
-    program: Program,
-    data: DeviceData,
-    setups: Setup,
-    replicas: Replica,
-    orders_RN: jax.Array,
-    i: jax.Array,
-) -> Replica:
-    with matmul_precision(program.train.precision):
-        return pack_step(program, data, setups, replicas, orders_RN, i)
-
-
-def train_epochs_from_host(
-    program: Program, data: DeviceData, setups: Setup, replicas: Replica, first: int, last: int
-) -> Replica:
-    """The same epochs as ``train_epochs_on_device``, one compiled step call per batch."""
-    for epoch in range(first, last):
-        orders_RN = _orders(program, setups, np.int32(epoch))
-        for i in range(program.steps_per_epoch):
-            replicas = _one_step(program, data, setups, replicas, orders_RN, np.int32(i))
-    return replicas
-
-
-def train_epochs(
-    program: Program, data: DeviceData, setups: Setup, replicas: Replica, first: int, last: int
-) -> Replica:
-    """Train from epoch ``first`` to ``last`` with the program's loop."""
-    if program.loop == "host":
-        return train_epochs_from_host(program, data, setups, replicas, first, last)
-    return train_epochs_on_device(program, data, setups, replicas, np.int32(first), np.int32(last))

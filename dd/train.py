@@ -9,23 +9,26 @@ single-replica program. A trial gives the same numbers alone or in any pack eith
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dd import checkpoint as ckpt, hooks
 from dd.config import Train, Trial
 from dd.data import load_dataset
-from dd.device_data import draw_setups, to_device
-from dd.evaluate import EVAL_CHUNK, evaluate
+from dd.device_data import to_device
+from dd.evaluate import EVAL_CHUNK
 from dd.memory import OutOfMemory, compiled_bytes
 from dd.models.registry import kind_of, n_params
 from dd.padding import unpad
+from dd.profile import PackProfile
+from dd.programs import advance, prepare, train_to
 from dd.rng import scoped
-from dd.step import Program, init_replicas, train_epochs, train_epochs_on_device
+from dd.step import Program
 
 GPU_VMAP_CONV_WIDTH = 32  # conv nets wider than this train replica by replica on a GPU
 
@@ -60,16 +63,36 @@ def eval_epochs(train: Train) -> list[int]:
     return sorted({int(round(p)) for p in points} | {train.epochs})
 
 
-def _take(tree, index: list[int]):
-    """The replicas ``index`` of a stacked tree; all of them in order is the tree itself (no
-    gather program to compile for a vmapped pack's one group)."""
-    if index == list(range(len(jax.tree.leaves(tree)[0]))):
-        return tree
-    return jax.tree.map(lambda a: a[np.asarray(index)], tree)
-
-
 def _stack(trees: list):
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+    """Host trees of the pack's groups as one tree over all its replicas."""
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *trees)
+
+
+def _split(tree, groups: list[list[int]]) -> list:
+    """A host tree over all replicas cut into the groups' trees (contiguous groups)."""
+    return [jax.tree.map(lambda a, g=g: a[g[0] : g[-1] + 1], tree) for g in groups]
+
+
+def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> int:
+    """The epoch to train to next: ``target``, or sooner so that the call lasts about
+    ``seconds`` at ``rate`` epochs per second (once a rate is measured)."""
+    if not seconds or not rate:
+        return target
+    return min(target, done + max(1, int(seconds * rate)))
+
+
+def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
+    """What differs between a pack's replicas, as host arrays with a leading R axis."""
+    return {
+        "seed": np.asarray([t.seed for t in trials], np.uint32),
+        "n_train": np.asarray([t.data.n_train for t in trials], np.int32),
+        "label_noise": np.asarray(
+            [getattr(t.data, "label_noise", 0.0) for t in trials], np.float32
+        ),
+        "lr": np.asarray([t.train.lr for t in trials], np.float32),
+        "weight_decay": np.asarray([t.train.weight_decay for t in trials], np.float32),
+        "width": np.asarray([t.model.width for t in trials], np.int32),
+    }
 
 
 @scoped()
@@ -84,55 +107,65 @@ def train_pack(
     memory_budget: int | None = None,
     loop: str | None = None,
     sequential: bool | None = None,
+    checkpoint_seconds: float = 0.0,
+    on_evaluation: Callable[[int, list[list[dict[str, Any]]]], None] | None = None,
+    profile: PackProfile | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
 
     ``key_trial`` is the pack key (``dd.packs.pack_key``), ``n_rows`` the row count replicas
-    are padded to (default: the largest n_train): together they fix the compiled program.
-    With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state (parameters, optimizer
-    state, step counts, divergence flags, the rows so far) is saved atomically every that many
-    epochs, and a saved state is resumed from: the data order and augmentation draws derive
-    from (trial key, epoch, step), so a resumed pack ends with the same numbers.
-    ``param_files`` (one per trial) receive the final parameters (``dd.checkpoint``).
-    ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if the compiled
-    program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
+    are padded to (default: the largest n_train): together they fix the compiled programs
+    (``dd.programs``). With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state
+    (parameters, optimizer state, step counts, divergence flags, the rows so far) is saved
+    atomically every that many epochs, and a saved state is resumed from: the data order and
+    augmentation draws derive from (trial key, epoch, step), so a resumed pack ends with the
+    same numbers. ``param_files`` (one per trial) receive the final parameters
+    (``dd.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
+    the compiled program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
+    ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
+    (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
+    not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
+    rows so far (each complete but for a divergence found later). ``profile`` receives where
+    the time went (``dd.profile``).
     """
+    profile = profile or PackProfile()
     hooks.call("before_compile", trials=trials)
     planned_loop, planned_sequential = execution_plan(key_trial)
     loop = loop or planned_loop
     sequential = planned_sequential if sequential is None else sequential
-    dataset = load_dataset(key_trial.data)
-    n_rows = n_rows or max(t.data.n_train for t in trials)
-    program = Program(
-        trial=key_trial,
-        n_rows=n_rows,
-        n_classes=dataset.n_classes,
-        augment=bool(getattr(key_trial.data, "augment", False)),
-        loop=loop,
-    )
-    if program.steps_per_epoch == 0:
-        raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
-    data = to_device(dataset, key_trial.data, EVAL_CHUNK)
-    setups = draw_setups(
-        data,
-        jnp.asarray([t.seed for t in trials], jnp.uint32),
-        jnp.asarray([t.data.n_train for t in trials]),
-        jnp.asarray([getattr(t.data, "label_noise", 0.0) for t in trials], jnp.float32),
-        jnp.asarray([t.train.lr for t in trials], jnp.float32),
-        jnp.asarray([t.train.weight_decay for t in trials], jnp.float32),
-        n_rows=n_rows,
-    )
-    widths = jnp.asarray([t.model.width for t in trials])
+    with profile.phase("data"):
+        dataset = load_dataset(key_trial.data)
+        n_rows = n_rows or max(t.data.n_train for t in trials)
+        program = Program(
+            trial=key_trial,
+            n_rows=n_rows,
+            n_classes=dataset.n_classes,
+            augment=bool(getattr(key_trial.data, "augment", False)),
+            loop=loop,
+        )
+        if program.steps_per_epoch == 0:
+            raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
+        data = to_device(dataset, key_trial.data, EVAL_CHUNK)
     groups = [[r] for r in range(len(trials))] if sequential else [list(range(len(trials)))]
-    group_setups = [_take(setups, g) for g in groups]
-    replicas = [
-        init_replicas(program, data, s, widths[np.asarray(g)])
-        for s, g in zip(group_setups, groups, strict=True)
-    ]
+    values = replica_values(trials)
+    with profile.phase("train"):
+        prepared = [
+            prepare(program, data, profile.to_device(jax.tree.map(lambda a, g=g: a[g], values)))
+            for g in groups
+        ]
+    group_setups = [s for s, _ in prepared]
+    replicas = [r for _, r in prepared]
     if memory_budget is not None and loop == "scan":
-        compiled = train_epochs_on_device.lower(
-            program, data, group_setups[0], replicas[0], np.int32(0), np.int32(1)
-        ).compile()
+        with profile.phase("train"):
+            compiled = advance.lower(
+                program,
+                data,
+                group_setups[0],
+                replicas[0],
+                np.int32(0),
+                np.int32(1),
+                np.bool_(True),
+            ).compile()
         need = compiled_bytes(compiled)
         if need > memory_budget:
             raise OutOfMemory(
@@ -140,11 +173,13 @@ def train_pack(
                 f"for {len(groups[0])} replicas; the budget is {memory_budget:,}"
             )
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
+    counts = [n_params(t) for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
     if checkpoint is not None and checkpoint.exists():
-        state, done, rows = ckpt.restore(checkpoint, _stack(replicas), len(trials))
-        replicas = [_take(state, g) for g in groups]
+        template = _stack(profile.to_host(replicas))
+        state, done, rows = ckpt.restore(checkpoint, template, len(trials))
+        replicas = [profile.to_device(part) for part in _split(state, groups)]
     resumed_from = done
     epochs = key_trial.train.epochs
     evals = set(eval_epochs(key_trial.train))
@@ -153,40 +188,53 @@ def train_pack(
         if checkpoint is not None and checkpoint_every > 0
         else set()
     )
-    for epoch in sorted(evals | saves):
-        if epoch <= done:
-            continue
-        replicas = [
-            train_epochs(program, data, s, r, done, epoch)
-            for s, r in zip(group_setups, replicas, strict=True)
-        ]
-        done = epoch
-        if epoch in evals:
-            metrics = _stack(
-                [evaluate(program, data, s, r) for s, r in zip(group_setups, replicas, strict=True)]
-            )
-            metrics = jax.tree.map(np.asarray, metrics)
-            alive = np.asarray(_stack([r.alive for r in replicas]))
-            for r in range(len(trials)):
-                row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
-                if alive[r]:
-                    row |= _host_metrics({k: v[r] for k, v in metrics.items()})
-                rows[r].append(row)
-        if epoch in saves:
-            ckpt.save(checkpoint, _stack(replicas), done, rows)
-            hooks.call("after_checkpoint", path=checkpoint, epoch=epoch, resumed_from=resumed_from)
-    final = _stack(replicas)
+    timed = checkpoint_seconds if checkpoint is not None else 0.0
+    rate, saved_at = None, time.monotonic()
+    for target in sorted(evals | saves):
+        while done < target:
+            epoch = _next_stop(done, target, rate, timed)
+            measure = epoch == target and epoch in evals
+            started = time.monotonic()
+            with profile.phase("train"):
+                advanced = [
+                    train_to(program, data, s, r, done, epoch, measure)
+                    for s, r in zip(group_setups, replicas, strict=True)
+                ]
+                replicas = [r for r, _ in advanced]
+                jax.block_until_ready(replicas)
+            rate = (epoch - done) / max(time.monotonic() - started, 1e-9)
+            done = epoch
+            if measure:
+                with profile.phase("evaluate"):
+                    metrics, alive = profile.to_host(
+                        ([m for _, m in advanced], [r.alive for r in replicas])
+                    )
+                    metrics, alive = _stack(metrics), np.concatenate(alive)
+                    for r in range(len(trials)):
+                        row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
+                        if alive[r]:
+                            row |= _host_metrics({k: v[r] for k, v in metrics.items()})
+                        rows[r].append(row | {"n_params": counts[r]})
+                if on_evaluation is not None:
+                    on_evaluation(epoch, rows)
+            if epoch in saves or (timed and done < epochs and time.monotonic() - saved_at >= timed):
+                ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
+                saved_at = time.monotonic()
+                hooks.call(
+                    "after_checkpoint", path=checkpoint, epoch=done, resumed_from=resumed_from
+                )
+    with profile.phase("evaluate"):
+        final = _stack(profile.to_host([(r.params, r.diverged_step) for r in replicas]))
+    params_R, diverged = final
     pads = kind_of(key_trial).pads(key_trial)
     for r, path in enumerate(param_files or []):
-        params = jax.tree.map(lambda a, r=r: np.asarray(a[r]), final.params)
+        params = jax.tree.map(lambda a, r=r: a[r], params_R)
         if pads:
             params = unpad(key_trial, params, trials[r].model.width)  # the trial's own shapes
         ckpt.save_params(path, params)
-    diverged = np.asarray(final.diverged_step)
     for r, trial_rows in enumerate(rows):
-        count = n_params(trials[r])
         for row in trial_rows:
-            row["n_params"] = count
+            row.setdefault("n_params", counts[r])  # rows restored from an older checkpoint
             if diverged[r] >= 0:
                 row["status"], row["diverged_step"] = "diverged", int(diverged[r])
     return rows

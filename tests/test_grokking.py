@@ -109,11 +109,11 @@ def test_curves_write_grokking_figures_and_times(grokked):
     spec, store, _ = grokked
     aggregate = write_curves(store, spec)
     names = {p.name for p in aggregate.figures}
-    assert {"grokking.png", "grok_times.png"} <= names
+    assert {"grokking.png", "grok_times.png", "nanda_phases.png"} <= names
     phases = dict(
         zip(
-            aggregate.results["grok_times"]["train_weight_decay"].to_pylist(),
-            aggregate.results["grok_times"]["phase"].to_pylist(),
+            aggregate.results["grok_times"].table["train_weight_decay"].to_pylist(),
+            aggregate.results["grok_times"].table["phase"].to_pylist(),
             strict=True,
         )
     )

@@ -202,26 +202,25 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
     key, trials = pack_key(pack.trials[0]), list(pack.trials)
     uninterrupted = train_pack(trials, key)
     checkpoint = tmp_path / "pack.msgpack"
-    real_evaluate, calls = train_module.evaluate, []
+    real_train_to, calls = train_module.train_to, []
 
     def crash_on_third_evaluation(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
+        calls.append(args[-1])  # measure: this call ends at an evaluation point
+        if sum(calls) == 3:
             raise RuntimeError("worker killed")
-        return real_evaluate(*args, **kwargs)
+        return real_train_to(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", crash_on_third_evaluation)
+    monkeypatch.setattr(train_module, "train_to", crash_on_third_evaluation)
     with pytest.raises(RuntimeError, match="worker killed"):
         train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
     assert checkpoint.exists(), "the state at epoch 4 was saved before the crash"
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
-    real_train, starts = train_module.train_epochs, []
+    starts = []
 
-    def record_start(program, data, setups, replicas, first, last):
+    def record_start(program, data, setups, replicas, first, last, measure):
         starts.append(int(first))
-        return real_train(program, data, setups, replicas, first, last)
+        return real_train_to(program, data, setups, replicas, first, last, measure)
 
-    monkeypatch.setattr(train_module, "train_epochs", record_start)
+    monkeypatch.setattr(train_module, "train_to", record_start)
     resumed = train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
     assert starts == [4], "training resumed at the epoch-4 checkpoint, not from the start"
     np.testing.assert_equal(resumed, uninterrupted)  # exactly, NaN (no noised labels) included

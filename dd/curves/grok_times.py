@@ -19,15 +19,19 @@ pairs against their corrupted labels (memorisation) and v against their true lab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
 from dd.curves import grokking
 from dd.curves.base import CurveKind, Section, plain, series_order
+from dd.curves.circuits import ALGORITHMS, algorithm, nanda_phases
 from dd.curves.landmarks import check_swept
 from dd.schema import column_name
 
 NAME = "grok_times"
+CIRCUIT_MEASURES = ("grad_symmetricity", "distance_irrelevance")  # final values, in that order
 
 
 def first_step(steps: np.ndarray, accuracy: np.ndarray, level: float) -> float:
@@ -67,15 +71,36 @@ def _phase(t: dict[str, np.ndarray], spec, corrupted: bool) -> str:
     return "comprehension" if t_test <= spec.curves.phase_gap_ratio * t_train else "grokking"
 
 
+@dataclass(frozen=True)
+class GrokTimes:
+    """The per-trial table (``curves/grok_times.parquet``) and each trial's accuracy traces
+    over steps (``{trial_id: {"step", "train_acc", "test_acc": arrays}}``) for the figures."""
+
+    table: pa.Table
+    traces: dict
+
+
 def grok_table(rows: pa.Table, spec) -> pa.Table:
     """One row per trial: its swept values, T_memorise, T_generalise (first steps with train /
-    test accuracy >= ``grok_accuracy``, NaN if never), their ratio, final accuracies, phase."""
+    test accuracy >= ``grok_accuracy``, NaN if never), their ratio, final accuracies, phase,
+    Nanda's phase boundaries and Zhong's algorithm label (``dd.curves.circuits``)."""
     level = spec.curves.grok_accuracy
     records = []
     for tid, t in _by_trial(rows).items():
         corrupted = bool(np.nan_to_num(t.get("data_label_noise", np.zeros(1)))[0] > 0)
         t_mem = first_step(t["step"], 1 - t["train_error"], level)
         t_gen = first_step(t["step"], 1 - t["test_error"], level)
+        boundaries = nanda_phases(
+            t["step"],
+            1 - t["train_error"],
+            1 - t["test_error"],
+            t.get("test_loss"),
+            t.get("restricted_loss"),
+            t.get("excluded_loss"),
+            level,
+        )
+        final = {m: float(t[m][-1]) if m in t else float("nan") for m in CIRCUIT_MEASURES}
+        generalised = bool(1 - t["test_error"][-1] >= level)
         records.append(
             {
                 "trial_id": tid,
@@ -89,6 +114,8 @@ def grok_table(rows: pa.Table, spec) -> pa.Table:
                 "final_inversion": float(t["noisy_true_acc"][-1]),
                 "budget": float(t["step"][-1]),
                 "phase": _phase(t, spec, corrupted),
+                **boundaries,
+                "algorithm": algorithm(*final.values(), generalised),
             }
         )
     return pa.Table.from_pylist(records)
@@ -218,15 +245,68 @@ def summary(grok: pa.Table) -> list[str]:
         if done
         else ""
     )
-    return [line, "phases: " + ", ".join(f"{p} {n}" for p, n in counts.items())]
+    return [line, "phases: " + ", ".join(f"{p} {n}" for p, n in counts.items())] + _circuit_lines(
+        grok
+    )
 
 
-def compute(rows, spec, earlier) -> pa.Table:
-    return grok_table(rows, spec)
+def _median(values: list) -> str:
+    found = [v for v in values if v is not None]
+    return f"{np.median(found):g}" if found else "-"
 
 
-def figures(grok: pa.Table, spec) -> dict:
-    out = {}
+def _circuit_lines(grok: pa.Table) -> list[str]:
+    """Nanda's ordering over the trials that cleaned up, and the algorithms per cell."""
+    rows = grok.to_pylist()
+    lines = []
+    cleaned = [r for r in rows if r["cleanup_start"] is not None]
+    if cleaned:
+        ordered = [
+            r
+            for r in cleaned
+            if r["circuit_start"] is not None and r["circuit_start"] < r["cleanup_start"]
+        ]
+        lines.append(
+            f"Nanda's phases: the excluded loss rises before the test accuracy jumps in "
+            f"{len(ordered)} of {len(cleaned)} trials that generalise (median memorisation end "
+            f"{_median([r['memorisation_end'] for r in cleaned])}, circuit formation from "
+            f"{_median([r['circuit_start'] for r in cleaned])}, cleanup from "
+            f"{_median([r['cleanup_start'] for r in cleaned])} steps)"
+        )
+    axes = [c for c in grok.column_names[1 : grok.column_names.index("t_memorise")] if c != "seed"]
+    cells: dict[tuple, list[str]] = {}
+    for r in rows:
+        cells.setdefault(tuple(r[c] for c in axes), []).append(r["algorithm"])
+    if any(label != "neither" for labels in cells.values() for label in labels):
+        parts = [
+            (
+                ", ".join(
+                    f"{c}={v:g}" if isinstance(v, float) else f"{c}={v}"
+                    for c, v in zip(axes, cell, strict=True)
+                )
+                or "all"
+            )
+            + ": "
+            + ", ".join(f"{a} {labels.count(a)}" for a in ALGORITHMS if labels.count(a))
+            for cell, labels in sorted(cells.items(), key=lambda kv: series_order(kv[0]))
+        ]
+        lines.append("algorithms (clock / pizza, Zhong et al.): " + "; ".join(parts))
+    return lines
+
+
+def compute(rows, spec, earlier) -> GrokTimes:
+    traces = {
+        tid: {"step": t["step"], "train_acc": 1 - t["train_error"], "test_acc": 1 - t["test_error"]}
+        for tid, t in _by_trial(rows).items()
+    }
+    return GrokTimes(grok_table(rows, spec), traces)
+
+
+def figures(result: GrokTimes, spec) -> dict:
+    from dd.curves.phase_figure import plot_nanda_phases
+
+    grok = result.table
+    out = {"nanda_phases.png": plot_nanda_phases(grok, result.traces, spec)}
     x = time_axis(spec)
     if x is not None:
         out["grok_times.png"] = plot_grok_times(grok, spec, x)
@@ -241,10 +321,10 @@ KIND = CurveKind(
     needs="modular-arithmetic data (data.name: modular)",
     axis=grokking.axis,
     compute=compute,
-    tables=lambda grok: {NAME: grok},
+    tables=lambda result: {NAME: result.table},
     figures=figures,
-    summary=summary,
-    sections=lambda grok: [Section("Grokking times and phases", grok, landmark=False)],
+    summary=lambda result: summary(result.table),
+    sections=lambda result: [Section("Grokking times and phases", result.table, landmark=False)],
     check=lambda curves, axes, trial: check_swept(curves, axes, ("phase_x", "phase_y")),
     curve_set=False,
 )

@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import jax.numpy as jnp
 import numpy as np
 
 from dd.config import ClassificationData, Data
@@ -182,13 +181,13 @@ def device_arrays(dataset: Dataset, data: ModularData) -> dict[str, Any]:
     """The Fourier basis (and, for x +- y, the directions of the sum) the progress measures
     read; no test chunks: the whole table is evaluated from the pool."""
     out = {
-        "fourier_basis_FP": jnp.asarray(fourier_basis(data.p).astype(np.float32)),
+        "fourier_basis_FP": fourier_basis(data.p).astype(np.float32),
         "x_test_CTD": None,
         "y_test_CT": None,
         "mask_test_CT": None,
     }
     if data.op in FOURIER_OPS:
-        out["sum_directions_PF"] = jnp.asarray(sum_directions(dataset.x_pool, data.p, data.op))
+        out["sum_directions_PF"] = sum_directions(dataset.x_pool, data.p, data.op)
     return out
 
 

@@ -1,0 +1,106 @@
+"""A pack's fixed costs: two compiled programs per pack key, none for a second pack of the
+same key, and one device-to-host transfer per evaluation point (``dd.programs``,
+``dd.profile``)."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+
+from dd.packs import make_packs, pack_key
+from dd.profile import PackProfile
+from dd.spec import parse_spec
+from dd.train import eval_epochs, train_pack
+
+SPEC = {
+    "name": "fixed-costs",
+    "data": {"name": "mnist1d", "n_train": 120, "train_pool": 400, "n_test": 300},
+    "model": {"name": "mlp", "width": 12},
+    "train": {"batch_size": 40, "epochs": 5, "eval_points": 3},
+    "grid": {"seed": [0, 1, 2]},
+}
+CNN_SPEC = {
+    **SPEC,
+    "model": {"name": "cnn", "width": 2},
+    "train": {"batch_size": 40, "epochs": 2, "eval_points": 2},
+}
+
+
+def _pack(mapping: dict):
+    spec = parse_spec(mapping)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    return list(pack.trials), pack_key(pack.trials[0])
+
+
+@pytest.mark.parametrize("mapping", [SPEC, CNN_SPEC], ids=["mlp-scan", "cnn-host-loop"])
+def test_a_pack_compiles_two_programs_and_a_second_pack_of_its_key_none(mapping):
+    trials, key = _pack(mapping)
+    jax.clear_caches()
+    first, second = PackProfile(), PackProfile()
+    train_pack(trials, key, profile=first)
+    train_pack(trials, key, profile=second)
+    assert first.programs_compiled <= 2, first.record()
+    assert second.programs_compiled == 0, second.record()
+    assert first.phases["compile"] > 0 and second.phases["compile"] == 0
+
+
+def test_each_evaluation_point_leaves_the_device_in_one_transfer(tmp_path):
+    """No implicit device-to-host transfer anywhere in a pack (the guard raises on one), and
+    one explicit transfer per evaluation point, per checkpoint and for the final state."""
+    trials, key = _pack(SPEC)
+    profile = PackProfile()
+    with jax.transfer_guard_device_to_host("disallow"):
+        rows = train_pack(
+            trials, key, checkpoint=tmp_path / "pack.msgpack", checkpoint_every=2, profile=profile
+        )
+    evals = eval_epochs(trials[0].train)
+    saves = {2, 4}  # checkpoint epochs before the last (5)
+    assert [r["epoch"] for r in rows[0]] == evals
+    assert profile.transfers_to_host == len(evals) + len(saves) + 1, profile.record()
+    assert profile.bytes_to_host > 0 and profile.bytes_to_device > 0
+
+
+def test_the_profile_accounts_for_every_phase():
+    trials, key = _pack(SPEC)
+    profile = PackProfile()
+    train_pack(trials, key, profile=profile)
+    record = profile.record()
+    assert set(record["phases"]) == {"start", "data", "compile", "train", "evaluate", "write"}
+    assert all(v >= 0 for v in record["phases"].values())
+    assert record["phases"]["train"] > 0 and record["phases"]["data"] > 0
+
+
+def test_every_evaluation_point_hands_over_the_rows_so_far():
+    trials, key = _pack(SPEC)
+    seen = []
+    rows = train_pack(
+        trials, key, on_evaluation=lambda epoch, so_far: seen.append((epoch, len(so_far[0])))
+    )
+    evals = eval_epochs(trials[0].train)
+    assert seen == [(e, i + 1) for i, e in enumerate(evals)]
+    assert all("n_params" in row and "test_error" in row for row in rows[0])
+
+
+def test_a_pack_checkpoints_by_training_time_and_ends_with_the_same_numbers(tmp_path, monkeypatch):
+    """With checkpoint_seconds, training stops to save about that often (here every epoch:
+    the clock moves 100 s per reading), and the numbers equal an uninterrupted run's."""
+    import itertools
+
+    import numpy as np
+
+    import dd.train as train_module
+
+    trials, key = _pack(SPEC)
+    plain = train_pack(trials, key)
+    clock = itertools.count(0.0, 100.0)
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock))
+    saved, real_save = [], train_module.ckpt.save
+
+    def save(path, state, epoch, rows):
+        saved.append(epoch)
+        real_save(path, state, epoch, rows)
+
+    monkeypatch.setattr(train_module.ckpt, "save", save)
+    timed = train_pack(trials, key, checkpoint=tmp_path / "p.msgpack", checkpoint_seconds=60.0)
+    assert saved == [1, 2, 3, 4], "a save at every epoch boundary but the last"
+    np.testing.assert_equal(timed, plain)
