@@ -129,26 +129,28 @@ def grid_size(factors: Sequence[Factor], limit: int) -> int:
     return math.prod(f.length(limit) for f in factors)
 
 
-def least_size(grid: Any) -> int:
-    """A lower bound on the number of grid points, read from the raw grid before any field is
-    resolved (so before the kind modules, and JAX, load): an axis that is one ``range`` (or
-    a zip group led by one) counts its length, any other axis at least one point. A grid
-    whose least size is over the limit is refused at once; the exact count follows."""
+def range_size(grid: Any) -> int | None:
+    """The number of grid points when every axis (or zip group's first axis) is one
+    ``range``, read from the raw grid before any field is resolved (so before the kind
+    modules, and JAX, load), so that such a grid over the limit is refused at once; None
+    for any other grid, whose exact count needs the fields' kinds."""
     if not isinstance(grid, dict):
-        return 1
-    zips = grid.get("zip")
-    leads = [g for g in zips if isinstance(g, dict) and g] if isinstance(zips, list) else []
-    raws = [v for k, v in grid.items() if k != "zip"] + [next(iter(g.values())) for g in leads]
-    return math.prod(_least(raw) for raw in raws)
+        return None
+    zips = grid.get("zip", [])
+    if not isinstance(zips, list) or not all(isinstance(g, dict) and g for g in zips):
+        return None
+    raws = [v for k, v in grid.items() if k != "zip"] + [next(iter(g.values())) for g in zips]
+    sizes = [_range_length(raw) for raw in raws]
+    return None if None in sizes else math.prod(sizes)
 
 
-def _least(raw: Any) -> int:
+def _range_length(raw: Any) -> int | None:
     if isinstance(raw, dict) and set(raw) == {"range"}:
         try:
             return len(_generator(raw, "grid"))
         except SpecError:  # reported where the axis is checked
-            return 1
-    return 1
+            return None
+    return None
 
 
 def expand_trials(base: dict, factors: Sequence[Factor]) -> list[Trial]:

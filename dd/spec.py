@@ -32,7 +32,7 @@ import yaml
 from dd.config import Trial
 from dd.errors import DDError, SpecError
 from dd.fields import bounded, build
-from dd.grid import expand_grid, expand_trials, grid_size, least_size, set_dotted
+from dd.grid import expand_grid, expand_trials, grid_size, range_size, set_dotted
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves")
@@ -250,9 +250,9 @@ def parse_spec(mapping: dict) -> Spec:
     resources = build(Resources, mapping.get("resources") or {}, "resources")
     curves = build(Curves, mapping.get("curves") or {}, "curves")
     limit = max_trials()
-    _check_size(least_size(mapping.get("grid")), limit)
+    _check_size(range_size(mapping.get("grid")) or 0, limit)
     # The kinds fill Data.VARIANTS and Model.VARIANTS; their modules load JAX and Flax, which
-    # a grid refused by its size above never pays for.
+    # a grid of ranges refused by its size above never pays for.
     import dd.datasets.registry
     import dd.models.registry  # noqa: F401
 
