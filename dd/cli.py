@@ -9,6 +9,7 @@ away. Errors are one line; --debug shows the traceback and Ray's own messages.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -115,6 +116,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from dd.states import trial_states
 
     store, spec = _sweep(args.sweep, args.results, given_wins=True)
+    if args.profile:
+        return _print_profiles(store, args.format)
     states = trial_states(store, spec, store.stored_trial_ids())
     diverged = store.diverged_trial_ids() & states["done"]
     print(
@@ -135,6 +138,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if states["earlier"]:
         print(f"  {len(states['earlier'])} stored trials belong to an earlier version of the spec")
+    return 0
+
+
+def _print_profiles(store, form: str) -> int:
+    """``dd status SWEEP --profile``: where each stored pack's time went (``dd.profile``)."""
+    from dd.profile import table_lines
+
+    records = store.profiles()
+    if form == "json":
+        print(json.dumps(records, indent=1))
+    elif not records:
+        print(f"{store.name}: no pack profiles stored yet (each pack writes one when it ends)")
+    else:
+        print("\n".join(table_lines(records)))
     return 0
 
 
@@ -226,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "count a sweep's done, missing and failed trials")
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="where each pack's time went: seconds per phase, programs compiled, bytes moved",
+    )
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="of --profile (default table)"
+    )
 
     p = add("curves", cmd_curves, "write a sweep's curve tables and figures")
     p.add_argument("sweep", help="sweep name (or its spec file)")

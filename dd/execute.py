@@ -149,7 +149,7 @@ def _run_packs(
         """Give ``worker`` the next pack, or let it go (its resources free up for a worker
         that Ray restarts elsewhere) when none is left."""
         if (pack := schedule.next_pack()) is not None:
-            ref = worker.run.remote(spec.name, store.location, pack, resources)
+            ref = worker.run.remote(spec.name, store.location, pack, resources, time.time())
             pending[ref] = (pack, worker)
         else:
             ray.kill(worker)

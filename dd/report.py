@@ -75,6 +75,8 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
     body += [
         "<h2>Failed and diverged trials</h2>",
         _failures(store, rows, spec),
+        "<h2>Where the time went</h2>",
+        _time_spent(store),
         "<h2>Spec</h2>",
         f"<pre>{_e(yaml.safe_dump(spec.mapping, sort_keys=False))}</pre>",
     ]
@@ -83,6 +85,32 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
         f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
         "<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # dd.profile
+
+
+def _time_spent(store: SweepStore) -> str:
+    """Each stored pack's profile (``dd.profile``): seconds per phase, programs, MB moved."""
+    records = store.profiles()
+    if not records:
+        return "<p>No pack profiles stored (each pack writes one when it ends).</p>"
+    table = pa.Table.from_pylist(
+        [
+            {
+                "pack": r["pack_id"],
+                "trials": r.get("trials"),
+                **{f"{p} s": round(r["phases"].get(p, 0.0), 2) for p in PROFILE_PHASES},
+                "programs": r["programs_compiled"],
+                "MB to device": round(r["bytes_to_device"] / 1e6, 2),
+                "MB to host": round(r["bytes_to_host"] / 1e6, 2),
+            }
+            for r in records
+        ]
+    )
+    totals = {p: sum(r["phases"].get(p, 0.0) for r in records) for p in PROFILE_PHASES}
+    summary = ", ".join(f"{p} {s:.1f} s" for p, s in totals.items())
+    return f"<p>All {len(records)} packs: {_e(summary)}.</p>" + _table(table)
 
 
 def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:

@@ -46,7 +46,9 @@ class Resources:
 
     ``memory_gb`` is the device-memory budget a pack is cut to (and what Ray reserves for it).
     ``checkpoint_every`` > 0 saves a training pack's whole state every that many epochs, so a
-    pack whose worker dies resumes there; checkpoints of finished packs are deleted unless
+    pack whose worker dies resumes there; ``checkpoint_minutes`` > 0 (default 10) also saves
+    one after about that many minutes of training, so an interrupt or a preemption costs
+    minutes, not the pack (0 turns it off); checkpoints of finished packs are deleted unless
     ``keep_checkpoints``. ``deterministic`` turns on XLA's deterministic GPU operations
     (``--xla_gpu_deterministic_ops``): cuDNN's fastest weight-gradient kernels accumulate in
     an order that varies between runs, so without it GPU results are not bit-reproducible.
@@ -58,6 +60,7 @@ class Resources:
     max_pack: int = bounded(256, lo=1)
     retries: int = bounded(2, lo=0, hi=100)
     checkpoint_every: int = bounded(0, lo=0)
+    checkpoint_minutes: float = bounded(10.0, lo=0.0)
     keep_checkpoints: bool = False
     deterministic: bool = False
 

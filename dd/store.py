@@ -314,6 +314,17 @@ class SweepStore:
                 continue
         return out
 
+    # ---- profiles
+    def write_profile(self, pack_id: str, record: dict[str, Any]) -> None:
+        """Where a pack's time went (``dd.profile``), ``profiles/pack-<id>.json``: the last
+        run of each pack, kept with its results."""
+        atomic_write_bytes(
+            self.dir / "profiles" / f"pack-{pack_id}.json", json.dumps(record).encode()
+        )
+
+    def profiles(self) -> list[dict[str, Any]]:
+        return self._records(self.dir / "profiles")
+
     # ---- failures
     def write_failure(self, pack_id: str, trial_ids: list[str], reason: str) -> None:
         record = {

@@ -13,6 +13,7 @@ from pathlib import Path
 from dd import hooks
 from dd.errors import DDError
 from dd.packs import Pack, pack_key
+from dd.profile import PackProfile
 from dd.spec import Resources
 from dd.store import SweepStore
 
@@ -27,6 +28,7 @@ def run_pack(
     pack: Pack,
     resources: Resources,
     compile_cache: str | None = None,
+    profile: PackProfile | None = None,
 ) -> dict:
     """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker).
 
@@ -35,14 +37,19 @@ def run_pack(
     A pack that runs out of memory is split in halves that run one after the other, down to
     one replica (``dd.memory``). With ``compile_cache`` (a folder, shared by the workers when
     it is on shared storage) a program compiled once, by any worker, is loaded rather than
-    compiled again.
+    compiled again. ``profile`` (a fresh one by default) receives where the pack's time went;
+    it is stored as ``profiles/pack-<id>.json`` and returned in the result.
     """
     if compile_cache:
         use_compile_cache(compile_cache)
     check_accelerator(resources)
     store = SweepStore(results_root, sweep)
+    profile = profile or PackProfile()
     with store.running(pack.id):
-        return _run_pack(store, pack, resources)
+        result = _run_pack(store, pack, resources, profile)
+    record = {"pack_id": pack.id, "trials": len(pack.trials), **profile.record()}
+    store.write_profile(pack.id, record)
+    return result | {"profile": record}
 
 
 def use_compile_cache(folder: str) -> None:
@@ -69,19 +76,19 @@ def check_accelerator(resources: Resources) -> None:
         )
 
 
-def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
+def _run_pack(store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile) -> dict:
     import jax
 
-    from dd.schema import pack_table
-
     trials, padded = list(pack.trials), pack.padded_trials()
-    checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every else None
+    timed = resources.checkpoint_minutes > 0
+    checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every or timed else None
     start = time.perf_counter()
     splits = 0
     if trials[0].model.CLOSED_FORM:
         from dd.closed_form import fit_pack
 
-        rows = [[metrics] for metrics in fit_pack(padded, pack.n_rows)]
+        with profile.phase("train"):
+            rows = [[metrics] for metrics in fit_pack(padded, pack.n_rows)]
     else:
         from dd.memory import device_budget
 
@@ -96,12 +103,30 @@ def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
             pack.n_rows,
             checkpoint=checkpoint,
             checkpoint_every=resources.checkpoint_every,
+            checkpoint_seconds=60 * resources.checkpoint_minutes,
             param_files=param_files,
             memory_budget=device_budget(resources.gpus),
+            profile=profile,
         )
     rows = rows[: len(trials)]
     wall = time.perf_counter() - start
     device = jax.devices()[0]
+    with profile.phase("write"):
+        _write(store, pack, trials, rows, wall, device, checkpoint, resources)
+    return {
+        "pack_id": pack.id,
+        "trials": len(pack.trials),
+        "wall_time_s": wall,
+        "oom_splits": splits,
+    }
+
+
+def _write(store, pack, trials, rows, wall, device, checkpoint, resources) -> None:
+    """The pack's Parquet file, then its checkpoint gone (unless kept)."""
+    import jax
+
+    from dd.schema import pack_table
+
     table = pack_table(
         sweep=store.name,
         pack_id=pack.id,
@@ -116,12 +141,6 @@ def _run_pack(store: SweepStore, pack: Pack, resources: Resources) -> dict:
     store.write_pack(pack.id, table)
     if checkpoint is not None and not resources.keep_checkpoints:
         checkpoint.unlink(missing_ok=True)
-    return {
-        "pack_id": pack.id,
-        "trials": len(pack.trials),
-        "wall_time_s": wall,
-        "oom_splits": splits,
-    }
 
 
 def train_splitting(
@@ -202,9 +221,18 @@ class PackWorker:
             "visible_now": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
 
-    def run(self, sweep: str, results_root: str, pack: Pack, resources: Resources) -> dict:
+    def run(
+        self, sweep: str, results_root: str, pack: Pack, resources: Resources, sent: float
+    ) -> dict:
+        """Run ``pack``; ``sent`` is the driver's clock (``time.time()``) when it sent the
+        pack, so the profile's ``start`` is the wait for this worker: its start for its first
+        pack, a hand-over for later ones."""
+        profile = PackProfile()
+        profile.phases["start"] = max(time.time() - sent, 0.0)
         placement = self.placement()
-        return run_pack(sweep, results_root, pack, resources, self.compile_cache) | placement
+        return (
+            run_pack(sweep, results_root, pack, resources, self.compile_cache, profile) | placement
+        )
 
 
 def worker_env(resources: Resources) -> dict[str, str]:

@@ -104,3 +104,31 @@ def test_a_pack_checkpoints_by_training_time_and_ends_with_the_same_numbers(tmp_
     timed = train_pack(trials, key, checkpoint=tmp_path / "p.msgpack", checkpoint_seconds=60.0)
     assert saved == [1, 2, 3, 4], "a save at every epoch boundary but the last"
     np.testing.assert_equal(timed, plain)
+
+
+def test_every_pack_stores_its_profile_and_dd_status_shows_it(tmp_path, capsys):
+    """run_pack (what a worker runs) writes profiles/pack-<id>.json; ``dd status --profile``
+    prints it as a table and as the documented JSON."""
+    import json
+
+    from dd.cli import main
+    from dd.store import SweepStore
+    from dd.worker import run_pack
+
+    spec = parse_spec(SPEC)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    store = SweepStore(tmp_path, spec.name)
+    store.write_spec(spec.mapping)
+    result = run_pack(spec.name, str(tmp_path), pack, spec.resources)
+    (stored,) = store.profiles()
+    assert stored == result["profile"] and stored["pack_id"] == pack.id
+    assert (
+        main(["status", spec.name, "--results", str(tmp_path), "--profile", "--format", "json"])
+        == 0
+    )
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert set(shown["phases"]) == {"start", "data", "compile", "train", "evaluate", "write"}
+    assert shown["programs_compiled"] >= 0 and shown["phases"]["write"] > 0
+    assert main(status) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["pack", "start", "data"] and table[1].startswith(pack.id)
