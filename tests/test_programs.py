@@ -122,10 +122,8 @@ def test_every_pack_stores_its_profile_and_dd_status_shows_it(tmp_path, capsys):
     result = run_pack(spec.name, str(tmp_path), pack, spec.resources)
     (stored,) = store.profiles()
     assert stored == result["profile"] and stored["pack_id"] == pack.id
-    assert (
-        main(["status", spec.name, "--results", str(tmp_path), "--profile", "--format", "json"])
-        == 0
-    )
+    status = ["status", spec.name, "--results", str(tmp_path), "--profile"]
+    assert main([*status, "--format", "json"]) == 0
     (shown,) = json.loads(capsys.readouterr().out)
     assert set(shown["phases"]) == {"start", "data", "compile", "train", "evaluate", "write"}
     assert shown["programs_compiled"] >= 0 and shown["phases"]["write"] > 0
