@@ -21,7 +21,7 @@ from dd.errors import StoreError
 from dd.ids import trial_id
 from dd.schema import STATUS_OK
 from dd.spec import Spec
-from dd.states import load_stored_spec, stored_rows
+from dd.states import load_stored_spec, running_notice, stored_rows
 from dd.store import SweepStore
 from dd.store_paths import StorePath, atomic_write_bytes, write_parquet
 
@@ -37,6 +37,7 @@ class Aggregate:
     planned: int = 0  # the spec's trials
     missing: int = 0  # of them, those with no stored rows (not run, failed, quarantined)
     results: dict[str, Any] = field(default_factory=dict)  # each kind's result, by kind name
+    running: str | None = None  # drawn while packs ran (``dd.states.running_notice``)
 
 
 def current_rows(table: pa.Table, spec: Spec) -> tuple[pa.Table, int]:
@@ -78,7 +79,8 @@ def write_curves(
     """Aggregate the sweep's stored rows (``table``, if already read); write curves/,
     figures/ beside them."""
     spec = spec or load_stored_spec(store)
-    table = table if table is not None else stored_rows(store)
+    table = table if table is not None else stored_rows(store, live=True)
+    running = running_notice(store)
     planned = {trial_id(t) for t in spec.trials}
     missing = len(planned - set(table["trial_id"].unique().to_pylist()))
     rows, left_out = current_rows(table, spec)
@@ -93,6 +95,7 @@ def write_curves(
                 tables=[],
                 planned=len(planned),
                 missing=missing,
+                running=running,
             )
         raise StoreError(
             f"{store.dir}: none of the stored rows belong to the current spec's "
@@ -116,6 +119,7 @@ def write_curves(
         planned=len(planned),
         missing=missing,
         results=results,
+        running=running,
     )
 
 
@@ -130,8 +134,8 @@ def save_png(fig: Figure, store: SweepStore, name: str) -> StorePath:
 
 def describe(aggregate: Aggregate) -> list[str]:
     """The kinds' lines (located thresholds, peaks, EMC, grokking times), then what was left
-    out, for the terminal."""
-    lines = []
+    out, for the terminal; a sweep still running says so first."""
+    lines = [aggregate.running] if aggregate.running else []
     for kind in CURVE_KINDS:
         if kind.name in aggregate.results:
             lines += kind.summary(aggregate.results[kind.name])

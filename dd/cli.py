@@ -136,9 +136,28 @@ def cmd_status(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+        if "epoch" in r and not r["stale"]:
+            print("    " + _progress(r))
     if states["earlier"]:
         print(f"  {len(states['earlier'])} stored trials belong to an earlier version of the spec")
     return 0
+
+
+def _progress(r: dict) -> str:
+    """A running pack's last evaluation, rate and ETA (``dd.worker.LiveRows``)."""
+    widths = r.get("widths") or []
+    span = f", widths {widths[0]}-{widths[-1]}" if len(widths) > 1 else ""
+    errors = "".join(
+        f", {m.replace('_', ' ')} {r[m]:.3f}"
+        for m in ("test_error", "train_error")
+        if r.get(m) is not None
+    )
+    eta = int(r["eta_s"])
+    clock = f"{eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s"
+    return (
+        f"{r.get('trials', '?')} trials{span}: epoch {r['epoch']}/{r['epochs']}{errors}, "
+        f"{r['epochs_per_s']:.2f} epochs/s, ETA {clock}"
+    )
 
 
 def _print_profiles(store, form: str) -> int:

@@ -8,6 +8,8 @@ injected fault) or sleep (to hold a pack mid-way). The points and what they pass
   here is a pack that does not fit, and the worker splits it.
 - ``after_checkpoint(path, epoch, resumed_from)``: a pack's checkpoint is written;
   ``resumed_from`` is the epoch the pack started from (0: from scratch).
+- ``after_evaluation(store, pack_id, epoch)``: a training pack's rows so far and progress
+  are written (``dd.worker.LiveRows``); a test looks at a running pack here.
 - ``accelerator_missing(resources, platform)``: a pack given GPUs found JAX without a GPU
   backend; a callback returning True lets it run on ``platform`` (fake Ray GPUs on a CPU).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-POINTS = ("before_compile", "after_checkpoint", "accelerator_missing")
+POINTS = ("before_compile", "after_checkpoint", "after_evaluation", "accelerator_missing")
 _callbacks: dict[str, list[Callable[..., Any]]] = {point: [] for point in POINTS}
 
 

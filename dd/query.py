@@ -84,11 +84,13 @@ class QueryStopped(DDError):
 def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
     """The pack files of ``sweep``, or of every sweep under ``root``."""
     root = as_store_path(root)
-    if sweep is not None:
-        return SweepStore(root, sweep).readable_pack_files()
-    return sorted(
-        f for name in sweep_names(root) for f in SweepStore(root, name).readable_pack_files()
-    )
+    names = [sweep] if sweep is not None else sweep_names(root)
+    return sorted(f for name in names for f in _files(SweepStore(root, name)))
+
+
+def _files(store: SweepStore) -> list[StorePath]:
+    """A sweep's pack files and its running packs' partial files (``partial`` true)."""
+    return store.readable_pack_files() + store.partial_files()
 
 
 def planned_trials(root: StorePath, files: list[StorePath]):

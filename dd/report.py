@@ -50,7 +50,7 @@ def write_report(
     ``output`` (default ``<sweep>/report.html``) atomically; returns where it went.
     ``spec``: the plan (default: the stored spec)."""
     spec = spec or load_stored_spec(store)
-    rows = stored_rows(store)
+    rows = stored_rows(store, live=True)
     page = render(store, spec, write_curves(store, spec, rows), rows)
     path = as_store_path(output) if output else store.report_path
     atomic_write_bytes(path, page.encode())
@@ -63,6 +63,7 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
         f"<h1>dd report: {_e(spec.name)}</h1>",
         f"<p>Results: <code>{_e(store.dir)}</code>. Written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+        *([f'<p class="running"><b>{_e(aggregate.running)}</b></p>'] if aggregate.running else []),
         "<h2>Trials</h2>",
         _counts(store, spec, rows),
         "<h2>Thresholds and peaks</h2>",
@@ -114,7 +115,7 @@ def _time_spent(store: SweepStore) -> str:
 
 
 def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
-    states = trial_states(store, spec, set(rows["trial_id"].to_pylist()))
+    states = trial_states(store, spec, store.stored_trial_ids())
     diverged = set(_diverged(rows)["trial_id"].to_pylist())
     packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
     runs = store.runs()

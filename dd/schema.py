@@ -38,6 +38,7 @@ META = pa.schema(
         ("lock_sha256", pa.string()),
         ("platform", pa.string()),
         ("device_kind", pa.string()),
+        ("partial", pa.bool_()),  # true in a running pack's rows so far, false once it ends
     ]
 )
 
@@ -155,8 +156,10 @@ def pack_table(
     jax_version: str,
     platform: str | None = None,
     device_kind: str | None = None,
+    partial: bool = False,
 ) -> pa.Table:
-    """Build a pack's results table; ``rows[i]`` holds trial i's rows, one per evaluation point.
+    """Build a pack's results table; ``rows[i]`` holds trial i's rows, one per evaluation point
+    (``partial``: the rows so far of a pack still running).
 
     Each row dict has ``step`` and ``status`` plus any of ``METRICS``.
     """
@@ -181,6 +184,7 @@ def pack_table(
                     "lock_sha256": lock_hash(),
                     "platform": platform,
                     "device_kind": device_kind,
+                    "partial": partial,
                     **config,
                     **{m: row.get(m) for m in METRICS},
                 }

@@ -21,12 +21,33 @@ def load_stored_spec(store: SweepStore) -> Spec:
     return spec
 
 
-def stored_rows(store: SweepStore) -> pa.Table:
-    """Every stored row of the sweep; a StoreError when nothing is stored yet."""
-    table = store.read_results()
+def stored_rows(store: SweepStore, live: bool = False) -> pa.Table:
+    """Every stored row of the sweep (``live``: and running packs' rows so far); a
+    StoreError when nothing is stored yet."""
+    table = store.read_results(partial=live)
     if table is None:
         raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
     return table
+
+
+def running_notice(store: SweepStore) -> str | None:
+    """One line for curves drawn while packs still run, None when none does."""
+    running = [r for r in store.running_packs() if not r["stale"] and "epoch" in r]
+    if not running:
+        return None
+    widths = sorted({w for r in running for w in r.get("widths") or []})
+    span = f", widths {widths[0]}-{widths[-1]}" if len(widths) > 1 else ""
+    epochs = sorted({(r["epoch"], r["epochs"]) for r in running})
+    at = (
+        f"epoch {epochs[0][0]} of {epochs[0][1]}"
+        if len(epochs) == 1
+        else (f"epochs {epochs[0][0]}-{epochs[-1][0]} of {epochs[-1][1]}")
+    )
+    trials = sum(r.get("trials", 0) for r in running)
+    return (
+        f"running: {len(running)} pack{'' if len(running) == 1 else 's'} ({trials} trials{span}) "
+        f"at {at}; curves are provisional"
+    )
 
 
 def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, set[str]]:

@@ -189,10 +189,28 @@ class SweepStore:
         return self.packs_dir / f"pack-{pack_id}.parquet"
 
     def write_pack(self, pack_id: str, table: pa.Table) -> StorePath:
+        """The pack's final file; it supersedes the pack's partial rows (removed after)."""
         path = self.pack_path(pack_id)
         write_parquet(path, table)
+        self.partial_path(pack_id).unlink(missing_ok=True)
         self.clear_failure(pack_id)
         return path
+
+    def partial_path(self, pack_id: str) -> StorePath:
+        return self.dir / "partial" / f"pack-{pack_id}.parquet"
+
+    def write_partial(self, pack_id: str, table: pa.Table) -> None:
+        """A running pack's rows so far (``partial`` true), replaced atomically at each write.
+        Resume never reads them: a trial is stored only once its pack's final file is."""
+        write_parquet(self.partial_path(pack_id), table)
+
+    def partial_files(self) -> list[StorePath]:
+        """The partial files of packs that have no final file yet (a finished pack's partial
+        file, left by a crash between the two writes, is superseded)."""
+        folder = self.dir / "partial"
+        if not folder.is_dir():
+            return []
+        return [p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()]
 
     def pack_files(self) -> list[StorePath]:
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
@@ -249,9 +267,11 @@ class SweepStore:
                 ids.update(diverged.column("trial_id").unique().to_pylist())
         return ids
 
-    def read_results(self) -> pa.Table | None:
-        """All stored rows of the sweep (None if nothing is stored yet)."""
-        tables = [t for t in (self._read(p) for p in self.pack_files()) if t is not None]
+    def read_results(self, partial: bool = False) -> pa.Table | None:
+        """All stored rows of the sweep (None if nothing is stored yet); with ``partial``,
+        the rows so far of running packs too (their ``partial`` column true)."""
+        files = self.pack_files() + (self.partial_files() if partial else [])
+        tables = [t for t in (self._read(p) for p in files) if t is not None]
         if not tables:
             return None
         return pa.concat_tables(tables, promote_options="permissive")
@@ -274,19 +294,27 @@ class SweepStore:
 
     # ---- packs in flight
     @contextmanager
-    def running(self, pack_id: str):
-        """Record which process runs a pack (``running/pack-<id>.json``) while it runs, for
-        ``dd status`` and for operators; a dead worker's record is overwritten by its retry."""
+    def running(self, pack_id: str, **about: Any):
+        """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
+        while it runs, for ``dd status`` and for operators; a dead worker's record is
+        overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
+        with the pack's progress (epoch reached, errors, rate, ETA)."""
         path = self.dir / "running" / f"pack-{pack_id}.json"
         record = {
             "pack_id": pack_id,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **about,
         }
         atomic_write_bytes(path, json.dumps(record).encode())
+
+        def update(**progress: Any) -> None:
+            record.update(progress)
+            atomic_write_bytes(path, json.dumps(record).encode())
+
         try:
-            yield
+            yield update
         finally:
             path.unlink(missing_ok=True)
 

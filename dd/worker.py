@@ -45,8 +45,9 @@ def run_pack(
     check_accelerator(resources)
     store = SweepStore(results_root, sweep)
     profile = profile or PackProfile()
-    with store.running(pack.id):
-        result = _run_pack(store, pack, resources, profile)
+    widths = sorted({w for t in pack.trials if (w := getattr(t.model, "width", None))})
+    with store.running(pack.id, trials=len(pack.trials), widths=widths) as update:
+        result = _run_pack(store, pack, resources, profile, update)
     record = {"pack_id": pack.id, "trials": len(pack.trials), **profile.record()}
     store.write_profile(pack.id, record)
     return result | {"profile": record}
@@ -76,7 +77,9 @@ def check_accelerator(resources: Resources) -> None:
         )
 
 
-def _run_pack(store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile) -> dict:
+def _run_pack(
+    store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile, update
+) -> dict:
     import jax
 
     trials, padded = list(pack.trials), pack.padded_trials()
@@ -107,6 +110,7 @@ def _run_pack(store: SweepStore, pack: Pack, resources: Resources, profile: Pack
             param_files=param_files,
             memory_budget=device_budget(resources.gpus),
             profile=profile,
+            on_evaluation=LiveRows(store, pack, update),
         )
     rows = rows[: len(trials)]
     wall = time.perf_counter() - start
@@ -141,6 +145,61 @@ def _write(store, pack, trials, rows, wall, device, checkpoint, resources) -> No
     store.write_pack(pack.id, table)
     if checkpoint is not None and not resources.keep_checkpoints:
         checkpoint.unlink(missing_ok=True)
+
+
+class LiveRows:
+    """At each evaluation point of a training pack: its rows so far as the pack's partial file
+    (``partial`` true; rewritten at most every ``EVERY_S`` seconds, and not at the last epoch,
+    whose final file follows at once), its progress in the
+    running record (epoch reached, mean errors, rate, ETA), then the ``after_evaluation``
+    hook. Halves of a pack split on out-of-memory report progress only."""
+
+    EVERY_S = 2.0
+
+    def __init__(self, store: SweepStore, pack: Pack, update):
+        self.store, self.pack, self.update = store, pack, update
+        self.started, self.written = time.perf_counter(), -float("inf")
+        self.epochs = pack.trials[0].train.epochs
+
+    def __call__(self, epoch: int, rows: list[list[dict]]) -> None:
+        import jax
+
+        from dd.schema import pack_table
+
+        now = time.perf_counter()
+        rate = epoch / max(now - self.started, 1e-9)
+        last = [r[-1] for r in rows if r]
+        mean = {m: _mean([row.get(m) for row in last]) for m in ("test_error", "train_error")}
+        self.update(
+            epoch=epoch,
+            epochs=self.epochs,
+            **mean,
+            epochs_per_s=rate,
+            eta_s=(self.epochs - epoch) / rate,
+        )
+        whole = len(rows) >= len(self.pack.trials)
+        if whole and epoch < self.epochs and now - self.written >= self.EVERY_S:
+            device = jax.devices()[0]
+            table = pack_table(
+                sweep=self.store.name,
+                pack_id=self.pack.id,
+                trial_ids=list(self.pack.trial_ids),
+                trials=list(self.pack.trials),
+                rows=[list(r) for r in rows[: len(self.pack.trials)]],
+                wall_time_s=now - self.started,
+                jax_version=jax.__version__,
+                platform=device.platform,
+                device_kind=device.device_kind,
+                partial=True,
+            )
+            self.store.write_partial(self.pack.id, table)
+            self.written = now
+        hooks.call("after_evaluation", store=self.store, pack_id=self.pack.id, epoch=epoch)
+
+
+def _mean(values: list) -> float | None:
+    found = [v for v in values if v is not None and v == v]
+    return sum(found) / len(found) if found else None
 
 
 def train_splitting(

@@ -1,0 +1,70 @@
+"""A sweep seen while it runs: a pack's rows so far in ``dd query`` (``partial`` true), its
+epoch, errors and ETA in ``dd status``, provisional curves from ``dd curves``; once it ends,
+one set of final rows equal to an unwatched run's (``dd.worker.LiveRows``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+
+from dd import hooks
+from dd.cli import main
+from dd.packs import make_packs
+from dd.query import query_arrow
+from dd.spec import parse_spec
+from dd.store import SweepStore
+from dd.worker import run_pack
+
+SPEC = {
+    "name": "live",
+    "data": {"name": "mnist1d", "n_train": 120, "train_pool": 400, "n_test": 300},
+    "model": {"name": "mlp", "width": 12},
+    "train": {"batch_size": 40, "epochs": 5, "eval_points": 3},
+    "grid": {"model.width": [8, 12], "seed": [0, 1]},
+}
+UNSTABLE = {"wall_time_s", "partial"}  # how long it took, and whether it was still running
+
+
+def _run(root, watch=None):
+    spec = parse_spec(SPEC)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    store = SweepStore(root, spec.name)
+    store.write_spec(spec.mapping)
+    remove = hooks.add("after_evaluation", watch) if watch else (lambda: None)
+    try:
+        run_pack(spec.name, str(root), pack, spec.resources)
+    finally:
+        remove()
+    return store
+
+
+def test_a_running_pack_is_seen_in_status_query_and_curves(tmp_path, capsys):
+    seen = {}
+
+    def look(store, pack_id, epoch):
+        if seen:
+            return
+        root = store.location
+        assert main(["status", "live", "--results", root]) == 0
+        seen["status"] = capsys.readouterr().out
+        rows = query_arrow("SELECT partial, trial_id FROM results", root, "live")
+        seen["partial"] = pc.all(rows["partial"]).as_py() and rows.num_rows
+        assert main(["curves", "live", "--results", root]) == 0
+        seen["curves"] = capsys.readouterr().out
+        seen["stored"] = store.stored_trial_ids()
+
+    store = _run(tmp_path / "watched", look)
+    assert "epoch 1/5" in seen["status"] and "ETA" in seen["status"], seen["status"]
+    assert "test error" in seen["status"]
+    assert seen["partial"] == 4, "the 4 trials' rows so far, all marked partial"
+    assert seen["curves"].startswith("running: 1 pack (4 trials, widths 8-12) at epoch 1 of 5")
+    assert seen["stored"] == set(), "partial rows never count as stored trials"
+    assert store.partial_files() == [] and not list((store.dir / "partial").glob("*.parquet"))
+    final = query_arrow("SELECT * FROM results ORDER BY trial_id, step", tmp_path / "watched")
+    assert not any(final["partial"].to_pylist()), "no partial row left"
+    plain_store = _run(tmp_path / "plain")
+    plain = query_arrow("SELECT * FROM results ORDER BY trial_id, step", plain_store.location)
+    keep = [c for c in final.column_names if c not in UNSTABLE]
+    np.testing.assert_equal(  # the same rows as a run nobody watched (NaN equal to NaN)
+        final.select(keep).to_pydict(), plain.select(keep).to_pydict()
+    )
