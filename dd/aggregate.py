@@ -132,9 +132,19 @@ def save_png(fig: Figure, store: SweepStore, name: str) -> StorePath:
     return path
 
 
+def verdicts(aggregate: Aggregate) -> list[str]:
+    """Each kind's line of what the sweep found (``dd.curves.verdict``), in registry order."""
+    return [
+        line
+        for kind in CURVE_KINDS
+        if kind.name in aggregate.results
+        for line in kind.verdict(aggregate.results[kind.name])
+    ]
+
+
 def describe(aggregate: Aggregate) -> list[str]:
-    """The kinds' lines (located thresholds, peaks, EMC, grokking times), then what was left
-    out, for the terminal; a sweep still running says so first."""
+    """The kinds' lines (located thresholds, peaks, EMC, grokking times), what was left out,
+    then the verdicts, for the terminal; a sweep still running says so first."""
     lines = [aggregate.running] if aggregate.running else []
     for kind in CURVE_KINDS:
         if kind.name in aggregate.results:
@@ -152,4 +162,4 @@ def describe(aggregate: Aggregate) -> list[str]:
             "missing (not run, failed or unreadable; 'dd status' counts them); the "
             "curves are drawn without them"
         )
-    return lines
+    return lines + verdicts(aggregate)

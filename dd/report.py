@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import yaml
 
 from dd import __version__
-from dd.aggregate import Aggregate, describe, write_curves
+from dd.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.curves.base import Section
 from dd.curves.registry import CURVE_KINDS
 from dd.schema import flatten_config
@@ -64,6 +64,7 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
         f"<p>Results: <code>{_e(store.dir)}</code>. Written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
         *([f'<p class="running"><b>{_e(aggregate.running)}</b></p>'] if aggregate.running else []),
+        *_verdict(aggregate),
         "<h2>Trials</h2>",
         _counts(store, spec, rows),
         "<h2>Thresholds and peaks</h2>",
@@ -89,6 +90,16 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
 
 
 PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # dd.profile
+
+
+def _verdict(aggregate: Aggregate) -> list[str]:
+    """What the sweep found (one line per curve kind) and the main figure, before the tables."""
+    lines = verdicts(aggregate)
+    if not lines:
+        return []
+    found = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    main = [_figure(aggregate.figures[0])] if aggregate.figures else []
+    return ["<h2>Verdict</h2>", f"<ul>{found}</ul>", *main]
 
 
 def _time_spent(store: SweepStore) -> str:

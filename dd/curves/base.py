@@ -57,7 +57,9 @@ class CurveKind:
     ``summary(result)``: terminal lines; ``sections(result)``: report tables;
     ``check(curves, axes, trial)``: raise SpecError for a ``curves:`` field it reads that
     names no metric or swept axis. ``curve_set``: its result is a ``CurveSet`` (the curves
-    ``dd.api.curves`` returns), not a table of its own.
+    ``dd.api.curves`` returns), not a table of its own. ``verdict(result)``: one line of what
+    the sweep found (``dd.curves.verdict``), printed after every kind's lines and leading the
+    report.
     """
 
     name: str
@@ -70,6 +72,7 @@ class CurveKind:
     sections: Callable[[Any], list[Section]]
     check: Callable[[Any, list[str], Any], None]
     curve_set: bool = True
+    verdict: Callable[[Any], list[str]] = lambda result: []  # what it found, said last
 
     def why_not(self, spec: SweepSpec) -> str | None:
         """Why the kind is not drawn for ``spec`` (None when it applies)."""

@@ -16,9 +16,11 @@ from dd.curves.base import (
     curve_tables,
     landmark_sections,
     no_check,
+    told_nowhere,
     trained,
 )
-from dd.curves.landmarks import interpolation_threshold, landmark_lines, peak_index
+from dd.curves.landmarks import interpolation_threshold, peak_index
+from dd.curves.verdict import epoch_verdict
 from dd.schema import column_name
 
 NAME = "epoch_wise"
@@ -83,7 +85,8 @@ KIND = CurveKind(
     compute=compute,
     tables=curve_tables,
     figures=figures,
-    summary=lambda curves: landmark_lines(curves, "threshold"),
+    summary=told_nowhere,  # one landmark line per series would drown the rest: see the verdict
     sections=landmark_sections,
     check=no_check,
+    verdict=epoch_verdict,
 )

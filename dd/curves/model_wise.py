@@ -19,6 +19,7 @@ from dd.curves.landmarks import (
     landmark_lines,
     peak_index,
 )
+from dd.curves.verdict import capacity_verdict
 
 NAME = "model_wise"
 
@@ -50,4 +51,5 @@ KIND = CurveKind(
     summary=lambda curves: landmark_lines(curves, "threshold"),
     sections=landmark_sections,
     check=check_landmark_fields,
+    verdict=lambda curves: capacity_verdict(curves, "model-wise"),
 )

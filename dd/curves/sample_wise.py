@@ -14,6 +14,7 @@ from dd.curves.base import (
     no_check,
 )
 from dd.curves.landmarks import emc_value, landmark_lines, sample_peak_index
+from dd.curves.verdict import capacity_verdict
 
 NAME = "sample_wise"
 X = "data.n_train"
@@ -45,6 +46,7 @@ KIND = CurveKind(
     tables=curve_tables,
     figures=figures,
     summary=lambda curves: landmark_lines(curves, "EMC"),
+    verdict=lambda curves: capacity_verdict(curves, "sample-wise", "EMC"),
     sections=landmark_sections,
     check=no_check,
 )
