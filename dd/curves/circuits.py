@@ -11,14 +11,15 @@ stays high) and *cleanup* (weight decay removes the memorising components: the w
 the test loss fall, the test accuracy jumps). The boundaries, as dd locates them:
 
 - ``memorisation_end``: the first step at which train accuracy reaches ``level``.
-- ``cleanup_start``: the step of the highest test loss between ``memorisation_end`` and the
-  first step at which test accuracy reaches ``level`` (the test loss starts its fall there);
-  null when the test accuracy never reaches it (no cleanup seen).
-- ``circuit_start``: the step of the lowest excluded loss between ``memorisation_end`` and
-  ``cleanup_start`` (or the last step), provided the excluded loss then rises by at least
-  ``EXCLUDED_RISE`` times that minimum before cleanup (or the end) and the restricted loss ends
-  that window lower than it started; null otherwise, or where the task has no restricted and
-  excluded loss (ops other than x+y and x-y).
+- ``cleanup_start``: the first step after ``memorisation_end`` at which the test accuracy
+  stands ``JUMP`` above its value there (its jump has begun), for a trial whose test accuracy
+  reaches ``level``; null otherwise (no cleanup seen).
+- ``circuit_start``: the step of the lowest excluded loss after the test loss's peak that
+  follows memorisation (the memorising solution's overshoot) and before ``cleanup_start`` (or
+  the last step), provided the excluded loss then rises to at least ``EXCLUDED_RISE`` times
+  that minimum before the test accuracy reaches ``level`` (or the end) and the restricted loss
+  ends that window lower than it started; null otherwise, or where the task has no restricted
+  and excluded loss (ops other than x+y and x-y).
 
 Nanda et al.'s ordering claim is ``circuit_start < cleanup_start``: the excluded loss rises
 before the test accuracy jumps.
@@ -39,7 +40,8 @@ import math
 
 import numpy as np
 
-EXCLUDED_RISE = 1.5  # the excluded loss must rise at least this many times its minimum
+JUMP = 0.05  # the test accuracy's rise (5 points) that marks the start of cleanup
+EXCLUDED_RISE = 1.1  # the excluded loss must rise at least this many times its minimum
 PIZZA_SYMMETRICITY = 0.98  # s at least this ...
 PIZZA_IRRELEVANCE = 0.6  # ... and q at most this: pizza
 CLOCK_IRRELEVANCE = 0.85  # q at least this, s below PIZZA_SYMMETRICITY: clock
@@ -72,24 +74,26 @@ def nanda_phases(
     if test_loss is None:  # rows without the measures of the later phases
         return out
     after = np.arange(len(steps)) >= mem
-    gen = _first((np.nan_to_num(test_acc, nan=-1.0) >= level) & after)
+    acc = np.nan_to_num(test_acc, nan=-1.0)
+    gen = _first((acc >= level) & after)
     end = len(steps) - 1
     if gen is not None:
-        window = np.nan_to_num(test_loss[mem : gen + 1], nan=-np.inf)
-        clean = mem + int(np.argmax(window))
+        clean = _first((acc >= acc[mem] + JUMP) & after)
         out["cleanup_start"] = float(steps[clean])
         end = clean
-    if restricted_loss is None or excluded_loss is None or end <= mem:
+    if restricted_loss is None or excluded_loss is None:
         return out
-    excluded = np.nan_to_num(excluded_loss[mem : end + 1], nan=np.inf)
-    if not np.isfinite(excluded).any():
+    start = mem + int(np.argmax(np.nan_to_num(test_loss[mem : end + 1], nan=-np.inf)))
+    excluded = np.nan_to_num(excluded_loss, nan=np.inf)
+    if end <= start or not np.isfinite(excluded[start : end + 1]).any():
         return out
-    low = int(np.argmin(excluded))
-    rose = np.nanmax(excluded_loss[mem + low : end + 1]) >= EXCLUDED_RISE * excluded[low]
-    restricted = restricted_loss[mem : end + 1]
-    fell = np.isfinite(restricted[[0, -1]]).all() and restricted[-1] < restricted[0]
+    low = start + int(np.argmin(excluded[start : end + 1]))
+    horizon = gen if gen is not None else len(steps) - 1
+    rose = np.nanmax(excluded_loss[low : horizon + 1]) >= EXCLUDED_RISE * excluded[low]
+    restricted = restricted_loss[[start, end]]
+    fell = np.isfinite(restricted).all() and restricted[1] < restricted[0]
     if rose and fell:
-        out["circuit_start"] = float(steps[mem + low])
+        out["circuit_start"] = float(steps[low])
     return out
 
 
