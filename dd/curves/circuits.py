@@ -21,6 +21,10 @@ the test loss fall, the test accuracy jumps). The boundaries, as dd locates them
   ends that window lower than it started; null otherwise, or where the task has no restricted
   and excluded loss (ops other than x+y and x-y).
 
+``JUMP`` and ``EXCLUDED_RISE`` were set by reading the curves of the shipped CPU transformer
+sweep (sweeps/grok_transformer_p31.yaml: the post-memorisation overshoot of the test and
+excluded losses, then the excluded loss's rise), before counting the ordering below.
+
 Nanda et al.'s ordering claim is ``circuit_start < cleanup_start``: the excluded loss rises
 before the test accuracy jumps.
 
