@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.compute as pc
+import pytest
 
 from dd import hooks
 from dd.cli import main
@@ -38,6 +39,7 @@ def _run(root, watch=None):
     return store
 
 
+@pytest.mark.slow
 def test_a_running_pack_is_seen_in_status_query_and_curves(tmp_path, capsys):
     seen = {}
 

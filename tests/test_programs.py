@@ -32,6 +32,7 @@ def _pack(mapping: dict):
     return list(pack.trials), pack_key(pack.trials[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mapping", [SPEC, CNN_SPEC], ids=["mlp-scan", "cnn-host-loop"])
 def test_a_pack_compiles_two_programs_and_a_second_pack_of_its_key_none(mapping):
     trials, key = _pack(mapping)
