@@ -29,6 +29,8 @@ from dd.store import SweepStore
 from dd.worker import run_pack
 from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset, write_pickle
 
+pytestmark = pytest.mark.slow  # each case compiles and trains a pack: 4-70 s apiece here
+
 PACKAGE = "ddtest_kindspkg"  # a name no other test uses: its modules are cached per process
 
 USER_CODE = '''
