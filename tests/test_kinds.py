@@ -123,14 +123,9 @@ PAIRINGS = ("digits", "cifar10", "modular")
 
 TRAIN = {"optimizer": "sgd", "lr": 0.05, "batch_size": 10, "epochs": 2, "eval_points": 2}
 REGRESSION = {"gaussian"}  # trained with objective mse
-SLOW = {"cnn", "resnet18", "transformer", "flax"}  # 10-70 s here: conv nets, compiles, a probe
 
 DATA_NAMES = [name for kind in datasets.KINDS for name in kind.names]
 MODEL_NAMES = [kind.name for kind in models.KINDS]
-
-
-def _params(names):
-    return [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in names]
 
 
 def _case(cases: dict, name: str):
@@ -185,7 +180,7 @@ def _module_params(trial) -> int:
     return sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
 
 
-@pytest.mark.parametrize("name", _params(DATA_NAMES))
+@pytest.mark.parametrize("name", DATA_NAMES)
 def test_every_dataset_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
     data = _case(DATA_CASES, name)(tmp_path)
     spec, rows = _sweep(tmp_path, data, MODEL_CASES["mlp"])
@@ -212,7 +207,7 @@ def _paired_data(model: dict, tmp_path) -> dict:
     pytest.fail(f"model kind {model['name']!r} takes none of {PAIRINGS}: add a pairing")
 
 
-@pytest.mark.parametrize("name", _params(MODEL_NAMES))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
     model = _case(MODEL_CASES, name)
     spec, rows = _sweep(tmp_path, _paired_data(model, tmp_path), model)
