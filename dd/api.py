@@ -120,10 +120,11 @@ def sweep(
 
         try:
             aggregate = write_curves(store, loaded)
-        except StoreError:
+        except StoreError as e:
             if not report.failed_packs:
                 raise
-            aggregate = None  # every pack failed: nothing to draw, the messages say why
+            aggregate = None  # packs failed too (a full disk, say): both are said, in one line each
+            messages.append(f"curves not written: {e}")
         if aggregate is not None:
             figures = [str(path) for path in aggregate.figures]
             lines = (

@@ -86,7 +86,7 @@ def _run_pack(
     timed = resources.checkpoint_minutes > 0
     checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every or timed else None
     start = time.perf_counter()
-    splits = 0
+    splits, param_files = 0, None
     if trials[0].model.CLOSED_FORM:
         from dd.closed_form import fit_pack
 
@@ -116,7 +116,12 @@ def _run_pack(
     wall = time.perf_counter() - start
     device = jax.devices()[0]
     with profile.phase("write"):
-        _write(store, pack, trials, rows, wall, device, checkpoint, resources)
+        try:
+            _write(store, pack, trials, rows, wall, device, checkpoint, resources)
+        except Exception:  # no trained parameters outlive the rows they belong to
+            for path in param_files or []:
+                path.unlink(missing_ok=True)
+            raise
     return {
         "pack_id": pack.id,
         "trials": len(pack.trials),

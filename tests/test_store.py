@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pyarrow as pa
@@ -295,3 +296,54 @@ def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, 
     assert SweepStore(tmp_path / "r", "img").stored_trial_ids() == {
         trial_id(parse_spec(image).trials[0])
     }
+
+
+def test_a_pack_whose_file_cannot_be_written_leaves_no_trained_parameters(tmp_path, monkeypatch):
+    """A full disk at the pack's write: the error is raised (one line, a StoreError) and the
+    parameters saved for its trials go with it, so nothing outlives the rows it belongs to."""
+    from dd.errors import StoreError
+    from dd.packs import make_packs
+    from dd.worker import run_pack
+
+    mapping = {
+        "name": "full",
+        "data": {"name": "digits", "n_train": 100},
+        "model": {"name": "mlp", "width": 4},
+        "train": {"batch_size": 50, "epochs": 1, "eval_points": 1, "save_params": True},
+        "grid": {"seed": [0, 1]},
+    }
+    spec = parse_spec(mapping)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    store = SweepStore(tmp_path, "full")
+
+    def full_disk(self, pack_id, table):
+        raise StoreError(f"{self.pack_path(pack_id)}: cannot write (No space left on device)")
+
+    monkeypatch.setattr(SweepStore, "write_pack", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        run_pack("full", str(tmp_path), pack, spec.resources)
+    assert not list((store.dir / "params").glob("*")), "no orphaned params file"
+    assert store.stored_trial_ids() == set()
+
+
+def test_curves_that_cannot_be_written_after_failed_packs_are_said(tmp_path, monkeypatch):
+    """When packs failed and the curves cannot be written either (a full disk), dd.api.sweep
+    says both, one line each, instead of dropping the curve error."""
+    import dd.aggregate
+    import dd.execute
+    from dd import api
+    from dd.errors import StoreError
+    from dd.schedule import SweepReport
+
+    def failed_run(spec, root, **kw):
+        return SweepReport(planned=len(spec.trials), already_stored=0, packs=1, failed_packs=["p"])
+
+    def no_space(store, spec=None, table=None):
+        raise StoreError(f"{store.dir}/figures/x.png: cannot write (No space left on device)")
+
+    monkeypatch.setattr(dd.execute, "run_sweep", failed_run)
+    monkeypatch.setattr(dd.aggregate, "write_curves", no_space)
+    result = api.sweep(copy.deepcopy(TINY_GAUSSIAN), tmp_path / "r", quiet=True)
+    assert any("packs failed" in m for m in result.messages)
+    (said,) = [m for m in result.messages if m.startswith("curves not written: ")]
+    assert "No space left on device" in said and "\n" not in said
