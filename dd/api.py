@@ -35,12 +35,17 @@ if TYPE_CHECKING:
 SpecSource = str | Path | dict
 
 
-def load_spec(spec: SpecSource, overrides: Sequence[str] = ()) -> Spec:
+def load_spec(
+    spec: SpecSource, overrides: Sequence[str] = (), *, settings: Settings | None = None
+) -> Spec:
     """A validated spec from a file path, a YAML text or a mapping, with ``overrides``
-    (``PATH=VALUE`` strings, as the CLI's ``--set``) applied."""
-    if isinstance(spec, Spec):
-        return spec if not overrides else parse_spec(apply_overrides(spec.mapping, overrides))
-    return parse_spec(apply_overrides(spec_mapping(spec), overrides))
+    (``PATH=VALUE`` strings, as the CLI's ``--set``) applied; its grid may have at most
+    ``settings.max_trials`` points (default: the settings read now)."""
+    if isinstance(spec, Spec) and not overrides:
+        return spec
+    limit = (settings or Settings.load()).max_trials
+    mapping = spec.mapping if isinstance(spec, Spec) else spec_mapping(spec)
+    return parse_spec(apply_overrides(mapping, overrides), max_trials=limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +105,7 @@ def sweep(
         compile_cache=compile_cache,
         connect_timeout_s=connect_timeout,
     )
-    loaded = resolve(load_spec(spec, overrides))
+    loaded = resolve(load_spec(spec, overrides, settings=settings))
     report = run_sweep(loaded, settings.results, settings=settings, quiet=quiet, debug=debug)
     store = SweepStore(settings.results, loaded.name)
     messages = []
@@ -170,8 +175,9 @@ def plan(
     from dd.resolve import resolve
     from dd.schedule import plan as plan_packs
 
-    loaded = resolve(load_spec(spec, overrides))
-    store = _store(loaded.name, results)
+    settings = _settings(results)
+    loaded = resolve(load_spec(spec, overrides, settings=settings))
+    store = SweepStore(settings.results, loaded.name)
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
     trials = planned_table(loaded.trials, stored)
@@ -207,20 +213,17 @@ def _settings(results: str | Path | None, **flags: Any) -> Settings:
     return Settings.load(results=None if results is None else str(results), **flags)
 
 
-def _store(sweep: str, results: str | Path | None) -> SweepStore:
-    return SweepStore(_settings(results).results, sweep)
-
-
 def load(sweep: str, results: str | Path | None = None, *, current: bool = True) -> pa.Table:
     """The sweep's stored rows: of its current spec's ok trials (``current``, as the curves
     see them), or every stored row, other spec versions and diverged trials included."""
-    store = _store(sweep, results)
+    settings = _settings(results)
+    store = SweepStore(settings.results, sweep)
     table = stored_rows(store)
     if not current:
         return table
     from dd.aggregate import current_rows
 
-    return current_rows(table, load_stored_spec(store))[0]
+    return current_rows(table, load_stored_spec(store, max_trials=settings.max_trials))[0]
 
 
 def query(sql: str, sweep: str | None = None, results: str | Path | None = None) -> pa.Table:
@@ -232,9 +235,10 @@ def query(sql: str, sweep: str | None = None, results: str | Path | None = None)
 def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]:
     """The sweep's curve sets by kind (model_wise, epoch_wise, grokking, ...), computed from
     its stored rows for its current spec; nothing is written."""
-    store = _store(sweep, results)
+    settings = _settings(results)
+    store = SweepStore(settings.results, sweep)
     table = stored_rows(store)
     from dd.aggregate import sweep_curves
 
-    sets, _ = sweep_curves(table, load_stored_spec(store))
+    sets, _ = sweep_curves(table, load_stored_spec(store, max_trials=settings.max_trials))
     return {c.kind: c for c in sets}

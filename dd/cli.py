@@ -50,23 +50,25 @@ def _sweep(sweep: str, results: str | None, given_wins: bool = False):
     from dd.states import load_stored_spec
     from dd.store import SweepStore
 
-    root = Settings.load(results=results).results
+    settings = Settings.load(results=results)
     given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
-        given = load_spec(sweep)
+        given = load_spec(sweep, max_trials=settings.max_trials)
         sweep = given.name
-    store = SweepStore(root, sweep)
+    store = SweepStore(settings.results, sweep)
     if given is not None and (given_wins or not store.spec_path.is_file()):
         adopt_legacy_ids(store, given)
         return store, given
-    return store, load_stored_spec(store)  # light: dd status draws nothing
+    return store, load_stored_spec(store, max_trials=settings.max_trials)  # light: no drawing
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dd import api
+    from dd.settings import Settings
     from dd.spec import load_spec
 
-    spec = load_spec(args.spec, args.set or ())
+    limit = Settings.load(results=args.results).max_trials
+    spec = load_spec(args.spec, args.set or (), max_trials=limit)
     if args.dry_run:
         print(api.plan(spec, args.results))
         return 0

@@ -1,29 +1,34 @@
 """Datasets on the host: a fixed pool of training examples and a fixed test set per data config.
 
 ``load_dataset`` asks the config's kind (``dd.datasets.registry``) for its host arrays, built
-once per process. What varies per trial (which ``n_train`` pool examples it sees, which labels
-are noised, the Gaussian rows) is drawn on device from the trial's key by
-``dd.device_data.training_rows``, so any pack layout gives a trial the same data.
+once per process, from files found through the ``Locations`` that the driver's settings give
+(the pack worker loads its pack's dataset with them before the engine asks for it). What
+varies per trial (which ``n_train`` pool examples it sees, which labels are noised, the
+Gaussian rows) is drawn on device from the trial's key by ``dd.device_data.training_rows``,
+so any pack layout gives a trial the same data.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from dd.config import Data
-from dd.datasets.base import Dataset
+from dd.datasets.base import Dataset, Locations
 from dd.datasets.registry import kind_of
 from dd.errors import DataError
 
+CACHED_POOLS = 8
+_pools: dict[Data, Dataset] = {}  # by neutral config, the least recently used first
 
-def load_dataset(data: Data) -> Dataset:
-    """The pool and test set of ``data`` (cached per process).
+
+def load_dataset(data: Data, locations: Locations | None = None) -> Dataset:
+    """The pool and test set of ``data``, cached per process: read through ``locations``
+    (default: ``Locations()``) the first time, the cached arrays after that (a location is
+    not content: the same config names the same data wherever its files are).
 
     Raises DataError when files hold fewer examples than the config asks for.
     """
-    dataset = _load_pool(data.neutral())
+    dataset = _load_pool(data.neutral(), locations or Locations())
     if dataset.x_pool is not None and data.n_train > len(dataset.y_pool):
         raise DataError(
             f"{data.name}: n_train = {data.n_train} but the training files hold "
@@ -32,9 +37,15 @@ def load_dataset(data: Data) -> Dataset:
     return dataset
 
 
-@functools.lru_cache(maxsize=8)
-def _load_pool(data: Data) -> Dataset:
-    return kind_of(data).load(data)
+def _load_pool(data: Data, locations: Locations) -> Dataset:
+    """The cached pool of ``data`` (the least recently used goes beyond ``CACHED_POOLS``)."""
+    dataset = _pools.pop(data, None)
+    if dataset is None:
+        dataset = kind_of(data).load(data, locations)
+    _pools[data] = dataset
+    while len(_pools) > CACHED_POOLS:
+        del _pools[next(iter(_pools))]
+    return dataset
 
 
 def test_chunks(dataset: Dataset, chunk: int) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from dd.datasets.base import Locations
 from dd.errors import SpecError, one_line
 from dd.packs import Pack
 from dd.progress import Progress
@@ -22,9 +23,10 @@ from dd.store import SweepStore
 from dd.worker import PackWorker, worker_env
 
 
-def check_data_files(packs: list[Pack]) -> None:
-    """Read every file-backed dataset once before scheduling, so a missing or malformed file
-    is one clear error (exit 2) rather than a failure in every pack."""
+def check_data_files(packs: list[Pack], locations: Locations) -> None:
+    """Read every file-backed dataset once before scheduling (through ``locations``, as the
+    workers will), so a missing or malformed file is one clear error (exit 2) rather than a
+    failure in every pack."""
     from dd.data import load_dataset
     from dd.datasets.registry import kind_of
 
@@ -33,7 +35,7 @@ def check_data_files(packs: list[Pack]) -> None:
         data = max((t.data for t in pack.trials), key=lambda d: d.n_train)
         if kind_of(data).checks_files and data not in seen:
             seen.add(data)
-            load_dataset(data)
+            load_dataset(data, locations)
 
 
 def _check_local_cpus(local_cpus: int, address: str | None, resources: Resources) -> None:
@@ -64,7 +66,8 @@ def run_sweep(
     """Run every planned trial of ``spec`` not yet stored under ``results_root``.
 
     ``settings`` (default: dd's defaults, no environment read) give the Ray address and its
-    connect timeout, the CPU cap of a local instance and the workers' compile cache. The
+    connect timeout, the CPU cap of a local instance, the workers' compile cache and where
+    the dataset files are (``data_dir``, ``cache_dir``: given to the workers). The
     sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
     ``debug`` shows Ray's own messages (``dd.cluster.start_ray``).
     """
@@ -80,10 +83,17 @@ def run_sweep(
         "timeout": settings.connect_timeout_s,
     }
     with store.driver_lock():
-        return _run_locked(spec, store, ray_options, quiet, settings.compile_cache)
+        return _run_locked(spec, store, ray_options, quiet, settings)
 
 
-def _prepare(spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict) -> None:
+def _locations(settings: Settings) -> Locations:
+    """Where the dataset files are, from the driver's settings, for the driver and its workers."""
+    return Locations(data_dir=settings.data_dir, cache_dir=settings.cache_dir)
+
+
+def _prepare(
+    spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict, locations: Locations
+) -> None:
     """Every check that can refuse the run, then the spec saved: a refused run writes
     nothing. With packs to run: their data files read, Ray joined, one pack's resources
     found on a node."""
@@ -92,18 +102,18 @@ def _prepare(spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict
 
         from dd.cluster import check_fits, start_ray
 
-        check_data_files(packs)
+        check_data_files(packs, locations)
         start_ray(**ray_options)
         check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
 
 
 def _run_locked(
-    spec: Spec, store: SweepStore, ray_options: dict, quiet: bool, compile_cache: str | None
+    spec: Spec, store: SweepStore, ray_options: dict, quiet: bool, settings: Settings
 ) -> SweepReport:
     start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
     packs, stored = plan(spec, store)
-    _prepare(spec, store, packs, ray_options)
+    _prepare(spec, store, packs, ray_options, _locations(settings))
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     if removed := store.prune_checkpoints({p.id for p in packs}):
@@ -118,14 +128,14 @@ def _run_locked(
         f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
         f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs"
     )
-    _run_packs(spec, store, Schedule(packs, report), quiet, compile_cache)
+    _run_packs(spec, store, Schedule(packs, report), quiet, settings)
     report.wall_time_s = time.perf_counter() - start
     store.write_run(report.run_record(started))
     return report
 
 
 def _run_packs(
-    spec: Spec, store: SweepStore, schedule: Schedule, quiet: bool, compile_cache: str | None
+    spec: Spec, store: SweepStore, schedule: Schedule, quiet: bool, settings: Settings
 ) -> None:
     """Start the pack workers, give each free one the schedule's next pack, and account for
     each pack that comes back (a failed one is recorded in the store); the workers go when
@@ -142,7 +152,10 @@ def _run_packs(
         max_task_retries=resources.retries,
         **({"runtime_env": {"env_vars": env}} if (env := worker_env(resources)) else {}),
     )
-    workers = [actor.remote(compile_cache, resources.gpus == 0) for _ in range(slots)]
+    locations = _locations(settings)
+    workers = [
+        actor.remote(settings.compile_cache, resources.gpus == 0, locations) for _ in range(slots)
+    ]
     pending: dict = {}
 
     def feed(worker) -> None:

@@ -1,7 +1,7 @@
 """dd's own settings: read once, where the CLI or the API is entered, from the flags given
-and the environment, then passed down (the driver takes them as ``run_sweep(settings=)``).
-``max_trials``, ``data_dir`` and ``cache_dir`` are not passed down yet: ``dd.spec``,
-``dd.images`` and ``dd.data`` still read their variables themselves.
+and the environment, then passed down: the driver takes them as ``run_sweep(settings=)`` and
+gives the workers ``data_dir`` and ``cache_dir`` (``dd.datasets.base.Locations``); the spec
+readers take ``max_trials``. Nothing below the CLI and the API reads these variables.
 
 Each setting is a flag (where the command has one) over an environment variable over a
 default; ``VARIABLES`` are the rows of README.md's configuration table.

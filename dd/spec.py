@@ -20,7 +20,6 @@ the field. Trial ids come from ``dd.ids``.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -148,10 +147,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
+def load_spec(
+    path: str | Path, overrides: Sequence[str] = (), *, max_trials: int = DEFAULT_MAX_TRIALS
+) -> Spec:
     """Read and validate a YAML spec file (safe loader only), with ``overrides`` applied
-    (``apply_overrides``): the resulting mapping is the spec that runs and is stored."""
-    return parse_spec(apply_overrides(read_spec_file(path), overrides))
+    (``apply_overrides``): the resulting mapping is the spec that runs and is stored.
+    ``max_trials``: as for ``parse_spec``."""
+    return parse_spec(apply_overrides(read_spec_file(path), overrides), max_trials=max_trials)
 
 
 def read_spec_file(path: str | Path) -> dict:
@@ -238,8 +240,12 @@ def apply_overrides(mapping: dict, overrides: Sequence[str]) -> dict:
     return out
 
 
-def parse_spec(mapping: dict) -> Spec:
-    """Validate a spec mapping and expand its grid into trials."""
+def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
+    """Validate a spec mapping and expand its grid into trials.
+
+    ``max_trials`` (the caller's ``Settings.max_trials``, from $DD_MAX_TRIALS): the most grid
+    points the spec may have; a larger grid is refused before it is expanded, not after memory
+    runs out."""
     unknown = sorted(set(mapping) - set(TRIAL_SECTIONS) - set(SWEEP_SECTIONS), key=str)
     if unknown:
         raise SpecError(
@@ -252,7 +258,7 @@ def parse_spec(mapping: dict) -> Spec:
         raise SpecError("description", "must be a string")
     resources = build(Resources, mapping.get("resources") or {}, "resources")
     curves = build(Curves, mapping.get("curves") or {}, "curves")
-    limit = max_trials()
+    limit = max_trials
     _check_size(range_size(mapping.get("grid")) or 0, limit)
     # The kinds fill Data.VARIANTS and Model.VARIANTS; their modules load JAX and Flax, which
     # a grid of ranges refused by its size above never pays for.
@@ -283,17 +289,6 @@ def _check_size(size: int, limit: int) -> None:
             f"{size:,} grid points exceed the limit of {limit:,} trials "
             "per sweep; split the sweep, or raise $DD_MAX_TRIALS",
         )
-
-
-def max_trials() -> int:
-    """The most grid points a spec may have: $DD_MAX_TRIALS, else 10 million (a grid is
-    refused before it is expanded, not after memory runs out)."""
-    text = os.environ.get("DD_MAX_TRIALS")
-    if text is None:
-        return DEFAULT_MAX_TRIALS
-    if not text.strip().isdigit() or int(text) < 1:
-        raise DDError(f"$DD_MAX_TRIALS: must be a whole number >= 1, got {text!r}")
-    return int(text)
 
 
 def check_curves(curves: Curves, axes: list[str], trial: Trial) -> None:

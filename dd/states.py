@@ -9,14 +9,15 @@ from dd.adopt import adopt_legacy_ids
 from dd.errors import StoreError
 from dd.ids import trial_id
 from dd.schema import flatten_config
-from dd.spec import Spec, parse_spec
+from dd.spec import DEFAULT_MAX_TRIALS, Spec, parse_spec
 from dd.store import SweepStore
 
 
-def load_stored_spec(store: SweepStore) -> Spec:
+def load_stored_spec(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
     """The spec saved beside the results: the sweep's current plan (its rows stored under a
-    legacy id renamed first, ``dd.adopt``)."""
-    spec = parse_spec(store.read_spec_mapping())
+    legacy id renamed first, ``dd.adopt``); ``max_trials``: the caller's
+    ``Settings.max_trials``, so a sweep run under a raised limit can still be read."""
+    spec = parse_spec(store.read_spec_mapping(), max_trials=max_trials)
     adopt_legacy_ids(store, spec)
     return spec
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from dd import hooks
+from dd.datasets.base import Locations
 from dd.errors import DDError
 from dd.packs import Pack, pack_key
 from dd.profile import PackProfile
@@ -29,6 +30,7 @@ def run_pack(
     resources: Resources,
     compile_cache: str | None = None,
     profile: PackProfile | None = None,
+    locations: Locations | None = None,
 ) -> dict:
     """Fit or train every trial of ``pack`` and write its Parquet file (runs on a worker).
 
@@ -38,7 +40,9 @@ def run_pack(
     one replica (``dd.memory``). With ``compile_cache`` (a folder, shared by the workers when
     it is on shared storage) a program compiled once, by any worker, is loaded rather than
     compiled again. ``profile`` (a fresh one by default) receives where the pack's time went;
-    it is stored as ``profiles/pack-<id>.json`` and returned in the result.
+    it is stored as ``profiles/pack-<id>.json`` and returned in the result. ``locations`` (the
+    driver's settings; default ``Locations()``) say where the pack's dataset files are: this
+    worker's environment is not read.
     """
     if compile_cache:
         use_compile_cache(compile_cache)
@@ -47,7 +51,7 @@ def run_pack(
     profile = profile or PackProfile()
     widths = sorted({w for t in pack.trials if (w := getattr(t.model, "width", None))})
     with store.running(pack.id, trials=len(pack.trials), widths=widths) as update:
-        result = _run_pack(store, pack, resources, profile, update)
+        result = _run_pack(store, pack, resources, profile, update, locations or Locations())
     record = {"pack_id": pack.id, "trials": len(pack.trials), **profile.record()}
     store.write_profile(pack.id, record)
     return result | {"profile": record}
@@ -78,14 +82,23 @@ def check_accelerator(resources: Resources) -> None:
 
 
 def _run_pack(
-    store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile, update
+    store: SweepStore,
+    pack: Pack,
+    resources: Resources,
+    profile: PackProfile,
+    update,
+    locations: Locations,
 ) -> dict:
     import jax
+
+    from dd.data import load_dataset
 
     trials, padded = list(pack.trials), pack.padded_trials()
     timed = resources.checkpoint_minutes > 0
     checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every or timed else None
     start = time.perf_counter()
+    with profile.phase("data"):  # the engine's own load_dataset then finds it cached
+        load_dataset(trials[0].data, locations)
     splits, param_files = 0, None
     if trials[0].model.CLOSED_FORM:
         from dd.closed_form import fit_pack
@@ -260,7 +273,12 @@ class PackWorker:
     stays on the first). Compiled programs stay warm across the packs a worker runs.
     """
 
-    def __init__(self, compile_cache: str | None, cpu_only: bool = False):
+    def __init__(
+        self,
+        compile_cache: str | None,
+        cpu_only: bool = False,
+        locations: Locations | None = None,
+    ):
         self.visible_at_start = os.environ.get("CUDA_VISIBLE_DEVICES")
         if cpu_only:  # a pack given no GPU must not take one (JAX would use any it sees)
             import jax
@@ -269,6 +287,7 @@ class PackWorker:
         if compile_cache:
             use_compile_cache(compile_cache)
         self.compile_cache = compile_cache
+        self.locations = locations or Locations()
 
     def placement(self) -> dict:
         """Where this worker runs: process, GPUs Ray assigned, CUDA_VISIBLE_DEVICES at its
@@ -295,7 +314,16 @@ class PackWorker:
         profile.phases["start"] = max(time.time() - sent, 0.0)
         placement = self.placement()
         return (
-            run_pack(sweep, results_root, pack, resources, self.compile_cache, profile) | placement
+            run_pack(
+                sweep,
+                results_root,
+                pack,
+                resources,
+                self.compile_cache,
+                profile,
+                self.locations,
+            )
+            | placement
         )
 
 

@@ -312,9 +312,9 @@ def test_a_pack_that_asked_for_a_gpu_refuses_to_train_without_one(tmp_path):
 
 @pytest.mark.gpu
 def test_a_pack_that_asked_for_a_gpu_trains_on_it(tmp_path):
-    from dd.execute import run_pack
     from dd.spec import Resources
     from dd.store import SweepStore
+    from dd.worker import run_pack
 
     spec = parse_spec(CNN_SPEC)
     (pack,) = make_packs(list(spec.trials), spec.resources)

@@ -54,18 +54,17 @@ def test_cnn_with_augmentation_trains_on_cifar10_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_mlp_and_resnet_train_on_mnist_idx_files(tmp_path, monkeypatch):
+def test_mlp_and_resnet_train_on_mnist_idx_files(tmp_path):
     write_idx_dataset(
         tmp_path / "mnist",
         {"train": idx_split(40, side=28), "t10k": idx_split(10, side=28)},
         gz=True,
     )
-    monkeypatch.setenv("DD_DATA_DIR", str(tmp_path))
     for model in ({"name": "mlp", "width": 8}, {"name": "resnet18", "width": 1}):
         rows = _train(
             {
                 "name": "m",
-                "data": {"name": "mnist", "n_train": 40, "n_test": 10},
+                "data": {"name": "mnist", "n_train": 40, "n_test": 10, "data_dir": str(tmp_path)},
                 "model": model,
                 "train": {"batch_size": 20, "epochs": 1, "eval_points": 1},
             }

@@ -8,7 +8,10 @@ import struct
 import numpy as np
 import pytest
 
+from dd.datasets import images as image_kind
+from dd.datasets.base import Locations
 from dd.datasets.image_files import load_images
+from dd.datasets.images import ImageData
 from dd.errors import DataError
 
 RNG = np.random.default_rng(0)
@@ -129,20 +132,22 @@ def test_cifar100_reads_fine_labels(tmp_path):
     assert loaded["x_train"].shape == (4, 32, 32, 3) and loaded["n_classes"] == 100
 
 
-def test_data_dir_from_environment(tmp_path, monkeypatch):
+def test_data_dir_from_the_settings(tmp_path):
     write_idx_dataset(tmp_path / "mnist", {"train": idx_split(2), "t10k": idx_split(1)})
-    monkeypatch.setenv("DD_DATA_DIR", str(tmp_path))
-    assert len(load_images("mnist", None)["x_train"]) == 2
+    data = ImageData(name="mnist", n_train=2, n_test=1)
+    assert len(image_kind.load(data, Locations(data_dir=str(tmp_path))).y_pool) == 2
 
 
-def test_explicit_data_dir_wins_over_environment(tmp_path, monkeypatch):
+def test_the_specs_data_dir_wins_over_the_settings(tmp_path):
     write_idx_dataset(tmp_path / "mnist", {"train": idx_split(2), "t10k": idx_split(1)})
-    monkeypatch.setenv("DD_DATA_DIR", str(tmp_path / "elsewhere"))
-    assert len(load_images("mnist", str(tmp_path))["x_train"]) == 2
+    data = ImageData(name="mnist", n_train=2, n_test=1, data_dir=str(tmp_path))
+    elsewhere = Locations(data_dir=str(tmp_path / "elsewhere"))
+    assert len(image_kind.load(data, elsewhere).y_pool) == 2
 
 
-def test_no_data_dir_says_how_to_set_one(monkeypatch):
-    monkeypatch.delenv("DD_DATA_DIR", raising=False)
+def test_no_data_dir_says_how_to_set_one(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "mnist", {"train": idx_split(2), "t10k": idx_split(1)})
+    monkeypatch.setenv("DD_DATA_DIR", str(tmp_path))  # read by Settings only, not here
     with pytest.raises(DataError, match="DD_DATA_DIR"):
         load_images("mnist", None)
 

@@ -583,23 +583,22 @@ def test_grid_size_counts_what_expansion_makes(field, axis, monkeypatch):
     mapping = {**copy.deepcopy(TINY_GAUSSIAN), "grid": {field: axis}}
     n = len(parse_spec(copy.deepcopy(mapping)).trials)
     assert grid_size([Factor((make_axis(field, axis, f"grid.{field}"),))], limit=10**9) == n
-    monkeypatch.setenv("DD_MAX_TRIALS", str(n))
-    assert len(parse_spec(copy.deepcopy(mapping)).trials) == n
+    assert len(parse_spec(copy.deepcopy(mapping), max_trials=n).trials) == n
     if n == 1:  # (the one-value axis: no smaller limit to refuse it)
         return
-    monkeypatch.setenv("DD_MAX_TRIALS", str(n - 1))
     with pytest.raises(SpecError, match=f"^grid: {n} grid points exceed the limit of {n - 1}"):
-        parse_spec(copy.deepcopy(mapping))
+        parse_spec(copy.deepcopy(mapping), max_trials=n - 1)
 
 
-def test_the_trial_limit_comes_from_the_environment(monkeypatch):
-    from dd.spec import parse_spec
+def test_the_trial_limit_comes_from_the_environment_through_the_api(monkeypatch):
+    """$DD_MAX_TRIALS is read where the API is entered (``Settings``) and handed to the spec."""
+    from dd import api
 
     monkeypatch.setenv("DD_MAX_TRIALS", "24")
-    assert len(parse_spec(copy.deepcopy(TINY_GAUSSIAN)).trials) == 24
+    assert len(api.load_spec(copy.deepcopy(TINY_GAUSSIAN)).trials) == 24
     monkeypatch.setenv("DD_MAX_TRIALS", "23")
     with pytest.raises(SpecError, match="^grid: 24 grid points exceed the limit of 23"):
-        parse_spec(copy.deepcopy(TINY_GAUSSIAN))
+        api.load_spec(copy.deepcopy(TINY_GAUSSIAN))
 
 
 @pytest.mark.parametrize(

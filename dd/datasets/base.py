@@ -37,6 +37,17 @@ class Dataset:
     x_std: np.ndarray | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Locations:
+    """Where this machine keeps dataset files: the image files' folder (a spec's
+    ``data.data_dir`` wins) and the cache of generated datasets. They come from
+    ``dd.settings.Settings`` (read on the driver) and travel to the workers with the packs,
+    so no worker reads its environment; being places, not content, no trial id holds them."""
+
+    data_dir: str | None = None
+    cache_dir: str = "~/.cache/dd"
+
+
 def own_facts(data: Data) -> DataFacts:
     """The facts of a kind whose config knows them (arithmetic on its fields)."""
     return data.known_facts()
@@ -55,9 +66,10 @@ def no_device_arrays(dataset: Dataset, data: Data) -> dict[str, Any]:
 class DatasetKind:
     """One kind of dataset.
 
-    ``config``: its config class(es), by ``name``. ``load(data)``: the ``Dataset`` of a
-    neutral config (``Data.neutral``; cached by the engine). ``describe(data)``: its
-    ``DataFacts`` (for user data: the arrays read and checked, the resolve stage's work).
+    ``config``: its config class(es), by ``name``. ``load(data, locations)``: the ``Dataset``
+    of a neutral config (``Data.neutral``; cached by the engine), its files found through
+    ``locations`` (``Locations``). ``describe(data)``: its ``DataFacts`` (for user data: the
+    arrays read and checked, the resolve stage's work).
     ``check(data, facts, path)``: what only the facts can tell (n_train against the pool).
     ``device_arrays(dataset, data)``: extra ``DeviceData`` fields of this kind, and the test
     chunks set to None where the kind evaluates otherwise (a ``TABLE`` kind).
@@ -66,7 +78,7 @@ class DatasetKind:
     """
 
     configs: tuple[type, ...]
-    load: Callable[[Data], Dataset]
+    load: Callable[[Data, Locations], Dataset]
     describe: Callable[[Data], DataFacts] = own_facts
     check: Callable[[Data, DataFacts, str], None] = no_check
     device_arrays: Callable[[Dataset, Data], dict[str, Any]] = no_device_arrays

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dd.config import ClassificationData
-from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.errors import SpecError
 from dd.fields import join
 
@@ -38,7 +38,7 @@ class DigitsData(ClassificationData):
             )
 
 
-def load(data: DigitsData) -> Dataset:
+def load(data: DigitsData, locations: Locations) -> Dataset:
     from sklearn.datasets import load_digits  # scikit-learn is slow to import
 
     x, y = load_digits(return_X_y=True)

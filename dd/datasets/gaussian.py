@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from dd.config import Data
-from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.fields import bounded
 
 
@@ -48,7 +48,7 @@ class GaussianData(Data):
         return (self.dim + self.slow_dim,)
 
 
-def load(data: GaussianData) -> Dataset:
+def load(data: GaussianData, locations: Locations) -> Dataset:
     """The teacher and the fixed test set; training rows are drawn per trial on device."""
     scale = np.concatenate([np.ones(data.dim), np.full(data.slow_dim, data.slow_scale)])
     slow = np.sqrt(data.slow_beta_norm2 / max(data.slow_dim, 1)) / data.slow_scale

@@ -1,7 +1,8 @@
 """Readers for the image datasets, from local files in their published formats; never downloads.
 
 Sweeps must run offline on any worker, so the data is fetched once by hand and read from disk.
-The data directory is the spec's ``data_dir`` if given, else ``$DD_DATA_DIR``; under it:
+The data directory is the spec's ``data_dir`` if given, else the settings' ``data_dir``
+(``$DD_DATA_DIR``, read on the driver: ``dd.settings``); under it:
 
     mnist/, fashion_mnist/   train-images-idx3-ubyte, train-labels-idx1-ubyte,
                              t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each plain or .gz)
@@ -17,7 +18,6 @@ Every dataset comes back as uint8 images in NHWC layout (MNIST with C=1), int32 
 import functools
 import gzip
 import math
-import os
 import pickle
 import struct
 from pathlib import Path
@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from dd.errors import DataError
-
-DATA_DIR_ENV = "DD_DATA_DIR"
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dims: count, rows, columns
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dim: count
@@ -49,14 +47,13 @@ _CIFAR_PICKLE_GLOBALS = {
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:
-    """The spec's ``data_dir`` wins over ``$DD_DATA_DIR``, so a spec can pin where its data is."""
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV)
-    if not chosen:
+    """The folder the caller chose (the spec's, else the settings'); none is a DataError that
+    says how to give one."""
+    if not data_dir:
         raise DataError(
-            f"no data directory: set data_dir in the spec or the {DATA_DIR_ENV} environment "
-            "variable"
+            "no data directory: set data_dir in the spec or the DD_DATA_DIR environment variable"
         )
-    return Path(chosen).expanduser()
+    return Path(data_dir).expanduser()
 
 
 def _missing(path: Path, expected_format: str) -> DataError:
@@ -231,7 +228,8 @@ _DATASETS = {
 def load_images(name: str, data_dir: str | None) -> dict:
     """Loads ``name`` as ``x_train``, ``y_train``, ``x_test``, ``y_test`` and ``n_classes``.
 
-    Images are uint8 NHWC, labels int32 in 0..n_classes-1; ``data_dir`` overrides ``$DD_DATA_DIR``.
+    Images are uint8 NHWC, labels int32 in 0..n_classes-1; ``data_dir`` is the folder of
+    the files (the module docstring's layout).
     """
     if name not in _DATASETS:
         raise DataError(f"unknown image dataset {name!r}; allowed: {', '.join(_DATASETS)}")

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from dd.config import ClassificationData
-from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.datasets.image_files import load_images
 from dd.errors import DataError, SpecError
 from dd.fields import join
@@ -26,9 +26,9 @@ IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published fil
 class ImageData(ClassificationData):
     """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 from local files (see ``dd.datasets.images``).
 
-    ``data_dir`` (else $DD_DATA_DIR) holds the files in their published formats (a location,
-    not part of trial ids: ``dd.ids``); ``augment`` turns on random crops (padding 4) and
-    horizontal flips during training.
+    ``data_dir`` (else the settings' ``data_dir``, $DD_DATA_DIR) holds the files in their
+    published formats (a location, not part of trial ids: ``dd.ids``); ``augment`` turns on
+    random crops (padding 4) and horizontal flips during training.
     """
 
     n_train: int = 50000
@@ -60,10 +60,11 @@ class ImageData(ClassificationData):
             )
 
 
-def load(data: ImageData) -> Dataset:
-    """The uint8 pool with its per-channel statistics, and the first ``n_test`` test images.
-    Raises DataError when the files hold fewer test images than the config asks for."""
-    loaded = load_images(data.name, data.data_dir)
+def load(data: ImageData, locations: Locations) -> Dataset:
+    """The uint8 pool with its per-channel statistics, and the first ``n_test`` test images,
+    from the spec's ``data_dir``, else ``locations.data_dir``. Raises DataError when the files
+    hold fewer test images than the config asks for."""
+    loaded = load_images(data.name, data.data_dir or locations.data_dir)
     if len(loaded["y_test"]) < data.n_test:
         raise DataError(
             f"{data.name}: n_test = {data.n_test} but the test files hold "

@@ -1,7 +1,7 @@
 """MNIST-1D (Greydanus & Kobak) from the ``mnist1d`` procedural generator: no download.
 
-The generator takes seconds, so its arrays are also cached on disk as .npz ($DD_CACHE_DIR,
-else ~/.cache/dd).
+The generator takes seconds, so its arrays are also cached on disk as .npz, in the settings'
+``cache_dir`` ($DD_CACHE_DIR, else ~/.cache/dd; read on the driver and passed down).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dd.config import ClassificationData
-from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.fields import bounded
 
 
@@ -43,23 +43,19 @@ class Mnist1dData(ClassificationData):
         return (40,)
 
 
-def cache_dir() -> Path:
-    """Where generated datasets are cached: $DD_CACHE_DIR, else ~/.cache/dd."""
-    return Path(os.environ.get("DD_CACHE_DIR") or Path.home() / ".cache" / "dd")
-
-
-def load(data: Mnist1dData) -> Dataset:
-    x_pool, y_pool, x_test, y_test = _arrays(data)
+def load(data: Mnist1dData, locations: Locations) -> Dataset:
+    x_pool, y_pool, x_test, y_test = _arrays(data, Path(locations.cache_dir).expanduser())
     return Dataset(x_pool, y_pool, x_test[: data.n_test], y_test[: data.n_test], 10)
 
 
-def _arrays(data: Mnist1dData) -> tuple[np.ndarray, ...]:
-    """Generate (or read from the .npz cache) MNIST-1D with the package's own generator."""
+def _arrays(data: Mnist1dData, cache_dir: Path) -> tuple[np.ndarray, ...]:
+    """Generate (or read from the .npz cache in ``cache_dir``) MNIST-1D with the package's own
+    generator."""
     n_total = data.train_pool + data.n_test
     n_made = -(-n_total // 10) * 10  # the generator makes num_samples // 10 per class
     params = {"num_samples": n_made, "seed": data.generator_seed, "version": 1}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir() / f"mnist1d-{n_made}-{data.generator_seed}-{digest}.npz"
+    path = cache_dir / f"mnist1d-{n_made}-{data.generator_seed}-{digest}.npz"
     try:
         with np.load(path, allow_pickle=False) as f:
             x, y = f["x"], f["y"]

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dd.config import ClassificationData, Data
-from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.errors import SpecError
 from dd.fields import bounded, join, one_of
 
@@ -172,7 +172,7 @@ def sum_directions(pairs: np.ndarray, p: int, op: str) -> np.ndarray:
     return (cols / np.linalg.norm(cols, axis=0)).astype(np.float32)
 
 
-def load(data: ModularData) -> Dataset:
+def load(data: ModularData, locations: Locations) -> Dataset:
     pairs, answers = table(data.p, data.op)  # a trial tests on the pairs it does not train on
     return Dataset(pairs, answers, pairs, answers, data.p)
 

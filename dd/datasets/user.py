@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dd.config import ClassificationData, Data, DataFacts
-from dd.datasets.base import Dataset, DatasetKind
+from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.errors import DataError, SpecError
 from dd.fields import Options, bounded, join, one_of
 from dd.user_code import import_object, one_line
@@ -131,7 +131,7 @@ def user_kind(config: type, arrays_of: Callable[[UserData], Arrays]) -> DatasetK
                 "dataset (float targets); label noise needs class labels",
             )
 
-    def load(data: UserData) -> Dataset:
+    def load(data: UserData, locations: Locations) -> Dataset:
         arrays = arrays_of(data)
         n_test = data.n_test or len(arrays.y_test)
         return Dataset(
