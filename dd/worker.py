@@ -94,8 +94,9 @@ def _run_pack(
     from dd.data import load_dataset
 
     trials, padded = list(pack.trials), pack.padded_trials()
-    timed = resources.checkpoint_minutes > 0
-    checkpoint = store.checkpoint_path(pack.id) if resources.checkpoint_every or timed else None
+    saves = resources.checkpoint_every or resources.checkpoint_minutes > 0
+    trained = not trials[0].model.CLOSED_FORM  # a closed-form fit has no state to keep
+    checkpoint = store.checkpoint_path(pack.id) if trained and saves else None
     start = time.perf_counter()
     with profile.phase("data"):  # the engine's own load_dataset then finds it cached
         load_dataset(trials[0].data, locations)
