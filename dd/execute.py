@@ -16,7 +16,7 @@ from dd.datasets.base import Locations
 from dd.errors import SpecError, one_line
 from dd.packs import Pack
 from dd.progress import Progress
-from dd.schedule import Schedule, SweepReport, plan, worker_slots
+from dd.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
 from dd.settings import Settings
 from dd.spec import Resources, Spec
 from dd.store import SweepStore
@@ -157,6 +157,7 @@ def _run_packs(
         actor.remote(settings.compile_cache, resources.gpus == 0, locations) for _ in range(slots)
     ]
     pending: dict = {}
+    watchdog = Watchdog(resources.stall_minutes)
 
     def feed(worker) -> None:
         """Give ``worker`` the next pack, or let it go (its resources free up for a worker
@@ -164,28 +165,57 @@ def _run_packs(
         if (pack := schedule.next_pack()) is not None:
             ref = worker.run.remote(spec.name, store.location, pack, resources, time.time())
             pending[ref] = (pack, worker)
+            if not pack.trials[0].model.CLOSED_FORM:  # a fit has no evaluation points to wait for
+                watchdog.started(pack.id)
         else:
             ray.kill(worker)
+
+    def stop_stalled() -> None:
+        """Fail each stalled pack (``Watchdog``): its worker is stopped and a fresh one takes
+        the next pack."""
+        for ref, (pack, worker) in list(pending.items()):
+            reason = watchdog.stalled(pack.id, store.running_record(pack.id))
+            if reason is None:
+                continue
+            del pending[ref]
+            ray.kill(worker)
+            store.clear_running(pack.id)
+            store.write_failure(pack.id, list(pack.trial_ids), reason)
+            progress.log(schedule.failed(pack, reason))
+            progress.advance(len(pack.trials), failed=True)
+            fresh = actor.remote(settings.compile_cache, resources.gpus == 0, locations)
+            workers.append(fresh)
+            feed(fresh)
 
     for worker in workers:
         feed(worker)
     progress = Progress(total=schedule.total_trials, quiet=quiet, label=spec.name)
+    poll = min(5.0, 15 * resources.stall_minutes) if resources.stall_minutes else None
     try:
         with progress:
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                pack, worker = pending.pop(done[0])
-                failed = False
-                try:
-                    message = schedule.finished(pack, ray.get(done[0]))
-                except Exception as e:
-                    reason, failed = one_line(e), True
-                    store.write_failure(pack.id, list(pack.trial_ids), reason)
-                    message = schedule.failed(pack, reason)
-                if message:
-                    progress.log(message)
-                progress.advance(len(pack.trials), failed=failed)
-                feed(worker)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=poll)
+                if done:
+                    pack, worker = pending.pop(done[0])
+                    _account(store, schedule, progress, pack, done[0])
+                    feed(worker)
+                stop_stalled()
     finally:
         for worker in workers:
             ray.kill(worker)
+
+
+def _account(store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref) -> None:
+    """Count a pack that came back: finished, or failed with its reason recorded."""
+    import ray
+
+    failed = False
+    try:
+        message = schedule.finished(pack, ray.get(ref))
+    except Exception as e:
+        reason, failed = one_line(e), True
+        store.write_failure(pack.id, list(pack.trial_ids), reason)
+        message = schedule.failed(pack, reason)
+    if message:
+        progress.log(message)
+    progress.advance(len(pack.trials), failed=failed)

@@ -7,7 +7,9 @@ the driver (``dd.execute``) only moves packs between these and its Ray workers.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dd.adopt import adopt_legacy_ids
@@ -89,3 +91,41 @@ class Schedule:
         """``pack`` failed for ``reason`` (its retries spent); the line to show."""
         self.report.failed_packs.append(pack.id)
         return f"pack {pack.id} failed: {reason}"
+
+
+class Watchdog:
+    """Tells a stalled pack: one whose running record (``dd.worker.LiveRows``) shows no new
+    evaluation for ``minutes`` since its start or its last evaluation, and for ``factor``
+    times the seconds its measured rate predicts to its next evaluation point. Times are the
+    driver's own clock (a worker's may differ), read when the driver looks."""
+
+    FACTOR = 3.0
+
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic):
+        self.limit_s, self.clock = 60 * minutes, clock
+        self.seen: dict[str, tuple[object, float]] = {}
+
+    def started(self, pack_id: str) -> None:
+        self.seen[pack_id] = (None, self.clock())
+
+    def stalled(self, pack_id: str, record: dict | None) -> str | None:
+        """The reason ``pack_id`` is stalled, None while it progresses (or with no limit)."""
+        if not self.limit_s or pack_id not in self.seen:
+            return None
+        epoch = (record or {}).get("epoch")
+        last, since = self.seen[pack_id]
+        now = self.clock()
+        if epoch != last:
+            self.seen[pack_id] = (epoch, now)
+            return None
+        limit = self.limit_s
+        rate, following = (record or {}).get("epochs_per_s"), (record or {}).get("next_epoch")
+        if rate and following is not None and epoch is not None:
+            limit = max(limit, self.FACTOR * (following - epoch) / rate)
+        if now - since < limit:
+            return None
+        after = "since it started" if epoch is None else f"after epoch {epoch}"
+        return (
+            f"stalled: no evaluation point reached for {now - since:.0f} s {after} "
+            f"(resources.stall_minutes {self.limit_s / 60:g})"
+        )

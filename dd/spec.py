@@ -48,7 +48,11 @@ class Resources:
     pack whose worker dies resumes there; ``checkpoint_minutes`` > 0 (default 10) also saves
     one after about that many minutes of training, so an interrupt or a preemption costs
     minutes, not the pack (0 turns it off); checkpoints of finished packs are deleted unless
-    ``keep_checkpoints``. ``deterministic`` turns on XLA's deterministic GPU operations
+    ``keep_checkpoints``. A training pack that reaches no evaluation point within
+    ``stall_minutes`` (default 30; 0 turns the watchdog off) of its start or its last one,
+    nor within 3 times the time its measured rate predicts for the next one, is stopped and
+    recorded as failed, stalled (``dd.schedule.Watchdog``); the sweep carries on.
+    ``deterministic`` turns on XLA's deterministic GPU operations
     (``--xla_gpu_deterministic_ops``): cuDNN's fastest weight-gradient kernels accumulate in
     an order that varies between runs, so without it GPU results are not bit-reproducible.
     """
@@ -60,6 +64,7 @@ class Resources:
     retries: int = bounded(2, lo=0, hi=100)
     checkpoint_every: int = bounded(0, lo=0)
     checkpoint_minutes: float = bounded(10.0, lo=0.0)
+    stall_minutes: float = bounded(30.0, lo=0.0)
     keep_checkpoints: bool = False
     deterministic: bool = False
 

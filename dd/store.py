@@ -318,6 +318,15 @@ class SweepStore:
         finally:
             path.unlink(missing_ok=True)
 
+    def running_record(self, pack_id: str) -> dict[str, Any] | None:
+        """A running pack's record (its progress), None if there is none (or unreadable)."""
+        found = self._records(self.dir / "running", f"pack-{pack_id}.json")
+        return found[0] if found else None
+
+    def clear_running(self, pack_id: str) -> None:
+        """Drop a pack's running record (its worker was stopped and cannot)."""
+        (self.dir / "running" / f"pack-{pack_id}.json").unlink(missing_ok=True)
+
     def running_packs(self) -> list[dict[str, Any]]:
         """The running records, each with ``stale``: True when its process, on this host,
         is gone (a killed driver's workers leave their records), None for another host."""

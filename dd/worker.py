@@ -179,6 +179,9 @@ class LiveRows:
         self.store, self.pack, self.update = store, pack, update
         self.started, self.written = time.perf_counter(), -float("inf")
         self.epochs = pack.trials[0].train.epochs
+        from dd.train import eval_epochs  # the engine loads JAX: on the worker only
+
+        self.evals = eval_epochs(pack.trials[0].train)
 
     def __call__(self, epoch: int, rows: list[list[dict]]) -> None:
         import jax
@@ -195,6 +198,7 @@ class LiveRows:
             **mean,
             epochs_per_s=rate,
             eta_s=(self.epochs - epoch) / rate,
+            next_epoch=next((e for e in self.evals if e > epoch), None),
         )
         whole = len(rows) >= len(self.pack.trials)
         if whole and epoch < self.epochs and now - self.written >= self.EVERY_S:

@@ -939,3 +939,39 @@ def test_a_sweep_of_an_own_module_warns_of_no_fork(tmp_path, write_spec):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "os.fork() was called" not in done.stderr, done.stderr[-3000:]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_pack_that_hangs_is_failed_as_stalled_and_the_sweep_ends(tmp_path):
+    """A training pack whose worker never reaches an evaluation point (user code that hangs)
+    is stopped after resources.stall_minutes, recorded as failed with the reason, and the
+    sweep ends with exit 1 instead of waiting forever; dd status shows it."""
+    from faultsite.dd_faults import env as faults_env
+
+    spec = {
+        "name": "hangs",
+        "data": {"name": "digits", "n_train": 100},
+        "model": {"name": "mlp", "width": 4},
+        "train": {"batch_size": 50, "epochs": 2, "eval_points": 1},
+        "grid": {"seed": [0, 1]},
+        "resources": {"stall_minutes": 0.05},
+    }
+    path = tmp_path / "hangs.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "r"
+    done = run_dd(
+        "sweep",
+        path,
+        "--results",
+        results,
+        "--cpus",
+        "1",
+        "--no-curves",
+        env=faults_env(hang_before_compile=600),
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "stalled: no evaluation point reached" in done.stderr
+    status = run_dd("status", "hangs", "--results", results)
+    assert "failed pack" in status.stdout and "stalled" in status.stdout, status.stdout

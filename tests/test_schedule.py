@@ -111,3 +111,33 @@ def test_the_plan_leaves_out_stored_trials(tmp_path):
     again, stored = plan(spec, store)
     assert stored == len(first.trials)
     assert sum(len(p.trials) for p in again) == len(spec.trials) - len(first.trials)
+
+
+def test_the_watchdog_tells_a_pack_that_reaches_no_evaluation_point():
+    from dd.schedule import Watchdog
+
+    now = [0.0]
+    dog = Watchdog(minutes=1, clock=lambda: now[0])
+    dog.started("p")
+    now[0] = 59.0
+    assert dog.stalled("p", None) is None, "within the limit"
+    now[0] = 61.0
+    reason = dog.stalled("p", None)
+    assert reason.startswith("stalled: no evaluation point reached for 61 s since it started")
+    assert "resources.stall_minutes 1" in reason
+
+
+def test_the_watchdog_waits_as_long_as_the_measured_rate_predicts():
+    from dd.schedule import Watchdog
+
+    now = [0.0]
+    dog = Watchdog(minutes=1, clock=lambda: now[0])
+    dog.started("p")
+    record = {"epoch": 10, "epochs_per_s": 0.1, "next_epoch": 20}  # 100 s to the next point
+    now[0] = 5.0
+    assert dog.stalled("p", record) is None, "progress seen: the clock restarts"
+    now[0] = 5.0 + 299.0
+    assert dog.stalled("p", record) is None, "within 3 x the predicted 100 s"
+    now[0] = 5.0 + 301.0
+    assert "after epoch 10" in dog.stalled("p", record)
+    assert Watchdog(minutes=0).stalled("p", None) is None, "0 turns it off"

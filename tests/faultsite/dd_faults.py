@@ -19,7 +19,11 @@ FOLDER = Path(__file__).resolve().parent
 
 
 def install(
-    *, hold_after_checkpoint: float = 0, oom_above: int = 0, gpus_on_cpu: bool = False
+    *,
+    hold_after_checkpoint: float = 0,
+    oom_above: int = 0,
+    gpus_on_cpu: bool = False,
+    hang_before_compile: float = 0,
 ) -> Callable[[], None]:
     """Install the faults in this process; returns what removes them.
 
@@ -27,6 +31,8 @@ def install(
     its first checkpoint, so a test can kill it mid-pack however fast it trains.
     ``oom_above``: a pack of more replicas runs out of memory (``OutOfMemory``).
     ``gpus_on_cpu``: a pack given (fake Ray) GPUs trains on the CPU instead of refusing.
+    ``hang_before_compile``: a training pack hangs this many seconds before it compiles (user
+    code that never returns), for the stall watchdog.
     """
     from dd import hooks
 
@@ -51,6 +57,8 @@ def install(
                 )
 
         removers.append(hooks.add("before_compile", out_of_memory))
+    if hang_before_compile:
+        removers.append(hooks.add("before_compile", lambda trials: time.sleep(hang_before_compile)))
     if gpus_on_cpu:
         removers.append(hooks.add("accelerator_missing", lambda resources, platform: True))
 
