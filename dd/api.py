@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dd.handle import SweepHandle
 from dd.query import query_arrow
 from dd.settings import Settings
 from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping
@@ -84,7 +85,8 @@ def sweep(
     curves: bool = True,
     debug: bool = False,
     connect_timeout: float | None = None,
-) -> SweepResult:
+    wait: bool = True,
+) -> SweepResult | SweepHandle:
     """Run every trial of ``spec`` not yet stored, then write its curves and figures.
 
     ``spec``: a file path, a YAML text, a mapping, or a loaded ``Spec``; ``overrides`` as
@@ -93,9 +95,11 @@ def sweep(
     your own modules to a cluster's workers). Progress goes to stderr as plain lines where
     stderr is not a terminal (a notebook), as a bar where it is; ``quiet`` silences it.
     ``debug`` and ``connect_timeout``: as the CLI's ``--debug`` and ``--connect-timeout``.
-    Raises ``dd.errors.DDError`` on bad input, before anything is written.
+    Raises ``dd.errors.DDError`` on bad input, before anything is written. With ``wait``
+    false the sweep runs in a thread of this process and a ``dd.handle.SweepHandle`` comes
+    back at once: its ``status()``, ``rows()`` (finished and partial), ``curves()``,
+    ``wait()`` (this function's result) and ``cancel()`` work while it runs.
     """
-    from dd.execute import run_sweep
     from dd.resolve import resolve
 
     settings = _settings(
@@ -106,7 +110,29 @@ def sweep(
         connect_timeout_s=connect_timeout,
     )
     loaded = resolve(load_spec(spec, overrides, settings=settings))
-    report = run_sweep(loaded, settings.results, settings=settings, quiet=quiet, debug=debug)
+    options = {"settings": settings, "quiet": quiet, "debug": debug, "curves": curves}
+    if wait:
+        return _run(loaded, **options)
+    return SweepHandle(
+        loaded.name, settings.results, lambda stop: _run(loaded, stop=stop, **options)
+    )
+
+
+def _run(
+    loaded: Spec,
+    *,
+    settings,
+    quiet: bool,
+    debug: bool,
+    curves: bool,
+    stop=None,
+) -> SweepResult:
+    """``sweep``'s run of a loaded, resolved spec: the trials, then the curves."""
+    from dd.execute import run_sweep
+
+    report = run_sweep(
+        loaded, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
+    )
     store = SweepStore(settings.results, loaded.name)
     messages = []
     if report.failed_packs:
@@ -237,7 +263,7 @@ def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]
     its stored rows for its current spec; nothing is written."""
     settings = _settings(results)
     store = SweepStore(settings.results, sweep)
-    table = stored_rows(store)
+    table = stored_rows(store, live=True)  # a running sweep's rows so far too
     from dd.aggregate import sweep_curves
 
     sets, _ = sweep_curves(table, load_stored_spec(store, max_trials=settings.max_trials))

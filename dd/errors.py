@@ -41,3 +41,7 @@ def one_line(error: BaseException) -> str:
     cause = getattr(error, "cause", None) or error
     text = f"{type(cause).__name__}: {cause}".strip().splitlines()
     return text[0] if text else type(cause).__name__
+
+
+class Cancelled(DDError):
+    """A sweep stopped by ``SweepHandle.cancel`` (finished packs are kept; rerun to resume)."""

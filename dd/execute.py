@@ -9,11 +9,12 @@ pack runs next and what became of each is ``dd.schedule``'s, testable without Ra
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
 from dd.datasets.base import Locations
-from dd.errors import SpecError, one_line
+from dd.errors import Cancelled, SpecError, one_line
 from dd.packs import Pack
 from dd.progress import Progress
 from dd.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
@@ -62,6 +63,7 @@ def run_sweep(
     settings: Settings | None = None,
     quiet: bool = False,
     debug: bool = False,
+    stop: threading.Event | None = None,
 ) -> SweepReport:
     """Run every planned trial of ``spec`` not yet stored under ``results_root``.
 
@@ -69,7 +71,9 @@ def run_sweep(
     connect timeout, the CPU cap of a local instance, the workers' compile cache and where
     the dataset files are (``data_dir``, ``cache_dir``: given to the workers). The
     sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
-    ``debug`` shows Ray's own messages (``dd.cluster.start_ray``).
+    ``debug`` shows Ray's own messages (``dd.cluster.start_ray``). ``stop``, once set (by
+    another thread: ``dd.handle.SweepHandle.cancel``), ends the run with ``Cancelled``: the
+    workers go, finished packs stay.
     """
     settings = settings or Settings()
     if settings.cpus is not None:
@@ -83,7 +87,7 @@ def run_sweep(
         "timeout": settings.connect_timeout_s,
     }
     with store.driver_lock():
-        return _run_locked(spec, store, ray_options, quiet, settings)
+        return _run_locked(spec, store, ray_options, quiet, settings, stop)
 
 
 def _locations(settings: Settings) -> Locations:
@@ -109,7 +113,12 @@ def _prepare(
 
 
 def _run_locked(
-    spec: Spec, store: SweepStore, ray_options: dict, quiet: bool, settings: Settings
+    spec: Spec,
+    store: SweepStore,
+    ray_options: dict,
+    quiet: bool,
+    settings: Settings,
+    stop: threading.Event | None = None,
 ) -> SweepReport:
     start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
     packs, stored = plan(spec, store)
@@ -128,14 +137,19 @@ def _run_locked(
         f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
         f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs"
     )
-    _run_packs(spec, store, Schedule(packs, report), quiet, settings)
+    _run_packs(spec, store, Schedule(packs, report), quiet, settings, stop)
     report.wall_time_s = time.perf_counter() - start
     store.write_run(report.run_record(started))
     return report
 
 
 def _run_packs(
-    spec: Spec, store: SweepStore, schedule: Schedule, quiet: bool, settings: Settings
+    spec: Spec,
+    store: SweepStore,
+    schedule: Schedule,
+    quiet: bool,
+    settings: Settings,
+    stop: threading.Event | None,
 ) -> None:
     """Start the pack workers, give each free one the schedule's next pack, and account for
     each pack that comes back (a failed one is recorded in the store); the workers go when
@@ -191,9 +205,13 @@ def _run_packs(
         feed(worker)
     progress = Progress(total=schedule.total_trials, quiet=quiet, label=spec.name)
     poll = min(5.0, 15 * resources.stall_minutes) if resources.stall_minutes else None
+    if stop is not None:
+        poll = min(poll or 0.5, 0.5)
     try:
         with progress:
             while pending:
+                if stop is not None and stop.is_set():
+                    raise Cancelled(f"{spec.name}: cancelled; finished packs are kept")
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=poll)
                 if done:
                     pack, worker = pending.pop(done[0])

@@ -70,3 +70,31 @@ def test_a_running_pack_is_seen_in_status_query_and_curves(tmp_path, capsys):
     np.testing.assert_equal(  # the same rows as a run nobody watched (NaN equal to NaN)
         final.select(keep).to_pydict(), plain.select(keep).to_pydict()
     )
+
+
+@pytest.mark.slow
+def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_path):
+    """dd.api.sweep(wait=False): a handle at once; status, rows and curves read the store
+    while it runs; wait() gives the sweep's result; cancel() stops a second one, whose
+    wait() raises Cancelled."""
+    import copy
+
+    from dd import api
+    from dd.errors import Cancelled
+
+    handle = api.sweep(copy.deepcopy(SPEC), tmp_path, wait=False, quiet=True)
+    assert handle.status()["stored_trials"] in range(0, 5)  # whatever it reached by now
+    result = handle.wait(timeout=600)
+    assert result.report.trials_run == 4 and not handle.running()
+    status = handle.status()
+    assert status["stored_trials"] == 4 and status["packs_running"] == []
+    rows = handle.rows()
+    assert rows.num_rows == 4 * 3 and not any(rows["partial"].to_pylist())
+    assert "model_wise" in handle.curves()
+
+    longer = {**copy.deepcopy(SPEC), "name": "live2", "train": {**SPEC["train"], "epochs": 500}}
+    second = api.sweep(longer, tmp_path, wait=False, quiet=True)
+    second.cancel()
+    with pytest.raises(Cancelled, match="cancelled; finished packs are kept"):
+        second.wait(timeout=300)
+    assert second.status()["stored_trials"] == 0
