@@ -110,8 +110,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dd.report import write_report
 
     store, spec = _sweep(args.sweep, args.results)
-    print(f"report: {write_report(store, args.output, spec)}")
-    return 0
+    while True:  # with --watch: rewritten every that many seconds while packs run
+        path, running = write_report(store, args.output, spec, args.watch)
+        print(f"report: {path}" + (" (packs running; the page reloads itself)" if running else ""))
+        if not (args.watch and running) or threading.Event().wait(args.watch):
+            return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -286,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help=results_help)
     p.add_argument(
         "--output", help="where to write the page (default: <results>/<sweep>/report.html)"
+    )
+    p.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="rewrite the page every SECONDS while the sweep runs; the page reloads itself",
     )
 
     p = add(

@@ -44,20 +44,31 @@ MAX_TABLE_ROWS = 200  # longer tables are cut, with a note; the Parquet files ho
 
 
 def write_report(
-    store: SweepStore, output: str | None = None, spec: Spec | None = None
-) -> StorePath:
+    store: SweepStore,
+    output: str | None = None,
+    spec: Spec | None = None,
+    reload_s: float | None = None,
+) -> tuple[StorePath, bool]:
     """Aggregate the sweep (curves and figures brought up to date), then write the page to
-    ``output`` (default ``<sweep>/report.html``) atomically; returns where it went.
-    ``spec``: the plan (default: the stored spec)."""
+    ``output`` (default ``<sweep>/report.html``) atomically; returns where it went and
+    whether packs still run. ``spec``: the plan (default: the stored spec). ``reload_s``:
+    while packs run, the page reloads itself that often (``dd report --watch``)."""
     spec = spec or load_stored_spec(store)
     rows = stored_rows(store, live=True)
-    page = render(store, spec, write_curves(store, spec, rows), rows)
+    aggregate = write_curves(store, spec, rows)
+    page = render(store, spec, aggregate, rows, reload_s if aggregate.running else None)
     path = as_store_path(output) if output else store.report_path
     atomic_write_bytes(path, page.encode())
-    return path
+    return path, aggregate.running is not None
 
 
-def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) -> str:
+def render(
+    store: SweepStore,
+    spec: Spec,
+    aggregate: Aggregate,
+    rows: pa.Table,
+    reload_s: float | None = None,
+) -> str:
     """The page's HTML."""
     body = [
         f"<h1>dd report: {_e(spec.name)}</h1>",
@@ -70,7 +81,7 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
         "<h2>Thresholds and peaks</h2>",
         _landmarks(aggregate),
         "<h2>Figures</h2>",
-        *(_figure(path) for path in aggregate.figures),
+        *(_figure(path) for path in aggregate.figures[1 if verdicts(aggregate) else 0 :]),
     ]
     for section in _sections(aggregate, landmark=False):
         body += [f"<h2>{_e(section.heading)}</h2>", _table(section.table)]
@@ -84,8 +95,11 @@ def render(store: SweepStore, spec: Spec, aggregate: Aggregate, rows: pa.Table) 
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
-        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        + (f'<meta http-equiv="refresh" content="{reload_s:g}">' if reload_s else "")
+        + f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
+        + "<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
     )
 
 
@@ -93,7 +107,8 @@ PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # d
 
 
 def _verdict(aggregate: Aggregate) -> list[str]:
-    """What the sweep found (one line per curve kind) and the main figure, before the tables."""
+    """What the sweep found (one line per curve kind) and the main figure (which the figures
+    section then leaves out), before the tables."""
     lines = verdicts(aggregate)
     if not lines:
         return []

@@ -72,7 +72,7 @@ def report(ray_local, tmp_path_factory):
     store = SweepStore(tmp_path_factory.mktemp("report"), spec.name)
     run_sweep(spec, store.root, quiet=True)
     store.write_failure("p-lost", ["t-lost-1", "t-lost-2"], "WorkerCrashedError: node died")
-    return spec, store, write_report(store)
+    return spec, store, write_report(store)[0]
 
 
 @pytest.mark.browser
@@ -123,3 +123,26 @@ def test_diverged_trials_are_listed_with_their_step(report):
     section = _failures(store, rows)
     assert '<td class="text">a</td><td>17</td>' in section
     assert ">b<" not in section
+
+
+@pytest.mark.browser
+def test_a_running_sweeps_report_reloads_itself_and_says_so_until_it_ends(
+    report, chromium, tmp_path
+):
+    """dd report --watch: while a pack runs, the page says the curves are provisional and
+    reloads itself; once nothing runs, the rewritten page does neither (both loads read in
+    headless Chromium)."""
+    spec, store, _ = report
+    with store.running("p-live", trials=4, widths=[2, 8]) as update:
+        update(epoch=3, epochs=10, test_error=0.5, train_error=0.1, epochs_per_s=1.0, eta_s=7)
+        live, running = write_report(store, str(tmp_path / "live.html"), spec, reload_s=5)
+        assert running
+        during = _chromium(chromium, tmp_path, "--dump-dom", live.as_uri())
+    done, running = write_report(store, str(tmp_path / "done.html"), spec, reload_s=5)
+    assert not running
+    after = _chromium(chromium, tmp_path, "--dump-dom", done.as_uri())
+    assert '<meta http-equiv="refresh" content="5">' in during
+    assert (
+        "running: 1 pack (4 trials, widths 2-8) at epoch 3 of 10; curves are provisional" in during
+    )
+    assert 'http-equiv="refresh"' not in after and "running:" not in after
