@@ -165,6 +165,16 @@ def _progress(r: dict) -> str:
     )
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from dd.export import export_tensorboard
+    from dd.schema import column_name
+
+    store, spec = _sweep(args.sweep, args.results)
+    n = export_tensorboard(store, args.dir, [column_name(a) for a in spec.axes])
+    print(f"{n} trials written to {args.dir} as TensorBoard runs (tensorboard --logdir {args.dir})")
+    return 0
+
+
 def _print_profiles(store, form: str) -> int:
     """``dd status SWEEP --profile``: where each stored pack's time went (``dd.profile``)."""
     from dd.profile import table_lines
@@ -275,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=("table", "json"), default="table", help="of --profile (default table)"
     )
+
+    p = add("export", cmd_export, "write a sweep's rows for another tool (tensorboard)")
+    p.add_argument("format", choices=("tensorboard",), help="the tool")
+    p.add_argument("sweep", help="sweep name (or its spec file)")
+    p.add_argument("dir", help="the folder to write (one run per trial)")
+    p.add_argument("--results", help=results_help)
 
     p = add("curves", cmd_curves, "write a sweep's curve tables and figures")
     p.add_argument("sweep", help="sweep name (or its spec file)")
