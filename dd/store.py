@@ -5,7 +5,9 @@ Layout of ``<results>/<sweep>/``::
     spec.yaml                 the spec as loaded (the current plan: curves use its trials)
     packs/pack-<id>.parquet   one file per finished pack, written to a temporary name, renamed
     failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
-    running/pack-<id>.json    which process runs a pack, while it runs
+    running/pack-<id>.json    which process runs a pack, while it runs, and its progress
+    partial/pack-<id>.parquet a running pack's rows so far (column partial true)
+    profiles/pack-<id>.json   where a pack's time went (dd.profile)
     checkpoints/              training state of unfinished packs (resources.checkpoint_every)
     params/<trial id>.msgpack trained parameters (train.save_params)
     driver.lock               held (flock) by the driver running the sweep
@@ -23,7 +25,6 @@ under it is built here, so readers and writers elsewhere ask the store where a f
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ from dd.store_paths import (
     StorePath,
     as_store_path,
     atomic_write_bytes,
+    exclusive_lock,
     read_metadata,
     read_parquet,
     write_parquet,
@@ -85,32 +87,18 @@ class SweepStore:
         if isinstance(self.dir, RemotePath):
             digest = hashlib.sha1(f"{self.location}/{self.name}".encode()).hexdigest()[:16]
             path = Path(tempfile.gettempdir()) / f"dd-driver-{digest}.lock"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a+")
-        except OSError as e:
-            raise StoreError(f"{path}: cannot create the driver lock ({e.strerror or e})") from None
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise StoreError(
-                    f"{self.dir}: another driver is running this sweep ({holder}); "
-                    "wait for it or stop it first"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(
-                f"pid {os.getpid()} on {socket.gethostname()} since "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+        def busy(holder: str) -> StoreError:
+            return StoreError(
+                f"{self.dir}: another driver is running this sweep ({holder}); "
+                "wait for it or stop it first"
             )
-            handle.flush()
-            self._clear_leftovers()
-            yield
+
+        try:
+            with exclusive_lock(path, busy):
+                self._clear_leftovers()
+                yield
         finally:
-            handle.close()  # closing releases the flock
             if fresh and [p.name for p in self.dir.iterdir()] == ["driver.lock"]:
                 try:  # a refused first run leaves no sweep directory behind
                     path.unlink()

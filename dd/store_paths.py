@@ -10,10 +10,15 @@ then moved into place, and the driver, ``dd status``, ``dd curves`` and ``dd que
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import os
+import socket
 import tempfile
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -185,3 +190,29 @@ def read_parquet(path: StorePath, columns: list[str] | None = None) -> pa.Table:
     if isinstance(path, RemotePath):
         return pq.read_table(path.path, columns=columns, filesystem=path.fs)
     return pq.read_table(path, columns=columns)
+
+
+@contextmanager
+def exclusive_lock(path: Path, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Hold an flock on the local file ``path`` (made if need be), which says who holds it;
+    the kernel releases it when the holder exits or is killed, so a crash never leaves it
+    held. Held by another process: ``busy(who holds it)`` is raised."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as e:
+        raise StoreError(f"{path}: cannot create the lock ({e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise busy(handle.read().strip() or "another process") from None
+        handle.seek(0)
+        handle.truncate()
+        when = time.strftime("%Y-%m-%d %H:%M:%S")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {when}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock
