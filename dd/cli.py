@@ -9,7 +9,6 @@ away. Errors are one line; --debug shows the traceback and Ray's own messages.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
@@ -118,51 +117,33 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dd.states import trial_states
+    from dd.status import print_profiles, status_lines
 
     store, spec = _sweep(args.sweep, args.results, given_wins=True)
     if args.profile:
-        return _print_profiles(store, args.format)
-    states = trial_states(store, spec, store.stored_trial_ids())
-    diverged = store.diverged_trial_ids() & states["done"]
-    print(
-        f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done"
-        + (f" ({len(diverged)} diverged)" if diverged else "")
-        + f", {len(states['missing'])} missing, {len(states['failed'])} failed"
-    )
-    for f in store.failures():
-        print(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
-    for r in store.running_packs():
-        print(
-            f"  pack {r['pack_id']} started {r['started']} by pid {r['pid']} on {r['host']}"
-            + (
-                "; stale: that process is gone (the next 'dd sweep' reruns the pack)"
-                if r["stale"]
-                else ""
-            )
-        )
-        if "epoch" in r and not r["stale"]:
-            print("    " + _progress(r))
-    if states["earlier"]:
-        print(f"  {len(states['earlier'])} stored trials belong to an earlier version of the spec")
-    return 0
+        return print_profiles(store, args.format)
+    if not args.watch:
+        print("\n".join(status_lines(store, spec)[0]))
+        return 0
+    live = None
+    if sys.stdout.isatty():  # refreshed in place; plain blocks of lines otherwise
+        from rich.live import Live
+        from rich.text import Text
 
-
-def _progress(r: dict) -> str:
-    """A running pack's last evaluation, rate and ETA (``dd.worker.LiveRows``)."""
-    widths = r.get("widths") or []
-    span = f", widths {widths[0]}-{widths[-1]}" if len(widths) > 1 else ""
-    errors = "".join(
-        f", {m.replace('_', ' ')} {r[m]:.3f}"
-        for m in ("test_error", "train_error")
-        if r.get(m) is not None
-    )
-    eta = int(r["eta_s"])
-    clock = f"{eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s"
-    return (
-        f"{r.get('trials', '?')} trials{span}: epoch {r['epoch']}/{r['epochs']}{errors}, "
-        f"{r['epochs_per_s']:.2f} epochs/s, ETA {clock}"
-    )
+        live = Live(auto_refresh=False)
+        live.start()
+    try:
+        while True:
+            lines, running = status_lines(store, spec)
+            if live is not None:
+                live.update(Text("\n".join(lines)), refresh=True)
+            else:
+                print("\n".join(lines), flush=True)
+            if not running or threading.Event().wait(args.watch):
+                return 0
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -172,20 +153,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     store, spec = _sweep(args.sweep, args.results)
     n = export_tensorboard(store, args.dir, [column_name(a) for a in spec.axes])
     print(f"{n} trials written to {args.dir} as TensorBoard runs (tensorboard --logdir {args.dir})")
-    return 0
-
-
-def _print_profiles(store, form: str) -> int:
-    """``dd status SWEEP --profile``: where each stored pack's time went (``dd.profile``)."""
-    from dd.profile import table_lines
-
-    records = store.profiles()
-    if form == "json":
-        print(json.dumps(records, indent=1))
-    elif not records:
-        print(f"{store.name}: no pack profiles stored yet (each pack writes one when it ends)")
-    else:
-        print("\n".join(table_lines(records)))
     return 0
 
 
@@ -284,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--format", choices=("table", "json"), default="table", help="of --profile (default table)"
+    )
+    p.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="refresh every SECONDS until no pack runs (in place on a terminal)",
     )
 
     p = add("export", cmd_export, "write a sweep's rows for another tool (tensorboard)")

@@ -98,3 +98,35 @@ def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_p
     with pytest.raises(Cancelled, match="cancelled; finished packs are kept"):
         second.wait(timeout=300)
     assert second.status()["stored_trials"] == 0
+
+
+def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
+    """``dd status --watch`` (not a terminal: plain blocks) shows a running pack's progress
+    at each refresh and returns once nothing runs."""
+    import threading
+    import time
+
+    from helpers import start_dd
+
+    spec = parse_spec(SPEC)
+    store = SweepStore(tmp_path, spec.name)
+    store.write_spec(spec.mapping)
+    started, finish = threading.Event(), threading.Event()
+
+    def hold():
+        with store.running("p", trials=4, widths=[8, 12]) as update:
+            update(epoch=2, epochs=5, test_error=0.4, train_error=0.2, epochs_per_s=1.0, eta_s=3)
+            started.set()
+            finish.wait(120)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    started.wait(30)
+    watcher = start_dd("status", "live", "--results", tmp_path, "--watch", "0.2")
+    time.sleep(3)  # a few refreshes
+    finish.set()
+    holder.join()
+    out, _ = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0
+    assert out.count("epoch 2/5") >= 2, out
+    assert out.rstrip().splitlines()[-1].startswith("live: 4 trials planned"), "last: none running"
