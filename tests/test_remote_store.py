@@ -147,3 +147,43 @@ def test_a_corrupt_pack_in_the_store_is_moved_aside_not_read(results_uri):
 def test_an_unopenable_results_uri_is_one_clear_error():
     with pytest.raises(StoreError, match="--results nosuch://x: not a results location"):
         as_store_path("nosuch://x")
+
+
+@pytest.mark.slow
+def test_a_running_packs_rows_so_far_are_read_from_the_object_store(results_uri):
+    """Partial rows on S3: while a pack runs its rows so far are a partial file there that
+    dd query reads (partial true) and resume does not count; the final file supersedes it."""
+    from dd import hooks
+    from dd.packs import make_packs
+    from dd.query import query_arrow
+    from dd.spec import parse_spec
+    from dd.worker import run_pack
+
+    mapping = {
+        "name": "live",
+        "data": {"name": "digits", "n_train": 100},
+        "model": {"name": "mlp", "width": 4},
+        "train": {"batch_size": 50, "epochs": 3, "eval_points": 3},
+        "grid": {"seed": [0, 1]},
+    }
+    spec = parse_spec(mapping)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    store = SweepStore(results_uri, "live")
+    store.write_spec(spec.mapping)
+    seen = []
+
+    def look(store, pack_id, epoch):
+        if not seen:
+            rows = query_arrow("SELECT partial FROM results", results_uri, "live")
+            seen.append((rows.num_rows, all(rows["partial"].to_pylist()), store.stored_trial_ids()))
+
+    remove = hooks.add("after_evaluation", look)
+    try:
+        run_pack("live", results_uri, pack, spec.resources)
+    finally:
+        remove()
+    assert seen == [(2, True, set())], "two trials' first rows, partial, none stored"
+    keys = _keys(results_uri)
+    assert not [k for k in keys if k.startswith("live/partial/")], "superseded by the final file"
+    final = query_arrow("SELECT partial FROM results", results_uri, "live")
+    assert final.num_rows == 2 * 3 and not any(final["partial"].to_pylist())
