@@ -81,7 +81,7 @@ def render(
         "<h2>Thresholds and peaks</h2>",
         _landmarks(aggregate),
         "<h2>Figures</h2>",
-        *(_figure(path) for path in aggregate.figures[1 if verdicts(aggregate) else 0 :]),
+        *(_figure(path) for path in aggregate.figures if path != _main_figure(aggregate)),
     ]
     for section in _sections(aggregate, landmark=False):
         body += [f"<h2>{_e(section.heading)}</h2>", _table(section.table)]
@@ -106,6 +106,15 @@ def render(
 PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # dd.profile
 
 
+def _main_figure(aggregate: Aggregate) -> StorePath | None:
+    """The figure the page opens with, under the verdict: the one-page view of grokking and
+    double descent where the sweep has it (``dd.curves.unification``), else the first."""
+    if not verdicts(aggregate) or not aggregate.figures:
+        return None
+    unified = [p for p in aggregate.figures if p.name == "unification.png"]
+    return (unified or aggregate.figures)[0]
+
+
 def _verdict(aggregate: Aggregate) -> list[str]:
     """What the sweep found (one line per curve kind) and the main figure (which the figures
     section then leaves out), before the tables."""
@@ -113,8 +122,8 @@ def _verdict(aggregate: Aggregate) -> list[str]:
     if not lines:
         return []
     found = "".join(f"<li>{_e(line)}</li>" for line in lines)
-    main = [_figure(aggregate.figures[0])] if aggregate.figures else []
-    return ["<h2>Verdict</h2>", f"<ul>{found}</ul>", *main]
+    main = _main_figure(aggregate)
+    return ["<h2>Verdict</h2>", f"<ul>{found}</ul>", *([_figure(main)] if main else [])]
 
 
 def _time_spent(store: SweepStore) -> str:

@@ -46,6 +46,7 @@ APPLIES_TO = {  # a registered kind without a sweep here fails its test: add one
     "epoch_wise": "trained",
     "grokking": "modular",
     "grok_times": "modular",
+    "unification": "modular",
     "emc": "trained",
 }
 SEEDS_ONLY = {  # a closed-form sweep over seeds alone: no kind applies

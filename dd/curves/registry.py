@@ -13,6 +13,7 @@ from dd.curves import (
     model_wise,
     model_wise_best,
     sample_wise,
+    unification,
 )
 from dd.curves.base import CurveKind, SweepSpec
 
@@ -24,6 +25,7 @@ CURVE_KINDS: tuple[CurveKind, ...] = (
     epoch_wise.KIND,
     grokking.KIND,
     grok_times.KIND,
+    unification.KIND,
     emc.KIND,
 )
 
