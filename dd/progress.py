@@ -1,10 +1,24 @@
-"""Progress of long operations: a rich bar on a terminal, plain lines otherwise, nothing if
+"""Progress of long operations: a rich bar on a terminal or in a Jupyter notebook (with
+ipywidgets, which rich draws its live bar with there), plain lines otherwise, nothing if
 quiet."""
 
 from __future__ import annotations
 
 import sys
 import time
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel that can show rich's live bar."""
+    from rich.console import Console
+
+    if not Console().is_jupyter:
+        return False
+    try:
+        import ipywidgets  # noqa: F401  (rich's live display in Jupyter)
+    except ImportError:
+        return False
+    return True
 
 
 class Progress:
@@ -17,7 +31,7 @@ class Progress:
         self._start = time.perf_counter()
         self._bar = None
         self._task = None
-        if not quiet and sys.stderr.isatty():
+        if not quiet and (sys.stderr.isatty() or in_notebook()):
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,

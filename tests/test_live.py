@@ -130,3 +130,18 @@ def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
     assert watcher.returncode == 0
     assert out.count("epoch 2/5") >= 2, out
     assert out.rstrip().splitlines()[-1].startswith("live: 4 trials planned"), "last: none running"
+
+
+def test_progress_is_a_bar_in_a_notebook_and_plain_lines_elsewhere(monkeypatch, capsys):
+    """dd.api.sweep's progress: rich's bar where a notebook can show it (stderr is no terminal
+    there), one plain line per step elsewhere."""
+    import dd.progress
+
+    assert dd.progress.in_notebook() is False, "a pytest process is no Jupyter kernel"
+    monkeypatch.setattr(dd.progress, "in_notebook", lambda: True)
+    assert dd.progress.Progress(4, label="nb")._bar is not None
+    monkeypatch.setattr(dd.progress, "in_notebook", lambda: False)
+    plain = dd.progress.Progress(4, label="plain")
+    assert plain._bar is None
+    plain.advance(2)
+    assert capsys.readouterr().err.startswith("plain: 2/4 trials done")
