@@ -145,7 +145,7 @@ def train_pack(
         )
         if program.steps_per_epoch == 0:
             raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
-        data = to_device(dataset, key_trial.data, EVAL_CHUNK)
+        data = profile.placed(to_device(dataset, key_trial.data, EVAL_CHUNK))
     groups = [[r] for r in range(len(trials))] if sequential else [list(range(len(trials)))]
     values = replica_values(trials)
     with profile.phase("train"):
