@@ -76,3 +76,36 @@ def test_clock_and_pizza_are_told_apart_by_symmetricity_and_distance_irrelevance
     s, q, generalised, label
 ):
     assert algorithm(s, q, generalised) == label
+
+
+def test_the_algorithm_figure_stacks_each_cells_labels():
+    import pyarrow as pa
+
+    from dd.curves.phase_figure import plot_algorithms
+
+    grok = pa.Table.from_pylist(
+        [
+            {
+                "trial_id": str(i),
+                "model_attention_rate": rate,
+                "seed": i,
+                "t_memorise": 1.0,
+                "algorithm": label,
+            }
+            for i, (rate, label) in enumerate(
+                [(0.0, "pizza"), (0.0, "neither"), (1.0, "clock"), (1.0, "clock")]
+            )
+        ]
+    )
+
+    class Spec:
+        name = "cp"
+
+    ax = plot_algorithms(grok, Spec()).axes[0]
+    heights = {
+        (round(p.get_x() + p.get_width() / 2), p.get_facecolor()[:3], p.get_height())
+        for p in ax.patches
+    }
+    clock, pizza = (0.122, 0.467, 0.706), (1.0, 0.498, 0.055)
+    assert (1, clock, 2.0) in {(x, tuple(round(c, 3) for c in col), h) for x, col, h in heights}
+    assert (0, pizza, 1.0) in {(x, tuple(round(c, 3) for c in col), h) for x, col, h in heights}

@@ -303,10 +303,12 @@ def compute(rows, spec, earlier) -> GrokTimes:
 
 
 def figures(result: GrokTimes, spec) -> dict:
-    from dd.curves.phase_figure import plot_nanda_phases
+    from dd.curves.phase_figure import plot_algorithms, plot_nanda_phases
 
     grok = result.table
     out = {"nanda_phases.png": plot_nanda_phases(grok, result.traces, spec)}
+    if set(grok["algorithm"].to_pylist()) - {"neither"}:  # a clock or a pizza was found
+        out["algorithms.png"] = plot_algorithms(grok, spec)
     x = time_axis(spec)
     if x is not None:
         out["grok_times.png"] = plot_grok_times(grok, spec, x)

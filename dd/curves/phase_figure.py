@@ -63,3 +63,35 @@ def plot_nanda_phases(grok: pa.Table, traces: dict, spec):
 
 def _text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+ALGORITHM_COLOURS = {"clock": "#1f77b4", "pizza": "#ff7f0e", "neither": "#bbbbbb"}
+
+
+def plot_algorithms(grok: pa.Table, spec):
+    """How many trials of each cell (its swept values but the seed) found each algorithm
+    (clock, pizza, neither: ``dd.curves.circuits``), as stacked bars (a Figure)."""
+    from matplotlib.figure import Figure
+
+    swept = grok.column_names[1 : grok.column_names.index("t_memorise")]
+    cells = [c for c in swept if c != "seed"]
+    counts: dict[tuple, dict[str, int]] = {}
+    for r in grok.to_pylist():
+        cell = counts.setdefault(tuple(r[c] for c in cells), dict.fromkeys(ALGORITHM_COLOURS, 0))
+        cell[r["algorithm"]] += 1
+    keys = sorted(counts, key=series_order)
+    fig = Figure(figsize=(1.6 + 0.6 * len(keys), 3.6))
+    ax = fig.subplots()
+    bottom = np.zeros(len(keys))
+    for name, colour in ALGORITHM_COLOURS.items():
+        height = np.array([counts[k][name] for k in keys], float)
+        ax.bar(range(len(keys)), height, bottom=bottom, color=colour, label=name)
+        bottom += height
+    labels = [", ".join(_text(v) for v in k) or "all" for k in keys]
+    ax.set_xticks(range(len(keys)), labels, rotation=45, fontsize=7)
+    ax.set_xlabel(", ".join(cells) or "trials")
+    ax.set_ylabel("trials")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{spec.name}: clock or pizza (Zhong et al.)", fontsize=9)
+    fig.tight_layout()
+    return fig
