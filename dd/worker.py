@@ -89,7 +89,6 @@ def _run_pack(
     update,
     locations: Locations,
 ) -> dict:
-    import jax
 
     from dd.data import load_dataset
 
@@ -128,10 +127,11 @@ def _run_pack(
         )
     rows = rows[: len(trials)]
     wall = time.perf_counter() - start
-    device = jax.devices()[0]
     with profile.phase("write"):
         try:
-            _write(store, pack, trials, rows, wall, device, checkpoint, resources)
+            store.write_pack(pack.id, rows_table(store, pack, rows, wall))
+            if checkpoint is not None and not resources.keep_checkpoints:
+                checkpoint.unlink(missing_ok=True)
         except Exception:  # no trained parameters outlive the rows they belong to
             for path in param_files or []:
                 path.unlink(missing_ok=True)
@@ -144,26 +144,26 @@ def _run_pack(
     }
 
 
-def _write(store, pack, trials, rows, wall, device, checkpoint, resources) -> None:
-    """The pack's Parquet file, then its checkpoint gone (unless kept)."""
+def rows_table(store: SweepStore, pack: Pack, rows: list, wall: float, partial: bool = False):
+    """The pack's rows as its results table (``dd.schema.pack_table``), on this worker's
+    device: the final file's, or (``partial``) a running pack's rows so far."""
     import jax
 
     from dd.schema import pack_table
 
-    table = pack_table(
+    device = jax.devices()[0]
+    return pack_table(
         sweep=store.name,
         pack_id=pack.id,
         trial_ids=list(pack.trial_ids),
-        trials=trials,
+        trials=list(pack.trials),
         rows=rows,
         wall_time_s=wall,
         jax_version=jax.__version__,
         platform=device.platform,
         device_kind=device.device_kind,
+        partial=partial,
     )
-    store.write_pack(pack.id, table)
-    if checkpoint is not None and not resources.keep_checkpoints:
-        checkpoint.unlink(missing_ok=True)
 
 
 class LiveRows:
@@ -184,9 +184,6 @@ class LiveRows:
         self.evals = eval_epochs(pack.trials[0].train)
 
     def __call__(self, epoch: int, rows: list[list[dict]]) -> None:
-        import jax
-
-        from dd.schema import pack_table
 
         now = time.perf_counter()
         rate = epoch / max(now - self.started, 1e-9)
@@ -202,19 +199,8 @@ class LiveRows:
         )
         whole = len(rows) >= len(self.pack.trials)
         if whole and epoch < self.epochs and now - self.written >= self.EVERY_S:
-            device = jax.devices()[0]
-            table = pack_table(
-                sweep=self.store.name,
-                pack_id=self.pack.id,
-                trial_ids=list(self.pack.trial_ids),
-                trials=list(self.pack.trials),
-                rows=[list(r) for r in rows[: len(self.pack.trials)]],
-                wall_time_s=now - self.started,
-                jax_version=jax.__version__,
-                platform=device.platform,
-                device_kind=device.device_kind,
-                partial=True,
-            )
+            so_far = [list(r) for r in rows[: len(self.pack.trials)]]
+            table = rows_table(self.store, self.pack, so_far, now - self.started, partial=True)
             self.store.write_partial(self.pack.id, table)
             self.written = now
         hooks.call("after_evaluation", store=self.store, pack_id=self.pack.id, epoch=epoch)
