@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench  # noqa: E402  (the shared data, PyTorch loop and FLOP count)
+from jax_peer import run_jax  # noqa: E402  (the minimal hand-written JAX program)
 
 SPEC = ROOT / "sweeps" / "mnist1d_mlp.yaml"
 
@@ -72,6 +73,9 @@ def measure(seeds: int) -> dict:
         wall, errors = bench.run_torch(data, widths, list(range(seeds)), epochs)
         out["walls_s"]["pytorch"], out["test_error"]["pytorch"] = wall, errors
         print(f"{seeds} seeds: pytorch {wall:.1f} s", flush=True)
+        wall, errors = run_jax(data, widths, list(range(seeds)), epochs)
+        out["walls_s"]["jax_minimal"], out["test_error"]["jax_minimal"] = wall, errors
+        print(f"{seeds} seeds: jax_minimal {wall:.1f} s", flush=True)
         if seeds == 1:  # Ray Tune (a jitted step per batch, a trial per task) at one seed
             wall, errors = bench.run_tune(data, tmp / "tune", widths, [0], epochs)
             out["walls_s"]["ray_tune"], out["test_error"]["ray_tune"] = wall, errors
@@ -110,21 +114,25 @@ def markdown(report: dict) -> str:
         f"on {report['machine']} (1-minute load average {report['load_average']:.1f} at "
         f"the end): `dd sweep sweeps/mnist1d_mlp.yaml` (19 widths, 500 epochs) with an "
         "empty and with a primed compilation cache, against an eager PyTorch loop over the "
-        f"same models. Matmul peak measured in the same run: "
+        "same models and a minimal hand-written JAX program (`benchmarks/jax_peer.py`: per "
+        "width one compile, vmap over seeds, one `lax.scan` over the steps, no evaluation "
+        f"points). Matmul peak measured in the same run: "
         f"{report['matmul_peak'] / 1e9:.1f} GFLOP/s.",
         "",
         "| seeds | dd (s) | dd, warm cache (s) | PyTorch loop (s) | Ray Tune (s) | "
-        "PyTorch / dd | FLOP floor (s) | dd / floor |",
-        "|---|---|---|---|---|---|---|---|",
+        "minimal JAX (s) | PyTorch / dd | dd / minimal JAX | FLOP floor (s) | dd / floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         w = r["walls_s"]
         floor = r["flops"] / report["matmul_peak"]
         tune = f"{w['ray_tune']:.1f}" if "ray_tune" in w else "not run"
+        jax_s = f"{w['jax_minimal']:.1f}" if "jax_minimal" in w else "not run"
+        jax_ratio = f"{w['dd'] / w['jax_minimal']:.2f}" if "jax_minimal" in w else "-"
         lines.append(
             f"| {r['seeds']} | {w['dd']:.1f} | {w['dd_warm_cache']:.1f} | "
-            f"{w['pytorch']:.1f} | {tune} | {w['pytorch'] / w['dd']:.2f} | {floor:.1f} | "
-            f"{w['dd'] / floor:.1f} |"
+            f"{w['pytorch']:.1f} | {tune} | {jax_s} | {w['pytorch'] / w['dd']:.2f} | "
+            f"{jax_ratio} | {floor:.1f} | {w['dd'] / floor:.1f} |"
         )
     for r in report["runs"]:
         lines += profile(r, f"{r['seeds']} seed(s)")
