@@ -77,6 +77,7 @@ $(VENV)/.bench-installed: $(STAMP) $(BENCH_LOCK)
 	touch $@
 
 bench: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/bucket_costs.py
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/workload.py 1 3
 	$(BIN)/python benchmarks/cnn_workload.py

@@ -272,13 +272,13 @@ def nakkiran_estimate(rows: list[dict], precision: str = "bf16") -> dict | None:
 
 DETERMINISM_SCRIPT = """
 import json, sys, time
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.spec import parse_spec
 from dd.train import train_pack
 spec = parse_spec(json.loads(sys.argv[1]))
 (pack,) = make_packs(list(spec.trials), spec.resources)
 start = time.perf_counter()
-rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))
+rows = train_pack(list(pack.trials), pack.key)
 print("RESULT", json.dumps({"rows": rows, "seconds": time.perf_counter() - start}))
 """
 

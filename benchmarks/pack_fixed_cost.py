@@ -20,7 +20,7 @@ import time
 
 import jax
 
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.spec import parse_spec
 from dd.train import train_pack
 
@@ -51,7 +51,7 @@ def main(width: int, epochs: int) -> None:
         }
     )
     (pack,) = make_packs(list(spec.trials), spec.resources)
-    trials, key = list(pack.trials), pack_key(pack.trials[0])
+    trials, key = list(pack.trials), pack.key
     walls = []
     for _ in range(2):
         start = time.perf_counter()

@@ -13,7 +13,7 @@ from pathlib import Path
 from dd import hooks
 from dd.datasets.base import Locations
 from dd.errors import DDError
-from dd.packs import Pack, pack_key
+from dd.packs import Pack
 from dd.profile import PackProfile
 from dd.spec import Resources
 from dd.store import SweepStore
@@ -115,7 +115,7 @@ def _run_pack(
         )
         rows, splits = train_splitting(
             padded,
-            pack_key(trials[0]),
+            pack.key,
             pack.n_rows,
             checkpoint=checkpoint,
             checkpoint_every=resources.checkpoint_every,

@@ -83,7 +83,7 @@ def test_the_example_sweeps_through_dd_sweep_on_ray(example_data, tmp_path):
 def test_an_example_trial_alone_equals_it_in_a_pack(example_data, monkeypatch):
     import yaml
 
-    from dd.packs import make_packs, pack_key
+    from dd.packs import make_packs
     from dd.resolve import resolve
     from dd.spec import apply_overrides, parse_spec
     from dd.train import train_pack
@@ -104,7 +104,7 @@ def test_an_example_trial_alone_equals_it_in_a_pack(example_data, monkeypatch):
     spec = resolve(parse_spec(mapping))
     (pack,) = make_packs(list(spec.trials), spec.resources)
     assert len(pack.trials) == 8
-    key = pack_key(pack.trials[0])
+    key = pack.key
     together = train_pack(list(pack.trials), key)
     for i in (0, 5):
         alone = train_pack([pack.trials[i]], key)[0]

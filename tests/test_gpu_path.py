@@ -95,7 +95,7 @@ def _cnn_step_hlo(spec: dict, gradient_inside_vmap: bool = False) -> str:
     (pack,) = make_packs(
         list(parse_spec({**spec, "grid": {"seed": [0, 1, 2]}}).trials), parse_spec(spec).resources
     )
-    key = pack_key(pack.trials[0])
+    key = pack.key
     data = to_device(load_dataset(key.data), key.data, 1000)
     program = Program(trial=key, n_rows=64, n_classes=10, augment=False)
     r = 3
@@ -263,11 +263,9 @@ def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_pat
             }
         )
         (pack,) = make_packs(list(spec.trials), spec.resources)
-        assert pack_key(pack.trials[0]).train.precision == precision, "part of the pack key"
+        assert pack.key.train.precision == precision, "part of the pack key"
         files = [tmp_path / f"{precision}-{i}.msgpack" for i in range(2)]
-        results[precision] = train_pack(
-            list(pack.trials), pack_key(pack.trials[0]), param_files=files
-        )
+        results[precision] = train_pack(list(pack.trials), pack.key, param_files=files)
         for path in files:
             assert {np.asarray(a).dtype for a in jax.tree.leaves(load_params(path))} == {
                 np.dtype("float32")

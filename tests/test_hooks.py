@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from dd import hooks
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.spec import Resources, parse_spec
 from dd.train import train_pack
 from dd.worker import AcceleratorError, check_accelerator, train_splitting
@@ -27,7 +27,7 @@ MLP_SPEC = {
 
 def _pack():
     (pack,) = make_packs(list(parse_spec(MLP_SPEC).trials), Resources())
-    return list(pack.trials), pack_key(pack.trials[0])
+    return list(pack.trials), pack.key
 
 
 def test_a_hook_runs_until_removed_and_points_are_checked():

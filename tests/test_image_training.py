@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dd.cli import main
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.spec import parse_spec
 from dd.train import train_pack
 from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset
@@ -15,7 +15,7 @@ from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset
 def _train(mapping: dict):
     spec = parse_spec(mapping)
     (pack,) = make_packs(list(spec.trials), spec.resources)
-    return train_pack(list(pack.trials), pack_key(pack.trials[0]))
+    return train_pack(list(pack.trials), pack.key)
 
 
 @pytest.mark.slow

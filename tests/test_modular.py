@@ -17,7 +17,7 @@ from dd.datasets.modular import ModularData, fourier_basis, sum_directions, tabl
 from dd.errors import SpecError
 from dd.fields import build
 from dd.models import mlp, transformer
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.spec import parse_spec
 from dd.train import train_pack
 
@@ -257,7 +257,7 @@ def test_full_batch_trial_in_a_pack_equals_the_trial_alone():
     )
     (pack,) = make_packs(list(spec.trials), spec.resources)
     assert len(pack.trials) == 16, "fraction, seed, weight decay and corruption share a pack"
-    key = pack_key(pack.trials[0])
+    key = pack.key
     together = train_pack(list(pack.trials), key)
     for i in (0, 5, 15):
         alone = train_pack([pack.trials[i]], key)[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.profile import PackProfile
 from dd.spec import parse_spec
 from dd.train import eval_epochs, train_pack
@@ -29,7 +29,7 @@ CNN_SPEC = {
 def _pack(mapping: dict):
     spec = parse_spec(mapping)
     (pack,) = make_packs(list(spec.trials), spec.resources)
-    return list(pack.trials), pack_key(pack.trials[0])
+    return list(pack.trials), pack.key
 
 
 @pytest.mark.slow

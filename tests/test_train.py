@@ -8,7 +8,7 @@ import pytest
 
 from dd.config import Train
 from dd.optim import lr_factor
-from dd.packs import make_packs, pack_key
+from dd.packs import make_packs
 from dd.spec import parse_spec
 from dd.train import eval_epochs, train_pack
 
@@ -46,7 +46,7 @@ def test_a_trial_trained_in_a_pack_equals_the_trial_alone():
         }
     )
     assert len(pack.trials) == 32, "seed, n_train, noise, lr and wd vary inside one pack"
-    key = pack_key(pack.trials[0])
+    key = pack.key
     together = train_pack(list(pack.trials), key)
     for i in (0, 7, 18, 31):
         alone = train_pack([pack.trials[i]], key)[0]
@@ -81,7 +81,7 @@ def test_one_compile_per_pack_shape():
         counts = []
         for pack in (first, second, narrow, wider):
             compiles.clear()
-            train_pack(list(pack.trials), pack_key(pack.trials[0]))
+            train_pack(list(pack.trials), pack.key)
             counts.append(sum(e == "/jax/core/compile/backend_compile_duration" for e in compiles))
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
@@ -101,9 +101,9 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     from dd.models.registry import make_model
 
     spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
-    assert len(pack.trials) == 4 and pack_key(pack.trials[0]).model.width == 64
+    assert len(pack.trials) == 4 and pack.key.model.width == 64
     files = [tmp_path / f"{i}.msgpack" for i in range(4)]
-    rows = train_pack(list(pack.trials), pack_key(pack.trials[0]), param_files=files)
+    rows = train_pack(list(pack.trials), pack.key, param_files=files)
     data = load_dataset(pack.trials[0].data)
     x = prepare_inputs(data.x_test, data.x_mean, data.x_std)
     for trial, trial_rows, path in zip(pack.trials, rows, files, strict=True):
@@ -149,7 +149,7 @@ def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
 @pytest.mark.slow
 def test_a_diverging_trial_stops_alone():
     _, (pack,) = _pack({"seed": [0], "train.lr": [0.05, 1e6]})
-    rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))
+    rows = train_pack(list(pack.trials), pack.key)
     good, bad = (rows[0], rows[1]) if pack.trials[0].train.lr < 1 else (rows[1], rows[0])
     assert all(r.get("status", "ok") == "ok" for r in good)
     assert all(np.isfinite(r["train_loss"]) for r in good)
@@ -173,7 +173,7 @@ def test_label_noise_metrics_and_memorisation():
             "eval_points": 4,
         },
     )
-    rows = train_pack(list(pack.trials), pack_key(pack.trials[0]))[0]
+    rows = train_pack(list(pack.trials), pack.key)[0]
     final = rows[-1]
     assert final["train_error"] < 0.02, "a wide net memorises noisy labels"
     assert final["train_error_noisy"] < 0.05
@@ -199,7 +199,7 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
     import dd.train as train_module
 
     _, (pack,) = _pack({"seed": [0, 1], "data.label_noise": [0.0, 0.3]})
-    key, trials = pack_key(pack.trials[0]), list(pack.trials)
+    key, trials = pack.key, list(pack.trials)
     uninterrupted = train_pack(trials, key)
     checkpoint = tmp_path / "pack.msgpack"
     real_train_to, calls = train_module.train_to, []

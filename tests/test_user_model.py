@@ -628,7 +628,7 @@ def test_progress_writes_plain_lines_where_stderr_is_no_terminal(capsys):
 
 @pytest.mark.slow
 def test_a_user_trial_alone_equals_the_trial_in_a_pack(user_package):
-    from dd.packs import make_packs, pack_key
+    from dd.packs import make_packs
     from dd.train import train_pack
 
     spec = loaded(
@@ -650,7 +650,7 @@ def test_a_user_trial_alone_equals_the_trial_in_a_pack(user_package):
     )
     (pack,) = make_packs(list(spec.trials), spec.resources)
     assert len(pack.trials) == 16, "seed, n_train, noise and lr vary inside one pack"
-    key = pack_key(pack.trials[0])
+    key = pack.key
     together = train_pack(list(pack.trials), key)
     for i in (0, 9, 15):
         alone = train_pack([pack.trials[i]], key)[0]

@@ -85,7 +85,9 @@ class Family:
     ``build(trial, dtype)``: the Flax linen module (``dtype`` is the compute dtype);
     ``__call__(x, train)`` returns logits. ``count(trial)``: trainable parameters.
     ``program_width(trial)``: the width its program compiles for (>= the trial's; a wider
-    program trains narrow trials padded, ``dd.padding``). ``activation_floats(trial)``:
+    program trains narrow trials padded, ``dd.padding``), unless the sweep's costs choose
+    (``dd.buckets``); ``rounded_width(trial)`` is then the narrowest it may compile for
+    (the hardware's rounding). ``activation_floats(trial)``:
     floats of activation memory per training example, for a first guess at pack sizes.
     ``convolutional(trial)``: its layers are convolutions (XLA's CPU backend runs those
     slowly inside loops). ``check(trial, path)``: the resolve stage's check.
@@ -96,6 +98,7 @@ class Family:
     count: Callable[[Trial], int]
     activation_floats: Callable[[Trial], int]
     program_width: Callable[[Trial], int] = own_width
+    rounded_width: Callable[[Trial], int] = own_width
     convolutional: Callable[[Trial], bool] = lambda trial: False
     check: Callable[[Trial, str], None] = no_check
 

@@ -169,5 +169,6 @@ KIND = Family(
     count=_count,
     activation_floats=_activation_floats,
     program_width=conv_program_width,
+    rounded_width=conv_program_width,
     convolutional=lambda trial: True,
 )
