@@ -259,7 +259,8 @@ def _plan_name(pack, execution: str) -> str:
     from dd.packs import pack_key
     from dd.train import execution_plan
 
-    plan = execution_plan(pack_key(pack.trials[0]), pack.n_replicas, execution)
+    widths = [t.model.width for t in pack.padded_trials()]
+    plan = execution_plan(pack_key(pack.trials[0]), widths, execution)
     cap = f" (widths summing to <= {plan.block_width})" if plan.block_width else ""
     return f"{plan.layout}{cap}, {plan.loop} loop"
 

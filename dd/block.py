@@ -45,21 +45,6 @@ def at_width(trial: Trial, width: int) -> Trial:
     return dataclasses.replace(trial, model=dataclasses.replace(trial.model, width=width))
 
 
-def groups(widths: list[int], most: int) -> list[list[int]]:
-    """Consecutive replicas cut into block programs whose widths sum to at most ``most``
-    (0: no limit; a replica wider than it alone)."""
-    out: list[list[int]] = []
-    total = 0
-    for r, w in enumerate(widths):
-        if out and (not most or total + w <= most):
-            out[-1].append(r)
-            total += w
-        else:
-            out.append([r])
-            total = w
-    return out
-
-
 def supports(trial: Trial) -> bool:
     """Whether the trial's family can train in block packs."""
     return getattr(kind_of(trial), "block", None) is not None

@@ -21,7 +21,7 @@ import numpy as np
 
 from dd import block, checkpoint as ckpt, hooks
 from dd.config import Train, Trial
-from dd.costs import PLANS, choose, load_table
+from dd.costs import PLANS, choose, cut, load_table
 from dd.data import load_dataset
 from dd.device_data import to_device
 from dd.evaluate import EVAL_CHUNK
@@ -49,19 +49,21 @@ class Plan(NamedTuple):
 
 def execution_plan(
     trial: Trial,
-    n_replicas: int = 1,
+    widths: list[int] | None = None,
     execution: str = "auto",
     *,
     platform: str | None = None,
     device_kind: str | None = None,
 ) -> Plan:
-    """The plan of a pack of ``n_replicas`` replicas whose program trial is ``trial``.
+    """The plan of a pack whose program trial is ``trial`` and whose replicas have the own
+    model ``widths`` (default: one replica of the program's width).
 
     The loop, by measurement (docs/bench.md): XLA's CPU backend runs a convolution 17-73x
     slower inside ``lax.scan`` than from a host loop over the compiled step, so conv nets on
     CPU take the host loop; everything else scans. The layout: ``execution`` when it is not
     "auto"; else the cheapest per replica-step in the device kind's measured cost table
-    (``dd.costs``); where the table has no entry, the rule measured before it: MLPs and
+    (``dd.costs``: sequential, vmapped and block-packed step times, estimated for these
+    widths); where the table has no entry, the rule measured before it: MLPs and
     transformers vmapped, conv nets one by one on CPU (a vmapped pack 2-3x slower there),
     vmapped on a GPU up to ``GPU_VMAP_CONV_WIDTH`` (an H100 trains 1.6-2.9x more narrow
     CNNs per second so, while at k = 64 one replica fills it and the pack's grouped
@@ -77,10 +79,11 @@ def execution_plan(
         raise ValueError(f"resources.execution: {family.name} networks have no block packing")
     if execution != "auto":
         return Plan(loop, execution)
-    if n_replicas > 1:
+    widths = widths or [trial.model.width]
+    if len(widths) > 1:
         plans = ("sequential", "vmap") + (("block",) if block.supports(trial) else ())
         table = load_table(device_kind or jax.devices()[0].device_kind)
-        choice = choose(table, family.name, trial.model.width, n_replicas, plans)
+        choice = choose(table, family.name, trial.model.width, widths, plans)
         if choice is not None:
             return Plan(loop, choice.plan, choice.block_width)
     if not conv:
@@ -167,7 +170,8 @@ def train_pack(
     """
     profile = profile or PackProfile()
     hooks.call("before_compile", trials=trials)
-    plan = execution_plan(key_trial, len(trials), execution)
+    widths = [t.model.width for t in trials]
+    plan = execution_plan(key_trial, widths, execution)
     loop = loop or plan.loop
     with profile.phase("data"):
         dataset = load_dataset(key_trial.data)
@@ -182,11 +186,10 @@ def train_pack(
         if program.steps_per_epoch == 0:
             raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
         data = profile.placed(to_device(dataset, key_trial.data, EVAL_CHUNK))
-    widths = [t.model.width for t in trials]
     groups = {
         "sequential": [[r] for r in range(len(trials))],
         "vmap": [list(range(len(trials)))],
-        "block": block.groups(widths, plan.block_width),
+        "block": cut(widths, plan.block_width),
     }[plan.layout]
     programs = [
         dataclasses.replace(program, block=tuple(widths[r] for r in g))

@@ -4,17 +4,14 @@ one dense network gives each replica the numbers it has alone, and the execution
 
 from __future__ import annotations
 
-import dataclasses
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dd import block, costs
-from dd.device_data import draw_setups, to_device
 from dd.data import load_dataset
+from dd.device_data import draw_setups, to_device
 from dd.errors import SpecError
 from dd.evaluate import EVAL_CHUNK
 from dd.models.base import apply_model
@@ -168,3 +165,77 @@ def test_a_block_pack_trains_each_trial_as_it_trains_alone(images, model, tmp_pa
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), mine, theirs
         )
+
+
+def test_resources_execution_is_checked_and_block_needs_a_family_with_blocks(images):
+    base = {
+        "name": "b",
+        "data": {"name": "arrays", "path": images, "n_train": 32},
+        "model": {"name": "mlp", "width": 4},
+        "train": {"batch_size": 16},
+    }
+    with pytest.raises(SpecError, match=r"resources\.execution: unknown value 'dense'; allowed"):
+        parse_spec(base | {"resources": {"execution": "dense"}})
+    with pytest.raises(SpecError, match=r"resources\.execution: block packs need .*mlp has none"):
+        resolve(parse_spec(base | {"resources": {"execution": "block"}}))
+    assert resolve(parse_spec(base | {"resources": {"execution": "vmap"}})).trials
+
+
+def test_the_plan_comes_from_the_cost_table_or_else_the_measured_rule(images):
+    trials, key = _trials(images, "cnn")
+    table = {
+        "step_seconds": {
+            "cnn": {
+                "sequential": [{"width": 16, "replicas": 1, "seconds": 0.010}],
+                "vmap": [
+                    {"width": 16, "replicas": 2, "seconds": 0.018},
+                    {"width": 16, "replicas": 8, "seconds": 0.096},
+                ],
+                "block": [
+                    {"sum_width": 16, "replicas": 4, "seconds": 0.012},
+                    {"sum_width": 64, "replicas": 4, "seconds": 0.064},
+                ],
+            }
+        }
+    }
+    # 4 of k = 1, 3, 4, 8: sequential 40 ms, vmap 36 (2 replicas' entry), block 12 (sum 16,
+    # the least seconds per unit of width)
+    assert costs.choose(table, "cnn", 16, [1, 3, 4, 8]) == costs.Choice("block", 16)
+    # 4 of k = 16: block cut in 4 parts of sum 16, 48 ms; vmap 36 wins
+    assert costs.choose(table, "cnn", 16, [16] * 4) == ("vmap", 0)
+    assert costs.choose(table, "cnn", 16, [1, 3], ("sequential",)) == ("sequential", 0)
+    assert costs.choose(table, "cnn", 32, [1, 3]) is None
+    assert costs.choose(table, "mlp", 16, [1, 3]) is None
+    assert costs.cut([1, 3, 4, 8, 16, 2], 16) == [[0, 1, 2, 3], [4], [5]]
+    assert costs.cut([1, 3, 4], 0) == [[0, 1, 2]]
+    assert costs.kind_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    assert costs.load_table("no such device") == {}
+    # no table: conv nets one by one on a CPU, vmapped on a GPU up to k = 32
+    unknown = {"device_kind": "no such device"}
+    widths = [1, 3, 4, 8]
+    assert execution_plan(key, widths, platform="cpu", **unknown) == ("host", "sequential", 0)
+    assert execution_plan(key, widths, platform="gpu", **unknown) == ("scan", "vmap", 0)
+    wide = block.at_width(key, 64)
+    assert execution_plan(wide, [64] * 4, platform="gpu", **unknown).layout == "sequential"
+    assert execution_plan(key, widths, "block", platform="gpu") == ("scan", "block", 0)
+    # the shipped CPU table: a narrow mixed pack block-packed
+    assert execution_plan(key, widths, platform="cpu", device_kind="cpu").layout == "block"
+    with pytest.raises(ValueError, match="resources.execution must be auto or one of"):
+        execution_plan(key, widths, "dense")
+
+
+def test_the_dry_run_names_each_packs_plan(images, tmp_path):
+    from dd import api
+
+    spec = {
+        "name": "b",
+        "data": {"name": "arrays", "path": images, "n_train": 32},
+        "model": {"name": "cnn", "width": 1},
+        "train": {"batch_size": 16, "epochs": 1},
+        "grid": {"model.width": [1, 3, 4, 8, 24]},
+        "resources": {"execution": "block"},
+    }
+    plan = api.plan(spec, tmp_path)
+    # k <= 16 share the 16-wide program, k = 24 has its own: two packs, each block-packed
+    assert plan.packs.column("plan").to_pylist() == ["block, host loop"] * 2
+    assert "\n  cnn: 2 packs block, host loop" in str(plan)
