@@ -444,10 +444,13 @@ SECTIONS = (  # in page order
     "The default sweep",
     "The CNN workload",
     "Start-up",
+    "Where the default sweep's time went (pack profiles)",
+    "A pack's fixed cost (dd 0.4 against dd 0.3)",
     "Compile",
     "The 20-epoch cut",
     "Planning at scale",
     "Step loops",
+    "Block packs",
     "GPU",
 )
 BENCH_MD = ROOT / "docs" / "bench.md"

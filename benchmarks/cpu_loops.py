@@ -49,10 +49,10 @@ def measure(loop: str, sequential: bool) -> dict:
     )
     trials, key = list(spec.trials), pack_key(spec.trials[0])
     start = time.perf_counter()
-    train_pack(trials, key, loop=loop, sequential=sequential)
+    train_pack(trials, key, loop=loop, execution="sequential" if sequential else "vmap")
     first = time.perf_counter() - start
     start = time.perf_counter()
-    train_pack(trials, key, loop=loop, sequential=sequential)
+    train_pack(trials, key, loop=loop, execution="sequential" if sequential else "vmap")
     seconds = time.perf_counter() - start
     steps = EPOCHS * (N_TRAIN // BATCH)
     return {

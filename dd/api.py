@@ -16,6 +16,7 @@ call reads dd's settings (``dd.settings``) once, its arguments over the environm
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,7 +177,8 @@ def _run(
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A sweep's trials and packs, nothing run. ``trials``: one row per planned trial (its
-    id, whether it is stored, its config columns); ``packs``: one row per pack to run."""
+    id, whether it is stored, its config columns); ``packs``: one row per pack to run, with
+    the plan it would train by on this machine's device (``dd.train.execution_plan``)."""
 
     spec: Spec
     trials: pa.Table
@@ -185,10 +187,23 @@ class Plan:
     def __str__(self) -> str:
         todo = sum(self.packs.column("n_trials").to_pylist())
         stored = sum(self.trials.column("stored").to_pylist())
-        return (
-            f"{self.spec.name}: {self.trials.num_rows} trials, {stored} already stored; "
-            f"{todo} to run in {self.packs.num_rows} pack"
-            f"{'' if self.packs.num_rows == 1 else 's'}"
+        plans = collections.Counter(
+            zip(
+                self.packs.column("model").to_pylist(),
+                self.packs.column("plan").to_pylist(),
+                strict=True,
+            )
+        )
+        return "\n".join(
+            [
+                f"{self.spec.name}: {self.trials.num_rows} trials, {stored} already stored; "
+                f"{todo} to run in {self.packs.num_rows} pack"
+                f"{'' if self.packs.num_rows == 1 else 's'}"
+            ]
+            + [
+                f"  {model}: {n} pack{'' if n == 1 else 's'} {plan}"
+                for (model, plan), n in sorted(plans.items())
+            ]
         )
 
 
@@ -217,6 +232,7 @@ def plan(
             "family": (
                 "closed_form" if p.trials[0].model.CLOSED_FORM else kind_of(p.trials[0]).name
             ),
+            "plan": _plan_name(p, loaded.resources.execution),
             "trial_ids": list(p.trial_ids),
         }
         for p in packs
@@ -229,10 +245,24 @@ def plan(
             ("n_rows", pa.int64()),
             ("model", pa.string()),
             ("family", pa.string()),
+            ("plan", pa.string()),
             ("trial_ids", pa.list_(pa.string())),
         ]
     )
     return Plan(spec=loaded, trials=trials, packs=pa.Table.from_pylist(rows, schema=schema))
+
+
+def _plan_name(pack, execution: str) -> str:
+    """How ``pack`` would train here: its layout and loop (``dd.train.Plan``)."""
+    if pack.trials[0].model.CLOSED_FORM:
+        return "closed form"
+    from dd.packs import pack_key
+    from dd.train import execution_plan
+
+    widths = [t.model.width for t in pack.padded_trials()]
+    plan = execution_plan(pack_key(pack.trials[0]), widths, execution)
+    cap = f" (widths summing to <= {plan.block_width})" if plan.block_width else ""
+    return f"{plan.layout}{cap}, {plan.loop} loop"
 
 
 def _settings(results: str | Path | None, **flags: Any) -> Settings:

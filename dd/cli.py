@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         "path sets that axis); repeatable; the stored spec is the one that ran",
     )
     p.add_argument(
-        "--dry-run", action="store_true", help="print the number of trials and packs and exit"
+        "--dry-run",
+        action="store_true",
+        help="print the trials, the packs and their plans, and exit",
     )
     p.add_argument("--no-curves", action="store_true", help="skip curves and figures")
     p.add_argument("--quiet", action="store_true", help="no progress output")

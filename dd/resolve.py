@@ -29,6 +29,16 @@ from dd.spec import Spec
 def resolve(spec: Spec) -> Spec:
     """``spec`` with every trial resolved (a SpecError or DataError names the first problem,
     and the grid point it was found at)."""
+    if spec.resources.execution == "block":
+        for trial in spec.trials:
+            kind = models.kind_of(trial)
+            if getattr(kind, "block", None) is None:
+                raise SpecError(
+                    "resources.execution",
+                    f"block packs need a family that has them "
+                    f"({', '.join(k.name for k in models.KINDS if getattr(k, 'block', None))}); "
+                    f"{kind.name} has none",
+                )
     return dataclasses.replace(spec, trials=tuple(resolve_trials(spec.trials, spec.axes)))
 
 

@@ -29,8 +29,9 @@ from typing import Any
 import yaml
 
 from dd.config import Trial
+from dd.costs import PLANS
 from dd.errors import DDError, SpecError
-from dd.fields import bounded, build
+from dd.fields import bounded, build, one_of
 from dd.grid import expand_grid, expand_trials, grid_size, range_size, set_dotted
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
@@ -55,6 +56,9 @@ class Resources:
     ``deterministic`` turns on XLA's deterministic GPU operations
     (``--xla_gpu_deterministic_ops``): cuDNN's fastest weight-gradient kernels accumulate in
     an order that varies between runs, so without it GPU results are not bit-reproducible.
+    ``execution`` forces how a training pack combines its replicas (``sequential``, ``vmap``
+    or ``block``, ``dd.train.Plan``); ``auto`` (the default) takes the cheapest in the
+    device's measured cost table (``dd.costs``).
     """
 
     cpus: float = bounded(1.0, lo=0.0)
@@ -67,6 +71,7 @@ class Resources:
     stall_minutes: float = bounded(30.0, lo=0.0)
     keep_checkpoints: bool = False
     deterministic: bool = False
+    execution: str = one_of("auto", ("auto",) + PLANS)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,9 +28,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dd import block
 from dd.config import Train, Trial
 from dd.device_data import DeviceData, Setup, prepare_inputs
-from dd.models.base import apply_model
+from dd.models.base import apply_model, n_outputs
 from dd.models.registry import kind_of, make_model
 from dd.optim import loss_fn, lr_factor, make_optimizer
 from dd.padding import narrow
@@ -55,7 +56,8 @@ class Program:
 
     ``loop``: "scan" runs the epochs between two evaluations in one on-device loop;
     "host" calls a compiled step once per batch from Python (XLA's CPU backend runs
-    convolutions many times slower inside a loop than outside one).
+    convolutions many times slower inside a loop than outside one). ``block``: the replicas'
+    own widths when one block-diagonal dense network trains them all (``dd.block``).
     """
 
     trial: Trial  # the pack key: shapes and every non-array setting
@@ -63,6 +65,7 @@ class Program:
     n_classes: int
     augment: bool
     loop: str = "scan"
+    block: tuple[int, ...] = ()  # a block program's replica widths (``dd.block``), else ()
 
     @property
     def train(self) -> Train:
@@ -147,18 +150,12 @@ def epoch_order(setup: Setup, epoch: jax.Array, n_rows: int) -> jax.Array:
     return jnp.argsort(jnp.where(jnp.arange(n_rows) < setup.n_train, keys_N, 2.0))
 
 
-def pack_step(
-    program: Program,
-    data: DeviceData,
-    setups: Setup,
-    replicas: Replica,
-    orders_RN: jax.Array,
-    i: jax.Array,
-) -> Replica:
-    """Batch ``i`` of an epoch (each replica's in its own order) for every replica; a no-op
-    for a replica with no batch i. The gradient is of the sum of the replicas' losses."""
-    train, batch = program.train, program.batch
-    model, optimizer = make_model(program.trial), make_optimizer(train)
+def take_batches(
+    program: Program, data: DeviceData, setups: Setup, replicas: Replica, orders_RN, i
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Every replica's batch ``i`` (in its own order, augmented with its own draws): inputs,
+    labels, example weights (0 for padding rows) and the replica's steps per epoch."""
+    batch = program.batch
 
     def take_batch(setup: Setup, replica: Replica, order_N: jax.Array):
         if program.full_batch:  # rows [0, n_train) are the replica's examples, the rest padding
@@ -171,12 +168,64 @@ def pack_step(
             x_BD = augment(jax.random.fold_in(named(setup.key, "augment"), replica.step), x_BD)
         return x_BD, setup.y_N[rows_B], setup.mask_N[rows_B].astype(jnp.float32), steps_r
 
-    x_RBD, y_RB, weight_RB, steps_R = jax.vmap(take_batch)(setups, replicas, orders_RN)
+    return jax.vmap(take_batch)(setups, replicas, orders_RN)
+
+
+def mean_loss(program: Program, logits_BK, y_B, weight_B) -> jax.Array:
+    """One replica's batch loss: the mean per-example loss over its real rows."""
+    per_example_B = loss_fn(program.train, logits_BK, y_B, program.n_classes)
+    return jnp.sum(weight_B * per_example_B) / jnp.sum(weight_B)
+
+
+def update_replica(
+    program: Program, setup: Setup, replica: Replica, grads, loss, stats, steps_r, i
+) -> Replica:
+    """One replica's optimizer step from its own gradient, with its own learning rate and
+    weight decay; kept as it was if it has no batch ``i`` or its loss is not finite."""
+    train, optimizer = program.train, make_optimizer(program.train)
+    hyper = dict(
+        replica.opt_state.hyperparams,
+        learning_rate=setup.lr * lr_factor(train, replica.step, steps_r * train.epochs),
+        weight_decay=setup.weight_decay,
+    )
+    updates, opt_state = optimizer.update(
+        grads, replica.opt_state._replace(hyperparams=hyper), replica.params
+    )
+    new = Replica(
+        optax.apply_updates(replica.params, updates),
+        stats,
+        opt_state,
+        replica.step + 1,
+        replica.alive,
+        replica.diverged_step,
+    )
+    active = (i < steps_r) & replica.alive
+    finite = jnp.isfinite(loss)
+    merged = jax.tree.map(lambda a, b: jnp.where(active & finite, a, b), new, replica)
+    return merged._replace(
+        alive=replica.alive & (finite | ~active),
+        diverged_step=jnp.where(active & ~finite, replica.step, replica.diverged_step),
+    )
+
+
+def pack_step(
+    program: Program,
+    data: DeviceData,
+    setups: Setup,
+    replicas: Replica,
+    orders_RN: jax.Array,
+    i: jax.Array,
+) -> Replica:
+    """Batch ``i`` of an epoch (each replica's in its own order) for every replica; a no-op
+    for a replica with no batch i. The gradient is of the sum of the replicas' losses."""
+    if program.block:
+        return block_step(program, data, setups, replicas, orders_RN, i)
+    model = make_model(program.trial)
+    x_RBD, y_RB, weight_RB, steps_R = take_batches(program, data, setups, replicas, orders_RN, i)
 
     def replica_loss(params, batch_stats, x_BD, y_B, weight_B):
         logits_BK, stats = apply_model(model, params, batch_stats, x_BD, True)
-        per_example_B = loss_fn(train, logits_BK, y_B, program.n_classes)
-        return jnp.sum(weight_B * per_example_B) / jnp.sum(weight_B), stats
+        return mean_loss(program, logits_BK, y_B, weight_B), stats
 
     def pack_loss(params_R):
         loss_R, stats_R = jax.vmap(replica_loss)(
@@ -185,33 +234,68 @@ def pack_step(
         return jnp.sum(loss_R), (loss_R, stats_R)
 
     grads_R, (loss_R, stats_R) = jax.grad(pack_loss, has_aux=True)(replicas.params)
+    return jax.vmap(functools.partial(update_replica, program, i=i))(
+        setups, replicas, grads_R, loss_R, stats_R, steps_R
+    )
 
-    def update(setup: Setup, replica: Replica, grads, loss, stats, steps_r) -> Replica:
-        hyper = dict(
-            replica.opt_state.hyperparams,
-            learning_rate=setup.lr * lr_factor(train, replica.step, steps_r * train.epochs),
-            weight_decay=setup.weight_decay,
-        )
-        updates, opt_state = optimizer.update(
-            grads, replica.opt_state._replace(hyperparams=hyper), replica.params
-        )
-        new = Replica(
-            optax.apply_updates(replica.params, updates),
-            stats,
-            opt_state,
-            replica.step + 1,
-            replica.alive,
-            replica.diverged_step,
-        )
-        active = (i < steps_r) & replica.alive
-        finite = jnp.isfinite(loss)
-        merged = jax.tree.map(lambda a, b: jnp.where(active & finite, a, b), new, replica)
-        return merged._replace(
-            alive=replica.alive & (finite | ~active),
-            diverged_step=jnp.where(active & ~finite, replica.step, replica.diverged_step),
-        )
 
-    return jax.vmap(update)(setups, replicas, grads_R, loss_R, stats_R, steps_R)
+def block_step(
+    program: Program,
+    data: DeviceData,
+    setups: Setup,
+    replicas: Replica,
+    orders_RN: jax.Array,
+    i: jax.Array,
+) -> Replica:
+    """``pack_step`` for a block program (``dd.block``): one dense network of the replicas'
+    widths side by side computes every replica's batch; each replica's own weights are cut
+    from the pack's state, assembled into the block weights, and updated by its own
+    optimizer step from its own slice of the gradient."""
+    trial, widths = program.trial, program.block
+    model = block.block_model(trial, widths)
+    param_shapes, stat_shapes = block.block_shapes(trial, widths)
+    x_RBD, y_RB, weight_RB, steps_R = take_batches(program, data, setups, replicas, orders_RN, i)
+    # a stopped replica sees zeros, so its frozen weights cannot overflow into its mates
+    # (an off-diagonal zero times an infinite activation is NaN)
+    alive_R = replicas.alive.reshape((-1,) + (1,) * (x_RBD.ndim - 1))
+    x_RBD = jnp.where(alive_R, x_RBD, jnp.zeros_like(x_RBD))
+    state = (replicas.params, replicas.batch_stats, replicas.opt_state)
+    parts = [block.own_part(trial, state, r, w) for r, w in enumerate(widths)]
+    n_out = n_outputs(trial)
+
+    def pack_loss(own_params):
+        logits_BK, stats = apply_model(
+            model,
+            block.assemble(own_params, param_shapes),
+            block.assemble([s for _, s, _ in parts], stat_shapes),
+            block.stack_inputs(x_RBD),
+            True,
+        )
+        loss_R = jnp.stack(
+            [
+                mean_loss(program, logits_BK[:, r * n_out : (r + 1) * n_out], y_RB[r], weight_RB[r])
+                for r in range(len(widths))
+            ]
+        )
+        return jnp.sum(loss_R), (loss_R, stats)
+
+    grads, (loss_R, stats) = jax.grad(pack_loss, has_aux=True)([p for p, _, _ in parts])
+    own_stats = block.split(stats, [s for _, s, _ in parts])
+    for r, w in enumerate(widths):
+        params, batch_stats, opt_state = parts[r]
+        mine = jax.tree.map(lambda a, r=r: a[r], replicas)._replace(
+            params=params, batch_stats=batch_stats, opt_state=opt_state
+        )
+        setup = jax.tree.map(lambda a, r=r: a[r], setups)
+        new = update_replica(program, setup, mine, grads[r], loss_R[r], own_stats[r], steps_R[r], i)
+        state = block.put_part(trial, state, r, w, (new.params, new.batch_stats, new.opt_state))
+        replicas = replicas._replace(
+            step=replicas.step.at[r].set(new.step),
+            alive=replicas.alive.at[r].set(new.alive),
+            diverged_step=replicas.diverged_step.at[r].set(new.diverged_step),
+        )
+    params, batch_stats, opt_state = state
+    return replicas._replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
 
 
 def epoch_orders(program: Program, setups: Setup, epoch: jax.Array) -> jax.Array:

@@ -2,23 +2,26 @@
 
 ``train_pack`` draws every replica's data from its seed, initialises the replicas, trains
 them from one evaluation epoch to the next with the pack's step loop, measures them, and
-checkpoints. How the replicas are combined is chosen per backend and family
-(``execution_plan``): vmapped in one program, or one after another, each in the same
-single-replica program. A trial gives the same numbers alone or in any pack either way.
+checkpoints. How the replicas are combined is chosen per device kind and family from measured
+step times (``execution_plan``, ``dd.costs``): vmapped in one program, one after another in
+the same single-replica program, or side by side in block-diagonal dense programs
+(``dd.block``). A trial gives the same numbers alone or in any pack, whichever the plan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from dd import checkpoint as ckpt, hooks
+from dd import block, checkpoint as ckpt, hooks
 from dd.config import Train, Trial
+from dd.costs import PLANS, choose, cut, load_table
 from dd.data import load_dataset
 from dd.device_data import to_device
 from dd.evaluate import EVAL_CHUNK
@@ -30,28 +33,64 @@ from dd.programs import advance, prepare, train_to
 from dd.rng import scoped
 from dd.step import Program
 
-GPU_VMAP_CONV_WIDTH = 32  # conv nets wider than this train replica by replica on a GPU
+GPU_VMAP_CONV_WIDTH = 32  # without a cost table: conv nets wider than this go one by one on a GPU
 
 
-def execution_plan(trial: Trial, platform: str | None = None) -> tuple[str, bool]:
-    """(step loop, replicas one after another?) for a pack whose program trial is ``trial``.
+class Plan(NamedTuple):
+    """How a pack trains: its step ``loop`` ("scan" or "host", ``dd.step.Program``) and
+    ``layout``: "sequential" (one replica at a time in the one-replica program), "vmap" (one
+    vmapped program, grouped convolutions) or "block" (block-diagonal dense programs,
+    ``dd.block``) of widths summing up to ``block_width`` each (0: the whole pack in one)."""
 
-    Chosen by measurement (docs/bench.md). XLA's CPU backend runs a convolution 17-73x
-    slower inside ``lax.scan`` than from a host loop over the compiled step, and a vmapped
-    pack of conv nets 2-3x slower than its replicas one by one: conv nets on CPU take the
-    host loop and sequential replicas. On an H100 a vmapped pack of 16 narrow CNNs trains
-    1.6-2.9x more replicas per second than one at a time, while at k = 64 one replica fills
-    the GPU and the pack's grouped convolutions are slower (0.9x): conv nets wider than
-    ``GPU_VMAP_CONV_WIDTH`` go one after another there. MLPs and transformers scan vmapped
-    packs everywhere.
+    loop: str
+    layout: str
+    block_width: int = 0
+
+
+def execution_plan(
+    trial: Trial,
+    widths: list[int] | None = None,
+    execution: str = "auto",
+    *,
+    platform: str | None = None,
+    device_kind: str | None = None,
+) -> Plan:
+    """The plan of a pack whose program trial is ``trial`` and whose replicas have the own
+    model ``widths`` (default: one replica of the program's width).
+
+    The loop, by measurement (docs/bench.md): XLA's CPU backend runs a convolution 17-73x
+    slower inside ``lax.scan`` than from a host loop over the compiled step, so conv nets on
+    CPU take the host loop; everything else scans. The layout: ``execution`` when it is not
+    "auto"; else the cheapest per replica-step in the device kind's measured cost table
+    (``dd.costs``: sequential, vmapped and block-packed step times, estimated for these
+    widths); where the table has no entry, the rule measured before it: MLPs and
+    transformers vmapped, conv nets one by one on CPU (a vmapped pack 2-3x slower there),
+    vmapped on a GPU up to ``GPU_VMAP_CONV_WIDTH`` (an H100 trains 1.6-2.9x more narrow
+    CNNs per second so, while at k = 64 one replica fills it and the pack's grouped
+    convolutions are slower).
     """
+    if execution != "auto" and execution not in PLANS:
+        raise ValueError(f"resources.execution must be auto or one of {', '.join(PLANS)}")
     platform = platform or jax.default_backend()
     family = kind_of(trial)
-    if not family.convolutional(trial):
-        return "scan", False
-    if platform == "cpu":
-        return "host", True
-    return "scan", trial.model.width > GPU_VMAP_CONV_WIDTH
+    conv = family.convolutional(trial)
+    loop = "host" if conv and platform == "cpu" else "scan"
+    if execution == "block" and not block.supports(trial):
+        raise ValueError(f"resources.execution: {family.name} networks have no block packing")
+    if execution != "auto":
+        return Plan(loop, execution)
+    widths = widths or [trial.model.width]
+    if len(widths) > 1:
+        plans = ("sequential", "vmap") + (("block",) if block.supports(trial) else ())
+        table = load_table(device_kind or jax.devices()[0].device_kind)
+        choice = choose(table, family.name, trial.model.width, widths, plans)
+        if choice is not None:
+            return Plan(loop, choice.plan, choice.block_width)
+    if not conv:
+        return Plan(loop, "vmap")
+    if platform == "cpu" or trial.model.width > GPU_VMAP_CONV_WIDTH:
+        return Plan(loop, "sequential")
+    return Plan(loop, "vmap")
 
 
 def eval_epochs(train: Train) -> list[int]:
@@ -106,7 +145,7 @@ def train_pack(
     param_files: list[Path] | None = None,
     memory_budget: int | None = None,
     loop: str | None = None,
-    sequential: bool | None = None,
+    execution: str = "auto",
     checkpoint_seconds: float = 0.0,
     on_evaluation: Callable[[int, list[list[dict[str, Any]]]], None] | None = None,
     profile: PackProfile | None = None,
@@ -121,7 +160,8 @@ def train_pack(
     augmentation draws derive from (trial key, epoch, step), so a resumed pack ends with the
     same numbers. ``param_files`` (one per trial) receive the final parameters
     (``dd.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
-    the compiled program needs more. ``loop`` and ``sequential`` override ``execution_plan``.
+    the compiled program needs more. ``execution`` (``resources.execution``) and ``loop``
+    (when given) set the plan (``execution_plan``).
     ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
     (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
     not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
@@ -130,9 +170,9 @@ def train_pack(
     """
     profile = profile or PackProfile()
     hooks.call("before_compile", trials=trials)
-    planned_loop, planned_sequential = execution_plan(key_trial)
-    loop = loop or planned_loop
-    sequential = planned_sequential if sequential is None else sequential
+    widths = [t.model.width for t in trials]
+    plan = execution_plan(key_trial, widths, execution)
+    loop = loop or plan.loop
     with profile.phase("data"):
         dataset = load_dataset(key_trial.data)
         n_rows = n_rows or max(t.data.n_train for t in trials)
@@ -146,7 +186,17 @@ def train_pack(
         if program.steps_per_epoch == 0:
             raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
         data = profile.placed(to_device(dataset, key_trial.data, EVAL_CHUNK))
-    groups = [[r] for r in range(len(trials))] if sequential else [list(range(len(trials)))]
+    groups = {
+        "sequential": [[r] for r in range(len(trials))],
+        "vmap": [list(range(len(trials)))],
+        "block": cut(widths, plan.block_width),
+    }[plan.layout]
+    programs = [
+        dataclasses.replace(program, block=tuple(widths[r] for r in g))
+        if plan.layout == "block"
+        else program
+        for g in groups
+    ]
     values = replica_values(trials)
     with profile.phase("train"):
         prepared = [
@@ -158,7 +208,7 @@ def train_pack(
     if memory_budget is not None and loop == "scan":
         with profile.phase("train"):
             compiled = advance.lower(
-                program,
+                programs[0],
                 data,
                 group_setups[0],
                 replicas[0],
@@ -197,8 +247,8 @@ def train_pack(
             started = time.monotonic()
             with profile.phase("train"):
                 advanced = [
-                    train_to(program, data, s, r, done, epoch, measure)
-                    for s, r in zip(group_setups, replicas, strict=True)
+                    train_to(p, data, s, r, done, epoch, measure)
+                    for p, s, r in zip(programs, group_setups, replicas, strict=True)
                 ]
                 replicas = [r for r, _ in advanced]
                 jax.block_until_ready(replicas)

@@ -122,6 +122,7 @@ def _run_pack(
             checkpoint_seconds=60 * resources.checkpoint_minutes,
             param_files=param_files,
             memory_budget=device_budget(resources.gpus),
+            execution=resources.execution,
             profile=profile,
             on_evaluation=LiveRows(store, pack, update),
         )

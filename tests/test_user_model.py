@@ -604,7 +604,10 @@ def test_plan_lists_trials_and_packs_and_writes_nothing(user_package, tmp_path):
     assert plan.packs.num_rows == 2, "one program per width; seeds and n_train are arrays"
     assert set(plan.packs["family"].to_pylist()) == {"flax"}
     assert sorted(plan.packs["n_trials"].to_pylist()) == [6, 6]
-    assert str(plan) == "user: 12 trials, 0 already stored; 12 to run in 2 packs"
+    assert str(plan).splitlines() == [
+        "user: 12 trials, 0 already stored; 12 to run in 2 packs",
+        "  flax: 2 packs vmap, scan loop",
+    ]
     assert not (tmp_path / "res").exists()
     import yaml
 

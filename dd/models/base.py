@@ -91,6 +91,9 @@ class Family:
     floats of activation memory per training example, for a first guess at pack sizes.
     ``convolutional(trial)``: its layers are convolutions (XLA's CPU backend runs those
     slowly inside loops). ``check(trial, path)``: the resolve stage's check.
+    ``block(trial, width, n_outputs, dtype)``: where given, the module at base ``width`` with
+    ``n_outputs`` logits whose every layer keeps channels apart by blocks, so that replicas
+    side by side train as one dense network (``dd.block``); channel-last inputs.
     """
 
     config: type
@@ -101,6 +104,7 @@ class Family:
     rounded_width: Callable[[Trial], int] = own_width
     convolutional: Callable[[Trial], bool] = lambda trial: False
     check: Callable[[Trial, str], None] = no_check
+    block: Callable[[Trial, int, int, Any], Any] | None = None
 
     closed_form: ClassVar[bool] = False
 

@@ -111,10 +111,12 @@ def spatial_dims(trial) -> int:
     return 1 if len(shape) == 1 else 2
 
 
+def _block(trial, width: int, n_out: int, dtype) -> CNN:
+    return CNN(width=width, n_classes=n_out, ndim=spatial_dims(trial), dtype=dtype)
+
+
 def _build(trial, dtype) -> CNN:
-    return CNN(
-        width=trial.model.width, n_classes=n_outputs(trial), ndim=spatial_dims(trial), dtype=dtype
-    )
+    return _block(trial, trial.model.width, n_outputs(trial), dtype)
 
 
 def _count(trial) -> int:
@@ -138,4 +140,5 @@ KIND = Family(
     program_width=conv_program_width,
     rounded_width=conv_program_width,
     convolutional=lambda trial: True,
+    block=_block,
 )

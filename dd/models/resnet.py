@@ -148,8 +148,12 @@ def n_params(width: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
     return 2724 * k**2 + 9 * in_channels * k + 122 * k + 8 * k * n_classes + n_classes
 
 
+def _block(trial, width: int, n_out: int, dtype) -> PreActResNet18:
+    return PreActResNet18(width=width, n_classes=n_out, dtype=dtype)
+
+
 def _build(trial, dtype) -> PreActResNet18:
-    return PreActResNet18(width=trial.model.width, n_classes=n_outputs(trial), dtype=dtype)
+    return _block(trial, trial.model.width, n_outputs(trial), dtype)
 
 
 def _count(trial) -> int:
@@ -171,4 +175,5 @@ KIND = Family(
     program_width=conv_program_width,
     rounded_width=conv_program_width,
     convolutional=lambda trial: True,
+    block=_block,
 )
