@@ -1,11 +1,12 @@
 """`make bench`: the costs that choose how many programs a sweep compiles (``dd.buckets``),
-measured on this machine's backend and written to dd/cost_tables/buckets.json.
+measured on this machine's backend and written to dd/cost_tables/.
 
 For the default sweep's MLP (MNIST-1D, batch 100, depth 2) it trains packs of R replicas at
 width W through dd's engine (``dd.train.train_pack`` with a profile) and reads the compile
 seconds of a pack's programs and the seconds per training step. A pack step is modelled as
 ``step_overhead_s + R * step_flops(W) / flops_per_s`` and fitted by least squares; the compile
-seconds are the median over the packs.
+seconds are the median over the packs. They are the ``buckets`` entry of
+dd/cost_tables/<backend>.json (``dd.costs``; the other entries are kept).
 
 Run: python benchmarks/bucket_costs.py [--backend cpu|gpu]  (default: this JAX's backend)
 """
@@ -96,9 +97,9 @@ def main(argv: list[str]) -> None:
     sys.path.insert(0, str(ROOT))
     result = measure()
     backend = argv[argv.index("--backend") + 1] if "--backend" in argv else result["backend"]
-    table_path = ROOT / "dd" / "cost_tables" / "buckets.json"
+    table_path = ROOT / "dd" / "cost_tables" / f"{backend}.json"
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
-    table.setdefault(backend, {})["mlp"] = result["mlp"]
+    table.setdefault("buckets", {})["mlp"] = result["mlp"]
     table_path.parent.mkdir(exist_ok=True)
     table_path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     (ROOT / "benchmarks" / "bucket_costs.json").write_text(json.dumps(result, indent=1) + "\n")

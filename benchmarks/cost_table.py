@@ -195,7 +195,8 @@ def main(argv: list[str]) -> None:
         raw.write_text(json.dumps(report, indent=1))
     TABLES.mkdir(exist_ok=True)
     path = TABLES / f"{kind_slug(report['device_kind'])}.json"
-    path.write_text(json.dumps(table(report), indent=1) + "\n")
+    kept = json.loads(path.read_text()) if path.exists() else {}  # other keys: dd.buckets'
+    path.write_text(json.dumps(kept | table(report), indent=1) + "\n")
     section = markdown(report)
     write_section(section)
     print(section)

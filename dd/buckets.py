@@ -9,23 +9,21 @@ its widest member, so as to minimise the group's estimated seconds
     sum over buckets of  compile_s + steps * (step_overhead_s + sum of its replicas'
                                               flops per step at the bucket's width / flops_per_s)
 
-from the backend's measured costs (``dd/cost_tables/buckets.json``, measured by
-``benchmarks/bucket_costs.py``). A family or backend missing from the table keeps its
-family's own rule (``Family.program_width``, e.g. MLPs below 64 share one 64-wide program).
+from the backend's measured costs (the ``buckets`` entry of ``dd/cost_tables/<kind>.json``,
+``dd.costs``, measured by ``benchmarks/bucket_costs.py``). The planning driver knows only
+whether packs get GPUs, so a GPU table is read as ``gpu.json``; a family or backend missing
+from the table keeps its family's own rule (``Family.program_width``, e.g. MLPs below 64
+share one 64-wide program).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import math
-from pathlib import Path
 
 from dd.config import Trial
+from dd.costs import load_table
 from dd.models.registry import kind_of
-
-TABLE = Path(__file__).parent / "cost_tables" / "buckets.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +36,6 @@ class CompileCosts:
     flops_per_s: float
 
 
-@functools.cache
-def _table() -> dict:
-    return json.loads(TABLE.read_text()) if TABLE.exists() else {}
-
-
 def backend_of(gpus: float) -> str:
     """The cost table's backend for a pack given ``gpus`` (what the planning driver knows)."""
     return "gpu" if gpus > 0 else "cpu"
@@ -50,7 +43,7 @@ def backend_of(gpus: float) -> str:
 
 def costs(family: str, backend: str) -> CompileCosts | None:
     """The table's costs of ``family`` on ``backend``; None where it has none."""
-    entry = _table().get(backend, {}).get(family)
+    entry = load_table(backend).get("buckets", {}).get(family)
     return CompileCosts(**entry) if entry else None
 
 

@@ -12,8 +12,9 @@ case, runs of other characters as ``-``: ``cpu``, ``nvidia-h100-80gb-hbm3``) hol
 ``step_seconds[family][plan]`` lists one training step (forward, gradient, update) of a pack
 of ``replicas`` replicas of program width ``width``; a block entry gives instead the sum of
 its replicas' own widths, ``sum_width`` (its program's base width). Other top-level keys may
-sit beside ``step_seconds`` (compile times, for instance); readers ignore what they do not
-ask for. A device kind, family or program width the table does not hold leaves the choice to
+sit beside ``step_seconds``: ``buckets`` holds a family's compile seconds, pack-step
+overhead and FLOP rate, from which ``dd.buckets`` chooses how many programs a sweep's widths
+compile (``benchmarks/bucket_costs.py``); readers ignore what they do not ask for. A device kind, family or program width the table does not hold leaves the choice to
 ``dd.train.execution_plan``'s fallback rule. ``python benchmarks/cost_table.py`` (in
 ``make bench``) measures and rewrites the table of the device it runs on (docs/bench.md,
 "Block packs").
