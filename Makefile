@@ -85,6 +85,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/cpu_loops.py
 	$(BIN)/python benchmarks/gpu.py
+	$(BIN)/python benchmarks/conv_padding.py
 	$(BIN)/python benchmarks/targets.py
 
 clean:

@@ -444,11 +444,14 @@ SECTIONS = (  # in page order
     "The default sweep",
     "The CNN workload",
     "Start-up",
+    "Where the default sweep's time went (pack profiles)",
+    "A pack's fixed cost (dd 0.4 against dd 0.3)",
     "Compile",
     "The 20-epoch cut",
     "Planning at scale",
     "Step loops",
     "GPU",
+    "Conv padding",
 )
 BENCH_MD = ROOT / "docs" / "bench.md"
 HEAD = """# Benchmarks: `make bench`

@@ -171,12 +171,32 @@ def test_a_cnn_pack_differentiates_the_pack_so_weight_gradients_are_batch_groupe
 
 def test_narrow_cnn_widths_share_padded_programs():
     spec = parse_spec({**CNN_SPEC, "grid": {"model.width": list(range(1, 34)), "seed": [0]}})
-    widths = {t.model.width: pack_key(t).model.width for t in spec.trials}
-    assert {widths[k] for k in range(1, 17)} == {16}, "widths up to 16 share one program"
-    assert widths[17] == widths[24] == 24 and widths[25] == widths[32] == 32
-    assert widths[33] == 40
+    keys = {t.model.width: pack_key(t).model for t in spec.trials}
+    assert {keys[k].width for k in range(1, 17)} == {16}, "widths up to 16 share one program"
+    assert [keys[k].width for k in (17, 24, 33)] == [17, 24, 33], "a wider net compiles its own"
     packs = make_packs(list(spec.trials), spec.resources)
-    assert len(packs) == 4, "33 widths, four programs"
+    assert len(packs) == 1 + 17
+
+
+@pytest.mark.parametrize(
+    "width, channels",
+    [
+        (5, (16, 32, 64, 128)),
+        (16, (16, 32, 64, 128)),
+        (33, (40, 72, 136, 264)),
+        (36, (40, 72, 144, 288)),
+    ],
+)
+def test_a_conv_program_rounds_only_the_layers_that_need_it(width, channels):
+    """Each layer's channels up to a multiple of 8 (8k always is one, 4k when k is even):
+    k = 33 compiled at 40, 80, 160, 320 channels before."""
+    from dd.models.registry import make_model, program_trial
+
+    trial = next(iter(parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": width}}).trials))
+    program = make_model(program_trial(trial))
+    x = jnp.zeros((1,) + trial.data.input_shape)
+    params = jax.eval_shape(lambda: program.init(jax.random.key(0), x, train=False))["params"]
+    assert tuple(params[f"conv_{b}"]["kernel"].shape[-1] for b in range(4)) == channels
 
 
 @pytest.mark.slow  # compiles each family's narrow and padded programs, with gradients
@@ -184,7 +204,9 @@ def test_narrow_cnn_widths_share_padded_programs():
     "family, width, data",
     [
         ("cnn", 5, {"name": "mnist1d", "n_train": 16, "train_pool": 64, "n_test": 10}),
+        ("cnn", 37, {"name": "mnist1d", "n_train": 16, "train_pool": 64, "n_test": 10}),
         ("resnet18", 3, {"name": "cifar10", "n_train": 16, "n_test": 10}),
+        ("resnet18", 17, {"name": "cifar10", "n_train": 16, "n_test": 10}),
     ],
 )
 def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, data):
@@ -202,7 +224,7 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
         train=Train(),
     )
     program = program_trial(trial)
-    assert program.model.width == 16
+    assert program.model.width == max(width, 16) and program.model.channel_multiple == 8
     x = jax.random.normal(jax.random.key(1), (8,) + trial.data.input_shape)
     y = jnp.arange(8) % 10
     wide, small = make_model(program), make_model(trial)
