@@ -346,6 +346,47 @@ def test_a_pack_that_asked_for_a_gpu_trains_on_it(tmp_path):
     assert table.num_rows > 0 and all(e is not None for e in table["test_error"].to_pylist())
 
 
+# --------------------------------------------------------------------------- memory check
+
+
+@pytest.mark.slow  # compiles the pack's programs three ways
+@pytest.mark.parametrize("loop", ["scan", "host"])
+def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
+    """A budget above the training program's need but below the evaluation's (1000-example
+    chunks of a 4000-example test set) stops the pack before it trains, in either loop."""
+    from dd.data import load_dataset
+    from dd.device_data import to_device
+    from dd.evaluate import EVAL_CHUNK, evaluate
+    from dd.memory import OutOfMemory, compiled_bytes
+    from dd.programs import prepare
+    from dd.step import Program, train_epochs_on_device
+    from dd.train import replica_values, train_pack
+
+    spec = parse_spec(
+        {
+            **CNN_SPEC,
+            "data": {"name": "mnist1d", "n_train": 64, "train_pool": 4000, "n_test": 4000},
+            "train": {**CNN_SPEC["train"], "epochs": 1},
+            "grid": {"seed": [0, 1]},
+        }
+    )
+    trials, key = list(spec.trials), pack_key(spec.trials[0])
+    data = to_device(load_dataset(key.data), key.data, EVAL_CHUNK)
+    program = Program(trial=key, n_rows=64, n_classes=10, augment=False)
+    setups, replicas = prepare(program, data, jax.tree.map(jnp.asarray, replica_values(trials)))
+    first, last = np.int32(0), np.int32(1)
+    training = compiled_bytes(
+        train_epochs_on_device.lower(program, data, setups, replicas, first, last).compile()
+    )
+    evaluation = compiled_bytes(evaluate.lower(program, data, setups, replicas).compile())
+    assert evaluation > 2 * training, "the premise: evaluating needs more than training"
+    plan = {"loop": loop, "sequential": False}  # vmapped, as a GPU runs narrow conv nets
+    with pytest.raises(OutOfMemory, match="RESOURCE_EXHAUSTED"):
+        train_pack(trials, key, memory_budget=(training + evaluation) // 2, **plan)
+    rows = train_pack(trials, key, memory_budget=2 * evaluation, **plan)
+    assert [len(r) for r in rows] == [1, 1], "a budget the evaluation fits trains the pack"
+
+
 # --------------------------------------------------------------------------- sweeps on Ray
 
 MLP_SWEEP = {
