@@ -199,6 +199,31 @@ def test_a_conv_program_rounds_only_the_layers_that_need_it(width, channels):
     assert tuple(params[f"conv_{b}"]["kernel"].shape[-1] for b in range(4)) == channels
 
 
+def _conv_padding_benchmark():
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "conv_padding.py"
+    spec = importlib.util.spec_from_file_location("conv_padding", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # lowers three CIFAR-shaped training steps
+def test_a_wide_cnn_program_spends_a_third_of_the_old_rule_s_extra_flops():
+    """XLA's cost analysis of one training step, as docs/bench.md's "Conv padding" measures
+    it: k = 33 pays 16.5% over its own FLOPs (the old 40-wide program 46%)."""
+    from dd.models.registry import program_trial
+
+    bench = _conv_padding_benchmark()
+    trial = bench.trial_of("cnn", 33)
+    own = bench.step_flops(trial)
+    program = bench.step_flops(program_trial(trial)) / own - 1
+    before = bench.step_flops(bench.old_rule(trial)) / own - 1
+    assert 0 < program < 0.17 and before > 0.45
+    assert program < before / 2.5
+
+
 @pytest.mark.slow  # compiles each family's narrow and padded programs, with gradients
 @pytest.mark.parametrize(
     "family, width, data",
