@@ -199,6 +199,22 @@ def test_a_conv_program_rounds_only_the_layers_that_need_it(width, channels):
     assert tuple(params[f"conv_{b}"]["kernel"].shape[-1] for b in range(4)) == channels
 
 
+def test_the_channel_rounding_is_the_program_s_not_the_spec_s():
+    """A spec cannot set it, and it enters neither trial ids nor the rows' config columns."""
+    from dd.errors import SpecError
+    from dd.ids import trial_id
+    from dd.models.registry import program_trial
+    from dd.schema import flatten_config
+
+    with pytest.raises(SpecError, match="model.channel_multiple: unknown field"):
+        parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": 40, "channel_multiple": 8}})
+    trial = next(iter(parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": 40}}).trials))
+    program = program_trial(trial)
+    assert program.model.channel_multiple == 8 and program != trial
+    assert trial_id(program) == trial_id(trial), "the same network computed"
+    assert not [c for c in flatten_config(program) if "channel" in c]
+
+
 def _conv_padding_benchmark():
     import importlib.util
 

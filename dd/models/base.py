@@ -44,7 +44,11 @@ class ConvModel(NetworkModel):
     itself); only a program's model has 8 (``program``), padded exactly by ``dd.padding``.
     """
 
-    channel_multiple: int = dataclasses.field(init=False, default=1)
+    channel_multiple: int = dataclasses.field(
+        init=False,
+        default=1,
+        metadata={"identity": "program"},  # trial ids leave it out
+    )
 
     def program(self, width: int) -> ConvModel:
         model = dataclasses.replace(self, width=width)
