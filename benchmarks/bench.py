@@ -452,6 +452,7 @@ SECTIONS = (  # in page order
     "Step loops",
     "Block packs",
     "GPU",
+    "Conv padding",
 )
 BENCH_MD = ROOT / "docs" / "bench.md"
 HEAD = """# Benchmarks: `make bench`

@@ -166,8 +166,9 @@ def gaps() -> list[str]:
         out.append(
             f"- **The CNN workload.** dd's packs took {sum(p['s'] for p in packs):.0f} s "
             f"of worker time over two slots; on the CPU a CNN pack runs its replicas one "
-            f"after another in a program padded to k = 16 or a multiple of 8 (the shared "
-            f"program saves compiles, but a narrow net pays for the padded width). What "
+            f"after another in a program padded to k = 16 (wider nets: each layer's "
+            f"channels to a multiple of 8; the shared program saves compiles, but a narrow "
+            f"net pays for the padded width). What "
             f"would close it: unpadded programs for narrow CNNs on the CPU when the sweep "
             f"is long enough to pay for the extra compiles."
         )

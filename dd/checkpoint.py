@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import flax.serialization
+import jax
 import numpy as np
 
 from dd.step import Replica
@@ -36,6 +37,9 @@ def restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int,
         meta = json.loads(bytes(np.asarray(state["meta"], np.uint8)))
         if len(meta["rows"]) != n_trials:
             raise ValueError("the checkpoint holds another pack")
+        shapes = [np.shape(a) for a in jax.tree.leaves(state["replicas"])]
+        if shapes != [np.shape(a) for a in jax.tree.leaves(template)]:
+            raise ValueError("the checkpoint holds another program's shapes")  # an older dd's
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(
             f"warning: ignoring checkpoint {path} ({e}); training from the start", file=sys.stderr

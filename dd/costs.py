@@ -14,7 +14,8 @@ of ``replicas`` replicas of program width ``width``; a block entry gives instead
 its replicas' own widths, ``sum_width`` (its program's base width). Other top-level keys may
 sit beside ``step_seconds``: ``buckets`` holds a family's compile seconds, pack-step
 overhead and FLOP rate, from which ``dd.buckets`` chooses how many programs a sweep's widths
-compile (``benchmarks/bucket_costs.py``); readers ignore what they do not ask for. A device kind, family or program width the table does not hold leaves the choice to
+compile (``benchmarks/bucket_costs.py``); readers ignore what they do not ask for. A
+device kind, family or program width the table does not hold leaves the choice to
 ``dd.train.execution_plan``'s fallback rule. ``python benchmarks/cost_table.py`` (in
 ``make bench``) measures and rewrites the table of the device it runs on (docs/bench.md,
 "Block packs").

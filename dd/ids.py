@@ -6,6 +6,8 @@ through its dataclass metadata ``IDENTITY``:
 
 - ``"location"``: where files live (an image dataset's ``data_dir``) is left out; a built-in
   dataset is identified by its name (its files keep the published format, unversioned);
+- ``"program"``: how a program compiles the network (a conv program's channel rounding,
+  ``dd.models.base.ConvModel``) is left out: the network computed is the same;
 - ``"content"``: a user file's path (``data.path`` of an ``.npz``) stands for the SHA-256 of
   the file's bytes, written as ``"<field>_sha256"``: the same file at another or relative
   path gives the same id, changed contents a new one.
@@ -30,7 +32,7 @@ from dd.config import Trial
 from dd.errors import SpecError
 from dd.fields import join
 
-IDENTITY = "identity"  # dataclass field metadata key: "location" or "content" (see above)
+IDENTITY = "identity"  # dataclass field metadata key: "location", "program" or "content"
 
 
 def trial_id(trial: Trial) -> str:
@@ -125,6 +127,8 @@ def _hashed_fields(cls: type, legacy: bool) -> tuple[tuple[str, str, Any, bool, 
     ``"key":``, default, whether it is left out at its default, and its identity."""
     rows = []
     for f in dataclasses.fields(cls):
+        if f.metadata.get(IDENTITY) == "program":
+            continue  # never hashed, nor into legacy ids (it came after them)
         identity = None if legacy else f.metadata.get(IDENTITY)
         if identity == "location":
             continue

@@ -2,7 +2,9 @@
 
 Packs are first cut by an estimate (``bytes_per_replica``) against ``resources.memory_gb``.
 On a GPU the worker then asks the compiled program itself (XLA's ``memory_analysis``) how
-many bytes it needs and compares that with the device's limit; a program too large for it,
+many bytes it needs and compares that with the device's limit (``check_fits``): the program
+that steps the pack, ``advance`` or ``host_step``, with its evaluation inside it (evaluating
+1000-example chunks can need several times a training step's memory); a program too large for it,
 or one that runs out of memory anyway (``RESOURCE_EXHAUSTED``), raises ``OutOfMemory`` and
 the pack worker splits the pack in halves (``dd.worker``), down to one replica.
 """
@@ -10,10 +12,14 @@ the pack worker splits the pack in halves (``dd.worker``), down to one replica.
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from dd.config import Trial
+from dd.device_data import DeviceData, Setup
 from dd.evaluate import EVAL_CHUNK
 from dd.models.registry import kind_of, n_params, program_trial
+from dd.programs import advance, host_step
+from dd.step import Program, Replica
 
 
 class OutOfMemory(RuntimeError):
@@ -38,6 +44,29 @@ def compiled_bytes(compiled) -> int:
         + stats.temp_size_in_bytes
         + stats.generated_code_size_in_bytes
     )
+
+
+def check_fits(
+    program: Program, data: DeviceData, setups: Setup, replicas: Replica, budget: int
+) -> None:
+    """Raise ``OutOfMemory`` if the program that steps these replicas needs more than
+    ``budget`` bytes. It is compiled with measuring on: the evaluation runs inside it
+    (``lax.cond``), so its chunks' memory is counted with the training step's."""
+    flag = np.bool_(True)
+    if program.loop == "host":
+        orders_RN = np.zeros((jax.tree.leaves(setups)[0].shape[0], program.n_rows), np.int32)
+        lowered = host_step.lower(
+            program, data, setups, replicas, orders_RN, np.int32(0), np.int32(0), flag
+        )
+    else:
+        lowered = advance.lower(program, data, setups, replicas, np.int32(0), np.int32(1), flag)
+    need = compiled_bytes(lowered.compile())
+    if need > budget:
+        n = jax.tree.leaves(setups)[0].shape[0]
+        raise OutOfMemory(
+            f"RESOURCE_EXHAUSTED: the compiled program needs {need:,} bytes "
+            f"for {n} replicas; the budget is {budget:,}"
+        )
 
 
 def device_budget(share: float) -> int | None:

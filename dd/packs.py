@@ -54,7 +54,8 @@ def pack_key(trial: Trial, width: int | None = None) -> Trial:
 
 
 def _at_width(trial: Trial, width: int) -> Trial:
-    return dataclasses.replace(trial, model=dataclasses.replace(trial.model, width=width))
+    """``trial`` as a program of base width ``width`` compiles it (``NetworkModel.program``)."""
+    return dataclasses.replace(trial, model=trial.model.program(width))
 
 
 def _program_keys(groups: list[list[Trial]], backend: str) -> list[Trial]:

@@ -1,12 +1,13 @@
 """Padding: a family whose ``program_width`` rounds a width up trains a narrow trial inside
-the wider program.
+the wider program (and a conv net's program, whose layers' channels are rounded up to
+multiples of 8, trains the network itself, ``dd.models.base.ConvModel``).
 
-Every parameter axis that grows with the width (found by comparing the parameter shapes at
-widths 1 and 2, so it works for any such module) keeps only its first ``a + b * width``
-entries and is zero past them. Units that start at zero in and out stay at zero (no gradient
-reaches them, and weight decay keeps zero at zero), so the wide program computes the narrow
-network. Kernels are rescaled by sqrt(wide fan-in / narrow fan-in), so the live weights start
-with the narrow network's own fan-in variance.
+Every parameter axis that grows with the width (found by comparing the parameter shapes of
+the network itself at widths 1 and 2, so it works for any such module) keeps only its first
+``a + b * width`` entries and is zero past them. Units that start at zero in and out stay at
+zero (no gradient reaches them, and weight decay keeps zero at zero), so the wide program
+computes the narrow network. Kernels are rescaled by sqrt(program fan-in / narrow fan-in),
+so the live weights start with the narrow network's own fan-in variance.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from dd.models.registry import make_model
 
 @functools.cache
 def _width_axes(trial: Trial) -> Any:
-    """Per parameter leaf, a tuple of (a, b) per axis: that axis has a + b * width entries."""
+    """Per parameter leaf, a tuple of (a, b) per axis: the network at width w has a + b * w
+    entries there (the program's axis may have more)."""
 
     def shapes(width: int):
+        # replace keeps no program rounding (not an init field): the network itself
         wide = dataclasses.replace(trial, model=dataclasses.replace(trial.model, width=width))
         x = jnp.zeros(
             (1,) + trial.data.input_shape, jnp.int32 if trial.data.integer_inputs else jnp.float32
@@ -47,7 +50,6 @@ def _width_axes(trial: Trial) -> Any:
 
 def narrow(program: Trial, params: Any, width: jax.Array) -> Any:
     """A width-``width`` network's initial parameters inside ``program``'s wider shapes."""
-    wide = program.model.width
     width = width.astype(jnp.float32)
 
     def one(path, leaf, axes):
@@ -59,7 +61,7 @@ def narrow(program: Trial, params: Any, width: jax.Array) -> Any:
         out = leaf * mask
         if getattr(path[-1], "key", None) == "kernel" and leaf.ndim >= 2 and axes[-2][1]:
             a, b = axes[-2]
-            out = out * jnp.sqrt((a + b * wide) / (a + b * width)).astype(leaf.dtype)
+            out = out * jnp.sqrt(leaf.shape[-2] / (a + b * width)).astype(leaf.dtype)
         return out
 
     return jax.tree_util.tree_map_with_path(one, params, _width_axes(program))

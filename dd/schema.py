@@ -117,6 +117,8 @@ def flatten_config(trial: Trial) -> dict[str, Any]:
 
     def walk(prefix: str, obj: Any) -> None:
         for f in dataclasses.fields(obj):
+            if f.metadata.get("identity") == "program":
+                continue  # how a program compiles it (dd.ids), not a config of the trial
             value = getattr(obj, f.name)
             dotted = f"{prefix}.{f.name}" if prefix else f.name
             if dataclasses.is_dataclass(value):

@@ -25,11 +25,11 @@ from dd.costs import PLANS, choose, cut, load_table
 from dd.data import load_dataset
 from dd.device_data import to_device
 from dd.evaluate import EVAL_CHUNK
-from dd.memory import OutOfMemory, compiled_bytes
+from dd.memory import check_fits
 from dd.models.registry import kind_of, n_params
 from dd.padding import unpad
 from dd.profile import PackProfile
-from dd.programs import advance, prepare, train_to
+from dd.programs import prepare, train_to
 from dd.rng import scoped
 from dd.step import Program
 
@@ -160,8 +160,9 @@ def train_pack(
     augmentation draws derive from (trial key, epoch, step), so a resumed pack ends with the
     same numbers. ``param_files`` (one per trial) receive the final parameters
     (``dd.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
-    the compiled program needs more. ``execution`` (``resources.execution``) and ``loop``
-    (when given) set the plan (``execution_plan``).
+    the compiled step program, evaluation included, needs more (``dd.memory.check_fits``).
+    ``execution`` (``resources.execution``) and ``loop`` (when given) set the plan
+    (``execution_plan``).
     ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
     (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
     not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
@@ -205,23 +206,9 @@ def train_pack(
         ]
     group_setups = [s for s, _ in prepared]
     replicas = [r for _, r in prepared]
-    if memory_budget is not None and loop == "scan":
+    if memory_budget is not None:
         with profile.phase("train"):
-            compiled = advance.lower(
-                programs[0],
-                data,
-                group_setups[0],
-                replicas[0],
-                np.int32(0),
-                np.int32(1),
-                np.bool_(True),
-            ).compile()
-        need = compiled_bytes(compiled)
-        if need > memory_budget:
-            raise OutOfMemory(
-                f"RESOURCE_EXHAUSTED: the compiled program needs {need:,} bytes "
-                f"for {len(groups[0])} replicas; the budget is {memory_budget:,}"
-            )
+            check_fits(programs[0], data, group_setups[0], replicas[0], memory_budget)
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
     counts = [n_params(t) for t in trials]
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]

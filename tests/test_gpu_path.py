@@ -171,12 +171,73 @@ def test_a_cnn_pack_differentiates_the_pack_so_weight_gradients_are_batch_groupe
 
 def test_narrow_cnn_widths_share_padded_programs():
     spec = parse_spec({**CNN_SPEC, "grid": {"model.width": list(range(1, 34)), "seed": [0]}})
-    widths = {t.model.width: pack_key(t).model.width for t in spec.trials}
-    assert {widths[k] for k in range(1, 17)} == {16}, "widths up to 16 share one program"
-    assert widths[17] == widths[24] == 24 and widths[25] == widths[32] == 32
-    assert widths[33] == 40
+    keys = {t.model.width: pack_key(t).model for t in spec.trials}
+    assert {keys[k].width for k in range(1, 17)} == {16}, "widths up to 16 share one program"
+    assert [keys[k].width for k in (17, 24, 33)] == [17, 24, 33], "a wider net compiles its own"
     packs = make_packs(list(spec.trials), spec.resources)
-    assert len(packs) == 4, "33 widths, four programs"
+    assert len(packs) == 1 + 17
+
+
+@pytest.mark.parametrize(
+    "width, channels",
+    [
+        (5, (16, 32, 64, 128)),
+        (16, (16, 32, 64, 128)),
+        (33, (40, 72, 136, 264)),
+        (36, (40, 72, 144, 288)),
+    ],
+)
+def test_a_conv_program_rounds_only_the_layers_that_need_it(width, channels):
+    """Each layer's channels up to a multiple of 8 (8k always is one, 4k when k is even):
+    k = 33 compiled at 40, 80, 160, 320 channels before."""
+    from dd.models.registry import make_model, program_trial
+
+    trial = next(iter(parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": width}}).trials))
+    program = make_model(program_trial(trial))
+    x = jnp.zeros((1,) + trial.data.input_shape)
+    params = jax.eval_shape(lambda: program.init(jax.random.key(0), x, train=False))["params"]
+    assert tuple(params[f"conv_{b}"]["kernel"].shape[-1] for b in range(4)) == channels
+
+
+def test_the_channel_rounding_is_the_program_s_not_the_spec_s():
+    """A spec cannot set it, and it enters neither trial ids nor the rows' config columns."""
+    from dd.errors import SpecError
+    from dd.ids import trial_id
+    from dd.models.registry import program_trial
+    from dd.schema import flatten_config
+
+    with pytest.raises(SpecError, match="model.channel_multiple: unknown field"):
+        parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": 40, "channel_multiple": 8}})
+    trial = next(iter(parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": 40}}).trials))
+    program = program_trial(trial)
+    assert program.model.channel_multiple == 8 and program != trial
+    assert trial_id(program) == trial_id(trial), "the same network computed"
+    assert not [c for c in flatten_config(program) if "channel" in c]
+
+
+def _conv_padding_benchmark():
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "conv_padding.py"
+    spec = importlib.util.spec_from_file_location("conv_padding", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # lowers three CIFAR-shaped training steps
+def test_a_wide_cnn_program_spends_a_third_of_the_old_rule_s_extra_flops():
+    """XLA's cost analysis of one training step, as docs/bench.md's "Conv padding" measures
+    it: k = 33 pays 16.5% over its own FLOPs (the old 40-wide program 46%)."""
+    from dd.models.registry import program_trial
+
+    bench = _conv_padding_benchmark()
+    trial = bench.trial_of("cnn", 33)
+    own = bench.step_flops(trial)
+    program = bench.step_flops(program_trial(trial)) / own - 1
+    before = bench.step_flops(bench.old_rule(trial)) / own - 1
+    assert 0 < program < 0.17 and before > 0.45
+    assert program < before / 2.5
 
 
 @pytest.mark.slow  # compiles each family's narrow and padded programs, with gradients
@@ -184,7 +245,9 @@ def test_narrow_cnn_widths_share_padded_programs():
     "family, width, data",
     [
         ("cnn", 5, {"name": "mnist1d", "n_train": 16, "train_pool": 64, "n_test": 10}),
+        ("cnn", 37, {"name": "mnist1d", "n_train": 16, "train_pool": 64, "n_test": 10}),
         ("resnet18", 3, {"name": "cifar10", "n_train": 16, "n_test": 10}),
+        ("resnet18", 17, {"name": "cifar10", "n_train": 16, "n_test": 10}),
     ],
 )
 def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, data):
@@ -202,7 +265,7 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
         train=Train(),
     )
     program = program_trial(trial)
-    assert program.model.width == 16
+    assert program.model.width == max(width, 16) and program.model.channel_multiple == 8
     x = jax.random.normal(jax.random.key(1), (8,) + trial.data.input_shape)
     y = jnp.arange(8) % 10
     wide, small = make_model(program), make_model(trial)
@@ -320,6 +383,47 @@ def test_a_pack_that_asked_for_a_gpu_trains_on_it(tmp_path):
     table = SweepStore(tmp_path, "cnn").read_results()
     assert set(table["platform"].to_pylist()) == {"gpu"}
     assert table.num_rows > 0 and all(e is not None for e in table["test_error"].to_pylist())
+
+
+# --------------------------------------------------------------------------- memory check
+
+
+@pytest.mark.slow  # compiles the pack's programs three ways
+@pytest.mark.parametrize("loop", ["scan", "host"])
+def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
+    """A budget above the training program's need but below the evaluation's (1000-example
+    chunks of a 4000-example test set) stops the pack before it trains, in either loop."""
+    from dd.data import load_dataset
+    from dd.device_data import to_device
+    from dd.evaluate import EVAL_CHUNK, evaluate
+    from dd.memory import OutOfMemory, compiled_bytes
+    from dd.programs import prepare
+    from dd.step import Program, train_epochs_on_device
+    from dd.train import replica_values, train_pack
+
+    spec = parse_spec(
+        {
+            **CNN_SPEC,
+            "data": {"name": "mnist1d", "n_train": 64, "train_pool": 4000, "n_test": 4000},
+            "train": {**CNN_SPEC["train"], "epochs": 1},
+            "grid": {"seed": [0, 1]},
+        }
+    )
+    trials, key = list(spec.trials), pack_key(spec.trials[0])
+    data = to_device(load_dataset(key.data), key.data, EVAL_CHUNK)
+    program = Program(trial=key, n_rows=64, n_classes=10, augment=False)
+    setups, replicas = prepare(program, data, jax.tree.map(jnp.asarray, replica_values(trials)))
+    first, last = np.int32(0), np.int32(1)
+    training = compiled_bytes(
+        train_epochs_on_device.lower(program, data, setups, replicas, first, last).compile()
+    )
+    evaluation = compiled_bytes(evaluate.lower(program, data, setups, replicas).compile())
+    assert evaluation > 2 * training, "the premise: evaluating needs more than training"
+    plan = {"loop": loop, "sequential": False}  # vmapped, as a GPU runs narrow conv nets
+    with pytest.raises(OutOfMemory, match="RESOURCE_EXHAUSTED"):
+        train_pack(trials, key, memory_budget=(training + evaluation) // 2, **plan)
+    rows = train_pack(trials, key, memory_budget=2 * evaluation, **plan)
+    assert [len(r) for r in rows] == [1, 1], "a budget the evaluation fits trains the pack"
 
 
 # --------------------------------------------------------------------------- sweeps on Ray

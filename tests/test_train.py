@@ -228,3 +228,17 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
     np.testing.assert_equal(
         train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2), uninterrupted
     )
+
+
+def test_a_checkpoint_of_other_shapes_is_ignored(tmp_path, capsys):
+    """A pack whose program changed shape (an older dd's wider conv program) starts afresh
+    rather than loading parameters its program cannot take."""
+    from dd import checkpoint as ckpt
+
+    path = tmp_path / "pack.ckpt"
+    ckpt.save(path, {"kernel": np.ones((2, 3, 40))}, 5, [[], []])
+    template = {"kernel": np.zeros((2, 3, 33))}
+    state, epoch, rows = ckpt.restore(path, template, 2)
+    assert epoch == 0 and state is template and rows == [[], []]
+    assert "another program's shapes" in capsys.readouterr().err
+    assert ckpt.restore(path, {"kernel": np.zeros((2, 3, 40))}, 2)[1] == 5, "same shapes resume"

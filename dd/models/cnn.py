@@ -19,14 +19,14 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dd.models.base import Family, NetworkModel, conv_program_width, n_outputs
+from dd.models.base import ConvModel, Family, conv_program_width, n_outputs, round_up_width
 
 BLOCK_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 POOLED_BLOCKS = (1, 2, 3)
 
 
 @dataclass(frozen=True, kw_only=True)
-class CnnModel(NetworkModel):
+class CnnModel(ConvModel):
     """Nakkiran et al.'s 5-layer CNN of widths k, 2k, 4k, 8k (this module), 1-D or 2-D inputs."""
 
     name: str = "cnn"
@@ -45,7 +45,8 @@ def max_pool_2(x: jnp.ndarray, ndim: int) -> jnp.ndarray:
 
 
 class CNN(nn.Module):
-    """Nakkiran's 5-layer CNN with base width ``width`` (their k) over ``ndim`` spatial axes.
+    """Nakkiran's 5-layer CNN with base width ``width`` (their k) over ``ndim`` spatial axes,
+    each block's channels rounded up to a multiple of ``channel_multiple`` (1: theirs).
 
     BatchNorm uses batch statistics and updates ``batch_stats`` (momentum 0.9, i.e. PyTorch's
     0.1) when ``train``, the running averages otherwise.
@@ -54,6 +55,7 @@ class CNN(nn.Module):
     width: int
     n_classes: int
     ndim: int = 2
+    channel_multiple: int = 1
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -66,7 +68,7 @@ class CNN(nn.Module):
         spatial_axes = tuple(range(1, 1 + self.ndim))
         for block, multiplier in enumerate(BLOCK_WIDTH_MULTIPLIERS):
             x = nn.Conv(
-                self.width * multiplier,
+                round_up_width(self.width * multiplier, floor=1, multiple=self.channel_multiple),
                 kernel_size=(3,) * self.ndim,
                 padding=1,
                 dtype=self.dtype,
@@ -90,7 +92,13 @@ class CNN(nn.Module):
         )(features_BxF)
 
 
-def n_params(width: int, n_classes: int, input_shape: tuple[int, ...], ndim: int = 2) -> int:
+def n_params(
+    width: int,
+    n_classes: int,
+    input_shape: tuple[int, ...],
+    ndim: int = 2,
+    channel_multiple: int = 1,
+) -> int:
     """Number of trainable parameters (``params``, not ``batch_stats``) of the CNN.
 
     ``input_shape`` is one example's shape (no batch axis); its channel count c is the last
@@ -98,12 +106,18 @@ def n_params(width: int, n_classes: int, input_shape: tuple[int, ...], ndim: int
     conv weights K (c k + k 2k + 2k 4k + 4k 8k) = K (c k + 42 k^2), conv biases 15k,
     BatchNorm scale and offset 2 * 15k, and the Dense 8k C + C:
 
-        K (c k + 42 k^2) + 45 k + 8 k C + C.
+        K (c k + 42 k^2) + 45 k + 8 k C + C
+
+    (with ``channel_multiple``, each block's channels rounded up, as the module rounds them).
     """
     in_channels = 1 if len(input_shape) == ndim else input_shape[-1]
     kernel_volume = 3**ndim
-    k = width
-    return kernel_volume * (in_channels * k + 42 * k**2) + 45 * k + 8 * k * n_classes + n_classes
+    c = [in_channels] + [
+        round_up_width(m * width, floor=1, multiple=channel_multiple)
+        for m in BLOCK_WIDTH_MULTIPLIERS
+    ]
+    kernels = kernel_volume * sum(a * b for a, b in zip(c, c[1:], strict=False))
+    return kernels + 3 * sum(c[1:]) + c[-1] * n_classes + n_classes
 
 
 def spatial_dims(trial) -> int:
@@ -116,12 +130,23 @@ def _block(trial, width: int, n_out: int, dtype) -> CNN:
 
 
 def _build(trial, dtype) -> CNN:
-    return _block(trial, trial.model.width, n_outputs(trial), dtype)
+    return CNN(
+        width=trial.model.width,
+        n_classes=n_outputs(trial),
+        ndim=spatial_dims(trial),
+        channel_multiple=trial.model.channel_multiple,
+        dtype=dtype,
+    )
 
 
 def _count(trial) -> int:
+    model = trial.model
     return n_params(
-        trial.model.width, n_outputs(trial), trial.data.input_shape, ndim=spatial_dims(trial)
+        model.width,
+        n_outputs(trial),
+        trial.data.input_shape,
+        ndim=spatial_dims(trial),
+        channel_multiple=model.channel_multiple,
     )
 
 

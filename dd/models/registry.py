@@ -51,9 +51,11 @@ def n_params(trial: Trial) -> int:
 
 
 def program_trial(trial: Trial) -> Trial:
-    """The trial as its program is compiled: its model at the kind's program width."""
+    """The trial as its program is compiled: its model at the kind's program width (and a
+    conv net's channel rounding, ``ConvModel.program``)."""
     width = kind_of(trial).program_width(trial)
-    field = "n_features" if trial.model.CLOSED_FORM else "width"
-    if width == getattr(trial.model, field):
-        return trial
-    return dataclasses.replace(trial, model=dataclasses.replace(trial.model, **{field: width}))
+    if trial.model.CLOSED_FORM:
+        model = dataclasses.replace(trial.model, n_features=width)
+    else:
+        model = trial.model.program(width)
+    return trial if model == trial.model else dataclasses.replace(trial, model=model)

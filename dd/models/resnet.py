@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from dd.config import Data
 from dd.errors import SpecError
 from dd.fields import join
-from dd.models.base import Family, NetworkModel, conv_program_width, n_outputs
+from dd.models.base import ConvModel, Family, conv_program_width, n_outputs, round_up_width
 
 STAGE_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -30,7 +30,7 @@ BLOCKS_PER_STAGE = 2
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResNet18Model(NetworkModel):
+class ResNet18Model(ConvModel):
     """PreActResNet18 with widths k, 2k, 4k, 8k (this module); k = 64 is the standard net."""
 
     name: str = "resnet18"
@@ -84,7 +84,8 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
-    """PreActResNet18 with base width ``width`` (Nakkiran's k) on NHWC images.
+    """PreActResNet18 with base width ``width`` (Nakkiran's k) on NHWC images, each stage's
+    channels rounded up to a multiple of ``channel_multiple`` (1: the network itself).
 
     BatchNorm uses batch statistics and updates ``batch_stats`` (momentum 0.9, i.e. PyTorch's
     0.1) when ``train``, the running averages otherwise.
@@ -92,15 +93,19 @@ class PreActResNet18(nn.Module):
 
     width: int
     n_classes: int
+    channel_multiple: int = 1
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    def channels(self, multiplier: int) -> int:
+        return round_up_width(multiplier * self.width, floor=1, multiple=self.channel_multiple)
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jnp.ndarray, train: bool) -> jnp.ndarray:
         if x_BxHxWxC.ndim != 4:
             raise ValueError(f"PreActResNet18 takes (N, H, W, C) images, got {x_BxHxWxC.shape}")
         h = nn.Conv(
-            self.width,
+            self.channels(1),
             (3, 3),
             padding=1,
             use_bias=False,
@@ -113,7 +118,7 @@ class PreActResNet18(nn.Module):
         ):
             for block in range(BLOCKS_PER_STAGE):
                 h = PreActBlock(
-                    self.width * multiplier,
+                    self.channels(multiplier),
                     strides=stage_stride if block == 0 else 1,
                     dtype=self.dtype,
                     param_dtype=self.param_dtype,
@@ -133,7 +138,9 @@ class PreActResNet18(nn.Module):
         )(features_BxF)
 
 
-def n_params(width: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
+def n_params(
+    width: int, n_classes: int, input_shape: tuple[int, ...], channel_multiple: int = 1
+) -> int:
     """Number of trainable parameters (``params``, not ``batch_stats``) of PreActResNet18.
 
     ``input_shape`` is one example's ``(H, W, c)``. Summing the stage by stage counts:
@@ -141,11 +148,19 @@ def n_params(width: int, n_classes: int, input_shape: tuple[int, ...]) -> int:
     1x1 projections included) = 9 c k + 2724 k^2; BatchNorm scale and offset
     8k + 14k + 28k + 56k (stages) + 16k (final) = 122 k; the Dense 8 k C + C:
 
-        2724 k^2 + 9 c k + 122 k + 8 k C + C.
+        2724 k^2 + 9 c k + 122 k + 8 k C + C
+
+    (with ``channel_multiple``, each stage's channels rounded up, as the module rounds them).
     """
-    in_channels = input_shape[-1]
-    k = width
-    return 2724 * k**2 + 9 * in_channels * k + 122 * k + 8 * k * n_classes + n_classes
+    c = [
+        round_up_width(m * width, floor=1, multiple=channel_multiple)
+        for m in STAGE_WIDTH_MULTIPLIERS
+    ]
+    total = 9 * input_shape[-1] * c[0] + 36 * c[0] ** 2 + 8 * c[0]  # stem, stage 0
+    for before, after in zip(c, c[1:], strict=False):  # stages 1..3: stride-2 first block
+        total += 9 * before * after + 27 * after**2 + before * after  # convs, 1x1 projection
+        total += 2 * (before + 3 * after)  # four BatchNorms
+    return total + 2 * c[-1] + c[-1] * n_classes + n_classes
 
 
 def _block(trial, width: int, n_out: int, dtype) -> PreActResNet18:
@@ -153,11 +168,18 @@ def _block(trial, width: int, n_out: int, dtype) -> PreActResNet18:
 
 
 def _build(trial, dtype) -> PreActResNet18:
-    return _block(trial, trial.model.width, n_outputs(trial), dtype)
+    model = trial.model
+    return PreActResNet18(
+        width=model.width,
+        n_classes=n_outputs(trial),
+        channel_multiple=model.channel_multiple,
+        dtype=dtype,
+    )
 
 
 def _count(trial) -> int:
-    return n_params(trial.model.width, n_outputs(trial), trial.data.input_shape)
+    model = trial.model
+    return n_params(model.width, n_outputs(trial), trial.data.input_shape, model.channel_multiple)
 
 
 def _activation_floats(trial) -> int:
