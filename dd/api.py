@@ -9,6 +9,7 @@ as Arrow tables; no shelling out.
     >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1")
     >>> api.curves("mnist1d_mlp")["model_wise"].points  # mean and 95% interval per width
     >>> api.load("mnist1d_mlp").to_pandas()           # with pandas installed
+    >>> api.release_workers()                          # the warm workers go (see sweep)
 
 ``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI. Each
 call reads dd's settings (``dd.settings``) once, its arguments over the environment.
@@ -99,6 +100,8 @@ def sweep(
     false the sweep runs in a thread of this process and a ``dd.handle.SweepHandle`` comes
     back at once: its ``status()``, ``rows()`` (finished and partial), ``curves()``,
     ``wait()`` (this function's result) and ``cancel()`` work while it runs.
+    The pack workers stay warm afterwards (``dd.pool``): a next sweep of the same resources
+    in this process reuses them and their compiled programs; ``release_workers`` stops them.
     """
     from dd.resolve import resolve
 
@@ -233,6 +236,14 @@ def plan(
         ]
     )
     return Plan(spec=loaded, trials=trials, packs=pa.Table.from_pylist(rows, schema=schema))
+
+
+def release_workers() -> None:
+    """Stop the warm pack workers that this process's sweeps left on Ray (``dd.pool``): the
+    next sweep starts and compiles afresh, and their CPUs and GPUs free up for others."""
+    from dd.pool import POOL
+
+    POOL.release()
 
 
 def _settings(results: str | Path | None, **flags: Any) -> Settings:

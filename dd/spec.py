@@ -55,6 +55,10 @@ class Resources:
     ``deterministic`` turns on XLA's deterministic GPU operations
     (``--xla_gpu_deterministic_ops``): cuDNN's fastest weight-gradient kernels accumulate in
     an order that varies between runs, so without it GPU results are not bit-reproducible.
+    ``packs_in_flight`` is how many packs one worker (one process, one CUDA context) runs at
+    once, from threads, sharing its ``cpus``, ``gpus`` and ``memory_gb`` reservation and
+    dividing its device's memory; 0 (the default) takes ``packs_per_worker``'s choice per
+    backend. A pack that trains while another compiles keeps the device busy.
     """
 
     cpus: float = bounded(1.0, lo=0.0)
@@ -67,6 +71,16 @@ class Resources:
     stall_minutes: float = bounded(30.0, lo=0.0)
     keep_checkpoints: bool = False
     deterministic: bool = False
+    packs_in_flight: int = bounded(0, lo=0, hi=64)
+
+    def packs_per_worker(self) -> int:
+        """Packs one worker runs at once: ``packs_in_flight``, else 2 for a worker holding
+        whole GPUs (one process per GPU, the next pack compiling while one trains) and 1 on
+        a CPU or a GPU share (on a 2-core CPU two packs in flight were slower: docs/bench.md,
+        "Warm workers")."""
+        if self.packs_in_flight:
+            return self.packs_in_flight
+        return 2 if self.gpus >= 1 else 1
 
 
 @dataclass(frozen=True, kw_only=True)

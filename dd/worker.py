@@ -1,12 +1,13 @@
-"""The pack worker: what runs inside a Ray actor. It runs one pack at a time (a closed-form
-fit, or training that splits on out-of-memory), and writes the pack's Parquet file itself, so
-results never travel through the driver.
+"""The pack worker: what runs inside a Ray actor. It runs its packs (a closed-form fit, or
+training that splits on out-of-memory), one at a time or several from threads, and writes
+each pack's Parquet file itself, so results never travel through the driver.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from dd.packs import Pack, pack_key
 from dd.profile import PackProfile
 from dd.spec import Resources
 from dd.store import SweepStore
+
+_cache_lock = threading.Lock()
 
 
 class AcceleratorError(DDError):
@@ -58,11 +61,15 @@ def run_pack(
 
 
 def use_compile_cache(folder: str) -> None:
-    """Keep JAX's persistent compilation cache in ``folder`` (~ expanded on this worker)."""
+    """Keep JAX's persistent compilation cache in ``folder`` (~ expanded on this worker); set
+    once (the packs a worker runs at once must not reconfigure it under each other)."""
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    folder = os.path.expanduser(folder)
+    with _cache_lock:
+        if jax.config.jax_compilation_cache_dir != folder:
+            jax.config.update("jax_compilation_cache_dir", folder)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def check_accelerator(resources: Resources) -> None:
@@ -121,7 +128,7 @@ def _run_pack(
             checkpoint_every=resources.checkpoint_every,
             checkpoint_seconds=60 * resources.checkpoint_minutes,
             param_files=param_files,
-            memory_budget=device_budget(resources.gpus),
+            memory_budget=device_budget(resources.packs_per_worker()),
             profile=profile,
             on_evaluation=LiveRows(store, pack, update),
         )
@@ -256,7 +263,8 @@ def train_splitting(
 
 
 class PackWorker:
-    """A long-lived Ray actor that runs packs one after another.
+    """A long-lived Ray actor that runs packs one after another, or ``packs_in_flight`` at
+    once from its threads (``dd.pool.WorkerKind``: one process, one CUDA context per GPU).
 
     Ray binds an actor to the GPUs it was created with for its whole life, and CUDA binds a
     process to the device of its first use, so a pack always runs on the GPU Ray assigned
