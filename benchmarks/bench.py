@@ -444,6 +444,7 @@ SECTIONS = (  # in page order
     "The default sweep",
     "The CNN workload",
     "Start-up",
+    "Warm workers",
     "Compile",
     "The 20-epoch cut",
     "Planning at scale",

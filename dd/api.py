@@ -112,13 +112,41 @@ def sweep(
         compile_cache=compile_cache,
         connect_timeout_s=connect_timeout,
     )
-    loaded = resolve(load_spec(spec, overrides, settings=settings))
+    given = load_spec(spec, overrides, settings=settings)
+    if not SweepStore(settings.results, given.name).pack_files():
+        _start_early(given, settings, quiet=quiet, debug=debug)  # a fresh sweep needs Ray
+    loaded = resolve(given)
     options = {"settings": settings, "quiet": quiet, "debug": debug, "curves": curves}
     if wait:
         return _run(loaded, **options)
     return SweepHandle(
         loaded.name, settings.results, lambda stop: _run(loaded, stop=stop, **options)
     )
+
+
+def _start_early(spec: Spec, settings: Settings, *, quiet: bool, debug: bool) -> None:
+    """Start Ray, then one pack worker (``dd.pool``), in a thread while the spec resolves and
+    the sweep is planned (its imports and data loading overlap Ray's start-up); the run
+    takes both up (``dd.cluster.start_ray``, ``dd.pool.WorkerPool.take``)."""
+    from dd.cluster import ray_options, start_ray_soon
+
+    if settings.cpus is not None and (settings.address or settings.cpus < spec.resources.cpus):
+        return  # the run refuses these (dd.execute): Ray is not started for it
+
+    def first_worker() -> None:
+        import ray
+
+        from dd.cluster import check_fits
+        from dd.errors import SpecError
+        from dd.pool import POOL, WorkerKind
+
+        try:
+            check_fits(spec.resources, ray.nodes())
+        except SpecError:  # said by the run, before anything is written
+            return
+        POOL.prestart(WorkerKind.of(spec.resources, settings))
+
+    start_ray_soon(**ray_options(settings, quiet=quiet, debug=debug), then=first_worker)
 
 
 def _run(

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from dd import cluster
 from dd.datasets.base import Locations
 from dd.errors import Cancelled, SpecError, one_line
 from dd.packs import Pack
@@ -80,13 +81,7 @@ def run_sweep(
     if settings.cpus is not None:
         _check_local_cpus(settings.cpus, settings.address, spec.resources)
     store = SweepStore(results_root, spec.name)
-    ray_options = {
-        "address": settings.address or "local",
-        "quiet": quiet,
-        "local_cpus": settings.cpus,
-        "debug": debug,
-        "timeout": settings.connect_timeout_s,
-    }
+    ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
     with store.driver_lock():
         return _run_locked(spec, store, ray_options, quiet, settings, stop)
 
@@ -105,11 +100,9 @@ def _prepare(
     if packs:
         import ray
 
-        from dd.cluster import check_fits, start_ray
-
         check_data_files(packs, locations)
-        start_ray(**ray_options)
-        check_fits(spec.resources, ray.nodes())
+        cluster.start_ray(**ray_options)
+        cluster.check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
 
 
@@ -159,7 +152,7 @@ def _run_packs(
     import ray
 
     resources = spec.resources
-    kind = WorkerKind.of(resources, settings.compile_cache, _locations(settings))
+    kind = WorkerKind.of(resources, settings)
     in_flight = kind.packs_in_flight
     slots = worker_slots(resources, ray.cluster_resources(), -(-len(schedule.queue) // in_flight))
     workers = POOL.take(kind, slots)

@@ -19,6 +19,7 @@ import dataclasses
 import threading
 
 from dd.datasets.base import Locations
+from dd.settings import Settings
 from dd.spec import Resources
 from dd.worker import PackWorker, worker_env
 
@@ -37,7 +38,8 @@ class WorkerKind:
     locations: Locations
 
     @classmethod
-    def of(cls, resources: Resources, compile_cache: str | None, locations: Locations):
+    def of(cls, resources: Resources, settings: Settings) -> WorkerKind:
+        """The workers a run with ``resources`` and the driver's ``settings`` asks for."""
         return cls(
             cpus=resources.cpus,
             gpus=resources.gpus,
@@ -45,8 +47,8 @@ class WorkerKind:
             retries=resources.retries,
             env=tuple(sorted(worker_env(resources).items())),
             packs_in_flight=resources.packs_per_worker(),
-            compile_cache=compile_cache,
-            locations=locations,
+            compile_cache=settings.compile_cache,
+            locations=Locations(data_dir=settings.data_dir, cache_dir=settings.cache_dir),
         )
 
     def start(self):
@@ -106,6 +108,15 @@ class WorkerPool:
         with self._lock:
             self._forget_other_instance()
             self._idle.setdefault(kind, []).extend(workers)
+
+    def prestart(self, kind: WorkerKind) -> None:
+        """Start one worker of ``kind`` now, unless one waits here, so that the first pack
+        of the run being planned finds it started."""
+        with self._lock:
+            self._forget_other_instance()
+            if self._idle.get(kind):
+                return
+        self.give_back(kind, [kind.start()])
 
     def idle(self) -> int:
         """How many workers wait here (for this Ray instance)."""

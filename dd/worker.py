@@ -287,6 +287,7 @@ class PackWorker:
             use_compile_cache(compile_cache)
         self.compile_cache = compile_cache
         self.locations = locations or Locations()
+        from dd import train  # noqa: F401  (the engine's imports, while the driver still plans)
 
     def placement(self) -> dict:
         """Where this worker runs: process, GPUs Ray assigned, CUDA_VISIBLE_DEVICES at its

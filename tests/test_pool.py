@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from dd import pool
-from dd.datasets.base import Locations
+from dd.settings import Settings
 from dd.spec import Resources
 
 SPEC = {
@@ -40,8 +40,8 @@ def test_the_pool_keeps_workers_per_kind_and_forgets_another_ray_instance(monkey
     monkeypatch.setattr(ray, "kill", killed.append)
     monkeypatch.setattr(pool, "_instance", lambda: instance[0])
     monkeypatch.setattr(pool.WorkerKind, "start", lambda kind: started.append(kind) or "fresh")
-    cpu = pool.WorkerKind.of(Resources(), None, Locations())
-    gpu = pool.WorkerKind.of(Resources(gpus=1), None, Locations())
+    cpu = pool.WorkerKind.of(Resources(), Settings())
+    gpu = pool.WorkerKind.of(Resources(gpus=1), Settings())
     assert gpu.packs_in_flight == 2 and cpu != gpu
     workers = pool.WorkerPool()
     workers.give_back(cpu, ["a", "b", "c"])
