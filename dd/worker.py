@@ -330,7 +330,9 @@ class PackWorker:
 def worker_env(resources: Resources) -> dict[str, str]:
     """Environment for pack workers: a pack given a fraction of a GPU gets that fraction of
     its memory (less a margin for XLA's own use), allocated as needed, so that the packs
-    sharing one GPU fit; whole GPUs keep XLA's defaults. ``deterministic`` adds XLA's
+    sharing one GPU fit; a worker running several packs on whole GPUs takes 90% of their
+    memory (``dd.memory.device_budget`` divides it among the packs); one pack keeps XLA's
+    defaults. ``deterministic`` adds XLA's
     deterministic GPU operations to the workers' XLA_FLAGS."""
     env = {}
     if 0 < resources.gpus < 1:
@@ -338,6 +340,8 @@ def worker_env(resources: Resources) -> dict[str, str]:
             "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
             "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * resources.gpus:.3f}",
         }
+    elif resources.gpus >= 1 and resources.packs_per_worker() > 1:
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = "0.900"  # shared by its packs in flight
     if resources.deterministic:
         flags = os.environ.get("XLA_FLAGS", "")
         env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
