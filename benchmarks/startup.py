@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import dd_command, measure_and_write  # noqa: E402  (one writer of docs/bench.md)
 
 ROUNDS = 3
-TARGET_S = 8.0
+TARGET_S = 4.0
 
 
 def one_round(folder: Path) -> dict[str, float]:

@@ -76,8 +76,8 @@ class Resources:
     def packs_per_worker(self) -> int:
         """Packs one worker runs at once: ``packs_in_flight``, else 2 for a worker holding
         whole GPUs (one process per GPU, the next pack compiling while one trains) and 1 on
-        a CPU or a GPU share (on a 2-core CPU two packs in flight were slower: docs/bench.md,
-        "Warm workers")."""
+        a CPU or a GPU share (on a 2-core CPU two packs in flight per worker were slower:
+        docs/bench.md, "Warm workers")."""
         if self.packs_in_flight:
             return self.packs_in_flight
         return 2 if self.gpus >= 1 else 1
