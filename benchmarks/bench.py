@@ -446,6 +446,7 @@ SECTIONS = (  # in page order
     "Start-up",
     "Where the default sweep's time went (pack profiles)",
     "A pack's fixed cost (dd 0.4 against dd 0.3)",
+    "Warm workers",
     "Compile",
     "The 20-epoch cut",
     "Planning at scale",

@@ -1,9 +1,9 @@
 """`make bench`, last step: every performance target against the figure measured for it.
 
 Reads what the other benchmark scripts wrote (benchmarks/results.json, workload.json,
-cnn_workload.json, startup.json) and writes the "## Targets" section of docs/bench.md: per
-target, the measured figure, the target, met or missed, and the section holding the
-measurement and its profile. A target whose measurement is absent says so.
+cnn_workload.json, startup.json, warm.json) and writes the "## Targets" section of
+docs/bench.md: per target, the measured figure, the target, met or missed, and the section
+holding the measurement and its profile. A target whose measurement is absent says so.
 
 Run: python benchmarks/targets.py
 """
@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import write_section  # noqa: E402  (the one writer of docs/bench.md)
 from startup import TARGET_S  # noqa: E402
+from warm import TARGET_RATIO as WARM_RATIO  # noqa: E402
 
 
 def _load(name: str) -> dict | None:
@@ -106,6 +107,18 @@ def rows() -> list[tuple[str, str, str, bool | None, str]]:
                 f"<= {TARGET_S:.0f}",
                 s <= TARGET_S,
                 "Start-up",
+            )
+        )
+    warm = _load("warm.json")
+    if warm:
+        ratio = warm["second_s"] / warm["first_s"]
+        out.append(
+            (
+                "a second dd.api.sweep of the same shapes / the first (one process)",
+                f"{ratio:.2f}",
+                f"<= {WARM_RATIO:g}",
+                ratio <= WARM_RATIO,
+                "Warm workers",
             )
         )
     return out

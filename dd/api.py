@@ -9,6 +9,7 @@ as Arrow tables; no shelling out.
     >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1")
     >>> api.curves("mnist1d_mlp")["model_wise"].points  # mean and 95% interval per width
     >>> api.load("mnist1d_mlp").to_pandas()           # with pandas installed
+    >>> api.release_workers()                          # the warm workers go (see sweep)
 
 ``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI. Each
 call reads dd's settings (``dd.settings``) once, its arguments over the environment.
@@ -100,6 +101,8 @@ def sweep(
     false the sweep runs in a thread of this process and a ``dd.handle.SweepHandle`` comes
     back at once: its ``status()``, ``rows()`` (finished and partial), ``curves()``,
     ``wait()`` (this function's result) and ``cancel()`` work while it runs.
+    The pack workers stay warm afterwards (``dd.pool``): a next sweep of the same resources
+    in this process reuses them and their compiled programs; ``release_workers`` stops them.
     """
     from dd.resolve import resolve
 
@@ -110,13 +113,41 @@ def sweep(
         compile_cache=compile_cache,
         connect_timeout_s=connect_timeout,
     )
-    loaded = resolve(load_spec(spec, overrides, settings=settings))
+    given = load_spec(spec, overrides, settings=settings)
+    if not SweepStore(settings.results, given.name).pack_files():
+        _start_early(given, settings, quiet=quiet, debug=debug)  # a fresh sweep needs Ray
+    loaded = resolve(given)
     options = {"settings": settings, "quiet": quiet, "debug": debug, "curves": curves}
     if wait:
         return _run(loaded, **options)
     return SweepHandle(
         loaded.name, settings.results, lambda stop: _run(loaded, stop=stop, **options)
     )
+
+
+def _start_early(spec: Spec, settings: Settings, *, quiet: bool, debug: bool) -> None:
+    """Start Ray, then one pack worker (``dd.pool``), in a thread while the spec resolves and
+    the sweep is planned (its imports and data loading overlap Ray's start-up); the run
+    takes both up (``dd.cluster.start_ray``, ``dd.pool.WorkerPool.take``)."""
+    from dd.cluster import ray_options, start_ray_soon
+
+    if settings.cpus is not None and (settings.address or settings.cpus < spec.resources.cpus):
+        return  # the run refuses these (dd.execute): Ray is not started for it
+
+    def first_worker() -> None:
+        import ray
+
+        from dd.cluster import check_fits
+        from dd.errors import SpecError
+        from dd.pool import POOL, WorkerKind
+
+        try:
+            check_fits(spec.resources, ray.nodes())
+        except SpecError:  # said by the run, before anything is written
+            return
+        POOL.prestart(WorkerKind.of(spec.resources, settings))
+
+    start_ray_soon(**ray_options(settings, quiet=quiet, debug=debug), then=first_worker)
 
 
 def _run(
@@ -256,13 +287,20 @@ def _plan_name(pack, execution: str) -> str:
     """How ``pack`` would train here: its layout and loop (``dd.train.Plan``)."""
     if pack.trials[0].model.CLOSED_FORM:
         return "closed form"
-    from dd.packs import pack_key
     from dd.train import execution_plan
 
     widths = [t.model.width for t in pack.padded_trials()]
-    plan = execution_plan(pack_key(pack.trials[0]), widths, execution)
+    plan = execution_plan(pack.key, widths, execution)
     cap = f" (widths summing to <= {plan.block_width})" if plan.block_width else ""
     return f"{plan.layout}{cap}, {plan.loop} loop"
+
+
+def release_workers() -> None:
+    """Stop the warm pack workers that this process's sweeps left on Ray (``dd.pool``): the
+    next sweep starts and compiles afresh, and their CPUs and GPUs free up for others."""
+    from dd.pool import POOL
+
+    POOL.release()
 
 
 def _settings(results: str | Path | None, **flags: Any) -> Settings:

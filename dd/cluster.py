@@ -13,9 +13,11 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from dd.errors import DDError, SpecError, one_line
+from dd.settings import Settings
 from dd.spec import Resources
 
 LOCAL_START_TRIES = 2  # under load, a local node's start-up can time out once
@@ -74,6 +76,17 @@ def check_fits(resources: Resources, nodes: list[dict[str, Any]]) -> None:
     )
 
 
+def ray_options(settings: Settings, *, quiet: bool, debug: bool) -> dict[str, Any]:
+    """``start_ray``'s options for a driver run with ``settings``."""
+    return {
+        "address": settings.address or "local",
+        "quiet": quiet,
+        "local_cpus": settings.cpus,
+        "debug": debug,
+        "timeout": settings.connect_timeout_s,
+    }
+
+
 def start_ray(
     address: str,
     *,
@@ -91,6 +104,16 @@ def start_ray(
     time out during start-up) is tried once more before it is an error. Ray's own messages
     (its warnings, the workers' output) show with ``debug`` only.
     """
+    if _early.pop("thread", None) is not None:  # started by start_ray_soon: its outcome
+        _early.pop("done").wait()
+        if (error := _early.pop("error", None)) is not None:
+            raise error
+    _start_ray(address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
+
+
+def _start_ray(
+    address: str, *, timeout: float, quiet: bool, local_cpus: int | None, debug: bool
+) -> None:
     import ray
 
     if ray.is_initialized():
@@ -126,6 +149,47 @@ def start_ray(
                 ) from None
             if not quiet:
                 print(f"starting Ray failed ({one_line(e)}); trying once more", file=sys.stderr)
+
+
+_early: dict[str, Any] = {}  # the start that start_ray_soon began, until start_ray takes it
+
+
+def start_ray_soon(
+    address: str,
+    *,
+    timeout: float,
+    quiet: bool = False,
+    local_cpus: int | None = None,
+    debug: bool = False,
+    then: Callable[[], None] | None = None,
+) -> None:
+    """Begin ``start_ray(**options)`` in a thread, then ``then()`` (start a worker, say),
+    while the caller plans; the next ``start_ray`` waits for it and raises what it raised.
+    For a run sure to need Ray: a start is seconds, of which planning then hides most."""
+    if "thread" in _early:
+        return
+    done = threading.Event()
+    options = {"timeout": timeout, "quiet": quiet, "local_cpus": local_cpus, "debug": debug}
+
+    def start() -> None:
+        import ray
+
+        fresh = not ray.is_initialized()
+        try:
+            _start_ray(address, **options)
+            if then is not None:
+                then()
+        except BaseException as e:  # given to the start_ray that waits for this one
+            _early["error"] = e
+            return
+        finally:
+            done.set()
+        if fresh:  # Ray's node processes die with the thread that started them (their
+            threading.Event().wait()  # PR_SET_PDEATHSIG follows it): it stays, idle
+
+    thread = threading.Thread(target=start, name="dd ray start", daemon=True)
+    _early.update(done=done, thread=thread)
+    _early["thread"].start()
 
 
 def _init_keeping_sigterm(ray, options: dict) -> None:

@@ -10,6 +10,8 @@ so any pack layout gives a trial the same data.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from dd.config import Data
@@ -19,6 +21,7 @@ from dd.errors import DataError
 
 CACHED_POOLS = 8
 _pools: dict[Data, Dataset] = {}  # by neutral config, the least recently used first
+_pools_lock = threading.Lock()  # a worker's packs in flight load from threads
 
 
 def load_dataset(data: Data, locations: Locations | None = None) -> Dataset:
@@ -38,14 +41,16 @@ def load_dataset(data: Data, locations: Locations | None = None) -> Dataset:
 
 
 def _load_pool(data: Data, locations: Locations) -> Dataset:
-    """The cached pool of ``data`` (the least recently used goes beyond ``CACHED_POOLS``)."""
-    dataset = _pools.pop(data, None)
-    if dataset is None:
-        dataset = kind_of(data).load(data, locations)
-    _pools[data] = dataset
-    while len(_pools) > CACHED_POOLS:
-        del _pools[next(iter(_pools))]
-    return dataset
+    """The cached pool of ``data`` (the least recently used goes beyond ``CACHED_POOLS``),
+    loaded once however many threads ask."""
+    with _pools_lock:
+        dataset = _pools.pop(data, None)
+        if dataset is None:
+            dataset = kind_of(data).load(data, locations)
+        _pools[data] = dataset
+        while len(_pools) > CACHED_POOLS:
+            del _pools[next(iter(_pools))]
+        return dataset
 
 
 def test_chunks(dataset: Dataset, chunk: int) -> dict[str, np.ndarray]:

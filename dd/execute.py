@@ -1,5 +1,6 @@
 """Running a sweep on Ray (the driver): plan the missing trials into packs, start or join
-Ray, keep a pool of pack workers fed, show progress, and record the run.
+Ray, keep pack workers fed (warm ones kept between sweeps by ``dd.pool``), show progress,
+and record the run.
 
 The workers (``dd.worker``) write the packs' files themselves, so results never travel
 through the driver; the driver keeps only small summaries and the progress display. Which
@@ -13,15 +14,16 @@ import threading
 import time
 from pathlib import Path
 
+from dd import cluster
 from dd.datasets.base import Locations
 from dd.errors import Cancelled, SpecError, one_line
 from dd.packs import Pack
+from dd.pool import POOL, WorkerKind
 from dd.progress import Progress
 from dd.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
 from dd.settings import Settings
 from dd.spec import Resources, Spec
 from dd.store import SweepStore
-from dd.worker import PackWorker, worker_env
 
 
 def check_data_files(packs: list[Pack], locations: Locations) -> None:
@@ -79,13 +81,7 @@ def run_sweep(
     if settings.cpus is not None:
         _check_local_cpus(settings.cpus, settings.address, spec.resources)
     store = SweepStore(results_root, spec.name)
-    ray_options = {
-        "address": settings.address or "local",
-        "quiet": quiet,
-        "local_cpus": settings.cpus,
-        "debug": debug,
-        "timeout": settings.connect_timeout_s,
-    }
+    ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
     with store.driver_lock():
         return _run_locked(spec, store, ray_options, quiet, settings, stop)
 
@@ -104,11 +100,9 @@ def _prepare(
     if packs:
         import ray
 
-        from dd.cluster import check_fits, start_ray
-
         check_data_files(packs, locations)
-        start_ray(**ray_options)
-        check_fits(spec.resources, ray.nodes())
+        cluster.start_ray(**ray_options)
+        cluster.check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
 
 
@@ -151,54 +145,54 @@ def _run_packs(
     settings: Settings,
     stop: threading.Event | None,
 ) -> None:
-    """Start the pack workers, give each free one the schedule's next pack, and account for
-    each pack that comes back (a failed one is recorded in the store); the workers go when
-    the run ends, however it ends."""
+    """Take pack workers (warm ones from ``dd.pool.POOL`` first), keep each one's
+    ``packs_in_flight`` slots fed from the schedule, and account for each pack that comes back
+    (a failed one is recorded in the store). When the run ends well, the workers that had no
+    failure go back to the pool for this process's next sweep; otherwise they are killed."""
     import ray
 
     resources = spec.resources
-    slots = worker_slots(resources, ray.cluster_resources(), len(schedule.queue))
-    actor = ray.remote(PackWorker).options(
-        num_cpus=resources.cpus,
-        num_gpus=resources.gpus,
-        memory=int(resources.memory_gb * 2**30),
-        max_restarts=-1,
-        max_task_retries=resources.retries,
-        **({"runtime_env": {"env_vars": env}} if (env := worker_env(resources)) else {}),
-    )
-    locations = _locations(settings)
-    workers = [
-        actor.remote(settings.compile_cache, resources.gpus == 0, locations) for _ in range(slots)
-    ]
+    kind = WorkerKind.of(resources, settings)
+    in_flight = kind.packs_in_flight
+    slots = worker_slots(resources, ray.cluster_resources(), -(-len(schedule.queue) // in_flight))
+    workers = POOL.take(kind, slots)
+    load = dict.fromkeys(workers, 0)  # packs each worker runs now
+    spoiled: set = set()  # workers that must not be reused (a failed or stalled pack)
     pending: dict = {}
     watchdog = Watchdog(resources.stall_minutes)
 
     def feed(worker) -> None:
-        """Give ``worker`` the next pack, or let it go (its resources free up for a worker
-        that Ray restarts elsewhere) when none is left."""
-        if (pack := schedule.next_pack()) is not None:
+        """Fill ``worker``'s free slots with the schedule's next packs."""
+        while load[worker] < in_flight and (pack := schedule.next_pack()) is not None:
             ref = worker.run.remote(spec.name, store.location, pack, resources, time.time())
             pending[ref] = (pack, worker)
+            load[worker] += 1
             if not pack.trials[0].model.CLOSED_FORM:  # a fit has no evaluation points to wait for
                 watchdog.started(pack.id)
-        else:
-            ray.kill(worker)
 
     def stop_stalled() -> None:
-        """Fail each stalled pack (``Watchdog``): its worker is stopped and a fresh one takes
-        the next pack."""
+        """Fail each stalled pack (``Watchdog``): its worker is stopped, the packs it ran
+        beside it go back to the queue, and a fresh worker takes over."""
         for ref, (pack, worker) in list(pending.items()):
+            if ref not in pending:  # requeued with an earlier stalled pack of its worker
+                continue
             reason = watchdog.stalled(pack.id, store.running_record(pack.id))
             if reason is None:
                 continue
             del pending[ref]
             ray.kill(worker)
+            spoiled.add(worker)
+            for other, (beside, on) in list(pending.items()):
+                if on is worker:
+                    del pending[other]
+                    schedule.requeue(beside)
             store.clear_running(pack.id)
             store.write_failure(pack.id, list(pack.trial_ids), reason)
             progress.log(schedule.failed(pack, reason))
             progress.advance(len(pack.trials), failed=True)
-            fresh = actor.remote(settings.compile_cache, resources.gpus == 0, locations)
+            fresh = kind.start()
             workers.append(fresh)
+            load[fresh] = 0
             feed(fresh)
 
     for worker in workers:
@@ -207,6 +201,7 @@ def _run_packs(
     poll = min(5.0, 15 * resources.stall_minutes) if resources.stall_minutes else None
     if stop is not None:
         poll = min(poll or 0.5, 0.5)
+    ended_well = False
     try:
         with progress:
             while pending:
@@ -215,16 +210,22 @@ def _run_packs(
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=poll)
                 if done:
                     pack, worker = pending.pop(done[0])
-                    _account(store, schedule, progress, pack, done[0])
+                    load[worker] -= 1
+                    if not _account(store, schedule, progress, pack, done[0]):
+                        spoiled.add(worker)
                     feed(worker)
                 stop_stalled()
+        ended_well = True
     finally:
+        kept = [w for w in workers if ended_well and w not in spoiled]
         for worker in workers:
-            ray.kill(worker)
+            if worker not in kept:
+                ray.kill(worker)
+        POOL.give_back(kind, kept)
 
 
-def _account(store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref) -> None:
-    """Count a pack that came back: finished, or failed with its reason recorded."""
+def _account(store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref) -> bool:
+    """Count a pack that came back: finished (True), or failed with its reason recorded."""
     import ray
 
     failed = False
@@ -237,3 +238,4 @@ def _account(store: SweepStore, schedule: Schedule, progress: Progress, pack: Pa
     if message:
         progress.log(message)
     progress.advance(len(pack.trials), failed=failed)
+    return not failed

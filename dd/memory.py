@@ -69,15 +69,16 @@ def check_fits(
         )
 
 
-def device_budget(share: float) -> int | None:
-    """Bytes this worker's accelerator may give a pack (its allocator's limit, which
-    ``XLA_PYTHON_CLIENT_MEM_FRACTION`` already scales for a shared GPU); None on a CPU."""
+def device_budget(packs: int = 1) -> int | None:
+    """Bytes this worker's accelerator may give each of the ``packs`` it runs at once (its
+    allocator's limit, which ``XLA_PYTHON_CLIENT_MEM_FRACTION`` already scales for a shared
+    GPU, divided among them); None on a CPU."""
     device = jax.devices()[0]
     if device.platform == "cpu":
         return None
     stats = device.memory_stats() or {}
     limit = stats.get("bytes_limit")
-    return int(limit) if limit else None
+    return int(limit) // packs if limit else None
 
 
 def bytes_per_replica(trial: Trial) -> int:

@@ -56,7 +56,8 @@ def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
 
 
 def worker_slots(resources: Resources, cluster: dict[str, float], n_packs: int) -> int:
-    """How many pack workers the cluster holds at once (at least one, at most one per pack)."""
+    """How many pack workers the cluster holds at once (at least one, at most ``n_packs``:
+    the packs to run divided by the packs each worker runs at once, rounded up)."""
     slots = n_packs
     if resources.cpus > 0:
         slots = min(slots, int(cluster.get("CPU", 0) // resources.cpus))
@@ -77,6 +78,11 @@ class Schedule:
 
     def next_pack(self) -> Pack | None:
         return self.queue.popleft() if self.queue else None
+
+    def requeue(self, pack: Pack) -> None:
+        """``pack`` was handed out but did not run to its end through no fault of its own (it
+        ran beside a stalled pack whose worker was stopped): it is handed out next."""
+        self.queue.appendleft(pack)
 
     def finished(self, pack: Pack, result: dict) -> str | None:
         """``pack`` ran (``result``: its worker's summary); a line to show, if any."""

@@ -59,6 +59,10 @@ class Resources:
     ``execution`` forces how a training pack combines its replicas (``sequential``, ``vmap``
     or ``block``, ``dd.train.Plan``); ``auto`` (the default) takes the cheapest in the
     device's measured cost table (``dd.costs``).
+    ``packs_in_flight`` is how many packs one worker (one process, one CUDA context) runs at
+    once, from threads, sharing its ``cpus``, ``gpus`` and ``memory_gb`` reservation and
+    dividing its device's memory; 0 (the default) takes ``packs_per_worker``'s choice per
+    backend. A pack that trains while another compiles keeps the device busy.
     """
 
     cpus: float = bounded(1.0, lo=0.0)
@@ -72,6 +76,16 @@ class Resources:
     keep_checkpoints: bool = False
     deterministic: bool = False
     execution: str = one_of("auto", ("auto",) + PLANS)
+    packs_in_flight: int = bounded(0, lo=0, hi=64)
+
+    def packs_per_worker(self) -> int:
+        """Packs one worker runs at once: ``packs_in_flight``, else 2 for a worker holding
+        whole GPUs (one process per GPU, the next pack compiling while one trains) and 1 on
+        a CPU or a GPU share (on a 2-core CPU two packs in flight per worker were slower:
+        docs/bench.md, "Warm workers")."""
+        if self.packs_in_flight:
+            return self.packs_in_flight
+        return 2 if self.gpus >= 1 else 1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,12 +1,13 @@
-"""The pack worker: what runs inside a Ray actor. It runs one pack at a time (a closed-form
-fit, or training that splits on out-of-memory), and writes the pack's Parquet file itself, so
-results never travel through the driver.
+"""The pack worker: what runs inside a Ray actor. It runs its packs (a closed-form fit, or
+training that splits on out-of-memory), one at a time or several from threads, and writes
+each pack's Parquet file itself, so results never travel through the driver.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from dd.packs import Pack
 from dd.profile import PackProfile
 from dd.spec import Resources
 from dd.store import SweepStore
+
+_cache_lock = threading.Lock()
 
 
 class AcceleratorError(DDError):
@@ -58,11 +61,15 @@ def run_pack(
 
 
 def use_compile_cache(folder: str) -> None:
-    """Keep JAX's persistent compilation cache in ``folder`` (~ expanded on this worker)."""
+    """Keep JAX's persistent compilation cache in ``folder`` (~ expanded on this worker); set
+    once (the packs a worker runs at once must not reconfigure it under each other)."""
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    folder = os.path.expanduser(folder)
+    with _cache_lock:
+        if jax.config.jax_compilation_cache_dir != folder:
+            jax.config.update("jax_compilation_cache_dir", folder)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def check_accelerator(resources: Resources) -> None:
@@ -121,7 +128,7 @@ def _run_pack(
             checkpoint_every=resources.checkpoint_every,
             checkpoint_seconds=60 * resources.checkpoint_minutes,
             param_files=param_files,
-            memory_budget=device_budget(resources.gpus),
+            memory_budget=device_budget(resources.packs_per_worker()),
             execution=resources.execution,
             profile=profile,
             on_evaluation=LiveRows(store, pack, update),
@@ -257,7 +264,8 @@ def train_splitting(
 
 
 class PackWorker:
-    """A long-lived Ray actor that runs packs one after another.
+    """A long-lived Ray actor that runs packs one after another, or ``packs_in_flight`` at
+    once from its threads (``dd.pool.WorkerKind``: one process, one CUDA context per GPU).
 
     Ray binds an actor to the GPUs it was created with for its whole life, and CUDA binds a
     process to the device of its first use, so a pack always runs on the GPU Ray assigned
@@ -280,6 +288,7 @@ class PackWorker:
             use_compile_cache(compile_cache)
         self.compile_cache = compile_cache
         self.locations = locations or Locations()
+        from dd import train  # noqa: F401  (the engine's imports, while the driver still plans)
 
     def placement(self) -> dict:
         """Where this worker runs: process, GPUs Ray assigned, CUDA_VISIBLE_DEVICES at its
@@ -322,7 +331,9 @@ class PackWorker:
 def worker_env(resources: Resources) -> dict[str, str]:
     """Environment for pack workers: a pack given a fraction of a GPU gets that fraction of
     its memory (less a margin for XLA's own use), allocated as needed, so that the packs
-    sharing one GPU fit; whole GPUs keep XLA's defaults. ``deterministic`` adds XLA's
+    sharing one GPU fit; a worker running several packs on whole GPUs takes 90% of their
+    memory (``dd.memory.device_budget`` divides it among the packs); one pack keeps XLA's
+    defaults. ``deterministic`` adds XLA's
     deterministic GPU operations to the workers' XLA_FLAGS."""
     env = {}
     if 0 < resources.gpus < 1:
@@ -330,6 +341,8 @@ def worker_env(resources: Resources) -> dict[str, str]:
             "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
             "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * resources.gpus:.3f}",
         }
+    elif resources.gpus >= 1 and resources.packs_per_worker() > 1:
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = "0.900"  # shared by its packs in flight
     if resources.deterministic:
         flags = os.environ.get("XLA_FLAGS", "")
         env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()

@@ -76,5 +76,8 @@ def test_packs_sharing_a_gpu_get_their_share_of_its_memory():
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225",
     }
-    assert worker_env(Resources(gpus=1.0)) == {}
+    assert worker_env(Resources(gpus=1.0, packs_in_flight=1)) == {}
+    assert worker_env(Resources(gpus=1.0)) == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.900"}, (
+        "one worker's packs in flight share its GPU's memory"
+    )
     assert worker_env(Resources(gpus=0.0)) == {}

@@ -489,7 +489,8 @@ print("RESULT", json.dumps({"failed": report.failed_packs, "placements": report.
 @pytest.mark.parametrize("gpus", [0.5, 1.0])
 def test_every_pack_runs_on_the_gpu_ray_gave_its_worker(tmp_path, gpus):
     """Fake GPUs (Ray's num_gpus on a CPU node): packs run in long-lived workers whose
-    CUDA_VISIBLE_DEVICES never changes and is what Ray assigned them."""
+    CUDA_VISIBLE_DEVICES never changes and is what Ray assigned them; with whole GPUs, by
+    default, one worker per GPU runs every pack placed on it (two at a time)."""
     spec = {
         **MLP_SWEEP,
         "grid": {"model.width": [8, 80, 96, 112, 128, 144], "seed": [0]},
@@ -515,7 +516,9 @@ def test_every_pack_runs_on_the_gpu_ray_gave_its_worker(tmp_path, gpus):
         assert p["visible_now"] == p["visible_at_start"] == ",".join(p["ray_gpu_ids"])
         assert len(p["ray_gpu_ids"]) == 1
     workers = {p["pid"] for p in placements}
-    assert len(workers) <= (4 if gpus == 0.5 else 2), "one worker per GPU share"
+    assert len(workers) <= 4 if gpus == 0.5 else len(workers) == 2, "one worker per GPU (share)"
+    gpu_of = {(p["pid"], p["visible_now"]) for p in placements}
+    assert len(gpu_of) == len(workers), "each worker's packs all ran on its own GPU"
     assert len(workers) < len(placements), "workers run several packs each"
     assert len({p["visible_now"] for p in placements}) == 2, "both GPUs are used"
 

@@ -98,6 +98,9 @@ def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_p
     with pytest.raises(Cancelled, match="cancelled; finished packs are kept"):
         second.wait(timeout=300)
     assert second.status()["stored_trials"] == 0
+    from dd.pool import POOL
+
+    assert POOL.idle() == 0, "a cancelled run's workers are not kept warm"
 
 
 def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
