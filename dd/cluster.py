@@ -106,6 +106,7 @@ def start_ray(
     """
     if _early.pop("thread", None) is not None:  # started by start_ray_soon: its outcome
         _early.pop("done").wait()
+        _restore_sigterm(_early.pop("sigterm"))
         if (error := _early.pop("error", None)) is not None:
             raise error
     _start_ray(address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
@@ -188,7 +189,9 @@ def start_ray_soon(
             threading.Event().wait()  # PR_SET_PDEATHSIG follows it): it stays, idle
 
     thread = threading.Thread(target=start, name="dd ray start", daemon=True)
-    _early.update(done=done, thread=thread)
+    # Ray's core worker, started off the main thread, leaves its own SIGTERM handler (a
+    # stack dump) in place: start_ray puts this one back, from the main thread
+    _early.update(done=done, thread=thread, sigterm=signal.getsignal(signal.SIGTERM))
     _early["thread"].start()
 
 
@@ -199,5 +202,10 @@ def _init_keeping_sigterm(ray, options: dict) -> None:
     try:
         ray.init(**options)
     finally:
-        if sigterm is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, sigterm)
+        _restore_sigterm(sigterm)
+
+
+def _restore_sigterm(handler) -> None:
+    """Put ``handler`` back as the SIGTERM handler (only the main thread may)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

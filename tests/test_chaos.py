@@ -43,8 +43,9 @@ SPEC = {
         "epochs": 60,
         "eval_points": 4,
     },
-    "grid": {"model.width": [32, 96], "seed": [0, 1]},  # two programs: 32 trains 64 wide
-    "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10},
+    # two packs of two (max_pack), one program: so small a sweep pads 32 into 96 (dd.buckets)
+    "grid": {"model.width": [32, 96], "seed": [0, 1]},
+    "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10, "max_pack": 2},
 }
 
 

@@ -419,7 +419,7 @@ def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
     )
     evaluation = compiled_bytes(evaluate.lower(program, data, setups, replicas).compile())
     assert evaluation > 2 * training, "the premise: evaluating needs more than training"
-    plan = {"loop": loop, "sequential": False}  # vmapped, as a GPU runs narrow conv nets
+    plan = {"loop": loop, "execution": "vmap"}  # vmapped, as a GPU runs narrow conv nets
     with pytest.raises(OutOfMemory, match="RESOURCE_EXHAUSTED"):
         train_pack(trials, key, memory_budget=(training + evaluation) // 2, **plan)
     rows = train_pack(trials, key, memory_budget=2 * evaluation, **plan)
@@ -434,7 +434,8 @@ MLP_SWEEP = {
     "model": {"name": "mlp", "width": 8},
     "train": {"batch_size": 50, "epochs": 2, "eval_points": 1},
     "grid": {"model.width": [8, 80], "seed": [0, 1, 2, 3]},
-    "resources": {"cpus": 1},
+    # two packs of four: so small a sweep trains both widths in one program (dd.buckets)
+    "resources": {"cpus": 1, "max_pack": 4},
 }
 
 

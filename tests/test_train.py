@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from dd import packs
 from dd.config import Train
 from dd.optim import lr_factor
 from dd.packs import make_packs
@@ -59,7 +60,10 @@ def test_a_trial_trained_in_a_pack_equals_the_trial_alone():
 
 
 @pytest.mark.slow
-def test_one_compile_per_pack_shape():
+def test_one_compile_per_pack_shape(monkeypatch):
+    """Packs of one key reuse its programs (the MLP family's own width rule here: the
+    measured costs of dd.buckets would give each lone width its own program)."""
+    monkeypatch.setattr(packs, "costs", lambda family, backend: None)
     compiles = []
     listener = lambda event, duration, **kw: compiles.append(event)  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
@@ -93,15 +97,16 @@ def test_one_compile_per_pack_shape():
 
 @pytest.mark.slow
 def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
-    """Width 9 trains inside the 64-wide program; its saved parameters have width-9 shapes,
-    and the width-9 network on them gives the test error the wide program measured."""
+    """Width 9 trains inside the pack's wider program (as wide as its widest trial or wider);
+    its saved parameters have width-9 shapes, and the width-9 network on them gives the test
+    error the wide program measured."""
     from dd.checkpoint import load_params
     from dd.data import load_dataset
     from dd.device_data import prepare_inputs
     from dd.models.registry import make_model
 
     spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
-    assert len(pack.trials) == 4 and pack.key.model.width == 64
+    assert len(pack.trials) == 4 and pack.key.model.width >= 40
     files = [tmp_path / f"{i}.msgpack" for i in range(4)]
     rows = train_pack(list(pack.trials), pack.key, param_files=files)
     data = load_dataset(pack.trials[0].data)
