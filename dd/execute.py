@@ -158,17 +158,23 @@ def _run_packs(
     workers = POOL.take(kind, slots)
     load = dict.fromkeys(workers, 0)  # packs each worker runs now
     spoiled: set = set()  # workers that must not be reused (a failed or stalled pack)
+    gone: set = set()  # workers let go before the run ends
     pending: dict = {}
     watchdog = Watchdog(resources.stall_minutes)
 
     def feed(worker) -> None:
-        """Fill ``worker``'s free slots with the schedule's next packs."""
+        """Fill ``worker``'s free slots with the schedule's next packs. On a cluster a worker
+        left with nothing to run goes at once: the worker Ray restarts for a pack whose node
+        was lost may need its reservation (a local instance keeps it warm for the pool)."""
         while load[worker] < in_flight and (pack := schedule.next_pack()) is not None:
             ref = worker.run.remote(spec.name, store.location, pack, resources, time.time())
             pending[ref] = (pack, worker)
             load[worker] += 1
             if not pack.trials[0].model.CLOSED_FORM:  # a fit has no evaluation points to wait for
                 watchdog.started(pack.id)
+        if settings.address and load[worker] == 0 and worker not in gone:
+            ray.kill(worker)
+            gone.add(worker)
 
     def stop_stalled() -> None:
         """Fail each stalled pack (``Watchdog``): its worker is stopped, the packs it ran
@@ -217,9 +223,9 @@ def _run_packs(
                 stop_stalled()
         ended_well = True
     finally:
-        kept = [w for w in workers if ended_well and w not in spoiled]
+        kept = [w for w in workers if ended_well and w not in spoiled | gone]
         for worker in workers:
-            if worker not in kept:
+            if worker not in kept and worker not in gone:
                 ray.kill(worker)
         POOL.give_back(kind, kept)
 
