@@ -82,6 +82,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/workload.py 1 3
 	$(BIN)/python benchmarks/cnn_workload.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/warm.py
 	$(BIN)/python benchmarks/compile_profile.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/cpu_loops.py

@@ -63,11 +63,11 @@ def execution_plan(
     CPU take the host loop; everything else scans. The layout: ``execution`` when it is not
     "auto"; else the cheapest per replica-step in the device kind's measured cost table
     (``dd.costs``: sequential, vmapped and block-packed step times, estimated for these
-    widths); where the table has no entry, the rule measured before it: MLPs and
-    transformers vmapped, conv nets one by one on CPU (a vmapped pack 2-3x slower there),
-    vmapped on a GPU up to ``GPU_VMAP_CONV_WIDTH`` (an H100 trains 1.6-2.9x more narrow
-    CNNs per second so, while at k = 64 one replica fills it and the pack's grouped
-    convolutions are slower).
+    widths; block packs off the CPU only); where the table has no entry, the rule measured
+    before it: MLPs and transformers vmapped, conv nets one by one on CPU (a vmapped pack
+    2-3x slower there), vmapped on a GPU up to ``GPU_VMAP_CONV_WIDTH`` (an H100 trains
+    1.6-2.9x more narrow CNNs per second so, while at k = 64 one replica fills it and the
+    pack's grouped convolutions are slower).
     """
     if execution != "auto" and execution not in PLANS:
         raise ValueError(f"resources.execution must be auto or one of {', '.join(PLANS)}")
@@ -81,7 +81,11 @@ def execution_plan(
         return Plan(loop, execution)
     widths = widths or [trial.model.width]
     if len(widths) > 1:
-        plans = ("sequential", "vmap") + (("block",) if block.supports(trial) else ())
+        # not block on a CPU: it won per step there, but each width mix compiles its own
+        # program, which the step table does not price, and the whole mnist1d_cnn spec's
+        # narrow pack took 201 s block-packed against 135 s one by one (docs/bench.md)
+        blocks = block.supports(trial) and platform != "cpu"
+        plans = ("sequential", "vmap") + (("block",) if blocks else ())
         table = load_table(device_kind or jax.devices()[0].device_kind)
         choice = choose(table, family.name, trial.model.width, widths, plans)
         if choice is not None:
