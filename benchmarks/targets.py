@@ -125,65 +125,70 @@ def rows() -> list[tuple[str, str, str, bool | None, str]]:
 
 
 def gaps() -> list[str]:
-    """Where the time of each missed group goes, from the same measurements, and what would
-    close it."""
+    """Where the time of each missed target goes, from the same measurements."""
     out = []
     cut = _load("results.json")
+    startup = _load("startup.json")
     if cut and cut["median_s"]["dd"] > cut["median_s"]["pytorch"]:
         m, o = cut["median_s"], cut["overhead"]["dd"]
+        first = f"{startup['median']['first_trial_done_s']:.1f} s" if startup else "unmeasured"
         out.append(
-            f"- **The 20-epoch cut.** It is fixed cost: compiling is the "
-            f"{m['dd'] - m['dd_warm_cache']:.1f} s between the empty and the primed cache, "
-            f"and the rest is mostly start-up (a sweep of {o['trials']} trivial trials, "
-            f"nearly all Python, Ray and worker start, took {o['sweep_s']:.1f} s), while the "
-            f"PyTorch loop trains in {m['pytorch']:.1f} s with none of it. What would close "
-            f"it: running small local sweeps in-process without Ray, a worker pool kept "
-            f'warm between sweeps, and fewer programs per pack ("Compile").'
+            f"- **The 20-epoch cut.** Fixed costs: compiling is the "
+            f"{m['dd'] - m['dd_warm_cache']:.1f} s between the empty and the primed cache; "
+            f"a sweep of {o['trials']} trivial trials (Python, Ray and worker start, nearly "
+            f"no training) took {o['sweep_s']:.1f} s and the first stored trial comes "
+            f"{first} after the command; the PyTorch loop trains in {m['pytorch']:.1f} s "
+            "with none of it. What is left to close it: a process that starts no Ray for a "
+            "small local sweep, and fewer or cached compiles."
         )
     workload = _load("workload.json")
-    if workload:
-        runs = {r["seeds"]: r for r in workload["runs"]}
-        one, three = runs.get(1), runs.get(3)
-        if one and three and "packs_s" in one and "packs_s" in three:
-            busy1 = sum(p["s"] for p in one["packs_s"]["dd"])
-            busy3 = sum(p["s"] for p in three["packs_s"]["dd"])
-            floor3 = three["flops"] / workload["matmul_peak"]
-            top = three["packs_s"]["dd"][0]
-            out.append(
-                f"- **The default sweep.** The slots are kept busy (3 seeds: "
-                f"{busy3:.0f} s of pack time in {three['walls_s']['dd']:.0f} s of wall on two "
-                f"slots), so the gap is the engine's step speed: {busy3:.0f} s of packs "
-                f"against a {floor3:.0f} s FLOP floor. The steps are small matmuls (batch "
-                f"100, widths up to 300) that XLA's CPU backend runs far below its "
-                f'large-matmul peak (the engine table in "The 20-epoch cut"); the '
-                f"largest pack, widths {top['widths'][0]}-{top['widths'][-1]} in one "
-                f"program, took {top['s']:.0f} s. Packing helps: three seeds did 3x the "
-                f"work of one in {busy3 / busy1:.2f}x its pack time. What would close it: "
-                f"more replicas per program (wider batched matmuls) and a step that "
-                f"fuses the small layers; not more slots, which are already full."
-            )
-    startup = _load("startup.json")
+    runs = {r["seeds"]: r for r in workload["runs"]} if workload else {}
+    for seeds, r in sorted(runs.items()):
+        packs = r.get("packs_s", {}).get("dd")
+        if not packs:
+            continue
+        busy, wall = sum(p["s"] for p in packs), r["walls_s"]["dd"]
+        jax_s = r["walls_s"].get("jax_minimal")
+        peer = f"; the minimal JAX program took {jax_s:.0f} s" if jax_s else ""
+        top = packs[0]
+        out.append(
+            f"- **The default sweep, {seeds} seed(s).** {wall:.0f} s of wall: "
+            f"{busy:.0f} s of pack time over two slots in {len(packs)} packs (the largest, "
+            f"widths {top['widths'][0]}-{top['widths'][-1]}, {top['s']:.0f} s){peer}. "
+            "Per pack dd adds what the peers skip: 20 evaluation points on 4000 training "
+            "and 12000 test examples, a checkpoint and the rows, and its start-up and "
+            "compiles; the training steps themselves are small matmuls that XLA's CPU "
+            "backend runs far below its large-matmul peak."
+        )
     if startup and startup["median"]["first_trial_done_s"] > TARGET_S:
         m = startup["median"]
         out.append(
             f"- **Start-up.** {m['planned_s']:.1f} s to the printed plan (Python, imports, "
-            f"the local Ray instance), then {m['first_trial_done_s'] - m['planned_s']:.1f} s "
-            f"to the first stored trial, {m['pack_s']:.1f} s of it inside the pack (mostly "
-            f'compiling four programs: "Compile"). What would close it: one program for '
-            f"the setup draws and initialisation, a worker that imports JAX while Ray "
-            f"starts, and a primed compilation cache (the warm-cache rows)."
+            f"the spec, planning, the local Ray instance: Ray now starts during planning), "
+            f"then {m['first_trial_done_s'] - m['planned_s']:.1f} s to the first stored "
+            f"trial, {m['pack_s']:.1f} s of it inside the pack (mostly compiling its two "
+            '"Compile" programs). A primed compilation cache removes most of the latter.'
+        )
+    warm = _load("warm.json")
+    if warm and warm["second_s"] / warm["first_s"] > WARM_RATIO:
+        rest = warm["second_s"] - warm["second_run_s"]
+        out.append(
+            f"- **The second API sweep.** Its trials ran in {warm['second_run_s']:.2f} s "
+            f"({warm['second_run_s'] / warm['first_run_s']:.3f}x the first run: the warm "
+            f"worker compiled {warm['second_programs_compiled']} programs); the other "
+            f"{rest:.1f} s of the call are the spec's resolution and the curves' figures "
+            "(matplotlib's layout and PNG writing), paid by every call."
         )
     cnn = _load("cnn_workload.json")
     if cnn and cnn["walls_s"]["dd"] > cnn["walls_s"]["pytorch"] and "packs_s" in cnn:
         packs = cnn["packs_s"]["dd"]
         out.append(
             f"- **The CNN workload.** dd's packs took {sum(p['s'] for p in packs):.0f} s "
-            f"of worker time over two slots; on the CPU a CNN pack runs its replicas one "
-            f"after another in a program padded to k = 16 (wider nets: each layer's "
-            f"channels to a multiple of 8; the shared program saves compiles, but a narrow "
-            f"net pays for the padded width). What "
-            f"would close it: unpadded programs for narrow CNNs on the CPU when the sweep "
-            f"is long enough to pay for the extra compiles."
+            f"of worker time over two slots, and the primed cache's run is "
+            f"{cnn['walls_s']['dd_warm_cache'] / cnn['walls_s']['pytorch']:.2f}x PyTorch: "
+            "the gap is the compiles. On the CPU a CNN pack runs its replicas one after "
+            "another in its program (k <= 16 padded to 16); block packs win per step here "
+            'but compile one program per mix of widths ("Block packs").'
         )
     return out
 
