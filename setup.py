@@ -1,6 +1,6 @@
 """The one build step pyproject.toml cannot declare: a wheel carries the repository's
 requirements.lock as dd/requirements.lock, so rows from a wheel install still name the lock
-of exact versions they were made from (dd/provenance.py reads it)."""
+of exact versions they were made from (dd/spec/provenance.py reads it)."""
 
 from pathlib import Path
 

@@ -72,8 +72,8 @@ def dd_command(*args: str | Path) -> list[str]:
 
 def arrays() -> dict[str, np.ndarray]:
     """The MNIST-1D arrays dd uses (its generator and cache), for the peers."""
-    from dd.data import load_dataset
     from dd.datasets.mnist1d import Mnist1dData
+    from dd.engine.data import load_dataset
 
     d = load_dataset(Mnist1dData(n_train=N_TRAIN, train_pool=N_TRAIN, n_test=N_TEST))
     return {
@@ -283,9 +283,9 @@ def matmul_peak() -> float:
 def pack_throughput(width: int, replicas: int, epochs: int = 5) -> dict:
     """dd's engine alone (no Ray): model-epochs/s of one pack, and its compile seconds
     (first call minus the second, which reuses the compiled program)."""
-    from dd.packs import pack_key
-    from dd.spec import parse_spec
-    from dd.train import train_pack
+    from dd.engine.train import train_pack
+    from dd.plan.packs import pack_key
+    from dd.plan.sweep import parse_spec
 
     spec = parse_spec(
         {

@@ -1,12 +1,12 @@
-"""`make bench`: the costs that choose how many programs a sweep compiles (``dd.buckets``),
-measured on this machine's backend and written to dd/cost_tables/.
+"""`make bench`: the costs that choose how many programs a sweep compiles (``dd.plan.buckets``),
+measured on this machine's backend and written to dd/engine/cost_tables/.
 
 For the default sweep's MLP (MNIST-1D, batch 100, depth 2) it trains packs of R replicas at
-width W through dd's engine (``dd.train.train_pack`` with a profile) and reads the compile
+width W through dd's engine (``dd.engine.train.train_pack`` with a profile) and reads the compile
 seconds of a pack's programs and the seconds per training step. A pack step is modelled as
 ``step_overhead_s + R * step_flops(W) / flops_per_s`` and fitted by least squares; the compile
 seconds are the median over the packs. They are the ``buckets`` entry of
-dd/cost_tables/<backend>.json (``dd.costs``; the other entries are kept).
+dd/engine/cost_tables/<backend>.json (``dd.engine.costs``; the other entries are kept).
 
 Run: python benchmarks/bucket_costs.py [--backend cpu|gpu]  (default: this JAX's backend)
 """
@@ -26,7 +26,7 @@ EPOCHS = 10
 
 
 def pack_spec(width: int, replicas: int):
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
 
     return parse_spec(
         {
@@ -49,10 +49,10 @@ def pack_spec(width: int, replicas: int):
 def measure() -> dict:
     import jax
 
-    from dd.buckets import step_flops, steps_of
-    from dd.packs import make_packs
-    from dd.profile import PackProfile
-    from dd.train import train_pack
+    from dd.engine.profile import PackProfile
+    from dd.engine.train import train_pack
+    from dd.plan.buckets import step_flops, steps_of
+    from dd.plan.packs import make_packs
 
     points = []
     for width, replicas in POINTS:

@@ -67,8 +67,8 @@ def run_torch(spec: dict) -> tuple[float, dict[int, float]]:
     training subset and noisy labels from the same MNIST-1D pool."""
     import torch
 
-    from dd.data import load_dataset
     from dd.datasets.mnist1d import Mnist1dData
+    from dd.engine.data import load_dataset
 
     data, train = spec["data"], spec["train"]
     pool = load_dataset(

@@ -21,10 +21,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 import bench
 import jax
 
-from dd.data import load_dataset
-from dd.packs import pack_key
-from dd.spec import parse_spec
-from dd.train import train_pack
+from dd.engine.data import load_dataset
+from dd.engine.train import train_pack
+from dd.plan.packs import pack_key
+from dd.plan.sweep import parse_spec
 
 
 def profile(width: int) -> None:

@@ -50,7 +50,7 @@ def step_flops(trial) -> float:
 
 
 def trial_of(family: str, width: int):
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
 
     spec = parse_spec(
         {

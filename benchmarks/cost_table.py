@@ -1,14 +1,15 @@
-"""`make bench`, cost-table section: the step times ``dd.train.execution_plan`` chooses from.
+"""`make bench`, cost-table section: the step times ``dd.engine.train.execution_plan`` chooses from.
 
 On this process's device, for Nakkiran's CNN on MNIST-1D (1-D signals, batch BATCH) at program
-width WIDTH, times the engine's own compiled training step (``dd.programs.host_step``) for:
+width WIDTH, times the engine's own compiled training step (``dd.engine.programs.host_step``) for:
 one replica (sequential), REPLICAS replicas
 vmapped, REPLICAS replicas of width WIDTH side by side in one block-diagonal dense program,
 and a mixed narrow pack (widths MIXED) vmapped against block-packed. Each is run STEPS steps
 after a warm-up (compile) and the median of ROUNDS rounds is kept. Writes
-dd/cost_tables/<device kind>.json (the table ``dd.costs`` reads), benchmarks/cost_table.json
+dd/engine/cost_tables/<device kind>.json (the table ``dd.engine.costs`` reads),
+benchmarks/cost_table.json
 and the "## Block packs" section of docs/bench.md, with the FLOPs XLA counts for a block
-program against its replicas' own (``dd.block.flops``).
+program against its replicas' own (``dd.engine.block.flops``).
 
     python benchmarks/cost_table.py                 # a few minutes on a 2-core CPU
     python benchmarks/cost_table.py --report-only   # rewrite the table and section only
@@ -37,8 +38,8 @@ STEPS, ROUNDS = 8, 3
 
 
 def _spec(widths):
-    from dd.resolve import resolve
-    from dd.spec import parse_spec
+    from dd.plan.resolve import resolve
+    from dd.plan.sweep import parse_spec
 
     return resolve(
         parse_spec(
@@ -58,13 +59,13 @@ def step_seconds(widths: tuple[int, ...], layout: str) -> float:
     import jax
     import numpy as np
 
-    from dd.data import load_dataset
-    from dd.device_data import to_device
-    from dd.evaluate import EVAL_CHUNK
-    from dd.packs import pack_key
-    from dd.programs import host_step, prepare
-    from dd.step import Program
-    from dd.train import execution_plan, replica_values
+    from dd.engine.data import load_dataset
+    from dd.engine.device_data import to_device
+    from dd.engine.evaluate import EVAL_CHUNK
+    from dd.engine.programs import host_step, prepare
+    from dd.engine.step import Program
+    from dd.engine.train import execution_plan, replica_values
+    from dd.plan.packs import pack_key
 
     trials = list(_spec(widths).trials)
     key = pack_key(trials[0])
@@ -91,7 +92,7 @@ def step_seconds(widths: tuple[int, ...], layout: str) -> float:
 def measure() -> dict:
     import jax
 
-    from dd.block import flops
+    from dd.engine.block import flops
 
     same = (WIDTH,) * REPLICAS
     seconds = {
@@ -113,7 +114,7 @@ def measure() -> dict:
 
 
 def table(report: dict) -> dict:
-    """The cost table (``dd.costs``) of what was measured."""
+    """The cost table (``dd.engine.costs``) of what was measured."""
     s = report["seconds"]
 
     def entry(replicas, seconds):
@@ -152,7 +153,8 @@ def markdown(report: dict) -> str:
         f"average {report['load_average']:.1f} at the end): one training step of Nakkiran's "
         f"CNN on MNIST-1D, batch {BATCH}, through the engine's compiled step, median of "
         f"{ROUNDS} rounds of {STEPS} steps after the compile. These are the entries of "
-        f"dd/cost_tables/{report['device_kind'].lower()}.json, which `execution_plan` picks from.",
+        f"dd/engine/cost_tables/{report['device_kind'].lower()}.json, which `execution_plan` "
+        "picks from.",
         "",
         f"{REPLICAS} replicas of k = {WIDTH}:",
         "",
@@ -172,7 +174,7 @@ def markdown(report: dict) -> str:
         "at most the best-measured sum for narrow mixed packs, and one after another where "
         "the widths fill the program.",
         "",
-        "The waste, as XLA counts it (`dd.block.flops`: forward FLOPs of the compiled block "
+        "The waste, as XLA counts it (`dd.engine.block.flops`: forward FLOPs of the compiled block "
         "program against the replicas' own networks, batch "
         f"{BATCH}): {REPLICAS} x k = {WIDTH} {f['same']['waste']:.2f}x, "
         f"k = {', '.join(map(str, MIXED))} {f['mixed']['waste']:.2f}x (a dense conv costs "
@@ -183,8 +185,8 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str]) -> None:
     """Measure (or with --report-only reread benchmarks/cost_table.json), then write."""
-    from dd.costs import TABLES, kind_slug
-    from dd.rng import scoped
+    from dd.engine.costs import TABLES, kind_slug
+    from dd.models.rng import scoped
 
     raw = ROOT / "benchmarks" / "cost_table.json"
     if argv == ["--report-only"]:
@@ -195,7 +197,7 @@ def main(argv: list[str]) -> None:
         raw.write_text(json.dumps(report, indent=1))
     TABLES.mkdir(exist_ok=True)
     path = TABLES / f"{kind_slug(report['device_kind'])}.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}  # other keys: dd.buckets'
+    kept = json.loads(path.read_text()) if path.exists() else {}  # other keys: dd.plan.buckets'
     path.write_text(json.dumps(kept | table(report), indent=1) + "\n")
     section = markdown(report)
     write_section(section)

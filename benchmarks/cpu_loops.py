@@ -1,5 +1,5 @@
 """`make bench`, step-loop section: how a pack of conv nets should loop over its steps and
-combine its replicas on this backend, measured (dd.train.execution_plan's choice).
+combine its replicas on this backend, measured (dd.engine.train.execution_plan's choice).
 
 A pack of REPLICAS 1-D CNNs (Nakkiran's 5 layers, k = WIDTH) on MNIST-1D, batch 128, trains
 EPOCHS epochs four ways: steps from a host loop over the compiled step or inside an on-device
@@ -28,9 +28,9 @@ WAYS = (("host", True), ("host", False), ("scan", True), ("scan", False))
 
 
 def measure(loop: str, sequential: bool) -> dict:
-    from dd.packs import pack_key
-    from dd.spec import parse_spec
-    from dd.train import train_pack
+    from dd.engine.train import train_pack
+    from dd.plan.packs import pack_key
+    from dd.plan.sweep import parse_spec
 
     spec = parse_spec(
         {
@@ -91,7 +91,7 @@ def markdown(report: dict) -> str:
 def main() -> None:
     import jax
 
-    from dd.rng import scoped
+    from dd.models.rng import scoped
 
     with scoped():
         ways = [measure(loop, sequential) for loop, sequential in WAYS]

@@ -74,7 +74,7 @@ def matmul_peaks(n: int) -> dict[str, float]:
     import jax
     import jax.numpy as jnp
 
-    from dd.precision import matmul_precision
+    from dd.models.precision import matmul_precision
 
     out = {}
     for precision in PRECISIONS:
@@ -93,10 +93,10 @@ def matmul_peaks(n: int) -> dict[str, float]:
 
 
 def _trial(family: str, width: int, precision: str):
-    from dd.config import Model, Train, Trial
     from dd.datasets.images import ImageData
     from dd.datasets.mnist1d import Mnist1dData
-    from dd.fields import build
+    from dd.spec.config import Model, Train, Trial
+    from dd.spec.fields import build
 
     model = {
         "mlp": {"name": "mlp", "width": width, "depth": 2},
@@ -158,8 +158,8 @@ def step_time(family: str, width: int, replicas: int, precision: str) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from dd.device_data import draw_setups, to_device
-    from dd.step import Program, init_replicas, train_epochs_on_device
+    from dd.engine.device_data import draw_setups, to_device
+    from dd.engine.step import Program, init_replicas, train_epochs_on_device
 
     trial = _trial(family, width, precision)
     dataset = _synthetic(trial, BATCH * STEPS)
@@ -241,7 +241,7 @@ def nakkiran_estimate(rows: list[dict], precision: str = "bf16") -> dict | None:
     vmapped or one replica at a time, whichever measured faster) at ``precision``.
     """
     from dd.models.registry import program_trial
-    from dd.spec import load_spec
+    from dd.plan.sweep import load_spec
 
     best: dict[int, float] = {}  # per width, the faster of a vmapped pack and one at a time
     for r in rows:
@@ -272,9 +272,9 @@ def nakkiran_estimate(rows: list[dict], precision: str = "bf16") -> dict | None:
 
 DETERMINISM_SCRIPT = """
 import json, sys, time
-from dd.packs import make_packs
-from dd.spec import parse_spec
-from dd.train import train_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.engine.train import train_pack
 spec = parse_spec(json.loads(sys.argv[1]))
 (pack,) = make_packs(list(spec.trials), spec.resources)
 start = time.perf_counter()
@@ -562,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import jax
 
-    from dd.rng import scoped
+    from dd.models.rng import scoped
 
     if jax.default_backend() != "gpu" and not args.tiny:
         print(

@@ -5,8 +5,9 @@
 Trains one pack of the default sweep's workload (MNIST-1D MLP at WIDTH, default 85, 2 seeds,
 EPOCHS default 20) twice in this process and prints one JSON line: the XLA programs the first
 call obtained (``jax.monitoring``'s backend-compile events, tiny op programs included), their
-compile seconds, and the wall seconds of both calls. It reads only ``dd.spec``, ``dd.packs``
-and ``dd.train``, so the same file times an older dd for a before / after figure:
+compile seconds, and the wall seconds of both calls. It reads only ``dd.plan.sweep``,
+``dd.plan.packs``
+and ``dd.engine.train``, so the same file times an older dd for a before / after figure:
 
     PYTHONPATH=OLD_CHECKOUT .venv/bin/python benchmarks/pack_fixed_cost.py
 """
@@ -20,9 +21,9 @@ import time
 
 import jax
 
-from dd.packs import make_packs
-from dd.spec import parse_spec
-from dd.train import train_pack
+from dd.engine.train import train_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 

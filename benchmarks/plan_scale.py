@@ -62,10 +62,10 @@ def timed(command: list[str]) -> dict:
 
 def write_finished_sweep(spec_path: Path, results: Path) -> int:
     """Store every planned pack of the spec (null metrics); returns the number of packs."""
-    from dd.schedule import plan
-    from dd.schema import pack_table
-    from dd.spec import load_spec
-    from dd.store import SweepStore
+    from dd.plan.sweep import load_spec
+    from dd.run.schedule import plan
+    from dd.store.schema import pack_table
+    from dd.store.sweep import SweepStore
 
     spec = load_spec(spec_path)
     store = SweepStore(results, spec.name)

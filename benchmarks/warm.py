@@ -5,7 +5,7 @@ A notebook's sweeps: the default sweep's MLP at width 64, SEEDS seeds, EPOCHS ep
 training takes milliseconds, so the sweep is fixed cost), run by `dd.api.sweep` into a fresh
 results folder with an empty compilation cache. The first call starts the local Ray
 instance and a pack worker, loads the data and compiles; the second (another results folder,
-so every trial runs again) takes the warm worker the first left (`dd.pool`). A third, after
+so every trial runs again) takes the warm worker the first left (`dd.run.pool`). A third, after
 `dd.api.release_workers()`, starts a fresh worker in the still running Ray: what a second
 sweep cost before workers were kept. ``--in-flight`` times the default sweep cut (every
 width, 1 seed, EPOCHS_CUT epochs) in one two-CPU worker or two one-CPU workers, each

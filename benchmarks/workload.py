@@ -35,7 +35,7 @@ def dd_sweep(
     """`dd sweep` of ``spec`` with ``--set`` overrides, as a user runs it (a fresh process,
     local Ray, the compilation cache in ``cache``): its wall time, the mean final test error
     per width, and each pack's widths and worker-side seconds (the profile)."""
-    name = yaml.safe_load(spec.read_text()).get("name", spec.stem)  # as dd.spec names it
+    name = yaml.safe_load(spec.read_text()).get("name", spec.stem)  # as dd.plan.sweep names it
     command = bench.dd_command("sweep", spec, "--results", folder)
     command += ["--compile-cache", str(cache), "--no-curves", "--quiet"]
     start = time.perf_counter()

@@ -12,7 +12,7 @@ as Arrow tables; no shelling out.
     >>> api.release_workers()                          # the warm workers go (see sweep)
 
 ``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI. Each
-call reads dd's settings (``dd.settings``) once, its arguments over the environment.
+call reads dd's settings (``dd.spec.settings``) once, its arguments over the environment.
 """
 
 from __future__ import annotations
@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dd.analysis.query import query_arrow
 from dd.handle import SweepHandle
-from dd.query import query_arrow
-from dd.settings import Settings
-from dd.spec import Spec, apply_overrides, parse_spec, spec_mapping
-from dd.states import load_stored_spec, planned_table, stored_rows
-from dd.store import SweepStore
+from dd.plan.states import load_stored_spec, planned_table, stored_rows
+from dd.plan.sweep import Spec, apply_overrides, parse_spec, spec_mapping
+from dd.spec.settings import Settings
+from dd.store.sweep import SweepStore
 
 if TYPE_CHECKING:
-    from dd.curves.base import CurveSet  # the curve code loads only when curves are asked for
+    from dd.analysis.curves.base import (
+        CurveSet,  # the curve code loads only when curves are asked for
+    )
 
 SpecSource = str | Path | dict
 
@@ -48,7 +50,16 @@ def load_spec(
         return spec
     limit = (settings or Settings.load()).max_trials
     mapping = spec.mapping if isinstance(spec, Spec) else spec_mapping(spec)
-    return parse_spec(apply_overrides(mapping, overrides), max_trials=limit)
+    return check_curves(parse_spec(apply_overrides(mapping, overrides), max_trials=limit))
+
+
+def check_curves(spec: Spec) -> Spec:
+    """``spec``, once each registered curve kind has checked the ``curves:`` fields it reads
+    (a typo would otherwise read as a scientific result, "threshold not reached")."""
+    from dd.analysis.curves.registry import check_curves as check_kinds
+
+    check_kinds(spec.curves, list(spec.axes), spec.trials[0])
+    return spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +73,7 @@ class SweepResult:
 
     name: str
     results_dir: str
-    report: Any  # dd.schedule.SweepReport
+    report: Any  # dd.run.schedule.SweepReport
     messages: tuple[str, ...]
     lines: tuple[str, ...]
     figures: tuple[str, ...]
@@ -97,14 +108,14 @@ def sweep(
     your own modules to a cluster's workers). Progress goes to stderr as plain lines where
     stderr is not a terminal (a notebook), as a bar where it is; ``quiet`` silences it.
     ``debug`` and ``connect_timeout``: as the CLI's ``--debug`` and ``--connect-timeout``.
-    Raises ``dd.errors.DDError`` on bad input, before anything is written. With ``wait``
+    Raises ``dd.spec.errors.DDError`` on bad input, before anything is written. With ``wait``
     false the sweep runs in a thread of this process and a ``dd.handle.SweepHandle`` comes
     back at once: its ``status()``, ``rows()`` (finished and partial), ``curves()``,
     ``wait()`` (this function's result) and ``cancel()`` work while it runs.
-    The pack workers stay warm afterwards (``dd.pool``): a next sweep of the same resources
+    The pack workers stay warm afterwards (``dd.run.pool``): a next sweep of the same resources
     in this process reuses them and their compiled programs; ``release_workers`` stops them.
     """
-    from dd.resolve import resolve
+    from dd.plan.resolve import resolve
 
     settings = _settings(
         results,
@@ -126,20 +137,20 @@ def sweep(
 
 
 def _start_early(spec: Spec, settings: Settings, *, quiet: bool, debug: bool) -> None:
-    """Start Ray, then one pack worker (``dd.pool``), in a thread while the spec resolves and
+    """Start Ray, then one pack worker (``dd.run.pool``), in a thread while the spec resolves and
     the sweep is planned (its imports and data loading overlap Ray's start-up); the run
-    takes both up (``dd.cluster.start_ray``, ``dd.pool.WorkerPool.take``)."""
-    from dd.cluster import ray_options, start_ray_soon
+    takes both up (``dd.run.cluster.start_ray``, ``dd.run.pool.WorkerPool.take``)."""
+    from dd.run.cluster import ray_options, start_ray_soon
 
     if settings.cpus is not None and (settings.address or settings.cpus < spec.resources.cpus):
-        return  # the run refuses these (dd.execute): Ray is not started for it
+        return  # the run refuses these (dd.run.execute): Ray is not started for it
 
     def first_worker() -> None:
         import ray
 
-        from dd.cluster import check_fits
-        from dd.errors import SpecError
-        from dd.pool import POOL, WorkerKind
+        from dd.run.cluster import check_fits
+        from dd.run.pool import POOL, WorkerKind
+        from dd.spec.errors import SpecError
 
         try:
             check_fits(spec.resources, ray.nodes())
@@ -160,7 +171,7 @@ def _run(
     stop=None,
 ) -> SweepResult:
     """``sweep``'s run of a loaded, resolved spec: the trials, then the curves."""
-    from dd.execute import run_sweep
+    from dd.run.execute import run_sweep
 
     report = run_sweep(
         loaded, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
@@ -178,8 +189,8 @@ def _run(
         )
     lines, figures = [], []
     if curves:
-        from dd.aggregate import describe, write_curves
-        from dd.errors import StoreError
+        from dd.analysis.aggregate import describe, write_curves
+        from dd.spec.errors import StoreError
 
         try:
             aggregate = write_curves(store, loaded)
@@ -209,7 +220,7 @@ def _run(
 class Plan:
     """A sweep's trials and packs, nothing run. ``trials``: one row per planned trial (its
     id, whether it is stored, its config columns); ``packs``: one row per pack to run, with
-    the plan it would train by on this machine's device (``dd.train.execution_plan``)."""
+    the plan it would train by on this machine's device (``dd.engine.train.execution_plan``)."""
 
     spec: Spec
     trials: pa.Table
@@ -244,8 +255,8 @@ def plan(
     """The trials of ``spec`` and the packs its missing trials would run in (the trials
     already stored under ``results`` are left out of the packs; nothing is written)."""
     from dd.models.registry import kind_of
-    from dd.resolve import resolve
-    from dd.schedule import plan as plan_packs
+    from dd.plan.resolve import resolve
+    from dd.run.schedule import plan as plan_packs
 
     settings = _settings(results)
     loaded = resolve(load_spec(spec, overrides, settings=settings))
@@ -284,10 +295,10 @@ def plan(
 
 
 def _plan_name(pack, execution: str) -> str:
-    """How ``pack`` would train here: its layout and loop (``dd.train.Plan``)."""
+    """How ``pack`` would train here: its layout and loop (``dd.engine.train.Plan``)."""
     if pack.trials[0].model.CLOSED_FORM:
         return "closed form"
-    from dd.train import execution_plan
+    from dd.engine.train import execution_plan
 
     widths = [t.model.width for t in pack.padded_trials()]
     plan = execution_plan(pack.key, widths, execution)
@@ -296,9 +307,9 @@ def _plan_name(pack, execution: str) -> str:
 
 
 def release_workers() -> None:
-    """Stop the warm pack workers that this process's sweeps left on Ray (``dd.pool``): the
+    """Stop the warm pack workers that this process's sweeps left on Ray (``dd.run.pool``): the
     next sweep starts and compiles afresh, and their CPUs and GPUs free up for others."""
-    from dd.pool import POOL
+    from dd.run.pool import POOL
 
     POOL.release()
 
@@ -315,13 +326,13 @@ def load(sweep: str, results: str | Path | None = None, *, current: bool = True)
     table = stored_rows(store)
     if not current:
         return table
-    from dd.aggregate import current_rows
+    from dd.analysis.aggregate import current_rows
 
     return current_rows(table, load_stored_spec(store, max_trials=settings.max_trials))[0]
 
 
 def query(sql: str, sweep: str | None = None, results: str | Path | None = None) -> pa.Table:
-    """DuckDB ``sql`` over the views ``results`` and ``trials`` (see ``dd.query``) of one
+    """DuckDB ``sql`` over the views ``results`` and ``trials`` (see ``dd.analysis.query``) of one
     sweep, or of every sweep under the results root."""
     return query_arrow(sql, _settings(results).results, sweep)
 
@@ -332,7 +343,7 @@ def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]
     settings = _settings(results)
     store = SweepStore(settings.results, sweep)
     table = stored_rows(store, live=True)  # a running sweep's rows so far too
-    from dd.aggregate import sweep_curves
+    from dd.analysis.aggregate import sweep_curves
 
     sets, _ = sweep_curves(table, load_stored_spec(store, max_trials=settings.max_trials))
     return {c.kind: c for c in sets}

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from dd import __version__
-from dd.errors import DDError
+from dd.spec.errors import DDError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,16 +43,16 @@ def _sweep(sweep: str, results: str | None, given_wins: bool = False):
     """The store and the plan (spec) of a sweep given by name or by spec file: the stored
     spec.yaml, else the given spec file (a stored spec.yaml deleted, or ``given_wins``: dd
     status of a file counts what ``dd sweep FILE`` would plan)."""
-    from dd.adopt import adopt_legacy_ids
-    from dd.settings import Settings
-    from dd.spec import load_spec
-    from dd.states import load_stored_spec
-    from dd.store import SweepStore
+    from dd.api import load_spec
+    from dd.plan.adopt import adopt_legacy_ids
+    from dd.plan.states import load_stored_spec
+    from dd.spec.settings import Settings
+    from dd.store.sweep import SweepStore
 
     settings = Settings.load(results=results)
     given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
-        given = load_spec(sweep, max_trials=settings.max_trials)
+        given = load_spec(sweep, settings=settings)
         sweep = given.name
     store = SweepStore(settings.results, sweep)
     if given is not None and (given_wins or not store.spec_path.is_file()):
@@ -63,11 +63,10 @@ def _sweep(sweep: str, results: str | None, given_wins: bool = False):
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dd import api
-    from dd.settings import Settings
-    from dd.spec import load_spec
+    from dd.spec.settings import Settings
 
-    limit = Settings.load(results=args.results).max_trials
-    spec = load_spec(args.spec, args.set or (), max_trials=limit)
+    settings = Settings.load(results=args.results)
+    spec = api.load_spec(Path(args.spec), args.set or (), settings=settings)
     if args.dry_run:
         print(api.plan(spec, args.results))
         return 0
@@ -90,7 +89,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _write_curves(store, spec=None) -> None:
-    from dd.aggregate import describe, write_curves
+    from dd.analysis.aggregate import describe, write_curves
 
     aggregate = write_curves(store, spec)
     for line in describe(aggregate):
@@ -106,7 +105,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dd.report import write_report
+    from dd.analysis.report import write_report
 
     store, spec = _sweep(args.sweep, args.results)
     while True:  # with --watch: rewritten every that many seconds while packs run
@@ -117,7 +116,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dd.status import print_profiles, status_lines
+    from dd.analysis.status import print_profiles, status_lines
 
     store, spec = _sweep(args.sweep, args.results, given_wins=True)
     if args.profile:
@@ -147,8 +146,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dd.export import export_tensorboard
-    from dd.schema import column_name
+    from dd.analysis.export import export_tensorboard
+    from dd.store.schema import column_name
 
     store, spec = _sweep(args.sweep, args.results)
     n = export_tensorboard(store, args.dir, [column_name(a) for a in spec.axes])
@@ -157,7 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from dd.query import (
+    from dd.analysis.query import (
         default_limits,
         format_table,
         query_arrow,
@@ -165,7 +164,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         serialize,
         write_query,
     )
-    from dd.settings import Settings
+    from dd.spec.settings import Settings
 
     root = Settings.load(results=args.results).results
     limits = default_limits(args.memory_limit, args.threads, args.timeout)

@@ -1,6 +1,7 @@
 """A sweep running in a thread of this process, for notebooks: ``dd.api.sweep(spec,
 wait=False)`` returns a ``SweepHandle`` at once, and the next cell can look at the forming
-curves while the packs train (their rows so far are read from the store: ``dd.worker.LiveRows``).
+curves while the packs train (their rows so far are read from the store:
+``dd.run.worker.LiveRows``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dd.store import SweepStore
+from dd.store.sweep import SweepStore
 
 
 class SweepHandle:
@@ -60,8 +61,10 @@ class SweepHandle:
 
     def curves(self) -> dict:
         """The curve sets drawn from the rows so far, by kind (as ``dd.api.curves``)."""
-        from dd.aggregate import sweep_curves  # the curve code loads when curves are asked for
-        from dd.states import load_stored_spec, stored_rows
+        from dd.analysis.aggregate import (
+            sweep_curves,  # the curve code loads when curves are asked for
+        )
+        from dd.plan.states import load_stored_spec, stored_rows
 
         store = self.store
         sets, _ = sweep_curves(stored_rows(store, live=True), load_stored_spec(store))
@@ -79,5 +82,5 @@ class SweepHandle:
 
     def cancel(self) -> None:
         """Ask the sweep to stop (it ends within about half a second, raising
-        ``dd.errors.Cancelled`` from ``wait()``); finished packs are kept."""
+        ``dd.spec.errors.Cancelled`` from ``wait()``); finished packs are kept."""
         self._stop.set()

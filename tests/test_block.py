@@ -1,4 +1,5 @@
-"""Block-diagonal dense packs (``dd.block``): a mixed-width pack of narrow conv nets trained as
+"""Block-diagonal dense packs (``dd.engine.block``): a mixed-width pack of narrow conv nets trained
+as
 one dense network gives each replica the numbers it has alone, and the execution plan
 (``resources.execution``, the measured cost table) picks or forces it."""
 
@@ -9,18 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dd import block, costs
-from dd.data import load_dataset
-from dd.device_data import draw_setups, to_device
-from dd.errors import SpecError
-from dd.evaluate import EVAL_CHUNK
+from dd.engine import block, costs
+from dd.engine.data import load_dataset
+from dd.engine.device_data import draw_setups, to_device
+from dd.engine.evaluate import EVAL_CHUNK
+from dd.engine.step import Program, init_replicas, mean_loss, take_batches
+from dd.engine.train import execution_plan, replica_values, train_pack
 from dd.models.base import apply_model
 from dd.models.registry import make_model
-from dd.packs import make_packs, pack_key
-from dd.resolve import resolve
-from dd.spec import parse_spec
-from dd.step import Program, init_replicas, mean_loss, take_batches
-from dd.train import execution_plan, replica_values, train_pack
+from dd.plan.packs import make_packs, pack_key
+from dd.plan.resolve import resolve
+from dd.plan.sweep import parse_spec
+from dd.spec.errors import SpecError
 
 WIDTHS = (1, 3, 4, 8)
 
@@ -159,7 +160,7 @@ def test_a_block_pack_trains_each_trial_as_it_trains_alone(images, model, tmp_pa
                 if k in want:
                     assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-6), k
         assert files[r].read_bytes() != b""
-        from dd.checkpoint import load_params
+        from dd.engine.checkpoint import load_params
 
         mine, theirs = load_params(files[r]), load_params(tmp_path / "alone.msgpack")
         jax.tree.map(

@@ -1,11 +1,11 @@
 """How many programs a sweep compiles follows the measured compile-versus-compute costs
-(dd.buckets), with the family's own rule where the table has no entry."""
+(dd.plan.buckets), with the family's own rule where the table has no entry."""
 
 import pytest
 
-from dd import buckets, packs
-from dd.buckets import CompileCosts, choose, step_flops, steps_of
-from dd.spec import parse_spec
+from dd.plan import buckets, packs
+from dd.plan.buckets import CompileCosts, choose, step_flops, steps_of
+from dd.plan.sweep import parse_spec
 
 WIDTHS = [2, 4, 8, 16, 100, 300]
 

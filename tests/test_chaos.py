@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from dd.store import SweepStore
+from dd.store.sweep import SweepStore
 from faultsite.dd_faults import env as faults_env
 from helpers import kill_tree, start_dd
 
@@ -43,7 +43,7 @@ SPEC = {
         "epochs": 60,
         "eval_points": 4,
     },
-    # two packs of two (max_pack), one program: so small a sweep pads 32 into 96 (dd.buckets)
+    # two packs of two (max_pack), one program: so small a sweep pads 32 into 96 (dd.plan.buckets)
     "grid": {"model.width": [32, 96], "seed": [0, 1]},
     "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10, "max_pack": 2},
 }
@@ -185,9 +185,9 @@ import threading
 import time
 from pathlib import Path
 from ray.cluster_utils import Cluster
-from dd.execute import run_sweep
-from dd.settings import Settings
-from dd.spec import parse_spec
+from dd.run.execute import run_sweep
+from dd.spec.settings import Settings
+from dd.plan.sweep import parse_spec
 
 spec, root = parse_spec(json.loads(sys.argv[1])), Path(sys.argv[2])
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})

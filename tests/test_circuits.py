@@ -1,12 +1,12 @@
 """Nanda's phases and Zhong's clock / pizza label, on hand-made evaluations whose answers are
-known (``dd.curves.circuits``)."""
+known (``dd.analysis.curves.circuits``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dd.curves.circuits import algorithm, nanda_phases
+from dd.analysis.curves.circuits import algorithm, nanda_phases
 
 STEPS = np.array([10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120], float)
 TRAIN_ACC = np.array([0.1, 0.5, 0.995, 1, 1, 1, 1, 1, 1, 1])
@@ -81,7 +81,7 @@ def test_clock_and_pizza_are_told_apart_by_symmetricity_and_distance_irrelevance
 def test_the_algorithm_figure_stacks_each_cells_labels():
     import pyarrow as pa
 
-    from dd.curves.phase_figure import plot_algorithms
+    from dd.analysis.curves.phase_figure import plot_algorithms
 
     grok = pa.Table.from_pylist(
         [

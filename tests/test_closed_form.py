@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dd.closed_form import fit_pack
-from dd.packs import make_packs
-from dd.spec import load_spec, parse_spec
-from dd.theory import gaussian_raw_features_risk
+from dd.analysis.theory import gaussian_raw_features_risk
+from dd.engine.closed_form import fit_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import load_spec, parse_spec
 
 SWEEPS = Path(__file__).parent.parent / "sweeps"
 

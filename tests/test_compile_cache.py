@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import pytest
 
-from dd.settings import Settings
-from dd.spec import Resources
-from dd.store import SweepStore
-from dd.worker import worker_env
+from dd.plan.sweep import Resources
+from dd.run.worker import worker_env
+from dd.spec.settings import Settings
+from dd.store.sweep import SweepStore
 from helpers import run_dd
 
 TINY_MLP = {

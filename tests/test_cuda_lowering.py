@@ -53,16 +53,16 @@ def images(tmp_path_factory):
 
 @functools.cache
 def _pack(path: str, precision: str, width: int, replicas: int):
-    """A CNN pack's program and arguments, as ``dd.train.train_pack`` builds them."""
-    from dd.data import load_dataset
-    from dd.device_data import to_device
-    from dd.evaluate import EVAL_CHUNK
-    from dd.packs import pack_key
-    from dd.programs import prepare
-    from dd.resolve import resolve
-    from dd.spec import parse_spec
-    from dd.step import Program
-    from dd.train import replica_values
+    """A CNN pack's program and arguments, as ``dd.engine.train.train_pack`` builds them."""
+    from dd.engine.data import load_dataset
+    from dd.engine.device_data import to_device
+    from dd.engine.evaluate import EVAL_CHUNK
+    from dd.engine.programs import prepare
+    from dd.engine.step import Program
+    from dd.engine.train import replica_values
+    from dd.plan.packs import pack_key
+    from dd.plan.resolve import resolve
+    from dd.plan.sweep import parse_spec
 
     spec = resolve(
         parse_spec(
@@ -86,7 +86,7 @@ def _pack(path: str, precision: str, width: int, replicas: int):
 
 @functools.cache
 def _advance_mlir(path: str, precision: str = "bf16", width: int = 4, replicas: int = 2) -> str:
-    from dd.programs import advance
+    from dd.engine.programs import advance
 
     args = _pack(path, precision, width, replicas)
     first, last, measure = np.int32(0), np.int32(1), np.bool_(True)
@@ -141,7 +141,7 @@ def test_convolutions_keep_images_nhwc_and_kernels_at_multiples_of_8(images, wid
 
 @pytest.mark.slow
 def test_no_host_callback_or_transfer_inside_the_program(images):
-    from dd.programs import host_step
+    from dd.engine.programs import host_step
 
     assert not HOST_OPS.search(_advance_mlir(images))
     program, data, setups, reps = _pack(images, "bf16", 4, 2)
@@ -164,7 +164,7 @@ def _debug(x):
 
 @pytest.mark.slow
 def test_the_replicas_buffers_are_donated(images):
-    from dd.programs import advance
+    from dd.engine.programs import advance
 
     donated = _donated(_advance_mlir(images), "replicas.")
     assert donated and all(donated), "every replica leaf's buffer is reused for its output"

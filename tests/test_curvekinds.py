@@ -8,13 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dd.aggregate import compute_kinds, current_rows, describe, write_curves
-from dd.curves.base import Section
-from dd.curves.registry import CURVE_KINDS, check_curves
-from dd.ids import trial_id
-from dd.schema import flatten_config
-from dd.spec import parse_spec
-from dd.store import SweepStore
+from dd.analysis.aggregate import compute_kinds, current_rows, describe, write_curves
+from dd.analysis.curves.base import Section
+from dd.analysis.curves.registry import CURVE_KINDS, check_curves
+from dd.plan.sweep import parse_spec
+from dd.spec.ids import trial_id
+from dd.store.schema import flatten_config
+from dd.store.sweep import SweepStore
 
 SPECS = {
     "closed_form": {

@@ -8,20 +8,20 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from dd.aggregate import describe, sweep_curves, write_curves
-from dd.curves.base import best_rows, final_rows, mean_ci
-from dd.curves.emc_values import emc_crossings, emc_curves, final_emc, train_sizes
-from dd.curves.landmarks import (
+from dd.analysis.aggregate import describe, sweep_curves, write_curves
+from dd.analysis.curves.base import best_rows, final_rows, mean_ci
+from dd.analysis.curves.emc_values import emc_crossings, emc_curves, final_emc, train_sizes
+from dd.analysis.curves.landmarks import (
     emc_value,
     interpolation_threshold,
     peak_index,
     sample_peak_index,
 )
-from dd.curves.registry import curve_kinds
-from dd.errors import SpecError
-from dd.ids import trial_id
-from dd.spec import parse_spec
-from dd.store import SweepStore
+from dd.analysis.curves.registry import curve_kinds
+from dd.plan.sweep import parse_spec
+from dd.spec.errors import SpecError
+from dd.spec.ids import trial_id
+from dd.store.sweep import SweepStore
 
 
 def test_threshold_is_the_first_capacity_below_tolerance():
@@ -119,8 +119,8 @@ def test_figures_are_returned_to_the_caller_and_pyplot_never_holds_them():
     from matplotlib import _pylab_helpers
     from matplotlib.figure import Figure
 
-    from dd.curves.epoch_wise import plot_heatmap
-    from dd.plots import plot_curves
+    from dd.analysis.curves.epoch_wise import plot_heatmap
+    from dd.analysis.plots import plot_curves
 
     spec = parse_spec(
         {

@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd.data import load_dataset
 from dd.datasets.digits import DigitsData
 from dd.datasets.gaussian import GaussianData
 from dd.datasets.mnist1d import Mnist1dData
-from dd.device_data import noisy_labels, to_device, training_rows
-from dd.rng import trial_key
+from dd.engine.data import load_dataset
+from dd.engine.device_data import noisy_labels, to_device, training_rows
+from dd.models.rng import trial_key
 
 
 def test_label_noise_replaces_by_a_different_class_at_the_given_rate():
@@ -114,8 +114,8 @@ PINNED_IDS = [  # (trial sections, id): one per dataset and model kind family
 
 def test_trial_ids_of_built_in_kinds_are_pinned():
     """Moving a kind's config class must not move its trials' ids (stored results stay valid)."""
-    from dd.ids import trial_id
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
+    from dd.spec.ids import trial_id
 
     for sections, pinned in PINNED_IDS:
         assert trial_id(parse_spec({"name": "pin", **sections}).trials[0]) == pinned, sections

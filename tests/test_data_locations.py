@@ -12,12 +12,12 @@ import yaml
 
 from dd.cli import main
 from dd.datasets.base import Locations
-from dd.errors import SpecError
-from dd.packs import make_packs
-from dd.settings import Settings
-from dd.spec import parse_spec
-from dd.store import SweepStore
-from dd.worker import run_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.run.worker import run_pack
+from dd.spec.errors import SpecError
+from dd.spec.settings import Settings
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN
 from test_images import idx_split, write_idx_dataset
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dd.aggregate import write_curves
-from dd.errors import SpecError
-from dd.execute import run_sweep
+from dd.analysis.aggregate import write_curves
 from dd.models.fourier import PcaFourierFeatures, featurize, principal_axes
-from dd.spec import parse_spec
-from dd.store import SweepStore
+from dd.plan.sweep import parse_spec
+from dd.run.execute import run_sweep
+from dd.spec.errors import SpecError
+from dd.store.sweep import SweepStore
 
 N_TRAIN = 24
 PATH = {

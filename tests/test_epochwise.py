@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dd.execute import run_sweep
-from dd.spec import load_spec
-from dd.store import SweepStore
+from dd.plan.sweep import load_spec
+from dd.run.execute import run_sweep
+from dd.store.sweep import SweepStore
 
 SPEC = Path(__file__).parent.parent / "sweeps" / "epochwise_linear.yaml"
 

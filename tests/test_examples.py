@@ -83,10 +83,10 @@ def test_the_example_sweeps_through_dd_sweep_on_ray(example_data, tmp_path):
 def test_an_example_trial_alone_equals_it_in_a_pack(example_data, monkeypatch):
     import yaml
 
-    from dd.packs import make_packs
-    from dd.resolve import resolve
-    from dd.spec import apply_overrides, parse_spec
-    from dd.train import train_pack
+    from dd.engine.train import train_pack
+    from dd.plan.packs import make_packs
+    from dd.plan.resolve import resolve
+    from dd.plan.sweep import apply_overrides, parse_spec
 
     monkeypatch.syspath_prepend(str(EXAMPLES))
     mapping = apply_overrides(

@@ -10,10 +10,10 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from dd.cli import main
-from dd.packs import make_packs
-from dd.spec import parse_spec
-from dd.store import SweepStore
-from dd.worker import run_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.run.worker import run_pack
+from dd.store.sweep import SweepStore
 
 SPEC = {
     "name": "tb",

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from dd.packs import make_packs, pack_key
-from dd.spec import parse_spec
+from dd.plan.packs import make_packs, pack_key
+from dd.plan.sweep import parse_spec
 from faultsite.dd_faults import env as faults_env
 from helpers import gpu_answers, run_dd, without_gpu
 
@@ -88,9 +88,9 @@ def test_a_bad_accel_is_one_line_and_exit_2(tmp_path):
 
 def _cnn_step_hlo(spec: dict, gradient_inside_vmap: bool = False) -> str:
     """The pre-optimisation HLO of one training step of a 3-replica CNN pack."""
-    from dd.data import load_dataset
-    from dd.device_data import draw_setups, to_device
-    from dd.step import Program, epoch_orders, init_replicas, pack_step
+    from dd.engine.data import load_dataset
+    from dd.engine.device_data import draw_setups, to_device
+    from dd.engine.step import Program, epoch_orders, init_replicas, pack_step
 
     (pack,) = make_packs(
         list(parse_spec({**spec, "grid": {"seed": [0, 1, 2]}}).trials), parse_spec(spec).resources
@@ -201,10 +201,10 @@ def test_a_conv_program_rounds_only_the_layers_that_need_it(width, channels):
 
 def test_the_channel_rounding_is_the_program_s_not_the_spec_s():
     """A spec cannot set it, and it enters neither trial ids nor the rows' config columns."""
-    from dd.errors import SpecError
-    from dd.ids import trial_id
     from dd.models.registry import program_trial
-    from dd.schema import flatten_config
+    from dd.spec.errors import SpecError
+    from dd.spec.ids import trial_id
+    from dd.store.schema import flatten_config
 
     with pytest.raises(SpecError, match="model.channel_multiple: unknown field"):
         parse_spec({**CNN_SPEC, "model": {"name": "cnn", "width": 40, "channel_multiple": 8}})
@@ -253,14 +253,14 @@ def test_a_wide_cnn_program_spends_a_third_of_the_old_rule_s_extra_flops():
 def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, data):
     """Forward (batch statistics) and gradients of the padded program, cut back to the
     trial's own shapes, equal the narrow network's on those parameters."""
-    from dd.config import Model, Train, Trial
-    from dd.fields import build
+    from dd.engine.padding import narrow, unpad
+    from dd.models.precision import matmul_precision
     from dd.models.registry import make_model, program_trial
-    from dd.padding import narrow, unpad
-    from dd.precision import matmul_precision
+    from dd.spec.config import Model, Train, Trial
+    from dd.spec.fields import build
 
     trial = Trial(
-        data=build(__import__("dd.config").config.Data, data, "data"),
+        data=build(__import__("dd.spec.config").config.Data, data, "data"),
         model=build(Model, {"name": family, "width": width}, "model"),
         train=Train(),
     )
@@ -307,8 +307,8 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
 
 @pytest.mark.slow
 def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_path):
-    from dd.checkpoint import load_params
-    from dd.train import train_pack
+    from dd.engine.checkpoint import load_params
+    from dd.engine.train import train_pack
 
     results = {}
     for precision in ("float32", "bf16"):
@@ -357,8 +357,8 @@ def test_precision_is_validated_and_stored_in_rows(write_spec, tmp_path, capsys)
 
 @without_gpu
 def test_a_pack_that_asked_for_a_gpu_refuses_to_train_without_one(tmp_path):
-    from dd.spec import Resources
-    from dd.worker import AcceleratorError, run_pack
+    from dd.plan.sweep import Resources
+    from dd.run.worker import AcceleratorError, run_pack
 
     spec = parse_spec(CNN_SPEC)
     (pack,) = make_packs(list(spec.trials), spec.resources)
@@ -373,9 +373,9 @@ def test_a_pack_that_asked_for_a_gpu_refuses_to_train_without_one(tmp_path):
 
 @pytest.mark.gpu
 def test_a_pack_that_asked_for_a_gpu_trains_on_it(tmp_path):
-    from dd.spec import Resources
-    from dd.store import SweepStore
-    from dd.worker import run_pack
+    from dd.plan.sweep import Resources
+    from dd.run.worker import run_pack
+    from dd.store.sweep import SweepStore
 
     spec = parse_spec(CNN_SPEC)
     (pack,) = make_packs(list(spec.trials), spec.resources)
@@ -393,13 +393,13 @@ def test_a_pack_that_asked_for_a_gpu_trains_on_it(tmp_path):
 def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
     """A budget above the training program's need but below the evaluation's (1000-example
     chunks of a 4000-example test set) stops the pack before it trains, in either loop."""
-    from dd.data import load_dataset
-    from dd.device_data import to_device
-    from dd.evaluate import EVAL_CHUNK, evaluate
-    from dd.memory import OutOfMemory, compiled_bytes
-    from dd.programs import prepare
-    from dd.step import Program, train_epochs_on_device
-    from dd.train import replica_values, train_pack
+    from dd.engine.data import load_dataset
+    from dd.engine.device_data import to_device
+    from dd.engine.evaluate import EVAL_CHUNK, evaluate
+    from dd.engine.memory import OutOfMemory, compiled_bytes
+    from dd.engine.programs import prepare
+    from dd.engine.step import Program, train_epochs_on_device
+    from dd.engine.train import replica_values, train_pack
 
     spec = parse_spec(
         {
@@ -434,7 +434,7 @@ MLP_SWEEP = {
     "model": {"name": "mlp", "width": 8},
     "train": {"batch_size": 50, "epochs": 2, "eval_points": 1},
     "grid": {"model.width": [8, 80], "seed": [0, 1, 2, 3]},
-    # two packs of four: so small a sweep trains both widths in one program (dd.buckets)
+    # two packs of four: so small a sweep trains both widths in one program (dd.plan.buckets)
     "resources": {"cpus": 1, "max_pack": 4},
 }
 
@@ -456,7 +456,7 @@ def _sweep(tmp_path: Path, spec: dict, **faults) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_a_pack_out_of_memory_splits_in_halves_and_stores_every_trial_once(tmp_path):
-    from dd.store import SweepStore
+    from dd.store.sweep import SweepStore
 
     done = _sweep(tmp_path, MLP_SWEEP, oom_above=1)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -474,9 +474,9 @@ PLACEMENT_SCRIPT = """
 import json, sys
 from pathlib import Path
 import ray
-from dd.execute import run_sweep
-from dd.settings import Settings
-from dd.spec import parse_spec
+from dd.run.execute import run_sweep
+from dd.spec.settings import Settings
+from dd.plan.sweep import parse_spec
 
 spec, root = parse_spec(json.loads(sys.argv[1])), Path(sys.argv[2])
 ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False,
@@ -562,9 +562,9 @@ def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
 
 @pytest.mark.slow
 def test_rows_record_platform_device_precision_and_lock(tmp_path):
-    from dd.provenance import lock_hash
-    from dd.store import SweepStore
-    from dd.worker import run_pack
+    from dd.run.worker import run_pack
+    from dd.spec.provenance import lock_hash
+    from dd.store.sweep import SweepStore
 
     spec = parse_spec(
         {
@@ -584,7 +584,7 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
 
 def test_a_worker_given_no_gpu_keeps_jax_off_any_gpu():
     script = (
-        "import jax; from dd.worker import PackWorker; PackWorker(None, cpu_only=True); "
+        "import jax; from dd.run.worker import PackWorker; PackWorker(None, cpu_only=True); "
         "print(jax.config.jax_platforms, jax.default_backend())"
     )
     out = subprocess.run(

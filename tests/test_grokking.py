@@ -7,15 +7,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dd.aggregate import write_curves
-from dd.checkpoint import load_params
-from dd.curves.grok_times import first_step, grok_table
+from dd.analysis.aggregate import write_curves
+from dd.analysis.curves.grok_times import first_step, grok_table
 from dd.datasets.modular import table as modular_table
-from dd.execute import run_sweep
-from dd.ids import trial_id
+from dd.engine.checkpoint import load_params
 from dd.models.registry import make_model
-from dd.spec import parse_spec
-from dd.store import SweepStore
+from dd.plan.sweep import parse_spec
+from dd.run.execute import run_sweep
+from dd.spec.ids import trial_id
+from dd.store.sweep import SweepStore
 
 GROK_SPEC = {  # p = 31, half the pairs: groks in a few hundred full-batch steps on a CPU
     "name": "grok_small",

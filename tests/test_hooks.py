@@ -1,4 +1,4 @@
-"""The seam tests inject faults through (``dd.hooks``, docs/faults.md): the worker calls each
+"""The seam tests inject faults through (``dd.engine.hooks``, docs/faults.md): the worker calls each
 point, and ``tests/faultsite`` installs the faults in this process or in every process a test
 starts."""
 
@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from dd import hooks
-from dd.packs import make_packs
-from dd.spec import Resources, parse_spec
-from dd.train import train_pack
-from dd.worker import AcceleratorError, check_accelerator, train_splitting
+from dd.engine import hooks
+from dd.engine.train import train_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import Resources, parse_spec
+from dd.run.worker import AcceleratorError, check_accelerator, train_splitting
 from faultsite.dd_faults import env as faults_env, install
 
 MLP_SPEC = {
@@ -90,7 +90,7 @@ def test_a_gpu_pack_on_a_cpu_is_refused_unless_a_test_fakes_the_gpu():
 
 
 def test_the_fault_site_installs_faults_in_every_process_started_with_its_environment():
-    count = "from dd import hooks; print(len(hooks._callbacks['after_checkpoint']))"
+    count = "from dd.engine import hooks; print(len(hooks._callbacks['after_checkpoint']))"
     for env, expected in ((faults_env(), "0"), (faults_env(hold_after_checkpoint=5), "1")):
         done = subprocess.run(
             [sys.executable, "-c", count], env=env, capture_output=True, text=True, timeout=60

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from dd.cli import main
-from dd.packs import make_packs
-from dd.spec import parse_spec
-from dd.train import train_pack
+from dd.engine.train import train_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
 from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset
 
 

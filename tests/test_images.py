@@ -12,7 +12,7 @@ from dd.datasets import images as image_kind
 from dd.datasets.base import Locations
 from dd.datasets.image_files import load_images
 from dd.datasets.images import ImageData
-from dd.errors import DataError
+from dd.spec.errors import DataError
 
 RNG = np.random.default_rng(0)
 

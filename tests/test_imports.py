@@ -12,12 +12,14 @@ import sys
 import numpy as np
 
 import dd
-from dd.store import SweepStore
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN
 
 MODULES = sorted(
-    f"dd.{m.name}" for m in pkgutil.iter_modules(dd.__path__) if m.name != "__main__"
-)  # __main__ runs the command line
+    m.name
+    for m in pkgutil.walk_packages(dd.__path__, "dd.")
+    if m.name != "dd.__main__"  # runs the command line
+)
 
 
 def _run(code: str, **env: str) -> dict:
@@ -34,7 +36,13 @@ def _run(code: str, **env: str) -> dict:
 
 
 def test_importing_every_dd_module_leaves_jax_and_matplotlib_settings_alone():
-    assert {"dd.api", "dd.plots", "dd.train", "dd.rng", "dd.aggregate"} <= set(MODULES)
+    assert {
+        "dd.api",
+        "dd.analysis.plots",
+        "dd.engine.train",
+        "dd.models.rng",
+        "dd.analysis.aggregate",
+    } <= set(MODULES)
     found = _run(
         f"""
 import importlib, json, sys
@@ -59,8 +67,8 @@ def test_the_engine_draws_with_its_own_threefry_setting_whatever_the_caller_set(
     """fit_pack scopes the setting itself: the same numbers under either process setting."""
     import jax
 
-    from dd.closed_form import fit_pack
-    from dd.spec import parse_spec
+    from dd.engine.closed_form import fit_pack
+    from dd.plan.sweep import parse_spec
 
     trials = list(parse_spec(copy.deepcopy(TINY_GAUSSIAN)).trials)[:2]
     with jax.threefry_partitionable(True):
@@ -95,7 +103,7 @@ def test_the_sweep_driver_imports_neither_matplotlib_nor_scipy():
     """`dd sweep --no-curves` needs neither: they load only for curves, plots and reports."""
     found = _run("""
 import json, sys
-import dd.api, dd.cli, dd.execute
+import dd.api, dd.cli, dd.run.execute
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "scipy"))
 print(json.dumps({"heavy": heavy}))
 """)

@@ -1,6 +1,6 @@
 """Every registered dataset kind and model kind through a tiny sweep, in-process (optax's
 one-test-for-all-variants habit): the spec parsed and resolved, its packs planned and each run
-by ``dd.worker.run_pack`` (the function a Ray worker calls) into Parquet, the rows read back.
+by ``dd.run.worker.run_pack`` (the function a Ray worker calls) into Parquet, the rows read back.
 
 The cases iterate the registries, so a new kind is run here as soon as it is registered; its
 tiny config goes into ``DATA_CASES`` or ``MODEL_CASES`` (a kind without one fails, saying so).
@@ -17,16 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dd.data import load_dataset
 from dd.datasets import registry as datasets
-from dd.errors import SpecError
-from dd.ids import trial_id
+from dd.engine.data import load_dataset
 from dd.models import registry as models
-from dd.packs import make_packs
-from dd.resolve import resolve
-from dd.spec import parse_spec
-from dd.store import SweepStore
-from dd.worker import run_pack
+from dd.plan.packs import make_packs
+from dd.plan.resolve import resolve
+from dd.plan.sweep import parse_spec
+from dd.run.worker import run_pack
+from dd.spec.errors import SpecError
+from dd.spec.ids import trial_id
+from dd.store.sweep import SweepStore
 from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset, write_pickle
 
 pytestmark = pytest.mark.slow  # each case compiles and trains a pack: 4-70 s apiece here
@@ -191,7 +191,7 @@ def test_every_dataset_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
     assert facts.input_shape == dataset.x_test.shape[1:], "described as loaded"
     assert facts.n_classes == dataset.n_classes
     assert facts.test_size == trial.data.test_size > 0
-    # a TABLE kind tests on the rest of its table, evaluated whole (``dd.config.Data``)
+    # a TABLE kind tests on the rest of its table, evaluated whole (``dd.spec.config.Data``)
     assert len(dataset.y_test) == (facts.pool_size if trial.data.TABLE else facts.test_size)
 
 

@@ -1,6 +1,6 @@
 """A sweep seen while it runs: a pack's rows so far in ``dd query`` (``partial`` true), its
 epoch, errors and ETA in ``dd status``, provisional curves from ``dd curves``; once it ends,
-one set of final rows equal to an unwatched run's (``dd.worker.LiveRows``)."""
+one set of final rows equal to an unwatched run's (``dd.run.worker.LiveRows``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from dd import hooks
+from dd.analysis.query import query_arrow
 from dd.cli import main
-from dd.packs import make_packs
-from dd.query import query_arrow
-from dd.spec import parse_spec
-from dd.store import SweepStore
-from dd.worker import run_pack
+from dd.engine import hooks
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.run.worker import run_pack
+from dd.store.sweep import SweepStore
 
 SPEC = {
     "name": "live",
@@ -80,7 +80,7 @@ def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_p
     import copy
 
     from dd import api
-    from dd.errors import Cancelled
+    from dd.spec.errors import Cancelled
 
     handle = api.sweep(copy.deepcopy(SPEC), tmp_path, wait=False, quiet=True)
     assert handle.status()["stored_trials"] in range(0, 5)  # whatever it reached by now
@@ -98,7 +98,7 @@ def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_p
     with pytest.raises(Cancelled, match="cancelled; finished packs are kept"):
         second.wait(timeout=300)
     assert second.status()["stored_trials"] == 0
-    from dd.pool import POOL
+    from dd.run.pool import POOL
 
     assert POOL.idle() == 0, "a cancelled run's workers are not kept warm"
 
@@ -138,13 +138,13 @@ def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
 def test_progress_is_a_bar_in_a_notebook_and_plain_lines_elsewhere(monkeypatch, capsys):
     """dd.api.sweep's progress: rich's bar where a notebook can show it (stderr is no terminal
     there), one plain line per step elsewhere."""
-    import dd.progress
+    import dd.run.progress
 
-    assert dd.progress.in_notebook() is False, "a pytest process is no Jupyter kernel"
-    monkeypatch.setattr(dd.progress, "in_notebook", lambda: True)
-    assert dd.progress.Progress(4, label="nb")._bar is not None
-    monkeypatch.setattr(dd.progress, "in_notebook", lambda: False)
-    plain = dd.progress.Progress(4, label="plain")
+    assert dd.run.progress.in_notebook() is False, "a pytest process is no Jupyter kernel"
+    monkeypatch.setattr(dd.run.progress, "in_notebook", lambda: True)
+    assert dd.run.progress.Progress(4, label="nb")._bar is not None
+    monkeypatch.setattr(dd.run.progress, "in_notebook", lambda: False)
+    plain = dd.run.progress.Progress(4, label="plain")
     assert plain._bar is None
     plain.advance(2)
     assert capsys.readouterr().err.startswith("plain: 2/4 trials done")

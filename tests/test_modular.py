@@ -10,16 +10,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dd import mechanistic
 from dd.cli import main
-from dd.config import Trial
 from dd.datasets.modular import ModularData, fourier_basis, sum_directions, table
-from dd.errors import SpecError
-from dd.fields import build
+from dd.engine import mechanistic
+from dd.engine.train import train_pack
 from dd.models import mlp, transformer
-from dd.packs import make_packs
-from dd.spec import parse_spec
-from dd.train import train_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.spec.config import Trial
+from dd.spec.errors import SpecError
+from dd.spec.fields import build
 
 P = 13
 

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from dd.cli import main
-from dd.execute import run_sweep
-from dd.ids import trial_id
-from dd.spec import load_spec, parse_spec
-from dd.store import SweepStore
+from dd.plan.sweep import load_spec, parse_spec
+from dd.run.execute import run_sweep
+from dd.spec.ids import trial_id
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN, run_dd
 
 

@@ -1,4 +1,4 @@
-"""Warm pack workers between the sweeps of one process (``dd.pool``): reused with their
+"""Warm pack workers between the sweeps of one process (``dd.run.pool``): reused with their
 compiled programs by a second ``dd.api.sweep``, kept per Ray instance and per kind."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
-from dd import pool
-from dd.settings import Settings
-from dd.spec import Resources
+from dd.plan.sweep import Resources
+from dd.run import pool
+from dd.spec.settings import Settings
 
 SPEC = {
     "name": "warm",
@@ -26,8 +26,8 @@ def test_packs_in_flight_default_per_backend_and_its_bounds():
     assert Resources(gpus=1).packs_per_worker() == 2, "one worker per GPU, two packs in it"
     assert Resources(gpus=0.25).packs_per_worker() == 1, "a GPU share keeps one pack"
     assert Resources(gpus=1, packs_in_flight=4).packs_per_worker() == 4
-    from dd.errors import SpecError
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
+    from dd.spec.errors import SpecError
 
     with pytest.raises(SpecError, match=r"resources.packs_in_flight.*must be >= 0"):
         parse_spec({**copy.deepcopy(SPEC), "resources": {"packs_in_flight": -1}})

@@ -1,16 +1,16 @@
 """A pack's fixed costs: two compiled programs per pack key, none for a second pack of the
-same key, and one device-to-host transfer per evaluation point (``dd.programs``,
-``dd.profile``)."""
+same key, and one device-to-host transfer per evaluation point (``dd.engine.programs``,
+``dd.engine.profile``)."""
 
 from __future__ import annotations
 
 import jax
 import pytest
 
-from dd.packs import make_packs
-from dd.profile import PackProfile
-from dd.spec import parse_spec
-from dd.train import eval_epochs, train_pack
+from dd.engine.profile import PackProfile
+from dd.engine.train import eval_epochs, train_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
 
 SPEC = {
     "name": "fixed-costs",
@@ -89,7 +89,7 @@ def test_a_pack_checkpoints_by_training_time_and_ends_with_the_same_numbers(tmp_
 
     import numpy as np
 
-    import dd.train as train_module
+    import dd.engine.train as train_module
 
     trials, key = _pack(SPEC)
     plain = train_pack(trials, key)
@@ -113,8 +113,8 @@ def test_every_pack_stores_its_profile_and_dd_status_shows_it(tmp_path, capsys):
     import json
 
     from dd.cli import main
-    from dd.store import SweepStore
-    from dd.worker import run_pack
+    from dd.run.worker import run_pack
+    from dd.store.sweep import SweepStore
 
     spec = parse_spec(SPEC)
     (pack,) = make_packs(list(spec.trials), spec.resources)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dd import __version__
-from dd.provenance import LOCK_FILE, lock_hash
+from dd.spec.provenance import LOCK_FILE, lock_hash
 
 ROOT = Path(__file__).parent.parent
 
@@ -90,7 +90,7 @@ def test_a_wheel_carries_the_lock_so_its_rows_name_it(tmp_path):
         assert zipped.read("dd/requirements.lock") == LOCK_FILE.read_bytes()
         zipped.extractall(unpacked)
     asked = subprocess.run(
-        [sys.executable, "-c", "import dd.provenance as p; print(p.__file__, p.lock_hash())"],
+        [sys.executable, "-c", "import dd.spec.provenance as p; print(p.__file__, p.lock_hash())"],
         cwd=unpacked,
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(unpacked)},
         capture_output=True,

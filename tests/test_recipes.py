@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dd.ids import trial_id
-from dd.spec import load_spec
-from dd.store import SweepStore
+from dd.plan.sweep import load_spec
+from dd.spec.ids import trial_id
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN, run_dd
 
 ROOT = Path(__file__).resolve().parents[1]

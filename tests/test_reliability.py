@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from dd.cli import main
-from dd.errors import SpecError
-from dd.spec import load_spec
+from dd.plan.sweep import load_spec
+from dd.spec.errors import SpecError
 from helpers import TINY_GAUSSIAN, dd_command, kill_tree, run_dd, start_dd
 
 
@@ -55,7 +55,7 @@ def test_non_utf8_spec_is_one_line_exit_2(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["abc\n", "a\tb", "abc\r", "x\x00y"])
 def test_sweep_names_with_control_characters_are_refused(name):
     mapping = {**copy.deepcopy(TINY_GAUSSIAN), "name": name}
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
 
     with pytest.raises(SpecError, match="^name:"):
         parse_spec(mapping)
@@ -73,8 +73,8 @@ def test_a_name_from_the_file_name_says_so(tmp_path):
 # ---- a stored sweep, for the readers
 @pytest.fixture(scope="module")
 def stored(ray_local, tmp_path_factory):
-    from dd.execute import run_sweep
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
+    from dd.run.execute import run_sweep
 
     root = tmp_path_factory.mktemp("stored")
     spec = parse_spec(copy.deepcopy(TINY_GAUSSIAN))
@@ -173,17 +173,17 @@ def test_query_cannot_touch_the_file_system(stored, capsys, sql):
     ],
 )
 def test_curves_fields_name_metrics_and_axes_that_exist(curves, field):
-    from dd.spec import parse_spec
+    from dd.api import load_spec
 
     with pytest.raises(SpecError) as e:
-        parse_spec({**copy.deepcopy(TINY_GAUSSIAN), "curves": curves})
+        load_spec({**copy.deepcopy(TINY_GAUSSIAN), "curves": curves})
     assert e.value.path == field
 
 
 def test_curves_fields_that_exist_are_accepted():
-    from dd.spec import parse_spec
+    from dd.api import load_spec
 
-    spec = parse_spec(
+    spec = load_spec(
         {
             **copy.deepcopy(TINY_GAUSSIAN),
             "curves": {"threshold_metric": "test_mse", "x": "model.n_features", "phase_x": "seed"},
@@ -209,9 +209,9 @@ GPU_NODE = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0, "memory": 64 * 
     ],
 )
 def test_check_fits_asks_one_node_for_a_whole_pack(resources, fits):
-    from dd.cluster import check_fits
-    from dd.fields import build
-    from dd.spec import Resources
+    from dd.plan.sweep import Resources
+    from dd.run.cluster import check_fits
+    from dd.spec.fields import build
 
     wanted = build(Resources, resources, "resources")
     if fits:
@@ -273,8 +273,8 @@ def test_an_unreachable_address_is_one_line_within_the_timeout(write_spec, tmp_p
 
 
 def test_connect_timeout_comes_from_the_environment():
-    from dd.errors import DDError
-    from dd.settings import Settings
+    from dd.spec.errors import DDError
+    from dd.spec.settings import Settings
 
     environ = {"DD_CONNECT_TIMEOUT": "7.5"}
     assert Settings.load(environ).connect_timeout_s == 7.5
@@ -354,7 +354,7 @@ def test_sigterm_ends_the_driver_like_ctrl_c_and_only_dd_lines_show(tmp_path):
         line for line in err.strip().splitlines() if re.match(r"^sig: ran 2 trials in", line)
     ], err
     assert len(err.strip().splitlines()) == 1, err
-    from dd.store import SweepStore
+    from dd.store.sweep import SweepStore
 
     assert len(SweepStore(results, "sig").stored_trial_ids()) == 2
     assert os.path.exists(results / "sig" / "spec.yaml")
@@ -392,7 +392,7 @@ def test_status_calls_a_running_record_of_a_dead_process_stale(stored, capsys):
 
 # ---- item 9: the progress line counts failed trials apart from done ones
 def test_progress_counts_failed_trials_apart(capsys):
-    from dd.progress import Progress
+    from dd.run.progress import Progress
 
     with Progress(total=4, label="p") as progress:
         progress.advance(2, failed=True)
@@ -404,8 +404,8 @@ def test_progress_counts_failed_trials_apart(capsys):
 
 # ---- item 15: spec.yaml deleted: the readers take the spec file
 def test_readers_take_the_spec_file_when_spec_yaml_is_gone(ray_local, tmp_path, write_spec, capsys):
-    from dd.execute import run_sweep
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
+    from dd.run.execute import run_sweep
 
     spec = parse_spec({**copy.deepcopy(TINY_GAUSSIAN), "name": "gone"})
     run_sweep(spec, tmp_path / "r", quiet=True)
@@ -427,9 +427,9 @@ def test_readers_take_the_spec_file_when_spec_yaml_is_gone(ray_local, tmp_path, 
 def test_a_junk_pack_is_quarantined_by_every_reader_and_curves_say_incomplete(
     ray_local, tmp_path, capsys
 ):
-    from dd.execute import run_sweep
-    from dd.spec import parse_spec
-    from dd.store import SweepStore
+    from dd.plan.sweep import parse_spec
+    from dd.run.execute import run_sweep
+    from dd.store.sweep import SweepStore
 
     spec = parse_spec(
         {**copy.deepcopy(TINY_GAUSSIAN), "name": "junk", "resources": {"max_pack": 6}}
@@ -573,12 +573,12 @@ def test_a_single_axis_over_the_limit_is_refused_unexpanded(tmp_path):
 def test_grid_size_counts_what_expansion_makes(field, axis, monkeypatch):
     """The size check's count, taken before expanding, equals the trials expanded (integer
     fields round and de-duplicate), so the limit refuses exactly the grids above it."""
-    from dd.grid import (
+    from dd.plan.sweep import parse_spec
+    from dd.spec.grid import (
         Factor,
         axis as make_axis,
         grid_size,
     )
-    from dd.spec import parse_spec
 
     mapping = {**copy.deepcopy(TINY_GAUSSIAN), "grid": {field: axis}}
     n = len(parse_spec(copy.deepcopy(mapping)).trials)
@@ -644,11 +644,11 @@ def test_expanded_trials_equal_one_build_per_grid_point(mapping):
     from scratch."""
     import itertools
 
-    from dd.config import Trial
-    from dd.fields import build
-    from dd.grid import expand_grid, set_dotted
-    from dd.ids import trial_id
-    from dd.spec import parse_spec
+    from dd.plan.sweep import parse_spec
+    from dd.spec.config import Trial
+    from dd.spec.fields import build
+    from dd.spec.grid import expand_grid, set_dotted
+    from dd.spec.ids import trial_id
 
     spec = parse_spec(copy.deepcopy(mapping))
     base = {k: mapping[k] for k in ("seed", "data", "model", "fit", "train") if k in mapping}
@@ -675,10 +675,10 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
     tracemalloc): 0.2.0 held a whole config tree per trial and a list of every grid point."""
     import tracemalloc
 
-    import dd.closed_form  # noqa: F401 -- imported before measuring: its modules are not the plan's
-    from dd.schedule import plan
-    from dd.spec import parse_spec
-    from dd.store import SweepStore
+    import dd.engine.closed_form  # noqa: F401 -- imported before measuring: its modules are not the plan's
+    from dd.plan.sweep import parse_spec
+    from dd.run.schedule import plan
+    from dd.store.sweep import SweepStore
 
     mapping = {
         "name": "big",
@@ -698,10 +698,10 @@ def test_planning_a_large_grid_keeps_one_small_object_per_trial(tmp_path):
 
 # ---- item 14: checkpoints no planned pack will read are removed, and the run says so
 def test_checkpoints_no_planned_pack_reads_are_removed(ray_local, tmp_path, capsys):
-    from dd.execute import run_sweep
-    from dd.schedule import plan
-    from dd.spec import parse_spec
-    from dd.store import SweepStore
+    from dd.plan.sweep import parse_spec
+    from dd.run.execute import run_sweep
+    from dd.run.schedule import plan
+    from dd.store.sweep import SweepStore
 
     spec = parse_spec({**copy.deepcopy(TINY_GAUSSIAN), "name": "ckpt"})
     store = SweepStore(tmp_path, "ckpt")
@@ -792,7 +792,7 @@ def _runaway_query(tmp_path, *flags: str) -> subprocess.Popen:
     root = tmp_path / "r"
     store_trials(root, {**MLP, "grid": {"seed": {"range": [0, 2000]}}}, steps=3)
     started = (
-        "import sys; import dd.cli, dd.query, duckdb; print('ready', file=sys.stderr, "
+        "import sys; import dd.cli, dd.analysis.query, duckdb; print('ready', file=sys.stderr, "
         "flush=True); sys.exit(dd.cli.main(sys.argv[1:]))"
     )
     command = [sys.executable, "-c", started, "query", RUNAWAY, "--results", str(root), *flags]
@@ -824,7 +824,7 @@ def test_status_of_a_spec_file_agrees_with_its_dry_run(tmp_path, capsys):
     """A run with an override stores its overridden spec; `dd status FILE` then counted that
     stored spec ("4 done, 0 missing") while `dd sweep FILE --dry-run` planned the file's
     own trials ("0 already stored; 4 to run"). Both now count the file's trials."""
-    from dd.spec import apply_overrides
+    from dd.plan.sweep import apply_overrides
     from test_store import store_trials
 
     root = tmp_path / "r"
@@ -872,7 +872,7 @@ def failing_ray_init(monkeypatch):
 
 
 def test_a_local_ray_start_that_times_out_once_is_tried_once_more(failing_ray_init, capsys):
-    from dd.cluster import start_ray
+    from dd.run.cluster import start_ray
 
     calls = failing_ray_init(1)
     start_ray("local", timeout=30.0, local_cpus=2)

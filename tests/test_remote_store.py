@@ -14,11 +14,11 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from dd.errors import StoreError
-from dd.ids import trial_id
-from dd.spec import load_spec
-from dd.store import SweepStore
-from dd.store_paths import RemotePath, as_store_path, atomic_write_bytes
+from dd.plan.sweep import load_spec
+from dd.spec.errors import StoreError
+from dd.spec.ids import trial_id
+from dd.store.paths import RemotePath, as_store_path, atomic_write_bytes
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN, run_dd
 
 CREDENTIALS = {
@@ -153,11 +153,11 @@ def test_an_unopenable_results_uri_is_one_clear_error():
 def test_a_running_packs_rows_so_far_are_read_from_the_object_store(results_uri):
     """Partial rows on S3: while a pack runs its rows so far are a partial file there that
     dd query reads (partial true) and resume does not count; the final file supersedes it."""
-    from dd import hooks
-    from dd.packs import make_packs
-    from dd.query import query_arrow
-    from dd.spec import parse_spec
-    from dd.worker import run_pack
+    from dd.analysis.query import query_arrow
+    from dd.engine import hooks
+    from dd.plan.packs import make_packs
+    from dd.plan.sweep import parse_spec
+    from dd.run.worker import run_pack
 
     mapping = {
         "name": "live",

@@ -16,11 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from dd.aggregate import describe, write_curves
-from dd.execute import run_sweep
-from dd.report import _failures, write_report
-from dd.spec import parse_spec
-from dd.store import SweepStore
+from dd.analysis.aggregate import describe, write_curves
+from dd.analysis.report import _failures, write_report
+from dd.plan.sweep import parse_spec
+from dd.run.execute import run_sweep
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN
 
 ARTEFACTS = Path(__file__).parent.parent / "test-artefacts"

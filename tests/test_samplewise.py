@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dd.aggregate import sweep_curves
-from dd.closed_form import fit_pack
-from dd.curves.emc_values import emc_curves
-from dd.ids import trial_id
-from dd.packs import make_packs
-from dd.schema import pack_table
-from dd.spec import parse_spec
-from dd.theory import gaussian_raw_features_risk
+from dd.analysis.aggregate import sweep_curves
+from dd.analysis.curves.emc_values import emc_curves
+from dd.analysis.theory import gaussian_raw_features_risk
+from dd.engine.closed_form import fit_pack
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.spec.ids import trial_id
+from dd.store.schema import pack_table
 
 P = 20
 SIZES = [4, 8, 12, 16, 19, 20, 21, 24, 40, 80]

@@ -7,11 +7,11 @@ import copy
 
 import pytest
 
-from dd.packs import pack_cost
-from dd.schedule import Schedule, SweepReport, plan, worker_slots
-from dd.schema import pack_table
-from dd.spec import Resources, parse_spec
-from dd.store import SweepStore
+from dd.plan.packs import pack_cost
+from dd.plan.sweep import Resources, parse_spec
+from dd.run.schedule import Schedule, SweepReport, plan, worker_slots
+from dd.store.schema import pack_table
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN
 
 
@@ -114,7 +114,7 @@ def test_the_plan_leaves_out_stored_trials(tmp_path):
 
 
 def test_the_watchdog_tells_a_pack_that_reaches_no_evaluation_point():
-    from dd.schedule import Watchdog
+    from dd.run.schedule import Watchdog
 
     now = [0.0]
     dog = Watchdog(minutes=1, clock=lambda: now[0])
@@ -128,7 +128,7 @@ def test_the_watchdog_tells_a_pack_that_reaches_no_evaluation_point():
 
 
 def test_the_watchdog_waits_as_long_as_the_measured_rate_predicts():
-    from dd.schedule import Watchdog
+    from dd.run.schedule import Watchdog
 
     now = [0.0]
     dog = Watchdog(minutes=1, clock=lambda: now[0])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dd.errors import DDError
-from dd.settings import VARIABLES, Settings
+from dd.spec.errors import DDError
+from dd.spec.settings import VARIABLES, Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

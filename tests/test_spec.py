@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from dd.cli import main
-from dd.errors import SpecError
-from dd.ids import trial_id
-from dd.spec import load_spec, parse_spec
+from dd.plan.sweep import load_spec, parse_spec
+from dd.spec.errors import SpecError
+from dd.spec.ids import trial_id
 from helpers import TINY_GAUSSIAN
 
 
@@ -231,12 +231,12 @@ def _just_outside(bound) -> list[float]:
     ],
 )
 def test_every_declared_field_constraint_is_checked_and_names_its_field(config):
-    """Constraints are declared on the fields (dd.fields.bounded / one_of) and checked in one
-    place (dd.fields.validate): each refuses a value just outside it, naming the field."""
+    """Constraints are declared on the fields (dd.spec.fields.bounded / one_of) and checked in one
+    place (dd.spec.fields.validate): each refuses a value just outside it, naming the field."""
     import dataclasses
 
-    from dd import config as c, fields
-    from dd.spec import Curves, Resources
+    from dd.plan.sweep import Curves, Resources
+    from dd.spec import config as c, fields
 
     kinds = {k.__name__: k for k in [*c.Data.VARIANTS.values(), *c.Model.VARIANTS.values()]}
     names = {**vars(c), **kinds, "Resources": Resources, "Curves": Curves}

@@ -8,9 +8,9 @@ import copy
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dd.errors import SpecError
-from dd.ids import trial_id
-from dd.spec import parse_spec
+from dd.plan.sweep import parse_spec
+from dd.spec.errors import SpecError
+from dd.spec.ids import trial_id
 
 BASES = [
     {

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from dd.errors import DDError, StoreError
-from dd.ids import trial_id
-from dd.schema import METRICS, pack_table
-from dd.spec import parse_spec
-from dd.store import SweepStore
-from dd.store_paths import atomic_write_bytes
+from dd.plan.sweep import parse_spec
+from dd.spec.errors import DDError, StoreError
+from dd.spec.ids import trial_id
+from dd.store.paths import atomic_write_bytes
+from dd.store.schema import METRICS, pack_table
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN
 
 
@@ -95,8 +95,8 @@ def test_config_columns_never_collide_with_metric_or_meta_columns():
     import dataclasses
     import typing
 
-    from dd.config import Data, Model, Trial
-    from dd.schema import META, column_name
+    from dd.spec.config import Data, Model, Trial
+    from dd.store.schema import META, column_name
 
     columns = set()
 
@@ -139,7 +139,7 @@ def test_a_second_driver_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
             sys.executable,
             "-c",
             (
-                "import time; from dd.store import SweepStore\n"
+                "import time; from dd.store.sweep import SweepStore\n"
                 f"with SweepStore({str(tmp_path)!r}, 's').driver_lock():\n"
                 "    print('held', flush=True); time.sleep(60)"
             ),
@@ -281,7 +281,7 @@ def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, 
     with data_dir) count as stored, and are renamed to the current ids on first open."""
     from dd import api
     from dd.cli import main
-    from dd.ids import legacy_trial_id
+    from dd.spec.ids import legacy_trial_id
 
     monkeypatch.chdir(tmp_path)
     _npz(tmp_path / "data.npz")
@@ -305,9 +305,9 @@ def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, 
 def test_a_pack_whose_file_cannot_be_written_leaves_no_trained_parameters(tmp_path, monkeypatch):
     """A full disk at the pack's write: the error is raised (one line, a StoreError) and the
     parameters saved for its trials go with it, so nothing outlives the rows it belongs to."""
-    from dd.errors import StoreError
-    from dd.packs import make_packs
-    from dd.worker import run_pack
+    from dd.plan.packs import make_packs
+    from dd.run.worker import run_pack
+    from dd.spec.errors import StoreError
 
     mapping = {
         "name": "full",
@@ -333,11 +333,11 @@ def test_a_pack_whose_file_cannot_be_written_leaves_no_trained_parameters(tmp_pa
 def test_curves_that_cannot_be_written_after_failed_packs_are_said(tmp_path, monkeypatch):
     """When packs failed and the curves cannot be written either (a full disk), dd.api.sweep
     says both, one line each, instead of dropping the curve error."""
-    import dd.aggregate
-    import dd.execute
+    import dd.analysis.aggregate
+    import dd.run.execute
     from dd import api
-    from dd.errors import StoreError
-    from dd.schedule import SweepReport
+    from dd.run.schedule import SweepReport
+    from dd.spec.errors import StoreError
 
     def failed_run(spec, root, **kw):
         return SweepReport(planned=len(spec.trials), already_stored=0, packs=1, failed_packs=["p"])
@@ -345,8 +345,8 @@ def test_curves_that_cannot_be_written_after_failed_packs_are_said(tmp_path, mon
     def no_space(store, spec=None, table=None):
         raise StoreError(f"{store.dir}/figures/x.png: cannot write (No space left on device)")
 
-    monkeypatch.setattr(dd.execute, "run_sweep", failed_run)
-    monkeypatch.setattr(dd.aggregate, "write_curves", no_space)
+    monkeypatch.setattr(dd.run.execute, "run_sweep", failed_run)
+    monkeypatch.setattr(dd.analysis.aggregate, "write_curves", no_space)
     result = api.sweep(copy.deepcopy(TINY_GAUSSIAN), tmp_path / "r", quiet=True)
     assert any("packs failed" in m for m in result.messages)
     (said,) = [m for m in result.messages if m.startswith("curves not written: ")]

@@ -6,12 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from dd import packs
-from dd.config import Train
-from dd.optim import lr_factor
-from dd.packs import make_packs
-from dd.spec import parse_spec
-from dd.train import eval_epochs, train_pack
+from dd.engine.optim import lr_factor
+from dd.engine.train import eval_epochs, train_pack
+from dd.plan import packs
+from dd.plan.packs import make_packs
+from dd.plan.sweep import parse_spec
+from dd.spec.config import Train
 
 MLP_SPEC = {
     "name": "mlp",
@@ -62,7 +62,7 @@ def test_a_trial_trained_in_a_pack_equals_the_trial_alone():
 @pytest.mark.slow
 def test_one_compile_per_pack_shape(monkeypatch):
     """Packs of one key reuse its programs (the MLP family's own width rule here: the
-    measured costs of dd.buckets would give each lone width its own program)."""
+    measured costs of dd.plan.buckets would give each lone width its own program)."""
     monkeypatch.setattr(packs, "costs", lambda family, backend: None)
     compiles = []
     listener = lambda event, duration, **kw: compiles.append(event)  # noqa: E731
@@ -100,9 +100,9 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     """Width 9 trains inside the pack's wider program (as wide as its widest trial or wider);
     its saved parameters have width-9 shapes, and the width-9 network on them gives the test
     error the wide program measured."""
-    from dd.checkpoint import load_params
-    from dd.data import load_dataset
-    from dd.device_data import prepare_inputs
+    from dd.engine.checkpoint import load_params
+    from dd.engine.data import load_dataset
+    from dd.engine.device_data import prepare_inputs
     from dd.models.registry import make_model
 
     spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
@@ -127,8 +127,8 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
 
 @pytest.mark.slow
 def test_a_narrow_mlp_starts_with_its_own_fan_in_variance():
+    from dd.engine.padding import narrow
     from dd.models.registry import make_model, program_trial
-    from dd.padding import narrow
 
     spec, (pack,) = _pack({"seed": [0]})
     program = program_trial(pack.trials[0])
@@ -201,7 +201,7 @@ def test_schedules():
 
 @pytest.mark.slow
 def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path, monkeypatch):
-    import dd.train as train_module
+    import dd.engine.train as train_module
 
     _, (pack,) = _pack({"seed": [0, 1], "data.label_noise": [0.0, 0.3]})
     key, trials = pack.key, list(pack.trials)
@@ -238,7 +238,7 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
 def test_a_checkpoint_of_other_shapes_is_ignored(tmp_path, capsys):
     """A pack whose program changed shape (an older dd's wider conv program) starts afresh
     rather than loading parameters its program cannot take."""
-    from dd import checkpoint as ckpt
+    from dd.engine import checkpoint as ckpt
 
     path = tmp_path / "pack.ckpt"
     ckpt.save(path, {"kernel": np.ones((2, 3, 40))}, 5, [[], []])

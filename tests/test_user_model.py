@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from dd.cli import main
-from dd.errors import DDError, SpecError
-from dd.ids import trial_id
-from dd.resolve import resolve
-from dd.spec import apply_overrides, parse_spec
+from dd.plan.resolve import resolve
+from dd.plan.sweep import apply_overrides, parse_spec
+from dd.spec.errors import DDError, SpecError
+from dd.spec.ids import trial_id
 from helpers import run_dd
 
 PACKAGE = "ddtest_userpkg"  # a name no other test uses: its modules are cached per process
@@ -275,7 +275,7 @@ def test_dtype_goes_to_modules_that_take_one_and_tokens_arrive_as_int32(user_pac
 
 
 def test_options_are_hashable_json_text_with_a_column_each(user_package):
-    from dd.schema import flatten_config
+    from dd.store.schema import flatten_config
 
     trial = loaded(
         spec_for(
@@ -543,8 +543,8 @@ def test_whole_valued_float_labels_are_class_labels_when_the_task_is_auto(user_p
 
 
 def test_closed_form_models_fit_user_data_too(user_package):
-    from dd.closed_form import fit_pack
-    from dd.packs import make_packs
+    from dd.engine.closed_form import fit_pack
+    from dd.plan.packs import make_packs
 
     spec = loaded(
         {
@@ -618,7 +618,7 @@ def test_plan_lists_trials_and_packs_and_writes_nothing(user_package, tmp_path):
 
 
 def test_progress_writes_plain_lines_where_stderr_is_no_terminal(capsys):
-    from dd.progress import Progress
+    from dd.run.progress import Progress
 
     with Progress(total=4, label="s") as progress:
         progress.advance(2)
@@ -631,8 +631,8 @@ def test_progress_writes_plain_lines_where_stderr_is_no_terminal(capsys):
 
 @pytest.mark.slow
 def test_a_user_trial_alone_equals_the_trial_in_a_pack(user_package):
-    from dd.packs import make_packs
-    from dd.train import train_pack
+    from dd.engine.train import train_pack
+    from dd.plan.packs import make_packs
 
     spec = loaded(
         spec_for(
@@ -790,8 +790,8 @@ def test_workers_that_cannot_import_the_module_fail_their_packs_with_the_reason(
     ray_local, user_package, tmp_path
 ):
     """The package is on this process's sys.path only, which Ray's workers do not share."""
-    from dd.execute import run_sweep
-    from dd.store import SweepStore
+    from dd.run.execute import run_sweep
+    from dd.store.sweep import SweepStore
 
     spec = loaded(spec_for(user_package, train={"batch_size": 50, "epochs": 1, "eval_points": 1}))
     report = run_sweep(spec, tmp_path, quiet=True)
@@ -808,7 +808,7 @@ def test_dd_status_imports_no_user_code(package, tmp_path):
     """Commands that only read results never import the user's module or run their loader:
     with a module that hangs or raises on import, or no package on PYTHONPATH at all,
     ``dd status`` still counts the sweep's trials."""
-    from dd.store import SweepStore
+    from dd.store.sweep import SweepStore
 
     root = tmp_path / "src"
     (root / "ddtest_reader").mkdir(parents=True)

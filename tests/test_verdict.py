@@ -1,12 +1,12 @@
 """The verdict lines: what a sweep found, said from its curves and located landmarks
-(``dd.curves.verdict``)."""
+(``dd.analysis.curves.verdict``)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from dd.curves.base import CurveSet
-from dd.curves.verdict import capacity_verdict, epoch_verdict
+from dd.analysis.curves.base import CurveSet
+from dd.analysis.curves.verdict import capacity_verdict, epoch_verdict
 
 
 def _curves(x: str, means: dict, marks: list[dict], series: tuple = ()) -> CurveSet:

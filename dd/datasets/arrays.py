@@ -13,14 +13,14 @@ from dd.datasets.user import Arrays, UserData, file_arrays, user_kind
 @dataclass(frozen=True, kw_only=True)
 class ArraysData(UserData):
     """Arrays from an ``.npz`` file at ``path`` (relative paths from the current directory);
-    trial ids hash the file's bytes, not its path (``dd.ids``)."""
+    trial ids hash the file's bytes, not its path (``dd.spec.ids``)."""
 
     name: str = "arrays"
     path: str = dataclasses.field(metadata={"identity": "content"})  # ids hash the file
 
     def legacy_config(self) -> ArraysData:
         """This config as dd 0.3 hashed it into the trial id: ``n_test`` unset was the file's
-        test size (read from the file then; ``dd.ids.legacy_trial_id``)."""
+        test size (read from the file then; ``dd.spec.ids.legacy_trial_id``)."""
         if self.n_test is not None:
             return self
         with np.load(self.path) as arrays:

@@ -1,6 +1,6 @@
 """What every dataset kind gives the engine: host arrays (``Dataset``) and one ``DatasetKind``.
 
-A kind module defines its config class (a ``dd.config.Data``), a loader returning a
+A kind module defines its config class (a ``dd.spec.config.Data``), a loader returning a
 ``Dataset``, and a ``KIND``; ``dd.datasets.registry`` lists the kinds. The engine asks the
 kind object and never which kind it holds.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dd.config import Data, DataFacts
+from dd.spec.config import Data, DataFacts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Dataset:
 
     Gaussian data has no pool (``x_pool`` is None): its training rows are drawn per trial,
     from ``beta`` and ``noise_var``. Image pools stay uint8 (a quarter of the memory) and are
-    standardised per channel by ``dd.device_data.prepare_inputs`` as batches are taken.
+    standardised per channel by ``dd.engine.device_data.prepare_inputs`` as batches are taken.
     """
 
     x_pool: np.ndarray | None
@@ -41,7 +41,7 @@ class Dataset:
 class Locations:
     """Where this machine keeps dataset files: the image files' folder (a spec's
     ``data.data_dir`` wins) and the cache of generated datasets. They come from
-    ``dd.settings.Settings`` (read on the driver) and travel to the workers with the packs,
+    ``dd.spec.settings.Settings`` (read on the driver) and travel to the workers with the packs,
     so no worker reads its environment; being places, not content, no trial id holds them."""
 
     data_dir: str | None = None
@@ -73,7 +73,7 @@ class DatasetKind:
     ``check(data, facts, path)``: what only the facts can tell (n_train against the pool).
     ``device_arrays(dataset, data)``: extra ``DeviceData`` fields of this kind, and the test
     chunks set to None where the kind evaluates otherwise (a ``TABLE`` kind).
-    ``checks_files``: its files are read once before scheduling (``dd.execute``), so a
+    ``checks_files``: its files are read once before scheduling (``dd.run.execute``), so a
     missing file is one error, not a failure in every pack.
     """
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dd.config import ClassificationData
 from dd.datasets.base import Dataset, DatasetKind, Locations
-from dd.errors import SpecError
-from dd.fields import join
+from dd.spec.config import ClassificationData
+from dd.spec.errors import SpecError
+from dd.spec.fields import join
 
 DIGITS_TEST_SIZE = 597  # scikit-learn digits: 1797 images, a fixed third held out for test
 

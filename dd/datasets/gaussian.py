@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from dd.config import Data
 from dd.datasets.base import Dataset, DatasetKind, Locations
-from dd.fields import bounded
+from dd.spec.config import Data
+from dd.spec.fields import bounded
 
 
 @dataclass(frozen=True, kw_only=True)

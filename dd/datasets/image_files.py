@@ -2,7 +2,7 @@
 
 Sweeps must run offline on any worker, so the data is fetched once by hand and read from disk.
 The data directory is the spec's ``data_dir`` if given, else the settings' ``data_dir``
-(``$DD_DATA_DIR``, read on the driver: ``dd.settings``); under it:
+(``$DD_DATA_DIR``, read on the driver: ``dd.spec.settings``); under it:
 
     mnist/, fashion_mnist/   train-images-idx3-ubyte, train-labels-idx1-ubyte,
                              t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each plain or .gz)
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dd.errors import DataError
+from dd.spec.errors import DataError
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dims: count, rows, columns
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dim: count

@@ -8,11 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from dd.config import ClassificationData
 from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.datasets.image_files import load_images
-from dd.errors import DataError, SpecError
-from dd.fields import join
+from dd.spec.config import ClassificationData
+from dd.spec.errors import DataError, SpecError
+from dd.spec.fields import join
 
 IMAGE_SHAPES = {  # name: (train pool, test set, (H, W, C)) of the published files
     "mnist": (60000, 10000, (28, 28, 1)),
@@ -27,7 +27,7 @@ class ImageData(ClassificationData):
     """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 from local files (see ``dd.datasets.images``).
 
     ``data_dir`` (else the settings' ``data_dir``, $DD_DATA_DIR) holds the files in their
-    published formats (a location, not part of trial ids: ``dd.ids``); ``augment`` turns on
+    published formats (a location, not part of trial ids: ``dd.spec.ids``); ``augment`` turns on
     random crops (padding 4) and horizontal flips during training.
     """
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dd.config import ClassificationData
 from dd.datasets.base import Dataset, DatasetKind, Locations
-from dd.fields import bounded
+from dd.spec.config import ClassificationData
+from dd.spec.fields import bounded
 
 
 @dataclass(frozen=True, kw_only=True)

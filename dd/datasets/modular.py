@@ -4,7 +4,7 @@ Every pair is one example with inputs ``(x, y)`` (two tokens) and the answer in 
 class. A trial trains on a seeded random fraction of the pairs and is tested on the rest
 (``ModularData``), so the pool is the whole table and there is no separate test set: the
 engine evaluates the whole table (a ``TABLE`` kind), with the progress measures of
-``dd.mechanistic``, whose Fourier arrays this kind puts on the device.
+``dd.engine.mechanistic``, whose Fourier arrays this kind puts on the device.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dd.config import ClassificationData, Data
 from dd.datasets.base import Dataset, DatasetKind, Locations
-from dd.errors import SpecError
-from dd.fields import bounded, join, one_of
+from dd.spec.config import ClassificationData, Data
+from dd.spec.errors import SpecError
+from dd.spec.fields import bounded, join, one_of
 
 MODULAR_OPS = (
     "x+y",
@@ -47,7 +47,7 @@ class ModularData(ClassificationData):
     drawn from its seed) and is tested on every other pair (``n_test``). Division leaves out
     y = 0. ``label_noise`` gives a training pair a random other answer (Doshi et al.'s
     corruption). ``key_share``: the key frequencies of the embedding are the fewest that hold
-    this share of its squared Fourier norm (``dd.mechanistic``).
+    this share of its squared Fourier norm (``dd.engine.mechanistic``).
     """
 
     name: str = "modular"

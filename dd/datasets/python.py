@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dd.datasets.user import Arrays, UserData, loader_arrays, user_kind
-from dd.fields import NO_OPTIONS, Options, join
-from dd.user_code import check_import_path
+from dd.spec.fields import NO_OPTIONS, Options, join
+from dd.spec.user_code import check_import_path
 
 
 @dataclass(frozen=True, kw_only=True)

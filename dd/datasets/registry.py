@@ -1,14 +1,14 @@
 """Every dataset kind, by config ``name``.
 
-To add a kind: one module (its config class, a subclass of ``dd.config.Data``; its loader;
+To add a kind: one module (its config class, a subclass of ``dd.spec.config.Data``; its loader;
 its ``KIND = DatasetKind(...)``, see ``dd.datasets.base``) + one line here.
 """
 
 from __future__ import annotations
 
-from dd.config import Data
 from dd.datasets import arrays, digits, gaussian, images, mnist1d, modular, python
 from dd.datasets.base import DatasetKind, config_names
+from dd.spec.config import Data
 
 KINDS: tuple[DatasetKind, ...] = (
     mnist1d.KIND,

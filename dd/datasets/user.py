@@ -5,7 +5,7 @@ from, with label noise and seeds exactly as for built-in data), ``x_test`` and `
 Every problem a training run would otherwise meet late (a missing file, a loader that does
 not import or raises, shapes that disagree, non-numeric dtypes, NaN or Inf, labels out of
 range or skipping a class) is one ``DataError`` line naming the source, raised by the resolve
-stage (``dd.resolve``) when a spec is loaded for running; never by the config object, so
+stage (``dd.plan.resolve``) when a spec is loaded for running; never by the config object, so
 the commands that only read results neither open the file nor run the loader.
 
 Inputs: floats become float32, integers int32 (tokens for the user's own embedding).
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from dd.config import ClassificationData, Data, DataFacts
 from dd.datasets.base import Dataset, DatasetKind, Locations
-from dd.errors import DataError, SpecError
-from dd.fields import Options, bounded, join, one_of
-from dd.user_code import import_object, one_line
+from dd.spec.config import ClassificationData, Data, DataFacts
+from dd.spec.errors import DataError, SpecError
+from dd.spec.fields import Options, bounded, join, one_of
+from dd.spec.user_code import import_object, one_line
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 TASKS = ("auto", "classification", "regression")

@@ -6,7 +6,7 @@ The engine, the packer and the executor ask the kind object only; none of them k
 kind it holds. Both kinds answer ``count`` (parameters), ``program_width`` (the size its
 program compiles for) and ``check`` (the resolve stage's check, for what only building the
 model can tell); a ``Family`` builds a Flax module, a ``FeatureMap`` draws and applies
-features for ``dd.closed_form``.
+features for ``dd.engine.closed_form``.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from dd.config import Model, Trial
-from dd.fields import bounded
+from dd.spec.config import Model, Trial
+from dd.spec.fields import bounded
 
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkModel(Model):
-    """A Flax network trained by gradient descent (see ``dd.train``); ``width`` is its size knob."""
+    """A Flax network trained by gradient descent (see ``dd.engine.train``); ``width`` is its size
+    knob."""
 
     width: int = bounded(lo=1)
 
@@ -41,7 +42,7 @@ class ConvModel(NetworkModel):
 
     ``channel_multiple``: each layer's channel count rounded up to a multiple of it. A spec
     cannot set it (not an init field, so ``dataclasses.replace`` gives back 1, the network
-    itself); only a program's model has 8 (``program``), padded exactly by ``dd.padding``.
+    itself); only a program's model has 8 (``program``), padded exactly by ``dd.engine.padding``.
     """
 
     channel_multiple: int = dataclasses.field(
@@ -62,7 +63,8 @@ class ConvModel(NetworkModel):
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureModel(Model):
-    """A linear model on ``n_features`` features, fitted in closed form (see ``dd.closed_form``)."""
+    """A linear model on ``n_features`` features, fitted in closed form (see
+    ``dd.engine.closed_form``)."""
 
     n_features: int = bounded(lo=1)
     CLOSED_FORM: ClassVar[bool] = True
@@ -117,15 +119,15 @@ class Family:
     ``build(trial, dtype)``: the Flax linen module (``dtype`` is the compute dtype);
     ``__call__(x, train)`` returns logits. ``count(trial)``: trainable parameters.
     ``program_width(trial)``: the width its program compiles for (>= the trial's; a wider
-    program trains narrow trials padded, ``dd.padding``), unless the sweep's costs choose
-    (``dd.buckets``); ``rounded_width(trial)`` is then the narrowest it may compile for
+    program trains narrow trials padded, ``dd.engine.padding``), unless the sweep's costs choose
+    (``dd.plan.buckets``); ``rounded_width(trial)`` is then the narrowest it may compile for
     (the hardware's rounding). ``activation_floats(trial)``:
     floats of activation memory per training example, for a first guess at pack sizes.
     ``convolutional(trial)``: its layers are convolutions (XLA's CPU backend runs those
     slowly inside loops). ``check(trial, path)``: the resolve stage's check.
     ``block(trial, width, n_outputs, dtype)``: where given, the module at base ``width`` with
     ``n_outputs`` logits whose every layer keeps channels apart by blocks, so that replicas
-    side by side train as one dense network (``dd.block``); channel-last inputs.
+    side by side train as one dense network (``dd.engine.block``); channel-last inputs.
     """
 
     config: type
@@ -155,7 +157,8 @@ def no_pool_params(model: FeatureModel, x_PD: jax.Array) -> dict[str, jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class FeatureMap:
-    """How one kind of closed-form model draws and computes its features (``dd.closed_form``).
+    """How one kind of closed-form model draws and computes its features
+    (``dd.engine.closed_form``).
 
     ``params(key, model, input_dim)``: its random projection. ``pool_params(model, x_PD)``:
     anything it takes from the flattened training pool (principal axes). ``featurize(model,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from dd.config import Data
-from dd.errors import SpecError
-from dd.fields import Bound, bounded, join
 from dd.models.base import FeatureMap, FeatureModel
-from dd.rng import named
+from dd.models.rng import named
+from dd.spec.config import Data
+from dd.spec.errors import SpecError
+from dd.spec.fields import Bound, bounded, join
 
 
 @dataclass(frozen=True, kw_only=True)

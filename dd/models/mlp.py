@@ -17,8 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dd.fields import bounded, one_of
 from dd.models.base import Family, NetworkModel, n_outputs
+from dd.spec.fields import bounded, one_of
 
 ACTIVATIONS = ("relu", "quadratic")
 
@@ -112,7 +112,7 @@ def program_width(trial) -> int:
     """The hidden width an MLP's program is compiled for: at least ``MIN_PROGRAM_WIDTH``.
 
     Compiling costs seconds per program while a narrow MLP's training costs little, so the
-    narrow widths of a sweep share one program (``dd.padding.narrow``) instead of compiling
+    narrow widths of a sweep share one program (``dd.engine.padding.narrow``) instead of compiling
     one each. Depth 0 has no hidden layer to widen.
     """
     width, depth = trial.model.width, trial.model.depth

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from dd.config import Data
-from dd.errors import SpecError
-from dd.fields import join
 from dd.models.base import FeatureMap, FeatureModel
+from dd.spec.config import Data
+from dd.spec.errors import SpecError
+from dd.spec.fields import join
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from dd.config import Model, Trial
 from dd.models import cnn, fourier, mlp, raw, relu, resnet, transformer, user_module
 from dd.models.base import Family, FeatureMap
-from dd.precision import compute_dtype
+from dd.models.precision import compute_dtype
+from dd.spec.config import Model, Trial
 
 KINDS: tuple[Family | FeatureMap, ...] = (
     raw.KIND,

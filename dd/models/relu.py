@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import jax
 
 from dd.models.base import FeatureMap, FeatureModel
-from dd.rng import named
+from dd.models.rng import named
 
 
 @dataclass(frozen=True, kw_only=True)

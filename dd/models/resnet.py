@@ -19,10 +19,10 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dd.config import Data
-from dd.errors import SpecError
-from dd.fields import join
 from dd.models.base import ConvModel, Family, conv_program_width, n_outputs, round_up_width
+from dd.spec.config import Data
+from dd.spec.errors import SpecError
+from dd.spec.fields import join
 
 STAGE_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 STAGE_STRIDES = (1, 2, 2, 2)

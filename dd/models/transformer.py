@@ -22,12 +22,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dd.config import Data
-from dd.errors import SpecError
-from dd.fields import bounded, join
 from dd.models.base import Family, NetworkModel
+from dd.spec.config import Data
+from dd.spec.errors import SpecError
+from dd.spec.fields import bounded, join
 
-EMBED = "embed"  # the input embedding's parameter name (read by dd.mechanistic)
+EMBED = "embed"  # the input embedding's parameter name (read by dd.engine.mechanistic)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +103,7 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Logits over the ``p`` answers for a batch of pairs ``x`` (B, 2) of int tokens.
 
-    The sizes come from ``dd.config.TransformerModel`` (its defaults are Nanda et al.'s)."""
+    The sizes come from ``dd.spec.config.TransformerModel`` (its defaults are Nanda et al.'s)."""
 
     p: int
     width: int

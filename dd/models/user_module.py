@@ -12,7 +12,7 @@ logits). A module whose ``__call__`` takes no ``train`` is wrapped so that it do
 variables unchanged. Variables may be ``params`` and ``batch_stats`` (BatchNorm), no others,
 and dd gives a module no random stream besides the ``params`` key of ``init``.
 
-``probe`` is the kind's check, run by the resolve stage (``dd.resolve``) when a spec is
+``probe`` is the kind's check, run by the resolve stage (``dd.plan.resolve``) when a spec is
 loaded for running, never when one is only read (``dd status``, ``dd curves``): it imports
 the module, builds it, and traces (``jax.eval_shape``: no numbers computed) one pack step
 as the engine takes it: two replicas vmapped, gradient of their summed losses, BatchNorm
@@ -39,12 +39,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dd.config import Trial
-from dd.errors import SpecError
-from dd.fields import NO_OPTIONS, Options, join
 from dd.models.base import Family, NetworkModel, apply_model, n_outputs
-from dd.precision import compute_dtype
-from dd.user_code import check_import_path, import_object, one_line
+from dd.models.precision import compute_dtype
+from dd.spec.config import Trial
+from dd.spec.errors import SpecError
+from dd.spec.fields import NO_OPTIONS, Options, join
+from dd.spec.user_code import check_import_path, import_object, one_line
 
 KEPT_COLLECTIONS = ("params", "batch_stats")
 PROBE_BATCH = 2  # examples per replica in the check's trace

@@ -1,4 +1,4 @@
-"""The faults dd's tests inject, installed through ``dd.hooks`` (docs/faults.md).
+"""The faults dd's tests inject, installed through ``dd.engine.hooks`` (docs/faults.md).
 
 ``install`` puts them in this process. ``env`` gives a subprocess's environment that puts
 them in every Python process it starts: this folder leads PYTHONPATH, so its
@@ -34,7 +34,7 @@ def install(
     ``hang_before_compile``: a training pack hangs this many seconds before it compiles (user
     code that never returns), for the stall watchdog.
     """
-    from dd import hooks
+    from dd.engine import hooks
 
     removers = []
     if hold_after_checkpoint:
@@ -50,7 +50,7 @@ def install(
 
         def out_of_memory(trials) -> None:
             if len(trials) > oom_above:
-                from dd.memory import OutOfMemory
+                from dd.engine.memory import OutOfMemory
 
                 raise OutOfMemory(
                     f"RESOURCE_EXHAUSTED: {len(trials)} replicas (injected above {oom_above})"

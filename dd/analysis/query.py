@@ -1,0 +1,364 @@
+"""DuckDB over stored results of one sweep or of all sweeps.
+
+Views, each with a ``current`` column (whether the trial belongs to its sweep's stored spec,
+the plan ``dd status`` and the curves count; null where that spec cannot be loaded):
+- ``results``: the current trials' rows, one per (trial, evaluation point);
+- ``trials``: one row per current trial, its final evaluation point's columns plus
+  ``n_evals``, ``best_test_error`` / ``best_test_error_step`` and ``best_test_mse`` /
+  ``best_test_mse_step`` (the lowest value over its evaluation points, and where);
+- ``all_results`` and ``all_trials``: the same over every stored row, trials of earlier
+  versions of a spec (other epochs, a changed grid) included.
+
+SQL runs read-only: once the views exist, DuckDB's external access is turned off and its
+configuration locked, so a query reads the stored packs and nothing else (no ``COPY ... TO``,
+``ATTACH``, ``read_csv`` of other files, extensions); ``--output`` is the way to write a
+result. A query runs within ``Limits`` (memory, threads, an optional timeout) and stops on
+Ctrl-C or SIGTERM (``connection.interrupt()``). In CSV, list columns (``fourier_norms``,
+``key_freqs``) are JSON arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dd.spec.errors import DDError, StoreError
+from dd.store.paths import RemotePath, StorePath, as_store_path, parquet_bytes
+from dd.store.sweep import SweepStore, sweep_names
+
+TRIALS_VIEW = """
+CREATE VIEW {name} AS
+WITH last AS (
+    SELECT *, row_number() OVER (PARTITION BY sweep, trial_id ORDER BY step DESC) AS _rank
+    FROM {rows}),
+best AS (
+    SELECT sweep, trial_id, count(*) AS n_evals,
+           min(test_error) AS best_test_error, arg_min(step, test_error) AS best_test_error_step,
+           min(test_mse) AS best_test_mse, arg_min(step, test_mse) AS best_test_mse_step
+    FROM {rows} GROUP BY sweep, trial_id)
+SELECT last.* EXCLUDE (_rank), best.* EXCLUDE (sweep, trial_id)
+FROM last JOIN best USING (sweep, trial_id) WHERE _rank = 1
+"""
+MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one query may take: DuckDB's ``memory_limit`` (e.g. "4GB") and ``threads``, and
+    a ``timeout`` in seconds (None: none). ``default_limits`` gives a safe share."""
+
+    memory_limit: str
+    threads: int
+    timeout: float | None = None
+
+
+def default_limits(
+    memory_limit: str | None = None, threads: int | None = None, timeout: float | None = None
+) -> Limits:
+    """Half of this machine's memory and of its CPUs (at least one) unless given, so a
+    runaway join cannot take the machine; a bad ``memory_limit`` names the flag."""
+    if memory_limit is None:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory_limit = f"{max(1, total // 2 // 2**20)}MiB"
+    elif not MEMORY.fullmatch(memory_limit.strip()):
+        raise DDError(
+            f"--memory-limit: {memory_limit!r} is not a size; give a number and a unit "
+            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GB"
+        )
+    if threads is None:
+        threads = max(1, len(os.sched_getaffinity(0)) // 2)  # the CPUs this process may use
+    return Limits(memory_limit=memory_limit.strip(), threads=threads, timeout=timeout)
+
+
+class QueryStopped(DDError):
+    """A query stopped by its ``timeout`` (exit 1: the query ran, and did not finish)."""
+
+    exit_code = 1
+
+
+def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
+    """The pack files of ``sweep``, or of every sweep under ``root``."""
+    root = as_store_path(root)
+    names = [sweep] if sweep is not None else sweep_names(root)
+    return sorted(f for name in names for f in _files(SweepStore(root, name)))
+
+
+def _files(store: SweepStore) -> list[StorePath]:
+    """A sweep's pack files and its running packs' partial files (``partial`` true)."""
+    return store.readable_pack_files() + store.partial_files()
+
+
+def planned_trials(root: StorePath, files: list[StorePath]):
+    """An Arrow table (sweep, trial_id) of the trials each sweep's stored spec plans, and the
+    sweeps whose spec cannot be loaded (their rows' ``current`` is then null)."""
+    import pyarrow as pa
+
+    from dd.plan.states import load_stored_spec
+    from dd.spec.ids import trial_id
+
+    sweeps, ids, unknown = [], [], []
+    for name in sorted({f.parent.parent.name for f in files}):
+        try:
+            planned = [trial_id(t) for t in load_stored_spec(SweepStore(root, name)).trials]
+        except DDError:
+            unknown.append(name)
+            continue
+        sweeps += [name] * len(planned)
+        ids += planned
+    columns = {"sweep": pa.array(sweeps, pa.string()), "trial_id": pa.array(ids, pa.string())}
+    return pa.table(columns), unknown
+
+
+def connect(root: str | StorePath, sweep: str | None = None, limits: Limits | None = None):
+    """A DuckDB connection with the views ``results``, ``trials``, ``all_results`` and
+    ``all_trials`` over stored packs, within ``limits`` (default ``default_limits()``).
+
+    Local packs are scanned by DuckDB's own Parquet reader; packs in an object store through
+    a ``pyarrow.dataset`` on its filesystem (DuckDB's S3 reader is an extension it would
+    download), columns unified across files as ``union_by_name`` does locally.
+    """
+    import duckdb
+
+    limits = limits or default_limits()
+    root = as_store_path(root)
+    files = pack_files(root, sweep)
+    if not files:
+        where = f"sweep {sweep!r}" if sweep else "any sweep"
+        raise StoreError(f"{root}: no results stored for {where}")
+    planned, unknown = planned_trials(root, files)
+    con = duckdb.connect()
+    if isinstance(root, RemotePath):
+        con.register("stored_packs", _remote_packs(files))
+        source = "stored_packs"
+    else:
+        source = f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
+    con.register("planned_trials", planned)
+    unknown_sweeps = f"stored.sweep IN ({', '.join(map(_quote, unknown))})" if unknown else "false"
+    try:
+        con.execute(
+            f"CREATE VIEW all_results AS SELECT stored.*, CASE WHEN {unknown_sweeps} THEN NULL "
+            "ELSE planned.trial_id IS NOT NULL END AS current "
+            f"FROM {source} AS stored LEFT JOIN planned_trials AS planned "
+            "ON stored.sweep = planned.sweep AND stored.trial_id = planned.trial_id"
+        )
+        con.execute("CREATE VIEW results AS SELECT * FROM all_results WHERE current")
+    except duckdb.Error as e:
+        raise StoreError(f"{root}: stored packs unreadable: {_failed(e)}") from None
+    con.execute(TRIALS_VIEW.format(name="trials", rows="results"))
+    con.execute(TRIALS_VIEW.format(name="all_trials", rows="all_results"))
+    con.execute(f"SET memory_limit = {_quote(limits.memory_limit)}")
+    con.execute(f"SET threads = {int(limits.threads)}")
+    if not isinstance(root, RemotePath):
+        con.execute(f"SET allowed_paths = [{', '.join(_quote(str(f)) for f in files)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _interruptible(con, work: Callable[[], Any], timeout: float | None) -> Any:
+    """``work()`` on a thread while this one waits: Ctrl-C or SIGTERM (a KeyboardInterrupt
+    here; DuckDB would hold the main thread until the query ends) and the timeout stop the
+    query with ``con.interrupt()``. The wait is on an event the worker sets, not on
+    ``Thread.join``, which an interrupt can leave believing the thread has ended."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as e:  # handed to the waiting thread
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="dd-query", daemon=True).start()
+    try:
+        finished = done.wait(timeout)
+    except KeyboardInterrupt:
+        _stop(con, done)
+        raise
+    if not finished:
+        _stop(con, done)
+        raise QueryStopped(f"query: stopped after --timeout {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _stop(con, done: threading.Event) -> None:
+    """Interrupt the running query, wait until its thread is out of DuckDB, and close the
+    connection (a worker left inside DuckDB at exit aborts the process)."""
+    con.interrupt()
+    done.wait()
+    con.close()
+
+
+def _remote_packs(files: list[RemotePath]):
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    fs = files[0].fs
+    schema = pa.unify_schemas(
+        [pq.read_schema(f.path, filesystem=fs) for f in files], promote_options="permissive"
+    )
+    return ds.dataset([f.path for f in files], schema=schema, format="parquet", filesystem=fs)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _failed(e: Exception) -> DDError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return DDError(f"query failed: {first}")
+
+
+def _check_sql(sql: str) -> None:
+    if not sql.replace(";", "").strip():
+        raise DDError("query: empty SQL; give a statement, e.g. 'SELECT count(*) FROM results'")
+
+
+def run_query(
+    sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None
+) -> tuple[list[str], list[tuple]]:
+    """Run ``sql`` over the views; returns column names and rows."""
+    import duckdb
+
+    _check_sql(sql)
+    limits = limits or default_limits()
+    con = connect(root, sweep, limits)
+
+    def work() -> tuple[list[str], list[tuple]]:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
+        return columns, cursor.fetchall() if columns else []
+
+    try:
+        return _interruptible(con, work, limits.timeout)
+    except duckdb.Error as e:
+        raise _failed(e) from None
+
+
+def query_arrow(sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None):
+    """Run ``sql`` over the views; returns a pyarrow Table."""
+    import duckdb
+    import pyarrow
+
+    _check_sql(sql)
+    limits = limits or default_limits()
+    con = connect(root, sweep, limits)
+
+    def work():
+        relation = con.sql(sql)
+        if relation is None:  # a statement without a result
+            return pyarrow.table({})
+        # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
+        return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+
+    try:
+        return _interruptible(con, work, limits.timeout)
+    except duckdb.Error as e:
+        raise _failed(e) from None
+
+
+def serialize(table, fmt: str) -> bytes:
+    """``table`` as csv (nested values as JSON text), json (one object per line, NaN as null)
+    or parquet bytes."""
+    import pyarrow
+    import pyarrow.csv
+
+    if fmt == "json":
+        return json_lines(table).encode()
+    if fmt == "parquet":
+        return parquet_bytes(table)
+    sink = pyarrow.BufferOutputStream()
+    pyarrow.csv.write_csv(_flat(table), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot encode: decimals as numbers, the rest (dates) as text."""
+    from decimal import Decimal
+
+    return float(value) if isinstance(value, Decimal) else str(value)
+
+
+def _flat(table):
+    """``table`` with every nested column (list, struct, map) as JSON text, which CSV can hold."""
+    import json
+
+    import pyarrow
+
+    for i, f in enumerate(table.schema):
+        if pyarrow.types.is_nested(f.type):
+            text = [
+                None if v is None else json.dumps(v, default=_plain)
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, f.name, pyarrow.array(text, pyarrow.string()))
+    return table
+
+
+def write_query(
+    sql: str,
+    root: str | Path,
+    sweep: str | None,
+    fmt: str,
+    output: str,
+    limits: Limits | None = None,
+) -> int:
+    """Write the result of ``sql`` to ``output`` (see ``serialize``) through a temporary file
+    renamed into place; returns the row count."""
+    from dd.store.paths import atomic_write_bytes
+
+    table = query_arrow(sql, root, sweep, limits)
+    atomic_write_bytes(as_store_path(output), serialize(table, fmt))
+    return len(table)
+
+
+def json_lines(table) -> str:
+    """One JSON object per row (NaN as null)."""
+    import json
+    import math
+
+    def clean(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    return "".join(
+        json.dumps({k: clean(v) for k, v in row.items()}, default=str) + "\n"
+        for row in table.to_pylist()
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_table(columns: list[str], rows: list[tuple]) -> str:
+    """An aligned text table (numbers right-aligned)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [
+        all(isinstance(row[i], (int, float)) or row[i] is None for row in rows)
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)

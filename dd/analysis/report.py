@@ -1,0 +1,275 @@
+"""``dd report``: one self-contained HTML page per sweep, for reading the morning after.
+
+The page carries everything inline (figures as base64 PNG, styles in the head; no script, no
+network): the spec, trial counts and run times, the located thresholds and peaks, every
+figure the aggregator draws (curves, heatmaps, grokking times and phases, effective
+parameters), each curve kind's own tables (the grokking times), and the failed and
+diverged trials.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from dd import __version__
+from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
+from dd.analysis.curves.base import Section
+from dd.analysis.curves.registry import CURVE_KINDS
+from dd.plan.states import load_stored_spec, stored_rows, trial_states
+from dd.plan.sweep import Spec
+from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
+from dd.store.schema import flatten_config
+from dd.store.sweep import SweepStore
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9em; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
+.landmark { font-family: ui-monospace, monospace; }
+"""
+
+MAX_TABLE_ROWS = 200  # longer tables are cut, with a note; the Parquet files hold them all
+
+
+def write_report(
+    store: SweepStore,
+    output: str | None = None,
+    spec: Spec | None = None,
+    reload_s: float | None = None,
+) -> tuple[StorePath, bool]:
+    """Aggregate the sweep (curves and figures brought up to date), then write the page to
+    ``output`` (default ``<sweep>/report.html``) atomically; returns where it went and
+    whether packs still run. ``spec``: the plan (default: the stored spec). ``reload_s``:
+    while packs run, the page reloads itself that often (``dd report --watch``)."""
+    spec = spec or load_stored_spec(store)
+    rows = stored_rows(store, live=True)
+    aggregate = write_curves(store, spec, rows)
+    page = render(store, spec, aggregate, rows, reload_s if aggregate.running else None)
+    path = as_store_path(output) if output else store.report_path
+    atomic_write_bytes(path, page.encode())
+    return path, aggregate.running is not None
+
+
+def render(
+    store: SweepStore,
+    spec: Spec,
+    aggregate: Aggregate,
+    rows: pa.Table,
+    reload_s: float | None = None,
+) -> str:
+    """The page's HTML."""
+    body = [
+        f"<h1>dd report: {_e(spec.name)}</h1>",
+        f"<p>Results: <code>{_e(store.dir)}</code>. Written "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+        *([f'<p class="running"><b>{_e(aggregate.running)}</b></p>'] if aggregate.running else []),
+        *_verdict(aggregate),
+        "<h2>Trials</h2>",
+        _counts(store, spec, rows),
+        "<h2>Thresholds and peaks</h2>",
+        _landmarks(aggregate),
+        "<h2>Figures</h2>",
+        *(_figure(path) for path in aggregate.figures if path != _main_figure(aggregate)),
+    ]
+    for section in _sections(aggregate, landmark=False):
+        body += [f"<h2>{_e(section.heading)}</h2>", _table(section.table)]
+    body += [
+        "<h2>Failed and diverged trials</h2>",
+        _failures(store, rows, spec),
+        "<h2>Where the time went</h2>",
+        _time_spent(store),
+        "<h2>Spec</h2>",
+        f"<pre>{_e(yaml.safe_dump(spec.mapping, sort_keys=False))}</pre>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        + (f'<meta http-equiv="refresh" content="{reload_s:g}">' if reload_s else "")
+        + f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
+        + "<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # dd.engine.profile
+
+
+def _main_figure(aggregate: Aggregate) -> StorePath | None:
+    """The figure the page opens with, under the verdict: the one-page view of grokking and
+    double descent where the sweep has it (``dd.analysis.curves.unification``), else the first."""
+    if not verdicts(aggregate) or not aggregate.figures:
+        return None
+    unified = [p for p in aggregate.figures if p.name == "unification.png"]
+    return (unified or aggregate.figures)[0]
+
+
+def _verdict(aggregate: Aggregate) -> list[str]:
+    """What the sweep found (one line per curve kind) and the main figure (which the figures
+    section then leaves out), before the tables."""
+    lines = verdicts(aggregate)
+    if not lines:
+        return []
+    found = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    main = _main_figure(aggregate)
+    return ["<h2>Verdict</h2>", f"<ul>{found}</ul>", *([_figure(main)] if main else [])]
+
+
+def _time_spent(store: SweepStore) -> str:
+    """Each stored pack's profile (``dd.engine.profile``): seconds per phase, programs, MB moved."""
+    records = store.profiles()
+    if not records:
+        return "<p>No pack profiles stored (each pack writes one when it ends).</p>"
+    table = pa.Table.from_pylist(
+        [
+            {
+                "pack": r["pack_id"],
+                "trials": r.get("trials"),
+                **{f"{p} s": round(r["phases"].get(p, 0.0), 2) for p in PROFILE_PHASES},
+                "programs": r["programs_compiled"],
+                "MB to device": round(r["bytes_to_device"] / 1e6, 2),
+                "MB to host": round(r["bytes_to_host"] / 1e6, 2),
+            }
+            for r in records
+        ]
+    )
+    totals = {p: sum(r["phases"].get(p, 0.0) for r in records) for p in PROFILE_PHASES}
+    summary = ", ".join(f"{p} {s:.1f} s" for p, s in totals.items())
+    return f"<p>All {len(records)} packs: {_e(summary)}.</p>" + _table(table)
+
+
+def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
+    states = trial_states(store, spec, store.stored_trial_ids())
+    diverged = set(_diverged(rows)["trial_id"].to_pylist())
+    packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
+    runs = store.runs()
+    facts = [
+        ("trials planned", len(states["planned"])),
+        ("done", len(states["done"])),
+        ("missing", len(states["missing"])),
+        ("failed", len(states["failed"])),
+        ("diverged", len(diverged & states["planned"])),
+        ("stored from earlier specs", len(states["earlier"])),
+        ("evaluation rows", len(rows)),
+        ("packs", len(packs)),
+        ("pack compute time (s)", f"{pc.sum(packs['wall_time_s_max']).as_py() or 0:.1f}"),
+        ("driver runs", len(runs)),
+        ("driver wall time (s)", f"{sum(r['wall_time_s'] for r in runs):.1f}"),
+    ]
+    return (
+        '<table class="counts">'
+        + "".join(
+            f'<tr><th class="text">{_e(k)}</th><td data-fact="{_e(k)}">{_e(v)}</td></tr>'
+            for k, v in facts
+        )
+        + "</table>"
+    )
+
+
+def _landmarks(aggregate: Aggregate) -> str:
+    lines = "".join(f'<li class="landmark">{_e(line)}</li>' for line in describe(aggregate))
+    tables = "".join(
+        f"<h3>{_e(section.heading)}</h3>{_table(section.table)}"
+        for section in _sections(aggregate, landmark=True)
+    )
+    return f"<ul>{lines}</ul>{tables}"
+
+
+def _sections(aggregate: Aggregate, landmark: bool) -> list[Section]:
+    """The registered kinds' report tables, in registry order: those under "Thresholds and
+    peaks" (``landmark``) or those with a heading of their own."""
+    return [
+        section
+        for kind in CURVE_KINDS
+        if kind.name in aggregate.results
+        for section in kind.sections(aggregate.results[kind.name])
+        if section.landmark == landmark
+    ]
+
+
+def _figure(path: StorePath) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f'<figure><img alt="{_e(path.name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(path.name)}</figcaption></figure>"
+    )
+
+
+def _diverged(rows: pa.Table, spec: Spec | None = None) -> pa.Table:
+    """One row per diverged trial: its id, first diverged step and, given the ``spec``, its
+    config (every field, so that a setting to blame shows even when it is not swept)."""
+    diverged = rows.filter(pc.equal(rows["status"], "diverged"))
+    step = ["diverged_step"] if "diverged_step" in diverged.column_names else []
+    config = [c for c in flatten_config(spec.trials[0]) if c in rows.column_names] if spec else []
+    first: dict[str, dict] = {}
+    for row in diverged.select(["trial_id", *step, *config]).to_pylist():
+        kept = first.get(row["trial_id"])
+        if kept is None or (step and (row["diverged_step"] or 0) < (kept["diverged_step"] or 0)):
+            first[row["trial_id"]] = row
+    if not first:
+        return diverged.select(["trial_id", *step])
+    return pa.Table.from_pylist(list(first.values()))
+
+
+def _failures(store: SweepStore, rows: pa.Table, spec: Spec | None = None) -> str:
+    failures = store.failures()
+    diverged = _diverged(rows, spec)
+    if not failures and not len(diverged):
+        return "<p>None.</p>"
+    out = []
+    if failures:
+        out.append(
+            _table(
+                pa.Table.from_pylist(
+                    [
+                        {
+                            "pack_id": f["pack_id"],
+                            "trials": len(f["trial_ids"]),
+                            "time": f["time"],
+                            "reason": f["reason"],
+                        }
+                        for f in failures
+                    ]
+                )
+            )
+        )
+    if len(diverged):
+        out.append(_table(diverged))
+    return "".join(out)
+
+
+def _table(table: pa.Table) -> str:
+    shown = table.slice(0, MAX_TABLE_ROWS)
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown.column_names)
+    body = "".join(
+        "<tr>" + "".join(_cell(v) for v in row.values()) + "</tr>" for row in shown.to_pylist()
+    )
+    note = (
+        f"<p>First {MAX_TABLE_ROWS} of {len(table)} rows.</p>"
+        if len(table) > MAX_TABLE_ROWS
+        else ""
+    )
+    return f"<table><tr>{head}</tr>{body}</table>{note}"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"<td>{value:.4g}</td>"
+    if isinstance(value, (int, type(None))):
+        return f"<td>{'' if value is None else value}</td>"
+    return f'<td class="text">{_e(value)}</td>'
+
+
+def _e(value) -> str:
+    return html.escape(str(value))

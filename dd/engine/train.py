@@ -1,0 +1,293 @@
+"""Training a pack of networks: the host side of ``dd.engine.step`` and ``dd.engine.evaluate``.
+
+``train_pack`` draws every replica's data from its seed, initialises the replicas, trains
+them from one evaluation epoch to the next with the pack's step loop, measures them, and
+checkpoints. How the replicas are combined is chosen per device kind and family from measured
+step times (``execution_plan``, ``dd.engine.costs``): vmapped in one program, one after another in
+the same single-replica program, or side by side in block-diagonal dense programs
+(``dd.engine.block``). A trial gives the same numbers alone or in any pack, whichever the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from dd.engine import block, checkpoint as ckpt, hooks
+from dd.engine.costs import PLANS, choose, cut, load_table
+from dd.engine.data import load_dataset
+from dd.engine.device_data import to_device
+from dd.engine.evaluate import EVAL_CHUNK
+from dd.engine.memory import check_fits
+from dd.engine.padding import unpad
+from dd.engine.profile import PackProfile
+from dd.engine.programs import prepare, train_to
+from dd.engine.step import Program
+from dd.models.registry import kind_of, n_params
+from dd.models.rng import scoped
+from dd.spec.config import Train, Trial
+
+GPU_VMAP_CONV_WIDTH = 32  # without a cost table: conv nets wider than this go one by one on a GPU
+
+
+class Plan(NamedTuple):
+    """How a pack trains: its step ``loop`` ("scan" or "host", ``dd.engine.step.Program``) and
+    ``layout``: "sequential" (one replica at a time in the one-replica program), "vmap" (one
+    vmapped program, grouped convolutions) or "block" (block-diagonal dense programs,
+    ``dd.engine.block``) of widths summing up to ``block_width`` each (0: the whole pack in one)."""
+
+    loop: str
+    layout: str
+    block_width: int = 0
+
+
+def execution_plan(
+    trial: Trial,
+    widths: list[int] | None = None,
+    execution: str = "auto",
+    *,
+    platform: str | None = None,
+    device_kind: str | None = None,
+) -> Plan:
+    """The plan of a pack whose program trial is ``trial`` and whose replicas have the own
+    model ``widths`` (default: one replica of the program's width).
+
+    The loop, by measurement (docs/bench.md): XLA's CPU backend runs a convolution 17-73x
+    slower inside ``lax.scan`` than from a host loop over the compiled step, so conv nets on
+    CPU take the host loop; everything else scans. The layout: ``execution`` when it is not
+    "auto"; else the cheapest per replica-step in the device kind's measured cost table
+    (``dd.engine.costs``: sequential, vmapped and block-packed step times, estimated for these
+    widths; block packs off the CPU only); where the table has no entry, the rule measured
+    before it: MLPs and transformers vmapped, conv nets one by one on CPU (a vmapped pack
+    2-3x slower there), vmapped on a GPU up to ``GPU_VMAP_CONV_WIDTH`` (an H100 trains
+    1.6-2.9x more narrow CNNs per second so, while at k = 64 one replica fills it and the
+    pack's grouped convolutions are slower).
+    """
+    if execution != "auto" and execution not in PLANS:
+        raise ValueError(f"resources.execution must be auto or one of {', '.join(PLANS)}")
+    platform = platform or jax.default_backend()
+    family = kind_of(trial)
+    conv = family.convolutional(trial)
+    loop = "host" if conv and platform == "cpu" else "scan"
+    if execution == "block" and not block.supports(trial):
+        raise ValueError(f"resources.execution: {family.name} networks have no block packing")
+    if execution != "auto":
+        return Plan(loop, execution)
+    widths = widths or [trial.model.width]
+    if len(widths) > 1:
+        # not block on a CPU: it won per step there, but each width mix compiles its own
+        # program, which the step table does not price, and the whole mnist1d_cnn spec's
+        # narrow pack took 201 s block-packed against 135 s one by one (docs/bench.md)
+        blocks = block.supports(trial) and platform != "cpu"
+        plans = ("sequential", "vmap") + (("block",) if blocks else ())
+        table = load_table(device_kind or jax.devices()[0].device_kind)
+        choice = choose(table, family.name, trial.model.width, widths, plans)
+        if choice is not None:
+            return Plan(loop, choice.plan, choice.block_width)
+    if not conv:
+        return Plan(loop, "vmap")
+    if platform == "cpu" or trial.model.width > GPU_VMAP_CONV_WIDTH:
+        return Plan(loop, "sequential")
+    return Plan(loop, "vmap")
+
+
+def eval_epochs(train: Train) -> list[int]:
+    """The evaluation schedule: ``eval_points`` epochs, log or linear, always the last."""
+    if train.eval_spacing == "log":
+        points = np.geomspace(1, train.epochs, train.eval_points)
+    else:
+        points = np.linspace(train.epochs / train.eval_points, train.epochs, train.eval_points)
+    return sorted({int(round(p)) for p in points} | {train.epochs})
+
+
+def _stack(trees: list):
+    """Host trees of the pack's groups as one tree over all its replicas."""
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *trees)
+
+
+def _split(tree, groups: list[list[int]]) -> list:
+    """A host tree over all replicas cut into the groups' trees (contiguous groups)."""
+    return [jax.tree.map(lambda a, g=g: a[g[0] : g[-1] + 1], tree) for g in groups]
+
+
+def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> int:
+    """The epoch to train to next: ``target``, or sooner so that the call lasts about
+    ``seconds`` at ``rate`` epochs per second (once a rate is measured)."""
+    if not seconds or not rate:
+        return target
+    return min(target, done + max(1, int(seconds * rate)))
+
+
+def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
+    """What differs between a pack's replicas, as host arrays with a leading R axis."""
+    return {
+        "seed": np.asarray([t.seed for t in trials], np.uint32),
+        "n_train": np.asarray([t.data.n_train for t in trials], np.int32),
+        "label_noise": np.asarray(
+            [getattr(t.data, "label_noise", 0.0) for t in trials], np.float32
+        ),
+        "lr": np.asarray([t.train.lr for t in trials], np.float32),
+        "weight_decay": np.asarray([t.train.weight_decay for t in trials], np.float32),
+        "width": np.asarray([t.model.width for t in trials], np.int32),
+    }
+
+
+@scoped()
+def train_pack(
+    trials: list[Trial],
+    key_trial: Trial,
+    n_rows: int | None = None,
+    *,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 0,
+    param_files: list[Path] | None = None,
+    memory_budget: int | None = None,
+    loop: str | None = None,
+    execution: str = "auto",
+    checkpoint_seconds: float = 0.0,
+    on_evaluation: Callable[[int, list[list[dict[str, Any]]]], None] | None = None,
+    profile: PackProfile | None = None,
+) -> list[list[dict[str, Any]]]:
+    """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
+
+    ``key_trial`` is the pack key (``dd.plan.packs.pack_key``), ``n_rows`` the row count replicas
+    are padded to (default: the largest n_train): together they fix the compiled programs
+    (``dd.engine.programs``). With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state
+    (parameters, optimizer state, step counts, divergence flags, the rows so far) is saved
+    atomically every that many epochs, and a saved state is resumed from: the data order and
+    augmentation draws derive from (trial key, epoch, step), so a resumed pack ends with the
+    same numbers. ``param_files`` (one per trial) receive the final parameters
+    (``dd.engine.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
+    the compiled step program, evaluation included, needs more (``dd.engine.memory.check_fits``).
+    ``execution`` (``resources.execution``) and ``loop`` (when given) set the plan
+    (``execution_plan``).
+    ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
+    (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
+    not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
+    rows so far (each complete but for a divergence found later). ``profile`` receives where
+    the time went (``dd.engine.profile``).
+    """
+    profile = profile or PackProfile()
+    hooks.call("before_compile", trials=trials)
+    widths = [t.model.width for t in trials]
+    plan = execution_plan(key_trial, widths, execution)
+    loop = loop or plan.loop
+    with profile.phase("data"):
+        dataset = load_dataset(key_trial.data)
+        n_rows = n_rows or max(t.data.n_train for t in trials)
+        program = Program(
+            trial=key_trial,
+            n_rows=n_rows,
+            n_classes=dataset.n_classes,
+            augment=bool(getattr(key_trial.data, "augment", False)),
+            loop=loop,
+        )
+        if program.steps_per_epoch == 0:
+            raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier
+        data = profile.placed(to_device(dataset, key_trial.data, EVAL_CHUNK))
+    groups = {
+        "sequential": [[r] for r in range(len(trials))],
+        "vmap": [list(range(len(trials)))],
+        "block": cut(widths, plan.block_width),
+    }[plan.layout]
+    programs = [
+        dataclasses.replace(program, block=tuple(widths[r] for r in g))
+        if plan.layout == "block"
+        else program
+        for g in groups
+    ]
+    values = replica_values(trials)
+    with profile.phase("train"):
+        prepared = [
+            prepare(program, data, profile.to_device(jax.tree.map(lambda a, g=g: a[g], values)))
+            for g in groups
+        ]
+    group_setups = [s for s, _ in prepared]
+    replicas = [r for _, r in prepared]
+    if memory_budget is not None:
+        with profile.phase("train"):
+            check_fits(programs[0], data, group_setups[0], replicas[0], memory_budget)
+    steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
+    counts = [n_params(t) for t in trials]
+    rows: list[list[dict[str, Any]]] = [[] for _ in trials]
+    done = 0
+    if checkpoint is not None and checkpoint.exists():
+        template = _stack(profile.to_host(replicas))
+        state, done, rows = ckpt.restore(checkpoint, template, len(trials))
+        replicas = [profile.to_device(part) for part in _split(state, groups)]
+    resumed_from = done
+    epochs = key_trial.train.epochs
+    evals = set(eval_epochs(key_trial.train))
+    saves = (
+        set(range(checkpoint_every, epochs, checkpoint_every))
+        if checkpoint is not None and checkpoint_every > 0
+        else set()
+    )
+    timed = checkpoint_seconds if checkpoint is not None else 0.0
+    rate, saved_at = None, time.monotonic()
+    for target in sorted(evals | saves):
+        while done < target:
+            epoch = _next_stop(done, target, rate, timed)
+            measure = epoch == target and epoch in evals
+            started = time.monotonic()
+            with profile.phase("train"):
+                advanced = [
+                    train_to(p, data, s, r, done, epoch, measure)
+                    for p, s, r in zip(programs, group_setups, replicas, strict=True)
+                ]
+                replicas = [r for r, _ in advanced]
+                jax.block_until_ready(replicas)
+            rate = (epoch - done) / max(time.monotonic() - started, 1e-9)
+            done = epoch
+            if measure:
+                with profile.phase("evaluate"):
+                    metrics, alive = profile.to_host(
+                        ([m for _, m in advanced], [r.alive for r in replicas])
+                    )
+                    metrics, alive = _stack(metrics), np.concatenate(alive)
+                    for r in range(len(trials)):
+                        row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
+                        if alive[r]:
+                            row |= _host_metrics({k: v[r] for k, v in metrics.items()})
+                        rows[r].append(row | {"n_params": counts[r]})
+                if on_evaluation is not None:
+                    on_evaluation(epoch, rows)
+            if epoch in saves or (timed and done < epochs and time.monotonic() - saved_at >= timed):
+                ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
+                saved_at = time.monotonic()
+                hooks.call(
+                    "after_checkpoint", path=checkpoint, epoch=done, resumed_from=resumed_from
+                )
+    with profile.phase("evaluate"):
+        final = _stack(profile.to_host([(r.params, r.diverged_step) for r in replicas]))
+    params_R, diverged = final
+    pads = kind_of(key_trial).pads(key_trial)
+    for r, path in enumerate(param_files or []):
+        params = jax.tree.map(lambda a, r=r: a[r], params_R)
+        if pads:
+            params = unpad(key_trial, params, trials[r].model.width)  # the trial's own shapes
+        ckpt.save_params(path, params)
+    for r, trial_rows in enumerate(rows):
+        for row in trial_rows:
+            row.setdefault("n_params", counts[r])  # rows restored from an older checkpoint
+            if diverged[r] >= 0:
+                row["status"], row["diverged_step"] = "diverged", int(diverged[r])
+    return rows
+
+
+def _host_metrics(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One replica's measured values as row entries: scalars as numbers, vectors as lists;
+    the frequencies ranked by norm become the key frequencies (the first n_key_freqs)."""
+    row = {
+        k: v.tolist() if v.ndim else (int(v) if v.dtype.kind == "i" else float(v))
+        for k, v in values.items()
+    }
+    if "freq_order" in row:
+        row["key_freqs"] = row.pop("freq_order")[: row["n_key_freqs"]]
+    return row

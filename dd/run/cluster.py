@@ -1,0 +1,211 @@
+"""The Ray cluster a sweep runs on: is it reachable, starting or joining it, and can one of
+its nodes hold a pack?
+
+All are settled before anything is submitted or written. An unreachable address (a closed
+port, or a listener that never answers) would otherwise hang ``ray.init`` for minutes, and a
+pack no node can hold would wait forever behind the autoscaler's messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from dd.plan.sweep import Resources
+from dd.spec.errors import DDError, SpecError, one_line
+from dd.spec.settings import Settings
+
+LOCAL_START_TRIES = 2  # under load, a local node's start-up can time out once
+# an HTTP/2 client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, the Ray
+# client server) answers with its own frames; a silent listener does not
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def probe_address(address: str, timeout: float) -> None:
+    """Raise a one-line DDError unless a gRPC server answers at ``address`` within
+    ``timeout`` seconds (``host:port`` or ``ray://host:port``; ``auto`` and ``local`` are
+    not probed)."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise DDError(f"--address {address}: give host:port (or ray://host:port)")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(HTTP2_PREFACE)
+            if not sock.recv(9):
+                raise ConnectionError("the connection was closed without an answer")
+    except TimeoutError:
+        raise DDError(
+            f"--address {address}: no answer within {timeout:g}s; is a Ray head "
+            "running there? (wait longer with --connect-timeout or "
+            "$DD_CONNECT_TIMEOUT)"
+        ) from None
+    except OSError as e:
+        raise DDError(
+            f"--address {address}: cannot reach a Ray cluster ({e.strerror or e})"
+        ) from None
+
+
+def check_fits(resources: Resources, nodes: list[dict[str, Any]]) -> None:
+    """Raise a SpecError (exit 2) unless one alive node of ``nodes`` (``ray.nodes()``) has
+    the CPUs, GPUs and memory one pack asks for."""
+    wanted = {"CPU": resources.cpus, "GPU": resources.gpus, "memory": resources.memory_gb * 2**30}
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    if any(all(have.get(k, 0.0) >= v for k, v in wanted.items() if v > 0) for have in alive):
+        return
+    largest = {k: max((have.get(k, 0.0) for have in alive), default=0.0) for k in wanted}
+    asked = f"cpus {resources.cpus:g}, gpus {resources.gpus:g}, memory_gb {resources.memory_gb:g}"
+    offered = (
+        f"CPUs {largest['CPU']:g}, GPUs {largest['GPU']:g}, "
+        f"memory {largest['memory'] / 2**30:.1f} GB"
+    )
+    raise SpecError(
+        "resources",
+        f"no node of the cluster can hold one pack ({asked}); its "
+        f"{len(alive)} node{'' if len(alive) == 1 else 's'} offer at most {offered}; "
+        "lower resources or add a node that has them",
+    )
+
+
+def ray_options(settings: Settings, *, quiet: bool, debug: bool) -> dict[str, Any]:
+    """``start_ray``'s options for a driver run with ``settings``."""
+    return {
+        "address": settings.address or "local",
+        "quiet": quiet,
+        "local_cpus": settings.cpus,
+        "debug": debug,
+        "timeout": settings.connect_timeout_s,
+    }
+
+
+def start_ray(
+    address: str,
+    *,
+    timeout: float,
+    quiet: bool = False,
+    local_cpus: int | None = None,
+    debug: bool = False,
+) -> None:
+    """Join ``address``, or start a fresh local instance for ``"local"``.
+
+    ``"local"`` matters: a bare ``ray.init()`` attaches to any Ray instance already running
+    on the machine (another sweep's, say) and would queue behind its work. ``local_cpus``
+    caps a local instance (a laptop kept usable); a cluster sets its own. An address must
+    answer within ``timeout`` seconds. A local start that fails (under load Ray's node can
+    time out during start-up) is tried once more before it is an error. Ray's own messages
+    (its warnings, the workers' output) show with ``debug`` only.
+    """
+    if _early.pop("thread", None) is not None:  # started by start_ray_soon: its outcome
+        _early.pop("done").wait()
+        _restore_sigterm(_early.pop("sigterm"))
+        if (error := _early.pop("error", None)) is not None:
+            raise error
+    _start_ray(address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
+
+
+def _start_ray(
+    address: str, *, timeout: float, quiet: bool, local_cpus: int | None, debug: bool
+) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    probe_address(address, timeout)
+    options = {
+        "address": address,
+        "num_cpus": local_cpus if address == "local" else None,
+        "include_dashboard": False,
+        "log_to_driver": debug and not quiet,
+        "configure_logging": True,
+        "logging_level": logging.INFO if debug else logging.ERROR,
+    }
+    if address != "local":
+        try:
+            _init_keeping_sigterm(ray, options)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            raise DDError(
+                f"--address {address}: cannot join the Ray cluster ({one_line(e)})"
+            ) from None
+        return
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            _init_keeping_sigterm(ray, options)
+            return
+        except Exception as e:  # Ray raises a bare Exception when its node times out
+            ray.shutdown()  # what the failed start left, before the next try
+            if attempt == LOCAL_START_TRIES:
+                raise DDError(
+                    f"cannot start a local Ray instance after {attempt} tries ({one_line(e)}); "
+                    "the machine may be overloaded: run again when it is less busy, or start "
+                    "Ray yourself ('ray start --head') and pass --address"
+                ) from None
+            if not quiet:
+                print(f"starting Ray failed ({one_line(e)}); trying once more", file=sys.stderr)
+
+
+_early: dict[str, Any] = {}  # the start that start_ray_soon began, until start_ray takes it
+
+
+def start_ray_soon(
+    address: str,
+    *,
+    timeout: float,
+    quiet: bool = False,
+    local_cpus: int | None = None,
+    debug: bool = False,
+    then: Callable[[], None] | None = None,
+) -> None:
+    """Begin ``start_ray(**options)`` in a thread, then ``then()`` (start a worker, say),
+    while the caller plans; the next ``start_ray`` waits for it and raises what it raised.
+    For a run sure to need Ray: a start is seconds, of which planning then hides most."""
+    if "thread" in _early:
+        return
+    done = threading.Event()
+    options = {"timeout": timeout, "quiet": quiet, "local_cpus": local_cpus, "debug": debug}
+
+    def start() -> None:
+        import ray
+
+        fresh = not ray.is_initialized()
+        try:
+            _start_ray(address, **options)
+            if then is not None:
+                then()
+        except BaseException as e:  # given to the start_ray that waits for this one
+            _early["error"] = e
+            return
+        finally:
+            done.set()
+        if fresh:  # Ray's node processes die with the thread that started them (their
+            threading.Event().wait()  # PR_SET_PDEATHSIG follows it): it stays, idle
+
+    thread = threading.Thread(target=start, name="dd ray start", daemon=True)
+    # Ray's core worker, started off the main thread, leaves its own SIGTERM handler (a
+    # stack dump) in place: start_ray puts this one back, from the main thread
+    _early.update(done=done, thread=thread, sigterm=signal.getsignal(signal.SIGTERM))
+    _early["thread"].start()
+
+
+def _init_keeping_sigterm(ray, options: dict) -> None:
+    """``ray.init``, which replaces the driver's SIGTERM handler with sys.exit; the caller's
+    handler is put back."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(**options)
+    finally:
+        _restore_sigterm(sigterm)
+
+
+def _restore_sigterm(handler) -> None:
+    """Put ``handler`` back as the SIGTERM handler (only the main thread may)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,247 @@
+"""Running a sweep on Ray (the driver): plan the missing trials into packs, start or join
+Ray, keep pack workers fed (warm ones kept between sweeps by ``dd.run.pool``), show progress,
+and record the run.
+
+The workers (``dd.run.worker``) write the packs' files themselves, so results never travel
+through the driver; the driver keeps only small summaries and the progress display. Which
+pack runs next and what became of each is ``dd.run.schedule``'s, testable without Ray.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from dd.datasets.base import Locations
+from dd.plan.packs import Pack
+from dd.plan.sweep import Resources, Spec
+from dd.run import cluster
+from dd.run.pool import POOL, WorkerKind
+from dd.run.progress import Progress
+from dd.run.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
+from dd.spec.errors import Cancelled, SpecError, one_line
+from dd.spec.settings import Settings
+from dd.store.sweep import SweepStore
+
+
+def check_data_files(packs: list[Pack], locations: Locations) -> None:
+    """Read every file-backed dataset once before scheduling (through ``locations``, as the
+    workers will), so a missing or malformed file is one clear error (exit 2) rather than a
+    failure in every pack."""
+    from dd.datasets.registry import kind_of
+    from dd.engine.data import load_dataset
+
+    seen = set()
+    for pack in packs:
+        data = max((t.data for t in pack.trials), key=lambda d: d.n_train)
+        if kind_of(data).checks_files and data not in seen:
+            seen.add(data)
+            load_dataset(data, locations)
+
+
+def _check_local_cpus(local_cpus: int, address: str | None, resources: Resources) -> None:
+    """A CPU cap applies to a local instance only, and must fit one pack (else Ray waits
+    forever)."""
+    if address:
+        raise SpecError(
+            "--cpus",
+            "only a local Ray instance takes a CPU count; a cluster "
+            "sets its own (drop --cpus or --address/$RAY_ADDRESS)",
+        )
+    if local_cpus < resources.cpus:
+        raise SpecError(
+            "--cpus",
+            f"must be at least resources.cpus ({resources.cpus:g}) so "
+            f"that one pack fits, got {local_cpus}",
+        )
+
+
+def run_sweep(
+    spec: Spec,
+    results_root: str | Path,
+    *,
+    settings: Settings | None = None,
+    quiet: bool = False,
+    debug: bool = False,
+    stop: threading.Event | None = None,
+) -> SweepReport:
+    """Run every planned trial of ``spec`` not yet stored under ``results_root``.
+
+    ``settings`` (default: dd's defaults, no environment read) give the Ray address and its
+    connect timeout, the CPU cap of a local instance, the workers' compile cache and where
+    the dataset files are (``data_dir``, ``cache_dir``: given to the workers). The
+    sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
+    ``debug`` shows Ray's own messages (``dd.run.cluster.start_ray``). ``stop``, once set (by
+    another thread: ``dd.handle.SweepHandle.cancel``), ends the run with ``Cancelled``: the
+    workers go, finished packs stay.
+    """
+    settings = settings or Settings()
+    if settings.cpus is not None:
+        _check_local_cpus(settings.cpus, settings.address, spec.resources)
+    store = SweepStore(results_root, spec.name)
+    ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
+    with store.driver_lock():
+        return _run_locked(spec, store, ray_options, quiet, settings, stop)
+
+
+def _locations(settings: Settings) -> Locations:
+    """Where the dataset files are, from the driver's settings, for the driver and its workers."""
+    return Locations(data_dir=settings.data_dir, cache_dir=settings.cache_dir)
+
+
+def _prepare(
+    spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict, locations: Locations
+) -> None:
+    """Every check that can refuse the run, then the spec saved: a refused run writes
+    nothing. With packs to run: their data files read, Ray joined, one pack's resources
+    found on a node."""
+    if packs:
+        import ray
+
+        check_data_files(packs, locations)
+        cluster.start_ray(**ray_options)
+        cluster.check_fits(spec.resources, ray.nodes())
+    store.write_spec(spec.mapping)
+
+
+def _run_locked(
+    spec: Spec,
+    store: SweepStore,
+    ray_options: dict,
+    quiet: bool,
+    settings: Settings,
+    stop: threading.Event | None = None,
+) -> SweepReport:
+    start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
+    packs, stored = plan(spec, store)
+    _prepare(spec, store, packs, ray_options, _locations(settings))
+    report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    if removed := store.prune_checkpoints({p.id for p in packs}):
+        say(
+            f"{spec.name}: removed {len(removed)} checkpoint{'' if len(removed) == 1 else 's'} "
+            f"that no planned pack reads (the spec changed since they were written)"
+        )
+    if not packs:
+        say(f"{spec.name}: all {stored} trials already stored in {store.dir}; nothing to run")
+        return report
+    say(
+        f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
+        f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs"
+    )
+    _run_packs(spec, store, Schedule(packs, report), quiet, settings, stop)
+    report.wall_time_s = time.perf_counter() - start
+    store.write_run(report.run_record(started))
+    return report
+
+
+def _run_packs(
+    spec: Spec,
+    store: SweepStore,
+    schedule: Schedule,
+    quiet: bool,
+    settings: Settings,
+    stop: threading.Event | None,
+) -> None:
+    """Take pack workers (warm ones from ``dd.run.pool.POOL`` first), keep each one's
+    ``packs_in_flight`` slots fed from the schedule, and account for each pack that comes back
+    (a failed one is recorded in the store). When the run ends well, the workers that had no
+    failure go back to the pool for this process's next sweep; otherwise they are killed."""
+    import ray
+
+    resources = spec.resources
+    kind = WorkerKind.of(resources, settings)
+    in_flight = kind.packs_in_flight
+    slots = worker_slots(resources, ray.cluster_resources(), -(-len(schedule.queue) // in_flight))
+    workers = POOL.take(kind, slots)
+    load = dict.fromkeys(workers, 0)  # packs each worker runs now
+    spoiled: set = set()  # workers that must not be reused (a failed or stalled pack)
+    gone: set = set()  # workers let go before the run ends
+    pending: dict = {}
+    watchdog = Watchdog(resources.stall_minutes)
+
+    def feed(worker) -> None:
+        """Fill ``worker``'s free slots with the schedule's next packs. On a cluster a worker
+        left with nothing to run goes at once: the worker Ray restarts for a pack whose node
+        was lost may need its reservation (a local instance keeps it warm for the pool)."""
+        while load[worker] < in_flight and (pack := schedule.next_pack()) is not None:
+            ref = worker.run.remote(spec.name, store.location, pack, resources, time.time())
+            pending[ref] = (pack, worker)
+            load[worker] += 1
+            if not pack.trials[0].model.CLOSED_FORM:  # a fit has no evaluation points to wait for
+                watchdog.started(pack.id)
+        if settings.address and load[worker] == 0 and worker not in gone:
+            ray.kill(worker)
+            gone.add(worker)
+
+    def stop_stalled() -> None:
+        """Fail each stalled pack (``Watchdog``): its worker is stopped, the packs it ran
+        beside it go back to the queue, and a fresh worker takes over."""
+        for ref, (pack, worker) in list(pending.items()):
+            if ref not in pending:  # requeued with an earlier stalled pack of its worker
+                continue
+            reason = watchdog.stalled(pack.id, store.running_record(pack.id))
+            if reason is None:
+                continue
+            del pending[ref]
+            ray.kill(worker)
+            spoiled.add(worker)
+            for other, (beside, on) in list(pending.items()):
+                if on is worker:
+                    del pending[other]
+                    schedule.requeue(beside)
+            store.clear_running(pack.id)
+            store.write_failure(pack.id, list(pack.trial_ids), reason)
+            progress.log(schedule.failed(pack, reason))
+            progress.advance(len(pack.trials), failed=True)
+            fresh = kind.start()
+            workers.append(fresh)
+            load[fresh] = 0
+            feed(fresh)
+
+    for worker in workers:
+        feed(worker)
+    progress = Progress(total=schedule.total_trials, quiet=quiet, label=spec.name)
+    poll = min(5.0, 15 * resources.stall_minutes) if resources.stall_minutes else None
+    if stop is not None:
+        poll = min(poll or 0.5, 0.5)
+    ended_well = False
+    try:
+        with progress:
+            while pending:
+                if stop is not None and stop.is_set():
+                    raise Cancelled(f"{spec.name}: cancelled; finished packs are kept")
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=poll)
+                if done:
+                    pack, worker = pending.pop(done[0])
+                    load[worker] -= 1
+                    if not _account(store, schedule, progress, pack, done[0]):
+                        spoiled.add(worker)
+                    feed(worker)
+                stop_stalled()
+        ended_well = True
+    finally:
+        kept = [w for w in workers if ended_well and w not in spoiled | gone]
+        for worker in workers:
+            if worker not in kept and worker not in gone:
+                ray.kill(worker)
+        POOL.give_back(kind, kept)
+
+
+def _account(store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref) -> bool:
+    """Count a pack that came back: finished (True), or failed with its reason recorded."""
+    import ray
+
+    failed = False
+    try:
+        message = schedule.finished(pack, ray.get(ref))
+    except Exception as e:
+        reason, failed = one_line(e), True
+        store.write_failure(pack.id, list(pack.trial_ids), reason)
+        message = schedule.failed(pack, reason)
+    if message:
+        progress.log(message)
+    progress.advance(len(pack.trials), failed=failed)
+    return not failed

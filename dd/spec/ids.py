@@ -1,0 +1,138 @@
+"""Trial ids: a content hash of a trial's canonical form, so the same trial always has the
+same id and a stored result is found again.
+
+Identity follows content, never location. A config field declares how its value counts
+through its dataclass metadata ``IDENTITY``:
+
+- ``"location"``: where files live (an image dataset's ``data_dir``) is left out; a built-in
+  dataset is identified by its name (its files keep the published format, unversioned);
+- ``"program"``: how a program compiles the network (a conv program's channel rounding,
+  ``dd.models.base.ConvModel``) is left out: the network computed is the same;
+- ``"content"``: a user file's path (``data.path`` of an ``.npz``) stands for the SHA-256 of
+  the file's bytes, written as ``"<field>_sha256"``: the same file at another or relative
+  path gives the same id, changed contents a new one.
+
+A python-loader dataset is identified by its loader's name and options: its arrays cannot be
+hashed without running user code, so a loader whose data changes should change a version
+option. Ids of trials without such fields are what they were before identity followed
+content; ``legacy_trial_id`` gives the older, location-hashing id (``dd.plan.adopt`` renames
+stored rows from it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from dd.spec.config import Trial
+from dd.spec.errors import SpecError
+from dd.spec.fields import join
+
+IDENTITY = "identity"  # dataclass field metadata key: "location", "program" or "content"
+
+
+def trial_id(trial: Trial) -> str:
+    """A content hash of the fully resolved trial: the same config always has the same id.
+
+    The hash is of the trial's canonical JSON (keys sorted, no spaces). Fields at their
+    default value are left out (``name``, which picks the variant, always stays), so a field
+    added to dd later with a default that keeps the old behaviour leaves the ids of stored
+    trials, and so their results, valid.
+
+    Configs are frozen, so the id, and each part's canonical text, is kept on the object
+    once computed: a million-trial grid, whose trials share their parts, hashes each part once.
+    """
+    cached = trial.__dict__.get("_trial_id")
+    if cached is None:
+        cached = _digest(_canonical(trial, keep=False))
+        trial.__dict__["_trial_id"] = cached  # frozen: __setattr__ refuses, the dict does not
+    return cached
+
+
+def legacy_trial_id(trial: Trial) -> str:
+    """The id dd gave ``trial`` before identity followed content: locations and file paths
+    hashed as written, and a dataset's config as it was then filled in (``legacy_config``,
+    where a kind defines one; nothing cached). Equal to ``trial_id`` for most trials."""
+    legacy = getattr(trial.data, "legacy_config", None)
+    if legacy is not None:
+        trial = dataclasses.replace(trial, data=legacy())
+    return _digest(_canonical(trial, keep=False, legacy=True))
+
+
+def file_sha256(path: str, field: str = "path") -> str:
+    """The SHA-256 of a file's bytes, read once per process for each (resolved path, size,
+    modification time); ``field`` names the config field in the error for a missing file."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        stat = resolved.stat()
+    except OSError as e:
+        raise SpecError(field, f"{path}: cannot read it ({e.strerror or e})") from None
+    return _file_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _file_sha256(resolved: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(resolved, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _canonical(obj: Any, keep: bool = True, legacy: bool = False, where: str = "") -> str:
+    """``json.dumps(<obj without defaults>, sort_keys=True, separators=(",", ":"))``, built
+    from the parts' texts (kept on each part when ``keep``), locations left out and user
+    files hashed (unless ``legacy``)."""
+    if type(obj) is int:
+        return str(obj)  # what json.dumps writes, faster
+    cached = None if legacy else getattr(obj, "__dict__", {}).get("_canonical")
+    if cached is not None:
+        return cached
+    if not dataclasses.is_dataclass(obj):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    parts = []
+    for name, key, default, skippable, identity in _hashed_fields(type(obj), legacy):
+        value = getattr(obj, name)
+        if skippable and type(value) is type(default) and value == default:
+            continue
+        if identity == "content":
+            parts.append(key + json.dumps(file_sha256(value, join(where, name))))
+            continue
+        known = None if legacy else getattr(value, "__dict__", None)
+        parts.append(
+            key
+            + (
+                known
+                and known.get("_canonical")
+                or _canonical(value, True, legacy, join(where, name))
+            )
+        )
+    text = "{" + ",".join(parts) + "}"
+    if keep and not legacy:
+        obj.__dict__["_canonical"] = text
+    return text
+
+
+@functools.cache
+def _hashed_fields(cls: type, legacy: bool) -> tuple[tuple[str, str, Any, bool, Any], ...]:
+    """The hashed fields of a config class in the order of their sorted keys: name,
+    ``"key":``, default, whether it is left out at its default, and its identity."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get(IDENTITY) == "program":
+            continue  # never hashed, nor into legacy ids (it came after them)
+        identity = None if legacy else f.metadata.get(IDENTITY)
+        if identity == "location":
+            continue
+        key = f"{f.name}_sha256" if identity == "content" else f.name
+        skippable = f.name != "name" and f.init and f.default is not dataclasses.MISSING
+        rows.append((key, (f.name, json.dumps(key) + ":", f.default, skippable, identity)))
+    return tuple(row for _, row in sorted(rows, key=lambda r: r[0]))

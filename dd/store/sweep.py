@@ -1,0 +1,392 @@
+"""Where a sweep's results live, and the only code that writes or reads them.
+
+Layout of ``<results>/<sweep>/``::
+
+    spec.yaml                 the spec as loaded (the current plan: curves use its trials)
+    packs/pack-<id>.parquet   one file per finished pack, written to a temporary name, renamed
+    failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
+    running/pack-<id>.json    which process runs a pack, while it runs, and its progress
+    partial/pack-<id>.parquet a running pack's rows so far (column partial true)
+    profiles/pack-<id>.json   where a pack's time went (dd.engine.profile)
+    checkpoints/              training state of unfinished packs (resources.checkpoint_every)
+    params/<trial id>.msgpack trained parameters (train.save_params)
+    driver.lock               held (flock) by the driver running the sweep
+    corrupt/                  unreadable pack files moved aside, never read as results
+    runs/run-<time>-<pid>.json one record per finished driver run (its wall time, trials run)
+    curves/, figures/         the aggregator's output
+    report.html               the report (``dd report``)
+
+A trial is done when its rows are in a readable pack file; resuming runs the planned trial
+ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON.
+
+The results root is a local folder or an object-store URI (``dd.store.paths``); every path
+under it is built here, so readers and writers elsewhere ask the store where a file goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute  # pa.compute
+import yaml
+
+from dd.spec.errors import DDError, StoreError
+from dd.spec.fields import check_name
+from dd.store.paths import (
+    RemotePath,
+    StorePath,
+    as_store_path,
+    atomic_write_bytes,
+    exclusive_lock,
+    read_metadata,
+    read_parquet,
+    write_parquet,
+)
+
+PACK_GLOB = "pack-*.parquet"
+
+
+class SweepStore:
+    """The results directory of one sweep."""
+
+    def __init__(self, root: str | Path | RemotePath, name: str):
+        self.name = check_name(name, "sweep")
+        self.location = str(root)  # what a worker on another machine opens again
+        self.root = as_store_path(root)
+        if isinstance(self.root, Path):
+            self.location = str(self.root.resolve())
+        self.dir = self.root / self.name
+        self.packs_dir = self.dir / "packs"
+        self.failed_dir = self.dir / "failed"
+        self.checkpoints_dir = self.dir / "checkpoints"
+
+    # ---- the driver lock
+    @contextmanager
+    def driver_lock(self):
+        """Hold the sweep for one driver; a second one is refused with who holds it.
+
+        An flock on ``driver.lock``: the kernel releases it when the holder exits or is
+        killed, so a crashed driver never leaves the sweep locked. While it is held, no other
+        driver writes here, so leftover temporary files and running records are stale and
+        are removed. An object store cannot hold an flock: for a remote root the lock file is
+        local (in the temporary folder, named by the sweep's URI), so it keeps out a second
+        driver on the same machine only.
+        """
+        path = self.dir / "driver.lock"
+        fresh = isinstance(self.dir, Path) and not self.dir.exists()
+        if isinstance(self.dir, RemotePath):
+            digest = hashlib.sha1(f"{self.location}/{self.name}".encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"dd-driver-{digest}.lock"
+
+        def busy(holder: str) -> StoreError:
+            return StoreError(
+                f"{self.dir}: another driver is running this sweep ({holder}); "
+                "wait for it or stop it first"
+            )
+
+        try:
+            with exclusive_lock(path, busy):
+                self._clear_leftovers()
+                yield
+        finally:
+            if fresh and [p.name for p in self.dir.iterdir()] == ["driver.lock"]:
+                try:  # a refused first run leaves no sweep directory behind
+                    path.unlink()
+                    self.dir.rmdir()
+                except OSError:
+                    pass  # another driver came in meanwhile: the directory is its now
+
+    def _clear_leftovers(self) -> None:
+        """Remove what a crashed driver's run left: temporary files and running records."""
+        for folder in (
+            self.dir,
+            self.packs_dir,
+            self.failed_dir,
+            *(
+                self.dir / sub
+                for sub in ("running", "checkpoints", "params", "runs", "curves", "figures")
+            ),
+        ):
+            if folder.is_dir():
+                for tmp in folder.glob(".tmp-*"):
+                    tmp.unlink(missing_ok=True)
+                    print(f"removed a stale temporary file {tmp}", file=sys.stderr)
+        for record in (self.dir / "running").glob("pack-*.json"):
+            record.unlink(missing_ok=True)
+
+    # ---- where each file goes
+    @property
+    def spec_path(self) -> StorePath:
+        return self.dir / "spec.yaml"
+
+    def checkpoint_path(self, pack_id: str) -> StorePath:
+        """A training pack's checkpoint (``resources.checkpoint_every``)."""
+        return self.checkpoints_dir / f"pack-{pack_id}.msgpack"
+
+    def params_path(self, trial_id: str) -> StorePath:
+        """A trial's trained parameters (``train.save_params``)."""
+        return self.dir / "params" / f"{trial_id}.msgpack"
+
+    def curve_path(self, name: str) -> StorePath:
+        """A curve table of the aggregator, ``curves/<name>.parquet``."""
+        return self.dir / "curves" / f"{name}.parquet"
+
+    def figure_path(self, name: str) -> StorePath:
+        """A figure of the aggregator, ``figures/<name>`` (the name with its suffix)."""
+        return self.dir / "figures" / name
+
+    @property
+    def report_path(self) -> StorePath:
+        return self.dir / "report.html"
+
+    # ---- spec
+    def write_spec(self, mapping: dict) -> None:
+        atomic_write_bytes(self.spec_path, yaml.safe_dump(mapping, sort_keys=False).encode())
+
+    def read_spec_mapping(self) -> dict:
+        path = self.spec_path
+        try:
+            return yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            packs = len(self.pack_files())
+            if packs:
+                raise StoreError(
+                    f"{self.dir}: spec.yaml is missing though {packs} pack files "
+                    "are stored; give the sweep's spec file instead of its name "
+                    "(e.g. 'dd status path/to/spec.yaml')"
+                ) from None
+            raise DDError(  # an unknown sweep name is bad input: exit 2
+                f"{self.dir}: no sweep here (spec.yaml missing); "
+                f"run 'dd sweep' first or pass --results"
+            ) from None
+        except (OSError, yaml.YAMLError) as e:
+            raise StoreError(f"{path}: unreadable spec ({e})") from None
+
+    # ---- packs
+    def pack_path(self, pack_id: str) -> StorePath:
+        return self.packs_dir / f"pack-{pack_id}.parquet"
+
+    def write_pack(self, pack_id: str, table: pa.Table) -> StorePath:
+        """The pack's final file; it supersedes the pack's partial rows (removed after)."""
+        path = self.pack_path(pack_id)
+        write_parquet(path, table)
+        self.partial_path(pack_id).unlink(missing_ok=True)
+        self.clear_failure(pack_id)
+        return path
+
+    def partial_path(self, pack_id: str) -> StorePath:
+        return self.dir / "partial" / f"pack-{pack_id}.parquet"
+
+    def write_partial(self, pack_id: str, table: pa.Table) -> None:
+        """A running pack's rows so far (``partial`` true), replaced atomically at each write.
+        Resume never reads them: a trial is stored only once its pack's final file is."""
+        write_parquet(self.partial_path(pack_id), table)
+
+    def partial_files(self) -> list[StorePath]:
+        """The partial files of packs that have no final file yet (a finished pack's partial
+        file, left by a crash between the two writes, is superseded)."""
+        folder = self.dir / "partial"
+        if not folder.is_dir():
+            return []
+        return [p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()]
+
+    def pack_files(self) -> list[StorePath]:
+        return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
+
+    def readable_pack_files(self) -> list[StorePath]:
+        """The pack files whose Parquet footer reads; the others are quarantined (``_read``),
+        so that readers which scan files themselves (``dd query``) see what the rest see."""
+        kept = []
+        for path in self.pack_files():
+            try:
+                read_metadata(path)
+                kept.append(path)
+            except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+                self._quarantine(path, e)
+        return kept
+
+    def _read(self, path: StorePath, columns: list[str] | None = None) -> pa.Table | None:
+        """Read one pack file; a corrupt one is moved to corrupt/ with a warning."""
+        try:
+            return read_parquet(path, columns)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+            self._quarantine(path, e)
+            return None
+
+    def _quarantine(self, path: StorePath, error: Exception) -> None:
+        target = self.dir / "corrupt" / f"{path.name}.{int(time.time())}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+        except OSError:
+            return
+        print(
+            f"warning: {path} is not a readable Parquet file ({error}); moved to {target}; "
+            "its trials will run again",
+            file=sys.stderr,
+        )
+
+    def stored_trial_ids(self) -> set[str]:
+        ids: set[str] = set()
+        for path in self.pack_files():
+            table = self._read(path, ["trial_id"])
+            if table is not None:
+                ids.update(table.column("trial_id").unique().to_pylist())
+        return ids
+
+    def diverged_trial_ids(self) -> set[str]:
+        """The stored trials whose rows say ``diverged`` (they are done: a diverged run is a
+        result)."""
+        ids: set[str] = set()
+        for path in self.pack_files():
+            table = self._read(path, ["trial_id", "status"])
+            if table is not None:
+                diverged = table.filter(pa.compute.equal(table["status"], "diverged"))
+                ids.update(diverged.column("trial_id").unique().to_pylist())
+        return ids
+
+    def read_results(self, partial: bool = False) -> pa.Table | None:
+        """All stored rows of the sweep (None if nothing is stored yet); with ``partial``,
+        the rows so far of running packs too (their ``partial`` column true)."""
+        files = self.pack_files() + (self.partial_files() if partial else [])
+        tables = [t for t in (self._read(p) for p in files) if t is not None]
+        if not tables:
+            return None
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def prune_checkpoints(self, planned: set[str]) -> list[StorePath]:
+        """Remove the checkpoints that no pack reads: those of packs neither in ``planned``
+        (the ids of the packs still to run) nor stored (``keep_checkpoints`` keeps those). A
+        changed spec regroups its trials into packs of new ids, so an interrupted run's
+        checkpoints would otherwise stay forever. Call under the driver lock."""
+        folder = self.checkpoints_dir
+        if not folder.is_dir():
+            return []
+        keep = planned | {p.name[len("pack-") : -len(".parquet")] for p in self.pack_files()}
+        removed = []
+        for path in folder.glob("pack-*.msgpack"):
+            if path.name[len("pack-") : -len(".msgpack")] not in keep:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    # ---- packs in flight
+    @contextmanager
+    def running(self, pack_id: str, **about: Any):
+        """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
+        while it runs, for ``dd status`` and for operators; a dead worker's record is
+        overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
+        with the pack's progress (epoch reached, errors, rate, ETA)."""
+        path = self.dir / "running" / f"pack-{pack_id}.json"
+        record = {
+            "pack_id": pack_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **about,
+        }
+        atomic_write_bytes(path, json.dumps(record).encode())
+
+        def update(**progress: Any) -> None:
+            record.update(progress)
+            atomic_write_bytes(path, json.dumps(record).encode())
+
+        try:
+            yield update
+        finally:
+            path.unlink(missing_ok=True)
+
+    def running_record(self, pack_id: str) -> dict[str, Any] | None:
+        """A running pack's record (its progress), None if there is none (or unreadable)."""
+        found = self._records(self.dir / "running", f"pack-{pack_id}.json")
+        return found[0] if found else None
+
+    def clear_running(self, pack_id: str) -> None:
+        """Drop a pack's running record (its worker was stopped and cannot)."""
+        (self.dir / "running" / f"pack-{pack_id}.json").unlink(missing_ok=True)
+
+    def running_packs(self) -> list[dict[str, Any]]:
+        """The running records, each with ``stale``: True when its process, on this host,
+        is gone (a killed driver's workers leave their records), None for another host."""
+        return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
+
+    # ---- driver runs
+    def write_run(self, record: dict[str, Any]) -> None:
+        name = f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.json"
+        atomic_write_bytes(self.dir / "runs" / name, json.dumps(record).encode())
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self._records(self.dir / "runs", "run-*.json")
+
+    def _records(self, folder: StorePath, pattern: str = "pack-*.json") -> list[dict[str, Any]]:
+        if not folder.is_dir():
+            return []
+        out = []
+        for path in sorted(folder.glob(pattern)):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    # ---- profiles
+    def write_profile(self, pack_id: str, record: dict[str, Any]) -> None:
+        """Where a pack's time went (``dd.engine.profile``), ``profiles/pack-<id>.json``: the last
+        run of each pack, kept with its results."""
+        atomic_write_bytes(
+            self.dir / "profiles" / f"pack-{pack_id}.json", json.dumps(record).encode()
+        )
+
+    def profiles(self) -> list[dict[str, Any]]:
+        return self._records(self.dir / "profiles")
+
+    # ---- failures
+    def write_failure(self, pack_id: str, trial_ids: list[str], reason: str) -> None:
+        record = {
+            "pack_id": pack_id,
+            "trial_ids": trial_ids,
+            "reason": reason,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        atomic_write_bytes(
+            self.failed_dir / f"pack-{pack_id}.json", json.dumps(record, indent=1).encode()
+        )
+
+    def clear_failure(self, pack_id: str) -> None:
+        try:
+            (self.failed_dir / f"pack-{pack_id}.json").unlink()
+        except FileNotFoundError:
+            pass
+
+    def failures(self) -> list[dict[str, Any]]:
+        return self._records(self.failed_dir)
+
+
+def sweep_names(root: str | Path | RemotePath) -> list[str]:
+    """The sweeps stored under ``root``: its folders that hold a ``spec.yaml``."""
+    root = as_store_path(root)
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "spec.yaml").is_file())
+
+
+def _stale(record: dict[str, Any]) -> bool | None:
+    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+        return None
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
