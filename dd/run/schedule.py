@@ -1,7 +1,7 @@
 """The driver's scheduling, apart from Ray: which packs run, how many workers the cluster
 holds, which pack a free worker takes next, and the account of what became of each pack.
 
-Plain objects, so a test drives a whole schedule without Ray (``tests/test_schedule.py``);
+Plain objects, so a test drives a whole schedule without Ray (``tests/run/test_schedule.py``);
 the driver (``dd.run.execute``) only moves packs between these and its Ray workers.
 """
 

@@ -107,7 +107,6 @@ def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
     """``dd status --watch`` (not a terminal: plain blocks) shows a running pack's progress
     at each refresh and returns once nothing runs."""
     import threading
-    import time
 
     from helpers import start_dd
 
@@ -126,10 +125,15 @@ def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
     holder.start()
     started.wait(30)
     watcher = start_dd("status", "live", "--results", tmp_path, "--watch", "0.2")
-    time.sleep(3)  # a few refreshes
+    seen = []
+    for line in watcher.stdout:  # two refreshes showing the running pack, however slow
+        seen.append(line)
+        if sum("epoch 2/5" in s for s in seen) == 2:
+            break
     finish.set()
     holder.join()
-    out, _ = watcher.communicate(timeout=60)
+    rest, _ = watcher.communicate(timeout=60)
+    out = "".join(seen) + rest
     assert watcher.returncode == 0
     assert out.count("epoch 2/5") >= 2, out
     assert out.rstrip().splitlines()[-1].startswith("live: 4 trials planned"), "last: none running"
