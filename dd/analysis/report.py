@@ -21,7 +21,7 @@ from dd import __version__
 from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.analysis.curves.base import Section
 from dd.analysis.curves.registry import CURVE_KINDS
-from dd.plan.states import load_stored_spec, stored_rows, trial_states
+from dd.plan.states import load_stored_spec, plan_of, stored_rows, trial_states
 from dd.plan.sweep import Spec
 from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
 from dd.store.schema import flatten_config
@@ -150,7 +150,7 @@ def _time_spent(store: SweepStore) -> str:
 
 
 def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
-    states = trial_states(store, spec, store.stored_trial_ids())
+    states = trial_states(store, plan_of(spec), store.stored_trial_ids())
     diverged = set(_diverged(rows)["trial_id"].to_pylist())
     packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
     runs = store.runs()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 
 from dd.plan.states import trial_states
+from dd.store.plan import StoredPlan
 
 
-def status_lines(store, spec) -> tuple[list[str], bool]:
+def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
     """``dd status``'s lines, and whether any pack runs (a live record, not a stale one)."""
-    states = trial_states(store, spec, store.stored_trial_ids())
+    states = trial_states(store, plan, store.stored_trial_ids())
     diverged = store.diverged_trial_ids() & states["done"]
     lines = [
         f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done"

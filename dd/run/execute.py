@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dd.datasets.base import Locations
 from dd.plan.packs import Pack
+from dd.plan.states import store_plan
 from dd.plan.sweep import Resources, Spec
 from dd.run import cluster
 from dd.run.pool import POOL, WorkerKind
@@ -94,8 +95,8 @@ def _locations(settings: Settings) -> Locations:
 def _prepare(
     spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict, locations: Locations
 ) -> None:
-    """Every check that can refuse the run, then the spec saved: a refused run writes
-    nothing. With packs to run: their data files read, Ray joined, one pack's resources
+    """Every check that can refuse the run, then the spec and its plan saved: a refused run
+    writes nothing. With packs to run: their data files read, Ray joined, one pack's resources
     found on a node."""
     if packs:
         import ray
@@ -104,6 +105,7 @@ def _prepare(
         cluster.start_ray(**ray_options)
         cluster.check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
+    store_plan(store, spec, packs)  # what read commands read (dd.store.plan)
 
 
 def _run_locked(
