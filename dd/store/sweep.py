@@ -121,7 +121,7 @@ class SweepStore:
                 for tmp in folder.glob(".tmp-*"):
                     tmp.unlink(missing_ok=True)
                     print(f"removed a stale temporary file {tmp}", file=sys.stderr)
-        for record in (self.dir / "running").glob("pack-*.json"):
+        for record in (self.dir / "running").glob("*.json"):
             record.unlink(missing_ok=True)
 
     # ---- where each file goes
@@ -286,13 +286,15 @@ class SweepStore:
         """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
         while it runs, for ``dd status`` and for operators; a dead worker's record is
         overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
-        with the pack's progress (epoch reached, errors, rate, ETA)."""
+        with the pack's progress (epoch reached, errors, rate, ETA); ``started_at`` is the
+        wall clock (``time.time()``) at its start, for the sweep's ETA (``dd.run.eta``)."""
         path = self.dir / "running" / f"pack-{pack_id}.json"
         record = {
             "pack_id": pack_id,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "started_at": time.time(),
             **about,
         }
         atomic_write_bytes(path, json.dumps(record).encode())
@@ -319,6 +321,22 @@ class SweepStore:
         """The running records, each with ``stale``: True when its process, on this host,
         is gone (a killed driver's workers leave their records), None for another host."""
         return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
+
+    # ---- the running driver
+    def write_driver(self, record: dict[str, Any]) -> None:
+        """The running driver's progress (``running/driver.json``: the sweep's ETA, packs
+        done and running; ``dd.run.execute``), with its process, for ``dd status``, the
+        handle and the live report."""
+        record = {"pid": os.getpid(), "host": socket.gethostname(), **record}
+        atomic_write_bytes(self.dir / "running" / "driver.json", json.dumps(record).encode())
+
+    def driver_record(self) -> dict[str, Any] | None:
+        """The running driver's record with ``stale`` (as ``running_packs``), None if none."""
+        found = self._records(self.dir / "running", "driver.json")
+        return {**found[0], "stale": _stale(found[0])} if found else None
+
+    def clear_driver(self) -> None:
+        (self.dir / "running" / "driver.json").unlink(missing_ok=True)
 
     # ---- driver runs
     def write_run(self, record: dict[str, Any]) -> None:

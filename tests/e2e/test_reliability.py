@@ -972,6 +972,6 @@ def test_a_pack_that_hangs_is_failed_as_stalled_and_the_sweep_ends(tmp_path):
         timeout=300,
     )
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "stalled: no evaluation point reached" in done.stderr
+    assert "stalled: no epoch reached" in done.stderr
     status = run_dd("status", "hangs", "--results", results)
     assert "failed pack" in status.stdout and "stalled" in status.stdout, status.stdout
