@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -109,7 +110,8 @@ def planned_trials(root: StorePath, files: list[StorePath]):
     for name in sorted({f.parent.parent.name for f in files}):
         try:
             planned = [trial_id(t) for t in load_stored_spec(SweepStore(root, name)).trials]
-        except DDError:
+        except DDError as e:
+            print(f"warning: {e}; the column current of its rows is null", file=sys.stderr)
             unknown.append(name)
             continue
         sweeps += [name] * len(planned)
