@@ -315,7 +315,12 @@ def release_workers() -> None:
 
 
 def _settings(results: str | Path | None, **flags: Any) -> Settings:
-    return Settings.load(results=None if results is None else str(results), **flags)
+    """The settings read now; the cost tables they name are the ones this process plans by."""
+    from dd.engine.costs import use_tables
+
+    settings = Settings.load(results=None if results is None else str(results), **flags)
+    use_tables(settings.cost_tables)
+    return settings
 
 
 def load(sweep: str, results: str | Path | None = None, *, current: bool = True) -> pa.Table:

@@ -12,17 +12,22 @@ the plan ``dd status`` and the curves count; null where that spec cannot be load
 SQL runs read-only: once the views exist, DuckDB's external access is turned off and its
 configuration locked, so a query reads the stored packs and nothing else (no ``COPY ... TO``,
 ``ATTACH``, ``read_csv`` of other files, extensions); ``--output`` is the way to write a
-result. A query runs within ``Limits`` (memory, threads, an optional timeout) and stops on
-Ctrl-C or SIGTERM (``connection.interrupt()``). In CSV, list columns (``fourier_norms``,
-``key_freqs``) are JSON arrays.
+result. DuckDB would allow its temporary directory (``.tmp`` in the working folder) too, so
+each query spills to a private folder of its own, made for it and removed after it. A query
+runs within ``Limits`` (memory, threads, an optional timeout) and stops on Ctrl-C or SIGTERM
+(``connection.interrupt()``). In CSV, list columns (``fourier_norms``, ``key_freqs``) are JSON
+arrays.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +109,8 @@ def planned_trials(root: StorePath, files: list[StorePath]):
     for name in sorted({f.parent.parent.name for f in files}):
         try:
             planned = list(load_plan(SweepStore(root, name)).trial_ids)
-        except DDError:
+        except DDError as e:
+            print(f"warning: {e}; the column current of its rows is null", file=sys.stderr)
             unknown.append(name)
             continue
         sweeps += [name] * len(planned)
@@ -113,9 +119,29 @@ def planned_trials(root: StorePath, files: list[StorePath]):
     return pa.table(columns), unknown
 
 
-def connect(root: str | StorePath, sweep: str | None = None, limits: Limits | None = None):
+@contextmanager
+def session(root: str | StorePath, sweep: str | None, limits: Limits) -> Iterator[Any]:
+    """``connect``'s connection, spilling to a private temporary folder (mode 0700, outside
+    the working folder) that is removed, with the connection, when the query ends."""
+    with tempfile.TemporaryDirectory(prefix="dd-query-") as spill:
+        con = connect(root, sweep, limits, spill=spill)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def connect(
+    root: str | StorePath,
+    sweep: str | None = None,
+    limits: Limits | None = None,
+    *,
+    spill: str | None = None,
+):
     """A DuckDB connection with the views ``results``, ``trials``, ``all_results`` and
     ``all_trials`` over stored packs, within ``limits`` (default ``default_limits()``).
+    DuckDB's temporary directory, the one folder it allows besides the packs, is ``spill``;
+    None: spilling is off (a query larger than ``limits.memory_limit`` fails).
 
     Local packs are scanned by DuckDB's own Parquet reader; packs in an object store through
     a ``pyarrow.dataset`` on its filesystem (DuckDB's S3 reader is an extension it would
@@ -152,6 +178,8 @@ def connect(root: str | StorePath, sweep: str | None = None, limits: Limits | No
     con.execute(TRIALS_VIEW.format(name="all_trials", rows="all_results"))
     con.execute(f"SET memory_limit = {_quote(limits.memory_limit)}")
     con.execute(f"SET threads = {int(limits.threads)}")
+    con.execute(f"SET temp_directory = {_quote(spill or '')}")
+    con.execute("SET allowed_directories = []")
     if not isinstance(root, RemotePath):
         con.execute(f"SET allowed_paths = [{', '.join(_quote(str(f)) for f in files)}]")
     con.execute("SET enable_external_access = false")
@@ -231,17 +259,17 @@ def run_query(
 
     _check_sql(sql)
     limits = limits or default_limits()
-    con = connect(root, sweep, limits)
+    with session(root, sweep, limits) as con:
 
-    def work() -> tuple[list[str], list[tuple]]:
-        cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
-        return columns, cursor.fetchall() if columns else []
+        def work() -> tuple[list[str], list[tuple]]:
+            cursor = con.execute(sql)
+            columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
+            return columns, cursor.fetchall() if columns else []
 
-    try:
-        return _interruptible(con, work, limits.timeout)
-    except duckdb.Error as e:
-        raise _failed(e) from None
+        try:
+            return _interruptible(con, work, limits.timeout)
+        except duckdb.Error as e:
+            raise _failed(e) from None
 
 
 def query_arrow(sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None):
@@ -251,19 +279,19 @@ def query_arrow(sql: str, root: str | Path, sweep: str | None = None, limits: Li
 
     _check_sql(sql)
     limits = limits or default_limits()
-    con = connect(root, sweep, limits)
+    with session(root, sweep, limits) as con:
 
-    def work():
-        relation = con.sql(sql)
-        if relation is None:  # a statement without a result
-            return pyarrow.table({})
-        # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
-        return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+        def work():
+            relation = con.sql(sql)
+            if relation is None:  # a statement without a result
+                return pyarrow.table({})
+            # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
+            return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
-    try:
-        return _interruptible(con, work, limits.timeout)
-    except duckdb.Error as e:
-        raise _failed(e) from None
+        try:
+            return _interruptible(con, work, limits.timeout)
+        except duckdb.Error as e:
+            raise _failed(e) from None
 
 
 def serialize(table, fmt: str) -> bytes:

@@ -1,7 +1,9 @@
 """A training pack's checkpoints, and trained parameters kept per trial.
 
 Both are Flax msgpack (``flax.serialization``) written atomically through the store, so a
-crash mid-write leaves the previous file, and both work on local folders and results URIs.
+crash mid-write leaves the previous file, and both work on local folders and results URIs. A
+checkpoint carries a checksum (``dd.store.checked``): one damaged after it was written, or an
+older dd's without one, is ignored and its pack trains from the start.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import jax
 import numpy as np
 
 from dd.engine.step import Replica
+from dd.store.checked import read_checked, write_checked
 from dd.store.paths import as_store_path, atomic_write_bytes
 
 
@@ -25,14 +28,14 @@ def save(path: Path, replicas: Replica, epoch: int, rows: list) -> None:
     payload = flax.serialization.to_bytes(
         {"replicas": replicas, "meta": np.frombuffer(meta, np.uint8)}
     )
-    atomic_write_bytes(path, payload)
+    write_checked(path, payload)
 
 
 def restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int, list]:
     """The saved (state, epoch, rows), or the fresh ``template`` if the file does not fit."""
     try:
         state = flax.serialization.from_bytes(
-            {"replicas": template, "meta": np.zeros(0, np.uint8)}, path.read_bytes()
+            {"replicas": template, "meta": np.zeros(0, np.uint8)}, read_checked(path)
         )
         meta = json.loads(bytes(np.asarray(state["meta"], np.uint8)))
         if len(meta["rows"]) != n_trials:
@@ -40,7 +43,7 @@ def restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int,
         shapes = [np.shape(a) for a in jax.tree.leaves(state["replicas"])]
         if shapes != [np.shape(a) for a in jax.tree.leaves(template)]:
             raise ValueError("the checkpoint holds another program's shapes")  # an older dd's
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:  # Damaged: a ValueError
         print(
             f"warning: ignoring checkpoint {path} ({e}); training from the start", file=sys.stderr
         )

@@ -18,7 +18,10 @@ compile (``benchmarks/bucket_costs.py``); readers ignore what they do not ask fo
 device kind, family or program width the table does not hold leaves the choice to
 ``dd.engine.train.execution_plan``'s fallback rule. ``python benchmarks/cost_table.py`` (in
 ``make bench``) measures and rewrites the table of the device it runs on (docs/bench.md,
-"Block packs").
+"Block packs"). ``$DD_COST_TABLES`` names another folder of such tables (``use_tables``).
+
+A table that does not read as that shape (truncated, garbled, wrong types) is ignored with a
+one-line warning naming it: the fallback rule plans, as for a device without a table.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,11 +50,68 @@ def kind_slug(device_kind: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", device_kind.lower()).strip("-")
 
 
+_folder = [TABLES]  # the tables this process plans by (use_tables)
+
+
+def use_tables(folder: str | Path | None) -> None:
+    """Plan by the tables in ``folder`` (``Settings.cost_tables``, set where a command or a
+    worker starts); None: the shipped ones."""
+    _folder[0] = TABLES if folder is None else Path(folder).expanduser()
+
+
+def load_table(device_kind: str, tables: Path | None = None) -> dict:
+    """The table of ``device_kind`` (empty when none is there, or when it is damaged)."""
+    return _load(kind_slug(device_kind), tables or _folder[0])
+
+
 @functools.cache
-def load_table(device_kind: str, tables: Path = TABLES) -> dict:
-    """The table of ``device_kind`` (empty when none is shipped)."""
-    path = tables / f"{kind_slug(device_kind)}.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _load(slug: str, tables: Path) -> dict:
+    path = tables / f"{slug}.json"
+    if not path.is_file():
+        return {}
+    try:
+        table = json.loads(path.read_text())
+        _check(table)
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(
+            f"warning: cost table {path} is damaged ({reason}); ignored: plans follow the "
+            "fallback rule (python benchmarks/cost_table.py measures it again)",
+            file=sys.stderr,
+        )
+        return {}
+    return table
+
+
+def _check(table: object) -> None:
+    """A ValueError naming the first entry that is not of the shape the readers take."""
+
+    def number(value: object, where: str) -> None:  # seconds may be 0, counts and rates not
+        least = 0 if where.endswith(("seconds", "_s")) else 1e-300
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= least:
+            raise ValueError(f"{where}: {value!r} is not a number {'>=' if least == 0 else '>'} 0")
+
+    def mapping(value: object, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: {value!r} is not an object")
+        return value
+
+    mapping(table, "the table")
+    for family, plans in mapping(table.get("step_seconds", {}), "step_seconds").items():
+        for plan, entries in mapping(plans, f"step_seconds.{family}").items():
+            where = f"step_seconds.{family}.{plan}"
+            if not isinstance(entries, list):
+                raise ValueError(f"{where}: {entries!r} is not a list")
+            keys = ("sum_width" if plan == "block" else "width", "replicas", "seconds")
+            for i, entry in enumerate(entries):
+                for key in keys:
+                    number(mapping(entry, f"{where}[{i}]").get(key), f"{where}[{i}].{key}")
+    fields = ("compile_s", "step_overhead_s", "flops_per_s")
+    for family, entry in mapping(table.get("buckets", {}), "buckets").items():
+        if set(mapping(entry, f"buckets.{family}")) != set(fields):
+            raise ValueError(f"buckets.{family}: {entry!r} does not hold exactly {fields}")
+        for key in fields:
+            number(entry[key], f"buckets.{family}.{key}")
 
 
 def cut(widths: list[int], most: int) -> list[list[int]]:

@@ -8,18 +8,23 @@ from __future__ import annotations
 import pyarrow as pa
 
 from dd.plan.sweep import DEFAULT_MAX_TRIALS, Spec, parse_spec
-from dd.spec.errors import StoreError
+from dd.spec.errors import SpecError, StoreError
 from dd.spec.ids import trial_id
 from dd.store.plan import StoredPlan, read_plan, write_plan
 from dd.store.schema import flatten_config
-from dd.store.sweep import SweepStore
+from dd.store.sweep import REWRITE, SweepStore
 
 
 def load_stored_spec(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
     """The spec saved beside the results, parsed (what the curves read of it); ``max_trials``:
     the caller's ``Settings.max_trials``, so a sweep run under a raised limit can still be
     read."""
-    return parse_spec(store.read_spec_mapping(), max_trials=max_trials)
+    try:
+        return parse_spec(store.read_spec_mapping(), max_trials=max_trials)
+    except SpecError as e:  # it was valid when stored: damaged, or from another dd version
+        raise StoreError(
+            f"{store.spec_path}: the stored spec is not valid ({e}); {REWRITE}"
+        ) from None
 
 
 def load_plan(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> StoredPlan:

@@ -36,6 +36,7 @@ class WorkerKind:
     packs_in_flight: int
     compile_cache: str | None
     locations: Locations
+    cost_tables: str | None = None
 
     @classmethod
     def of(cls, resources: Resources, settings: Settings) -> WorkerKind:
@@ -49,6 +50,7 @@ class WorkerKind:
             packs_in_flight=resources.packs_per_worker(),
             compile_cache=settings.compile_cache,
             locations=Locations(data_dir=settings.data_dir, cache_dir=settings.cache_dir),
+            cost_tables=settings.cost_tables,
         )
 
     def start(self):
@@ -67,7 +69,7 @@ class WorkerKind:
         if self.env:
             options["runtime_env"] = {"env_vars": dict(self.env)}
         actor = ray.remote(PackWorker).options(**options)
-        return actor.remote(self.compile_cache, self.gpus == 0, self.locations)
+        return actor.remote(self.compile_cache, self.gpus == 0, self.locations, self.cost_tables)
 
 
 def _instance() -> tuple | None:

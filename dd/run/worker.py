@@ -296,7 +296,11 @@ class PackWorker:
         compile_cache: str | None,
         cpu_only: bool = False,
         locations: Locations | None = None,
+        cost_tables: str | None = None,
     ):
+        from dd.engine.costs import use_tables
+
+        use_tables(cost_tables)  # the driver's DD_COST_TABLES: packs plan as the dry run did
         self.visible_at_start = os.environ.get("CUDA_VISIBLE_DEVICES")
         if cpu_only:  # a pack given no GPU must not take one (JAX would use any it sees)
             import jax

@@ -25,7 +25,8 @@ class Settings:
 
     ``address`` None starts a fresh local Ray instance; ``compile_cache`` None compiles
     afresh (the variable or flag's ``off``). ``data_dir`` and ``cache_dir`` are the image
-    files' folder (a spec's ``data.data_dir`` wins) and where generated datasets are cached.
+    files' folder (a spec's ``data.data_dir`` wins) and where generated datasets are cached;
+    ``cost_tables`` None reads the shipped step-time tables (``dd.engine.costs``).
     """
 
     results: str = "results"
@@ -36,6 +37,7 @@ class Settings:
     max_trials: int = 10_000_000
     data_dir: str | None = None
     cache_dir: str = "~/.cache/dd"
+    cost_tables: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -99,4 +101,5 @@ VARIABLES = (  # README.md's configuration table shows each, with its default an
     Variable("max_trials", "DD_MAX_TRIALS", None, _count),
     Variable("data_dir", "DD_DATA_DIR", None, _text),
     Variable("cache_dir", "DD_CACHE_DIR", None, _text),
+    Variable("cost_tables", "DD_COST_TABLES", None, _text),
 )

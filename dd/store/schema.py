@@ -101,6 +101,25 @@ METRICS: dict[str, tuple[pa.DataType, str]] = {
 STATUS_OK = "ok"
 
 
+def wrong_column(schema: pa.Schema) -> str | None:
+    """Why a stored file's ``schema`` cannot be rows of dd (a meta or metric column of another
+    type: null and numeric widening aside), None when it can."""
+    expected = {f.name: f.type for f in META} | {k: t for k, (t, _) in METRICS.items()}
+    for field in schema:
+        want = expected.get(field.name)
+        got = field.type
+        if want is None or got == want or pa.types.is_null(got):
+            continue
+        if _numeric(got) and _numeric(want):
+            continue
+        return f"column {field.name} is {got}, not {want}"
+    return None
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
 def column_name(dotted: str) -> str:
     """The results column of a config path: ``model.n_features`` -> ``model_n_features``."""
     return dotted.replace(".", "_")

@@ -11,13 +11,16 @@ Layout of ``<results>/<sweep>/``::
     checkpoints/              training state of unfinished packs (resources.checkpoint_every)
     params/<trial id>.msgpack trained parameters (train.save_params)
     driver.lock               held (flock) by the driver running the sweep
-    corrupt/                  unreadable pack files moved aside, never read as results
+    corrupt/                  damaged files moved aside (packs, partial rows, profiles, run
+                              records), never read again
     runs/run-<time>-<pid>.json one record per finished driver run (its wall time, trials run)
     curves/, figures/         the aggregator's output
     report.html               the report (``dd report``)
 
 A trial is done when its rows are in a readable pack file; resuming runs the planned trial
-ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON.
+ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON. Profiles,
+run records and checkpoints carry a checksum (``dd.store.checked``); one that does not check
+is quarantined like an unreadable Parquet file.
 
 The results root is a local folder or an object-store URI (``dd.store.paths``); every path
 under it is built here, so readers and writers elsewhere ask the store where a file goes.
@@ -26,15 +29,11 @@ under it is built here, so readers and writers elsewhere ask the store where a f
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import socket
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute  # pa.compute
@@ -52,11 +51,23 @@ from dd.store.paths import (
     read_parquet,
     write_parquet,
 )
+from dd.store.records import Records
+from dd.store.schema import wrong_column
 
 PACK_GLOB = "pack-*.parquet"
+REWRITE = "run 'dd sweep SPEC_FILE' to store it again, or give the spec file instead of the name"
 
 
-class SweepStore:
+def _first_line(error: Exception) -> str:
+    """An error in one line: a YAML error's problem and where, else its first line."""
+    mark = getattr(error, "problem_mark", None)
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem and mark is not None:
+        return f"{error.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class SweepStore(Records):
     """The results directory of one sweep."""
 
     def __init__(self, root: str | Path | RemotePath, name: str):
@@ -169,8 +180,10 @@ class SweepStore:
                 f"{self.dir}: no sweep here (spec.yaml missing); "
                 f"run 'dd sweep' first or pass --results"
             ) from None
-        except (OSError, yaml.YAMLError) as e:
-            raise StoreError(f"{path}: unreadable spec ({e})") from None
+        except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: not UTF-8
+            raise StoreError(
+                f"{path}: unreadable stored spec ({_first_line(e)}); {REWRITE}"
+            ) from None
 
     # ---- packs
     def pack_path(self, pack_id: str) -> StorePath:
@@ -193,24 +206,35 @@ class SweepStore:
         write_parquet(self.partial_path(pack_id), table)
 
     def partial_files(self) -> list[StorePath]:
-        """The partial files of packs that have no final file yet (a finished pack's partial
-        file, left by a crash between the two writes, is superseded)."""
+        """The readable partial files of packs that have no final file yet (a finished pack's
+        partial file, left by a crash between the two writes, is superseded); an unreadable
+        one is quarantined as a pack file is (``readable``)."""
         folder = self.dir / "partial"
         if not folder.is_dir():
             return []
-        return [p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()]
+        files = [
+            p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()
+        ]
+        return self.readable(files)
 
     def pack_files(self) -> list[StorePath]:
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
 
     def readable_pack_files(self) -> list[StorePath]:
-        """The pack files whose Parquet footer reads; the others are quarantined (``_read``),
+        return self.readable(self.pack_files())
+
+    def readable(self, files: list[StorePath]) -> list[StorePath]:
+        """The ``files`` whose Parquet footer reads; the others are quarantined (``_read``),
         so that readers which scan files themselves (``dd query``) see what the rest see."""
         kept = []
-        for path in self.pack_files():
+        for path in files:
             try:
-                read_metadata(path)
+                wrong = wrong_column(read_metadata(path).schema.to_arrow_schema())
+                if wrong is not None:
+                    raise pa.ArrowInvalid(wrong)
                 kept.append(path)
+            except FileNotFoundError:
+                continue  # a running pack's partial file, superseded meanwhile
             except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
                 self._quarantine(path, e)
         return kept
@@ -218,23 +242,37 @@ class SweepStore:
     def _read(self, path: StorePath, columns: list[str] | None = None) -> pa.Table | None:
         """Read one pack file; a corrupt one is moved to corrupt/ with a warning."""
         try:
-            return read_parquet(path, columns)
+            table = read_parquet(path, columns)
+            wrong = wrong_column(table.schema)
+            if wrong is not None:
+                raise pa.ArrowInvalid(wrong)
+            return table
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
             self._quarantine(path, e)
             return None
 
-    def _quarantine(self, path: StorePath, error: Exception) -> None:
+    def _quarantine(
+        self,
+        path: StorePath,
+        error: Exception,
+        what: str = "not a readable Parquet file",
+        after: str = "its trials will run again",
+    ) -> None:
+        """Move a damaged file to corrupt/ and say so in one line (``error`` cut to its first
+        line), or say that it could not be moved and is ignored."""
+        reason = _first_line(error)
+        if path.parent.name == "partial" and after == "its trials will run again":
+            after = "a running pack's rows so far, written again at its next evaluation point"
         target = self.dir / "corrupt" / f"{path.name}.{int(time.time())}"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             path.replace(target)
-        except OSError:
+        except FileNotFoundError:
+            return  # another reader moved it first
+        except OSError as e:
+            print(f"warning: {path} is {what} ({reason}); ignored ({e})", file=sys.stderr)
             return
-        print(
-            f"warning: {path} is not a readable Parquet file ({error}); moved to {target}; "
-            "its trials will run again",
-            file=sys.stderr,
-        )
+        print(f"warning: {path} is {what} ({reason}); moved to {target}; {after}", file=sys.stderr)
 
     def stored_trial_ids(self) -> set[str]:
         ids: set[str] = set()
@@ -280,115 +318,6 @@ class SweepStore:
                 removed.append(path)
         return removed
 
-    # ---- packs in flight
-    @contextmanager
-    def running(self, pack_id: str, **about: Any):
-        """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
-        while it runs, for ``dd status`` and for operators; a dead worker's record is
-        overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
-        with the pack's progress (epoch reached, errors, rate, ETA); ``started_at`` is the
-        wall clock (``time.time()``) at its start, for the sweep's ETA (``dd.run.eta``)."""
-        path = self.dir / "running" / f"pack-{pack_id}.json"
-        record = {
-            "pack_id": pack_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "started_at": time.time(),
-            **about,
-        }
-        atomic_write_bytes(path, json.dumps(record).encode())
-
-        def update(**progress: Any) -> None:
-            record.update(progress)
-            atomic_write_bytes(path, json.dumps(record).encode())
-
-        try:
-            yield update
-        finally:
-            path.unlink(missing_ok=True)
-
-    def running_record(self, pack_id: str) -> dict[str, Any] | None:
-        """A running pack's record (its progress), None if there is none (or unreadable)."""
-        found = self._records(self.dir / "running", f"pack-{pack_id}.json")
-        return found[0] if found else None
-
-    def clear_running(self, pack_id: str) -> None:
-        """Drop a pack's running record (its worker was stopped and cannot)."""
-        (self.dir / "running" / f"pack-{pack_id}.json").unlink(missing_ok=True)
-
-    def running_packs(self) -> list[dict[str, Any]]:
-        """The running records, each with ``stale``: True when its process, on this host,
-        is gone (a killed driver's workers leave their records), None for another host."""
-        return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
-
-    # ---- the running driver
-    def write_driver(self, record: dict[str, Any]) -> None:
-        """The running driver's progress (``running/driver.json``: the sweep's ETA, packs
-        done and running; ``dd.run.execute``), with its process, for ``dd status``, the
-        handle and the live report."""
-        record = {"pid": os.getpid(), "host": socket.gethostname(), **record}
-        atomic_write_bytes(self.dir / "running" / "driver.json", json.dumps(record).encode())
-
-    def driver_record(self) -> dict[str, Any] | None:
-        """The running driver's record with ``stale`` (as ``running_packs``), None if none."""
-        found = self._records(self.dir / "running", "driver.json")
-        return {**found[0], "stale": _stale(found[0])} if found else None
-
-    def clear_driver(self) -> None:
-        (self.dir / "running" / "driver.json").unlink(missing_ok=True)
-
-    # ---- driver runs
-    def write_run(self, record: dict[str, Any]) -> None:
-        name = f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.json"
-        atomic_write_bytes(self.dir / "runs" / name, json.dumps(record).encode())
-
-    def runs(self) -> list[dict[str, Any]]:
-        return self._records(self.dir / "runs", "run-*.json")
-
-    def _records(self, folder: StorePath, pattern: str = "pack-*.json") -> list[dict[str, Any]]:
-        if not folder.is_dir():
-            return []
-        out = []
-        for path in sorted(folder.glob(pattern)):
-            try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-        return out
-
-    # ---- profiles
-    def write_profile(self, pack_id: str, record: dict[str, Any]) -> None:
-        """Where a pack's time went (``dd.engine.profile``), ``profiles/pack-<id>.json``: the last
-        run of each pack, kept with its results."""
-        atomic_write_bytes(
-            self.dir / "profiles" / f"pack-{pack_id}.json", json.dumps(record).encode()
-        )
-
-    def profiles(self) -> list[dict[str, Any]]:
-        return self._records(self.dir / "profiles")
-
-    # ---- failures
-    def write_failure(self, pack_id: str, trial_ids: list[str], reason: str) -> None:
-        record = {
-            "pack_id": pack_id,
-            "trial_ids": trial_ids,
-            "reason": reason,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        atomic_write_bytes(
-            self.failed_dir / f"pack-{pack_id}.json", json.dumps(record, indent=1).encode()
-        )
-
-    def clear_failure(self, pack_id: str) -> None:
-        try:
-            (self.failed_dir / f"pack-{pack_id}.json").unlink()
-        except FileNotFoundError:
-            pass
-
-    def failures(self) -> list[dict[str, Any]]:
-        return self._records(self.failed_dir)
-
 
 def sweep_names(root: str | Path | RemotePath) -> list[str]:
     """The sweeps stored under ``root``: its folders that hold a ``spec.yaml``."""
@@ -396,15 +325,3 @@ def sweep_names(root: str | Path | RemotePath) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "spec.yaml").is_file())
-
-
-def _stale(record: dict[str, Any]) -> bool | None:
-    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
-        return None
-    try:
-        os.kill(record["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False

@@ -465,7 +465,7 @@ def test_a_pack_out_of_memory_splits_in_halves_and_stores_every_trial_once(tmp_p
     pairs = list(zip(table["trial_id"].to_pylist(), table["step"].to_pylist(), strict=True))
     assert len(set(table["trial_id"].to_pylist())) == 8 and len(pairs) == len(set(pairs))
     assert store.failures() == []
-    (run,) = [json.loads(p.read_text()) for p in (store.dir / "runs").glob("*.json")]
+    (run,) = store.runs()
     assert run["oom_splits"] == 6, "two packs of four replicas, each split 1 + 2 times"
     assert "ran out of memory" in done.stderr
 
