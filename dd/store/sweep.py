@@ -52,6 +52,7 @@ from dd.store.paths import (
     read_parquet,
     write_parquet,
 )
+from dd.store.schema import with_meta
 
 PACK_GLOB = "pack-*.parquet"
 
@@ -262,7 +263,7 @@ class SweepStore:
         tables = [t for t in (self._read(p) for p in files) if t is not None]
         if not tables:
             return None
-        return pa.concat_tables(tables, promote_options="permissive")
+        return with_meta(pa.concat_tables(tables, promote_options="permissive"))
 
     def prune_checkpoints(self, planned: set[str]) -> list[StorePath]:
         """Remove the checkpoints that no pack reads: those of packs neither in ``planned``
