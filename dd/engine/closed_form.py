@@ -144,6 +144,7 @@ def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, f
     for i, t in enumerate(trials):
         row = {k: float(v[i]) for k, v in out.items()}
         row["n_params"] = kind_of(t).count(t)
+        row["program_width"] = program_trial(first).model.n_features
         rows.append(row)
     return rows
 

@@ -6,8 +6,8 @@ Every parameter axis that grows with the width (found by comparing the parameter
 the network itself at widths 1 and 2, so it works for any such module) keeps only its first
 ``a + b * width`` entries and is zero past them. Units that start at zero in and out stay at
 zero (no gradient reaches them, and weight decay keeps zero at zero), so the wide program
-computes the narrow network. Kernels are rescaled by sqrt(program fan-in / narrow fan-in),
-so the live weights start with the narrow network's own fan-in variance.
+computes the narrow network. The live weights are drawn by the network itself at its own
+width (``place``), so a trial starts from the same numbers whatever program trains it.
 """
 
 from __future__ import annotations
@@ -48,27 +48,33 @@ def _width_axes(trial: Trial) -> Any:
     )
 
 
-def narrow(program: Trial, params: Any, width: jax.Array) -> Any:
-    """A width-``width`` network's initial parameters inside ``program``'s wider shapes."""
-    width = width.astype(jnp.float32)
+@functools.cache
+def _program_shapes(program: Trial) -> Any:
+    """The shapes of ``program``'s parameters."""
+    x = jnp.zeros(
+        (1,) + program.data.input_shape, jnp.int32 if program.data.integer_inputs else jnp.float32
+    )
+    variables = jax.eval_shape(lambda: make_model(program).init(jax.random.key(0), x, train=False))
+    return variables["params"]
 
-    def one(path, leaf, axes):
-        mask = jnp.ones(leaf.shape, leaf.dtype)
-        for i, (a, b) in enumerate(axes):
-            if b:
-                live = jnp.arange(leaf.shape[i]) < a + b * width
-                mask = mask * live.reshape((-1,) + (1,) * (leaf.ndim - i - 1)).astype(leaf.dtype)
-        out = leaf * mask
-        if getattr(path[-1], "key", None) == "kernel" and leaf.ndim >= 2 and axes[-2][1]:
-            a, b = axes[-2]
-            out = out * jnp.sqrt(leaf.shape[-2] / (a + b * width)).astype(leaf.dtype)
-        return out
 
-    return jax.tree_util.tree_map_with_path(one, params, _width_axes(program))
+def at_width(program: Trial, width: int) -> Trial:
+    """The network itself at ``width`` (``replace`` keeps no program rounding)."""
+    return dataclasses.replace(program, model=dataclasses.replace(program.model, width=width))
+
+
+def place(program: Trial, params: Any, width: int) -> Any:
+    """A width-``width`` network's parameters (drawn at its own width, so the same numbers
+    whatever program trains it) inside ``program``'s wider shapes, zero past them."""
+
+    def one(leaf, shape):
+        return jnp.pad(leaf, [(0, p - n) for n, p in zip(leaf.shape, shape.shape, strict=True)])
+
+    return jax.tree.map(one, params, _program_shapes(program))
 
 
 def unpad(program: Trial, params: Any, width: int) -> Any:
-    """The parameters of the width-``width`` network that ``narrow`` placed in ``program``."""
+    """The parameters of the width-``width`` network that ``place`` put in ``program``."""
 
     def one(leaf, axes):
         return np.asarray(leaf)[tuple(slice(0, a + b * width) for a, b in axes)]

@@ -31,17 +31,23 @@ from dd.engine.step import (
     Program,
     Replica,
     epoch_orders,
-    init_replicas,
+    init_at_widths,
     pack_step,
     train_epochs_on_device,
 )
 from dd.models.precision import matmul_precision
 
 
-@functools.partial(jax.jit, static_argnames=("program",))
 def prepare(program: Program, data: DeviceData, values_R: dict) -> tuple[Setup, Replica]:
     """Every replica's setup and initial state. ``values_R``: per replica (leading R axis)
-    ``seed``, ``n_train``, ``label_noise``, ``lr``, ``weight_decay`` and model ``width``."""
+    ``seed``, ``n_train``, ``label_noise``, ``lr``, ``weight_decay`` and model ``width`` (read
+    on the host: each width draws its own network, ``dd.engine.step.init_replicas``)."""
+    widths = tuple(int(w) for w in np.asarray(values_R["width"]))
+    return _prepare(program, data, values_R, widths)
+
+
+@functools.partial(jax.jit, static_argnames=("program", "widths"))
+def _prepare(program: Program, data: DeviceData, values_R: dict, widths: tuple[int, ...]):
     setups = draw_setups(
         data,
         values_R["seed"],
@@ -51,7 +57,7 @@ def prepare(program: Program, data: DeviceData, values_R: dict) -> tuple[Setup, 
         values_R["weight_decay"],
         n_rows=program.n_rows,
     )
-    return setups, init_replicas(program, data, setups, values_R["width"])
+    return setups, init_at_widths(program, data, setups, widths)
 
 
 def _measured(program: Program, data: DeviceData, setups: Setup, replicas: Replica, measure):

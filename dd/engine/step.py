@@ -26,12 +26,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dd.engine import block
 from dd.engine.device_data import DeviceData, Setup, prepare_inputs
 from dd.engine.optim import loss_fn, lr_factor, make_optimizer
-from dd.engine.padding import narrow
+from dd.engine.padding import at_width, place
 from dd.models.base import apply_model, n_outputs
 from dd.models.precision import matmul_precision
 from dd.models.registry import kind_of, make_model
@@ -109,21 +110,32 @@ def augment(key: jax.Array, x_BHWC: jax.Array) -> jax.Array:
     return jnp.where(flip, x[:, :, ::-1], x)
 
 
-@functools.partial(jax.jit, static_argnames=("program",))
 def init_replicas(
     program: Program, data: DeviceData, setups: Setup, widths_R: jax.Array
 ) -> Replica:
-    """Each replica's initial state; ``widths_R`` are the replicas' own model widths (a
-    network narrower than its program is narrowed inside it, ``dd.engine.padding.narrow``)."""
+    """Each replica's initial state; ``widths_R`` are the replicas' own model widths (host
+    values: each width's network is drawn at that width, then placed in the program)."""
+    widths = tuple(int(w) for w in np.asarray(widths_R))
+    return init_at_widths(program, data, setups, widths)
+
+
+@functools.partial(jax.jit, static_argnames=("program", "widths"))
+def init_at_widths(
+    program: Program, data: DeviceData, setups: Setup, widths: tuple[int, ...]
+) -> Replica:
+    """``init_replicas``: the draw is the network's own at each width (its parameter shapes
+    fix the numbers drawn), so a trial starts alike in any program width and any pack."""
     model, optimizer = make_model(program.trial), make_optimizer(program.train)
     pads = kind_of(program.trial).pads(program.trial)
 
-    def init_one(setup: Setup, width: jax.Array) -> Replica:
+    def init_one(setup: Setup, width: int) -> Replica:
         x = batch_inputs(data, setup, jnp.arange(1))
-        variables = model.init(named(setup.key, "init"), x, train=False)
+        key = named(setup.key, "init")
+        variables = model.init(key, x, train=False)  # the program's batch_stats (no draws)
         params = variables["params"]
         if pads:
-            params = narrow(program.trial, params, width)
+            own = make_model(at_width(program.trial, width)).init(key, x, train=False)
+            params = place(program.trial, own["params"], width)
         return Replica(
             params,
             variables.get("batch_stats", {}),
@@ -133,8 +145,16 @@ def init_replicas(
             -jnp.ones((), jnp.int32),
         )
 
+    groups = {w: np.flatnonzero(np.asarray(widths) == w) for w in dict.fromkeys(widths)}
     with matmul_precision(program.train.precision):
-        return jax.vmap(init_one)(setups, widths_R)
+        parts = [
+            jax.vmap(functools.partial(init_one, width=w))(
+                jax.tree.map(lambda a, rows=rows: a[rows], setups)
+            )
+            for w, rows in groups.items()
+        ]
+    order = np.argsort(np.concatenate(list(groups.values())), kind="stable")
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[order], *parts)
 
 
 def epoch_order(setup: Setup, epoch: jax.Array, n_rows: int) -> jax.Array:

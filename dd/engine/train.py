@@ -223,6 +223,7 @@ def train_pack(
             check_fits(programs[0], data, group_setups[0], replicas[0], memory_budget)
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
     counts = [n_params(t) for t in trials]
+    wide = key_trial.model.width  # the program width the rows record
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
     if checkpoint is not None and checkpoint.exists():
@@ -267,7 +268,7 @@ def train_pack(
                         row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
                         if alive[r]:
                             row |= _host_metrics({k: v[r] for k, v in metrics.items()})
-                        rows[r].append(row | {"n_params": counts[r]})
+                        rows[r].append(row | {"n_params": counts[r], "program_width": wide})
                 if on_evaluation is not None:
                     on_evaluation(epoch, rows)
             if epoch in saves or (timed and done < epochs and time.monotonic() - saved_at >= timed):
@@ -288,6 +289,7 @@ def train_pack(
     for r, trial_rows in enumerate(rows):
         for row in trial_rows:
             row.setdefault("n_params", counts[r])  # rows restored from an older checkpoint
+            row.setdefault("program_width", wide)
             if diverged[r] >= 0:
                 row["status"], row["diverged_step"] = "diverged", int(diverged[r])
     return rows

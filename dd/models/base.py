@@ -99,6 +99,16 @@ def round_up_width(width: int, *, floor: int, multiple: int) -> int:
     return max(floor, multiple * math.ceil(width / multiple))
 
 
+def ladder_width(width: int, *, floor: int, per_octave: int) -> int:
+    """``width``'s rung of a fixed ladder: ``floor``, then ``per_octave`` evenly spaced rungs
+    in each octave above it (2^e < width <= 2^(e+1) rounds up to a multiple of
+    2^e / per_octave): a program width that depends on the trial alone, never on its sweep."""
+    if width <= floor:
+        return floor
+    step = max(1, (1 << ((width - 1).bit_length() - 1)) // per_octave)
+    return step * math.ceil(width / step)
+
+
 NARROW_WIDTH = 16  # narrower conv nets train inside one program of this width
 WIDTH_MULTIPLE = 8  # a program's layers have multiples of 8 channels: tensor cores want them
 

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dd.models.base import Family, NetworkModel, n_outputs
+from dd.models.base import Family, NetworkModel, ladder_width, n_outputs
 from dd.spec.fields import bounded, one_of
 
 ACTIVATIONS = ("relu", "quadratic")
@@ -106,17 +106,24 @@ class MLP(nn.Module):
 
 
 MIN_PROGRAM_WIDTH = 64  # narrower MLPs train inside one program of this width
+RUNGS_PER_OCTAVE = 8  # wider ones in the next rung: at most 12.5% wider, 8 programs an octave
 
 
 def program_width(trial) -> int:
-    """The hidden width an MLP's program is compiled for: at least ``MIN_PROGRAM_WIDTH``.
+    """The hidden width an MLP's program is compiled for: the trial's rung of a fixed ladder
+    (``ladder_width``: 64, then 8 rungs an octave), a function of the trial alone.
 
     Compiling costs seconds per program while a narrow MLP's training costs little, so the
-    narrow widths of a sweep share one program (``dd.engine.padding.narrow``) instead of compiling
-    one each. Depth 0 has no hidden layer to widen.
+    narrow widths share one program (``dd.engine.padding``) instead of compiling one each;
+    and a trial runs in the same program whatever sweep holds it, so it rounds alike
+    (docs/design.md, "Packs"). Depth 0 has no hidden layer to widen.
     """
     width, depth = trial.model.width, trial.model.depth
-    return max(width, MIN_PROGRAM_WIDTH) if depth else width
+    return (
+        ladder_width(width, floor=MIN_PROGRAM_WIDTH, per_octave=RUNGS_PER_OCTAVE)
+        if depth
+        else width
+    )
 
 
 def n_params(width: int, depth: int, n_classes: int, input_shape: tuple[int, ...]) -> int:

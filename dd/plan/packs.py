@@ -3,7 +3,8 @@
 Trials differing only in values that travel as arrays share a pack key: seed, n_train and
 label noise always; ridge and (for raw features) the feature count for closed-form fits;
 learning rate and weight decay for trained networks. Widths of a family that pads share a
-program as the sweep's measured costs choose (``dd.plan.buckets``). Each group is cut into packs
+program as its fixed ladder says (``Family.program_width``: a function of the trial alone, so a
+trial trains in the same program whatever its sweep). Each group is cut into packs
 that fit the memory budget. A pack's id is a hash of its trial ids, so re-planning the same missing
 trials gives the same packs.
 """
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from dd.engine.closed_form import bytes_per_replica as fitted_bytes
 from dd.engine.memory import bytes_per_replica as trained_bytes
 from dd.models.registry import kind_of, n_params, program_trial
-from dd.plan.buckets import backend_of, choose, costs
 from dd.plan.sweep import Resources
 from dd.spec.config import Trial
 from dd.spec.ids import trial_id
@@ -40,42 +40,20 @@ class Pack:
         return list(self.trials) + [self.trials[-1]] * (self.n_replicas - len(self.trials))
 
 
-def pack_key(trial: Trial, width: int | None = None) -> Trial:
+def pack_key(trial: Trial) -> Trial:
     """The trial with every array-valued field neutralised: equal keys share one program.
-    Its model is at ``width`` where given (a program width ``dd.plan.buckets`` chose), else at its
-    family's program width."""
+    Its model is at its family's program width (``dd.models.registry.program_trial``)."""
     data = trial.data.neutral()
     if trial.model.CLOSED_FORM:
         fit = dataclasses.replace(trial.fit, ridge=0.0)
         return dataclasses.replace(program_trial(trial), seed=0, data=data, fit=fit)
     train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
-    program = program_trial(trial) if width is None else _at_width(trial, width)
-    return dataclasses.replace(program, seed=0, data=data, train=train)
+    return dataclasses.replace(program_trial(trial), seed=0, data=data, train=train)
 
 
 def _at_width(trial: Trial, width: int) -> Trial:
     """``trial`` as a program of base width ``width`` compiles it (``NetworkModel.program``)."""
     return dataclasses.replace(trial, model=trial.model.program(width))
-
-
-def _program_keys(groups: list[list[Trial]], backend: str) -> list[Trial]:
-    """Per group of alike trials (one model config each), its pack key: widths that pad share
-    a program as ``dd.plan.buckets`` chooses over the trials alike but for their width."""
-    keys: list[Trial | None] = [None] * len(groups)
-    width_free: dict[Trial, list[int]] = {}
-    for i, members in enumerate(groups):
-        first = members[0]
-        family = None if first.model.CLOSED_FORM else kind_of(first)
-        if family is None or not family.pads(first) or not costs(family.name, backend):
-            keys[i] = pack_key(first)  # one program per width, or the family's own rule
-        else:
-            width_free.setdefault(pack_key(first, width=1), []).append(i)
-    for indices in width_free.values():
-        trials = [t for i in indices for t in groups[i]]
-        widths = choose(trials, costs(kind_of(trials[0]).name, backend))
-        for i in indices:
-            keys[i] = pack_key(groups[i][0], widths[groups[i][0].model.width])
-    return keys
 
 
 def replicas_per_pack(trial: Trial, resources: Resources) -> int:
@@ -103,8 +81,7 @@ def make_packs(
     by_parts: dict[tuple[int, ...], list[Trial]] = {}
     for t in planned:
         by_parts.setdefault((id(t.data), id(t.model), id(t.fit), id(t.train)), []).append(t)
-    backend = backend_of(resources.gpus)
-    keys = dict(zip(by_parts, _program_keys(list(by_parts.values()), backend), strict=True))
+    keys = {parts: pack_key(members[0]) for parts, members in by_parts.items()}
     groups: dict[Trial, list[Trial]] = {}
     for t in planned:  # in planned order, so that a group's cuts do not move
         groups.setdefault(keys[(id(t.data), id(t.model), id(t.fit), id(t.train))], []).append(t)

@@ -5,7 +5,8 @@ Long format: one row per (trial, evaluation point). Columns:
   ``wall_time_s`` (the pack's fit or training time, shared by its trials), versions, the
   SHA-256 of the requirements.lock the installation came from (``lock_sha256``), and
   the ``platform`` (cpu, gpu) and ``device_kind`` (e.g. "NVIDIA H100 80GB HBM3") it ran on
-  (the precision is the config column ``train_precision``);
+  (the precision is the config column ``train_precision``), and the ``program_width`` that
+  trained it (a narrow trial pads inside a wider program; null in older stores);
 - the trial's config, flattened: ``seed``, ``data.n_train`` -> ``data_n_train``, ...;
 - the metrics in ``METRICS`` (null where a metric does not apply to the model or data).
 """
@@ -39,8 +40,20 @@ META = pa.schema(
         ("platform", pa.string()),
         ("device_kind", pa.string()),
         ("partial", pa.bool_()),  # true in a running pack's rows so far, false once it ends
+        # the width of the program that trained the trial (a narrow one pads inside it); a
+        # store written before rows recorded it has no such column and reads it as null (with_meta)
+        ("program_width", pa.int64()),
     ]
 )
+
+
+def with_meta(table: pa.Table) -> pa.Table:
+    """``table`` with every ``META`` column, a missing one (an older store's) as nulls."""
+    for field in META:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table
+
 
 METRICS: dict[str, tuple[pa.DataType, str]] = {
     "train_mse": (
@@ -188,7 +201,7 @@ def pack_table(
     for tid, trial, trial_rows in zip(trial_ids, trials, rows, strict=True):
         config = flatten_config(trial)
         for row in trial_rows:
-            unknown = set(row) - set(METRICS) - {"step", "status"}
+            unknown = set(row) - set(METRICS) - {"step", "status", "program_width"}
             if unknown:
                 raise ValueError(f"metrics not in the schema: {sorted(unknown)}")  # a dd bug
             records.append(
@@ -206,6 +219,7 @@ def pack_table(
                     "platform": platform,
                     "device_kind": device_kind,
                     "partial": partial,
+                    "program_width": row.get("program_width"),
                     **config,
                     **{m: row.get(m) for m in METRICS},
                 }

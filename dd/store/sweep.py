@@ -52,7 +52,7 @@ from dd.store.paths import (
     write_parquet,
 )
 from dd.store.records import Records
-from dd.store.schema import wrong_column
+from dd.store.schema import with_meta, wrong_column
 
 PACK_GLOB = "pack-*.parquet"
 REWRITE = "run 'dd sweep SPEC_FILE' to store it again, or give the spec file instead of the name"
@@ -300,7 +300,7 @@ class SweepStore(Records):
         tables = [t for t in (self._read(p) for p in files) if t is not None]
         if not tables:
             return None
-        return pa.concat_tables(tables, promote_options="permissive")
+        return with_meta(pa.concat_tables(tables, promote_options="permissive"))
 
     def prune_checkpoints(self, planned: set[str]) -> list[StorePath]:
         """Remove the checkpoints that no pack reads: those of packs neither in ``planned``

@@ -48,8 +48,8 @@ def _trials(images: str, model: str, **train):
                 "name": "b",
                 "data": {"name": "arrays", "path": images, "n_train": 32, "label_noise": 0.25},
                 "model": {"name": model, "width": 1},
-                # SGD: Adam would turn the rounding noise of the zero gradient of a conv bias
-                # before BatchNorm into whole steps, whichever the plan
+                # SGD: Adam turns the rounding noise of near-zero gradients into whole steps,
+                # which differ between plans (test_block_vmapped_and_sequential_plans_agree...)
                 "train": {
                     "optimizer": "sgd",
                     "momentum": 0.9,
@@ -166,6 +166,35 @@ def test_a_block_pack_trains_each_trial_as_it_trains_alone(images, model, tmp_pa
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), mine, theirs
         )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        pytest.param(
+            "adam",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="still 5.2e-4 relative (one replica of four) without the conv bias "
+                "(1.7e-2 with it, at lr 0.01): Adam normalises other near-zero gradients too",
+            ),
+        ),
+        "sgd",
+    ],
+)
+def test_block_vmapped_and_sequential_plans_agree_under_adam_and_sgd(images, optimizer):
+    """A mixed-width pack of narrow CNNs ends with the same test loss (1e-4 relative) whichever
+    plan trains it: no parameter has a zero true gradient whose rounding noise Adam would
+    turn into steps (no conv bias before BatchNorm)."""
+    lr = {"adam": {"lr": 0.003, "momentum": 0.0}, "sgd": {}}[optimizer]
+    trials, key = _trials(images, "cnn", optimizer=optimizer, epochs=3, eval_points=1, **lr)
+    final = {
+        plan: [rows[-1]["test_loss"] for rows in train_pack(trials, key, execution=plan)]
+        for plan in ("block", "vmap", "sequential")
+    }
+    for plan in ("block", "sequential"):
+        np.testing.assert_allclose(final[plan], final["vmap"], rtol=1e-4, err_msg=plan)
 
 
 def test_resources_execution_is_checked_and_block_needs_a_family_with_blocks(images):

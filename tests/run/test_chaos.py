@@ -43,7 +43,7 @@ SPEC = {
         "epochs": 60,
         "eval_points": 4,
     },
-    # two packs of two (max_pack), one program: so small a sweep pads 32 into 96 (dd.plan.buckets)
+    # two packs of two: 32 in the 64-wide rung, 96 in its own (dd.models.mlp ladder)
     "grid": {"model.width": [32, 96], "seed": [0, 1]},
     "resources": {"cpus": 1, "retries": 2, "checkpoint_every": 10, "max_pack": 2},
 }

@@ -253,7 +253,7 @@ def test_a_wide_cnn_program_spends_a_third_of_the_old_rule_s_extra_flops():
 def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, data):
     """Forward (batch statistics) and gradients of the padded program, cut back to the
     trial's own shapes, equal the narrow network's on those parameters."""
-    from dd.engine.padding import narrow, unpad
+    from dd.engine.padding import place, unpad
     from dd.models.precision import matmul_precision
     from dd.models.registry import make_model, program_trial
     from dd.spec.config import Model, Train, Trial
@@ -270,7 +270,7 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
     y = jnp.arange(8) % 10
     wide, small = make_model(program), make_model(trial)
     variables = wide.init(jax.random.key(0), x[:1], train=False)
-    params = narrow(program, variables["params"], jnp.int32(width))
+    params = place(program, small.init(jax.random.key(0), x[:1], train=False)["params"], width)
 
     def loss(model, p, stats):
         logits, _ = model.apply(
@@ -434,7 +434,7 @@ MLP_SWEEP = {
     "model": {"name": "mlp", "width": 8},
     "train": {"batch_size": 50, "epochs": 2, "eval_points": 1},
     "grid": {"model.width": [8, 80], "seed": [0, 1, 2, 3]},
-    # two packs of four: so small a sweep trains both widths in one program (dd.plan.buckets)
+    # two packs of four: 8 in the 64-wide rung, 80 in its own (dd.models.mlp ladder)
     "resources": {"cpus": 1, "max_pack": 4},
 }
 
