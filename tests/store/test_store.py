@@ -255,7 +255,8 @@ LEGACY_IMAGE_IDS = ["7d5c25119b181ef9"]
 
 def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, capsys):
     """Rows written under the old, location-hashing ids (an .npz sweep and an image sweep
-    with data_dir) count as stored, and are renamed to the current ids on first open."""
+    with data_dir) count as stored once renamed to the current ids: by the write path (a
+    plan, a sweep) or by ``dd migrate``; ``dd status`` alone reads and renames nothing."""
     from dd import api
     from dd.cli import main
     from dd.spec.ids import legacy_trial_id
@@ -272,6 +273,9 @@ def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, 
     assert SweepStore(tmp_path / "r", "npz").stored_trial_ids() == set(current)
     (tmp_path / "img.yaml").write_text(yaml.safe_dump(image))
     capsys.readouterr()
+    assert main(["status", "img", "--results", str(tmp_path / "r")]) == 0
+    assert "1 trials planned: 0 done, 1 missing" in capsys.readouterr().out
+    assert main(["migrate", "img", "--results", str(tmp_path / "r")]) == 0
     assert main(["status", "img", "--results", str(tmp_path / "r")]) == 0
     assert "1 trials planned: 1 done, 0 missing" in capsys.readouterr().out
     assert SweepStore(tmp_path / "r", "img").stored_trial_ids() == {
