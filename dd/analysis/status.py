@@ -19,6 +19,11 @@ def status_lines(store, spec) -> tuple[list[str], bool]:
     ]
     for f in store.failures():
         lines.append(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
+    if states["stale"]:
+        lines.append(
+            f"  {len(states['stale'])} trials stale (partial rows of a pack that stopped: "
+            "rerun to finish them)"
+        )
     running = store.running_packs()
     for r in running:
         lines.append(

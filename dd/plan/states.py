@@ -23,8 +23,8 @@ def load_stored_spec(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS)
 
 
 def stored_rows(store: SweepStore, live: bool = False) -> pa.Table:
-    """Every stored row of the sweep (``live``: and running packs' rows so far); a
-    StoreError when nothing is stored yet."""
+    """Every stored row of the sweep (``live``: and running packs' rows so far, never the
+    stale rows of packs that stopped); a StoreError when nothing is stored yet."""
     table = store.read_results(partial=live)
     if table is None:
         raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
@@ -52,8 +52,9 @@ def running_notice(store: SweepStore) -> str | None:
 
 
 def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, set[str]]:
-    """The spec's trial ids by state (``planned``, ``done``, ``missing``, ``failed``) and the
-    ``earlier`` stored ids that the current spec no longer plans; ``stored``: the stored ids."""
+    """The spec's trial ids by state (``planned``, ``done``, ``missing``, ``failed``), the
+    ``earlier`` stored ids that the current spec no longer plans, and the not done ones with
+    ``stale`` rows (of a pack that stopped: ``dd.store.live``); ``stored``: the stored ids."""
     planned = {trial_id(t) for t in spec.trials}
     failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
     return {
@@ -62,6 +63,7 @@ def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, s
         "missing": planned - stored - failed,
         "failed": failed,
         "earlier": stored - planned,
+        "stale": store.stale_trial_ids() & planned - stored,
     }
 
 

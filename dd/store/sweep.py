@@ -6,7 +6,8 @@ Layout of ``<results>/<sweep>/``::
     packs/pack-<id>.parquet   one file per finished pack, written to a temporary name, renamed
     failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
     running/pack-<id>.json    which process runs a pack, while it runs, and its progress
-    partial/pack-<id>.parquet a running pack's rows so far (column partial true)
+    partial/pack-<id>.parquet a running pack's rows so far (column partial true); stale once
+                              the pack stopped without finishing (``partial_files``)
     profiles/pack-<id>.json   where a pack's time went (dd.engine.profile)
     checkpoints/              training state of unfinished packs (resources.checkpoint_every)
     params/<trial id>.msgpack trained parameters (train.save_params)
@@ -28,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -42,6 +42,7 @@ import yaml
 
 from dd.spec.errors import DDError, StoreError
 from dd.spec.fields import check_name
+from dd.store.live import PACK_GLOB, LivePacks
 from dd.store.paths import (
     RemotePath,
     StorePath,
@@ -53,11 +54,9 @@ from dd.store.paths import (
     write_parquet,
 )
 
-PACK_GLOB = "pack-*.parquet"
 
-
-class SweepStore:
-    """The results directory of one sweep."""
+class SweepStore(LivePacks):
+    """The results directory of one sweep (its packs in flight: ``dd.store.live``)."""
 
     def __init__(self, root: str | Path | RemotePath, name: str):
         self.name = check_name(name, "sweep")
@@ -121,8 +120,7 @@ class SweepStore:
                 for tmp in folder.glob(".tmp-*"):
                     tmp.unlink(missing_ok=True)
                     print(f"removed a stale temporary file {tmp}", file=sys.stderr)
-        for record in (self.dir / "running").glob("pack-*.json"):
-            record.unlink(missing_ok=True)
+        self.clear_running_records()
 
     # ---- where each file goes
     @property
@@ -183,22 +181,6 @@ class SweepStore:
         self.partial_path(pack_id).unlink(missing_ok=True)
         self.clear_failure(pack_id)
         return path
-
-    def partial_path(self, pack_id: str) -> StorePath:
-        return self.dir / "partial" / f"pack-{pack_id}.parquet"
-
-    def write_partial(self, pack_id: str, table: pa.Table) -> None:
-        """A running pack's rows so far (``partial`` true), replaced atomically at each write.
-        Resume never reads them: a trial is stored only once its pack's final file is."""
-        write_parquet(self.partial_path(pack_id), table)
-
-    def partial_files(self) -> list[StorePath]:
-        """The partial files of packs that have no final file yet (a finished pack's partial
-        file, left by a crash between the two writes, is superseded)."""
-        folder = self.dir / "partial"
-        if not folder.is_dir():
-            return []
-        return [p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()]
 
     def pack_files(self) -> list[StorePath]:
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
@@ -280,46 +262,6 @@ class SweepStore:
                 removed.append(path)
         return removed
 
-    # ---- packs in flight
-    @contextmanager
-    def running(self, pack_id: str, **about: Any):
-        """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
-        while it runs, for ``dd status`` and for operators; a dead worker's record is
-        overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
-        with the pack's progress (epoch reached, errors, rate, ETA)."""
-        path = self.dir / "running" / f"pack-{pack_id}.json"
-        record = {
-            "pack_id": pack_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **about,
-        }
-        atomic_write_bytes(path, json.dumps(record).encode())
-
-        def update(**progress: Any) -> None:
-            record.update(progress)
-            atomic_write_bytes(path, json.dumps(record).encode())
-
-        try:
-            yield update
-        finally:
-            path.unlink(missing_ok=True)
-
-    def running_record(self, pack_id: str) -> dict[str, Any] | None:
-        """A running pack's record (its progress), None if there is none (or unreadable)."""
-        found = self._records(self.dir / "running", f"pack-{pack_id}.json")
-        return found[0] if found else None
-
-    def clear_running(self, pack_id: str) -> None:
-        """Drop a pack's running record (its worker was stopped and cannot)."""
-        (self.dir / "running" / f"pack-{pack_id}.json").unlink(missing_ok=True)
-
-    def running_packs(self) -> list[dict[str, Any]]:
-        """The running records, each with ``stale``: True when its process, on this host,
-        is gone (a killed driver's workers leave their records), None for another host."""
-        return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
-
     # ---- driver runs
     def write_run(self, record: dict[str, Any]) -> None:
         name = f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.json"
@@ -378,15 +320,3 @@ def sweep_names(root: str | Path | RemotePath) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "spec.yaml").is_file())
-
-
-def _stale(record: dict[str, Any]) -> bool | None:
-    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
-        return None
-    try:
-        os.kill(record["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
