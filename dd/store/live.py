@@ -94,7 +94,8 @@ class LivePacks:
         """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
         while it runs, for ``dd status`` and for operators; a dead worker's record is
         overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
-        with the pack's progress (epoch reached, errors, rate, ETA)."""
+        with the pack's progress (epoch reached, errors, rate, ETA), unless the driver has
+        removed it meanwhile (it stopped the pack)."""
         path = self.dir / "running" / f"pack-{pack_id}.json"
         record = {
             "pack_id": pack_id,
@@ -107,7 +108,8 @@ class LivePacks:
 
         def update(**progress: Any) -> None:
             record.update(progress)
-            atomic_write_bytes(path, json.dumps(record).encode())
+            if path.exists():  # a record the driver removed (the pack was stopped) stays gone
+                atomic_write_bytes(path, json.dumps(record).encode())
 
         try:
             yield update
