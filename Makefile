@@ -89,6 +89,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/cost_table.py
 	$(BIN)/python benchmarks/gpu.py
 	$(BIN)/python benchmarks/conv_padding.py
+	$(BIN)/python benchmarks/eta.py
 	$(BIN)/python benchmarks/targets.py
 
 clean:

@@ -454,6 +454,7 @@ SECTIONS = (  # in page order
     "Block packs",
     "GPU",
     "Conv padding",
+    "ETA",
 )
 BENCH_MD = ROOT / "docs" / "bench.md"
 HEAD = """# Benchmarks: `make bench`

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from dd.analysis.query import query_arrow
 from dd.handle import SweepHandle
-from dd.plan.states import load_stored_spec, planned_table, stored_rows
+from dd.plan.states import load_plan, load_stored_spec, planned_table, stored_rows
 from dd.plan.sweep import Spec, apply_overrides, parse_spec, spec_mapping
 from dd.spec.settings import Settings
 from dd.store.sweep import SweepStore
@@ -334,7 +334,7 @@ def load(sweep: str, results: str | Path | None = None, *, current: bool = True)
         return table
     from dd.analysis.aggregate import current_rows
 
-    return current_rows(table, load_stored_spec(store, max_trials=settings.max_trials))[0]
+    return current_rows(table, load_plan(store, max_trials=settings.max_trials).trial_ids)[0]
 
 
 def query(sql: str, sweep: str | None = None, results: str | Path | None = None) -> pa.Table:

@@ -39,26 +39,46 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _sweep(sweep: str, results: str | None, given_wins: bool = False):
-    """The store and the plan (spec) of a sweep given by name or by spec file: the stored
-    spec.yaml, else the given spec file (a stored spec.yaml deleted, or ``given_wins``: dd
-    status of a file counts what ``dd sweep FILE`` would plan)."""
-    from dd.api import load_spec
-    from dd.plan.adopt import adopt_legacy_ids
-    from dd.plan.states import load_stored_spec
+def _given(sweep: str, results: str | None):
+    """(settings, the spec file's loaded spec or None, the sweep's name) of a sweep given by
+    name or by spec file."""
     from dd.spec.settings import Settings
-    from dd.store.sweep import SweepStore
 
     settings = Settings.load(results=results)
-    given = None
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
+        from dd.api import load_spec
+
         given = load_spec(sweep, settings=settings)
-        sweep = given.name
-    store = SweepStore(settings.results, sweep)
-    if given is not None and (given_wins or not store.spec_path.is_file()):
-        adopt_legacy_ids(store, given)
+        return settings, given, given.name
+    return settings, None, sweep
+
+
+def _sweep(sweep: str, results: str | None):
+    """The store and the spec of a sweep given by name or by spec file: the stored spec.yaml,
+    else the given spec file (a stored spec.yaml deleted)."""
+    from dd.plan.states import load_stored_spec
+    from dd.store.sweep import SweepStore
+
+    settings, given, name = _given(sweep, results)
+    store = SweepStore(settings.results, name)
+    if given is not None and not store.spec_path.is_file():
         return store, given
-    return store, load_stored_spec(store, max_trials=settings.max_trials)  # light: no drawing
+    return store, load_stored_spec(store, max_trials=settings.max_trials)
+
+
+def _plan(sweep: str, results: str | None, given_wins: bool = False):
+    """The store and the plan of a sweep given by name or by spec file: the stored plan
+    (``dd.store.plan``: no spec parsed, nothing imported that trains), else the given spec
+    file's (a sweep never run, or ``given_wins``: dd status of a file counts what ``dd sweep
+    FILE`` would plan)."""
+    from dd.plan.states import load_plan, plan_of
+    from dd.store.sweep import SweepStore
+
+    settings, given, name = _given(sweep, results)
+    store = SweepStore(settings.results, name)
+    if given is not None and (given_wins or not store.spec_path.is_file()):
+        return store, plan_of(given)
+    return store, load_plan(store, max_trials=settings.max_trials)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -118,11 +138,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from dd.analysis.status import print_profiles, status_lines
 
-    store, spec = _sweep(args.sweep, args.results, given_wins=True)
+    store, plan = _plan(args.sweep, args.results, given_wins=True)
     if args.profile:
         return print_profiles(store, args.format)
     if not args.watch:
-        print("\n".join(status_lines(store, spec)[0]))
+        print("\n".join(status_lines(store, plan)[0]))
         return 0
     live = None
     if sys.stdout.isatty():  # refreshed in place; plain blocks of lines otherwise
@@ -133,7 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         live.start()
     try:
         while True:
-            lines, running = status_lines(store, spec)
+            lines, running = status_lines(store, plan)
             if live is not None:
                 live.update(Text("\n".join(lines)), refresh=True)
             else:
@@ -149,9 +169,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dd.analysis.export import export_tensorboard
     from dd.store.schema import column_name
 
-    store, spec = _sweep(args.sweep, args.results)
-    n = export_tensorboard(store, args.dir, [column_name(a) for a in spec.axes])
+    store, plan = _plan(args.sweep, args.results)
+    n = export_tensorboard(store, args.dir, [column_name(a) for a in plan.axes])
     print(f"{n} trials written to {args.dir} as TensorBoard runs (tensorboard --logdir {args.dir})")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Rename an older store's rows and parameter files to today's trial ids, and store the
+    plan that read commands read (what ``dd sweep`` does before it runs anything)."""
+    from dd.plan.adopt import adopt_legacy_ids
+    from dd.plan.states import store_plan
+
+    store, spec = _sweep(args.sweep, args.results)
+    adopted = adopt_legacy_ids(store, spec)
+    store_plan(store, spec, [])
+    print(f"{store.name}: {adopted} stored trials renamed to current ids; plan stored")
     return 0
 
 
@@ -264,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("format", choices=("tensorboard",), help="the tool")
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("dir", help="the folder to write (one run per trial)")
+    p.add_argument("--results", help=results_help)
+
+    p = add("migrate", cmd_migrate, "bring a sweep stored by an older dd up to date")
+    p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
 
     p = add("curves", cmd_curves, "write a sweep's curve tables and figures")

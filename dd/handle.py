@@ -44,12 +44,21 @@ class SweepHandle:
         return self._thread.is_alive()
 
     def status(self) -> dict[str, Any]:
-        """Whether it still runs, the trials stored so far, and each running pack's progress
-        (epoch, mean errors, rate, ETA: the records ``dd status`` shows)."""
+        """Whether it still runs, the trials stored so far, the sweep's ETA in seconds (None
+        before a step rate is measured or once it ended: ``dd.run.eta``), the driver's record
+        (packs done, running; None once it ended) and each running pack's progress (epoch
+        reached between evaluation points, last mean errors, rate, ETA: what ``dd status``
+        shows)."""
+        from dd.analysis.status import driver_eta
+
         store = self.store
+        driver = store.driver_record()
+        driver = driver if driver is not None and not driver["stale"] else None
         return {
             "running": self.running(),
             "stored_trials": len(store.stored_trial_ids()),
+            "eta_s": driver_eta(driver) if driver else None,
+            "driver": driver,
             "packs_running": [r for r in store.running_packs() if not r["stale"]],
             "failed_packs": [f["pack_id"] for f in store.failures()],
         }

@@ -5,13 +5,17 @@ its ids, whether a GPU answers, and the tiny spec most tests sweep. Imported as 
 from __future__ import annotations
 
 import functools
+import gzip
 import os
+import pickle
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TINY_GAUSSIAN = {
@@ -102,3 +106,106 @@ def gpu_answers() -> bool:
 without_gpu = pytest.mark.skipif(
     gpu_answers(), reason="a GPU answers here; this test checks the path without one"
 )
+
+
+# Fabricated files in the published formats (IDX, CIFAR pickles) and stored sweeps.
+
+RNG = np.random.default_rng(0)
+
+
+def write_idx(path, magic, dims, payload, *, gz=False):
+    raw = struct.pack(f">{1 + len(dims)}I", magic, *dims) + np.asarray(payload, np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def write_idx_dataset(directory, splits, *, gz=False):
+    """Writes the four IDX files; ``splits`` maps ``train``/``t10k`` to (images N,H,W, labels)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for prefix, (images, labels) in splits.items():
+        write_idx(
+            directory / f"{prefix}-images-idx3-ubyte{suffix}", 0x803, images.shape, images, gz=gz
+        )
+        write_idx(
+            directory / f"{prefix}-labels-idx1-ubyte{suffix}", 0x801, labels.shape, labels, gz=gz
+        )
+
+
+def idx_split(n, side=4):
+    return RNG.integers(0, 256, (n, side, side), dtype=np.uint8), RNG.integers(
+        0, 10, n, dtype=np.uint8
+    )
+
+
+class Python2StylePickler(pickle._Pickler):
+    """Writes protocol 2 as the published CIFAR files have it: Python 2 str opcodes for bytes and
+    numpy 1.x global names. (Python 3's own protocol 2 adds a ``_codecs.encode`` global per bytes
+    object, which the real files do not name and the reader rightly refuses.)"""
+
+    def save_bytes(self, obj):
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}
+
+
+def write_pickle(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as file:
+        Python2StylePickler(file, protocol=2).dump(obj)
+    return path
+
+
+def cifar_batch(n, n_classes, labels_key=b"labels"):
+    return {
+        b"batch_label": b"fabricated",
+        b"data": RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
+        labels_key: RNG.integers(0, n_classes, n).tolist(),
+    }
+
+
+def write_cifar10(data_dir, batches):
+    """``batches`` maps file name to batch dict; every other CIFAR-10 file gets a small valid
+    batch."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        write_pickle(
+            data_dir / "cifar-10-batches-py" / name, batches.get(name) or cifar_batch(2, 10)
+        )
+
+
+def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int = 1) -> list[str]:
+    """Store ``steps`` null-metric rows per trial of ``mapping`` (under ``ids``, default their
+    ids) and the spec beside them, as a finished sweep leaves them; returns the ids used."""
+    from dd.plan.sweep import parse_spec
+    from dd.spec.ids import trial_id
+    from dd.store.schema import pack_table
+    from dd.store.sweep import SweepStore
+
+    spec = parse_spec(mapping)
+    store = SweepStore(root, spec.name)
+    ids = ids or [trial_id(t) for t in spec.trials]
+    pack_id = f"p{len(store.pack_files())}"
+    store.write_pack(
+        pack_id,
+        pack_table(
+            sweep=spec.name,
+            pack_id=pack_id,
+            trial_ids=ids,
+            trials=list(spec.trials),
+            rows=[[{"step": s} for s in range(steps)] for _ in spec.trials],
+            wall_time_s=0.0,
+            jax_version="none",
+        ),
+    )
+    store.write_spec(spec.mapping)
+    return ids

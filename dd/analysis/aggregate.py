@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from dd.analysis.curves.base import CurveSet
 from dd.analysis.curves.registry import CURVE_KINDS, applicable
-from dd.plan.states import load_stored_spec, running_notice, stored_rows
+from dd.plan.states import load_stored_spec, plan_of, running_notice, stored_rows
 from dd.plan.sweep import Spec
 from dd.spec.errors import StoreError
 from dd.spec.ids import trial_id
@@ -40,9 +40,9 @@ class Aggregate:
     running: str | None = None  # drawn while packs ran (``dd.plan.states.running_notice``)
 
 
-def current_rows(table: pa.Table, spec: Spec) -> tuple[pa.Table, int]:
-    """The ok rows of the spec's own trials, and how many of its stored trials were left out."""
-    planned = pa.array(sorted(trial_id(t) for t in spec.trials))
+def current_rows(table: pa.Table, trial_ids) -> tuple[pa.Table, int]:
+    """The ok rows of the planned ``trial_ids``, and how many of them stored were left out."""
+    planned = pa.array(sorted(trial_ids), pa.string())
     mine = table.filter(pa.compute.is_in(table["trial_id"], value_set=planned))
     ok = mine.filter(pa.compute.equal(mine["status"], STATUS_OK))
     left_out = len(set(mine["trial_id"].to_pylist()) - set(ok["trial_id"].to_pylist()))
@@ -69,7 +69,7 @@ def curve_sets(results: dict[str, Any]) -> list[CurveSet]:
 
 def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
     """Every curve set the sweep supports, and the number of its trials left out (not ok)."""
-    rows, left_out = current_rows(table, spec)
+    rows, left_out = current_rows(table, plan_of(spec).trial_ids)
     return curve_sets(compute_kinds(rows, spec, curve_sets_only=True)), left_out
 
 
@@ -83,7 +83,7 @@ def write_curves(
     running = running_notice(store)
     planned = {trial_id(t) for t in spec.trials}
     missing = len(planned - set(table["trial_id"].unique().to_pylist()))
-    rows, left_out = current_rows(table, spec)
+    rows, left_out = current_rows(table, plan_of(spec).trial_ids)
     results = compute_kinds(rows, spec)
     curves = curve_sets(results)
     if not any(len(c.points) for c in curves):

@@ -104,13 +104,12 @@ def planned_trials(root: StorePath, files: list[StorePath]):
     sweeps whose spec cannot be loaded (their rows' ``current`` is then null)."""
     import pyarrow as pa
 
-    from dd.plan.states import load_stored_spec
-    from dd.spec.ids import trial_id
+    from dd.plan.states import load_plan
 
     sweeps, ids, unknown = [], [], []
     for name in sorted({f.parent.parent.name for f in files}):
         try:
-            planned = [trial_id(t) for t in load_stored_spec(SweepStore(root, name)).trials]
+            planned = list(load_plan(SweepStore(root, name)).trial_ids)
         except DDError:
             unknown.append(name)
             continue

@@ -21,7 +21,7 @@ from dd import __version__
 from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.analysis.curves.base import Section
 from dd.analysis.curves.registry import CURVE_KINDS
-from dd.plan.states import load_stored_spec, stored_rows, trial_states
+from dd.plan.states import load_stored_spec, plan_of, stored_rows, trial_states
 from dd.plan.sweep import Spec
 from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
 from dd.store.schema import flatten_config
@@ -74,7 +74,7 @@ def render(
         f"<h1>dd report: {_e(spec.name)}</h1>",
         f"<p>Results: <code>{_e(store.dir)}</code>. Written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
-        *([f'<p class="running"><b>{_e(aggregate.running)}</b></p>'] if aggregate.running else []),
+        *(_live(store, aggregate.running) if aggregate.running else []),
         *_verdict(aggregate),
         "<h2>Trials</h2>",
         _counts(store, spec, rows),
@@ -149,11 +149,39 @@ def _time_spent(store: SweepStore) -> str:
     return f"<p>All {len(records)} packs: {_e(summary)}.</p>" + _table(table)
 
 
+def _live(store: SweepStore, notice: str) -> list[str]:
+    """While packs run: that the curves are provisional, the driver's packs done and the
+    sweep's ETA (``dd.run.eta``), and each running pack's epoch reached."""
+    from dd.analysis.status import driver_line, progress_line
+
+    lines = [f'<p class="running"><b>{_e(notice)}</b></p>']
+    driver = store.driver_record()
+    if driver is not None and not driver["stale"]:
+        lines.append(f'<p class="driver">{_e(driver_line(driver))}</p>')
+    packs = [
+        f"<li>pack {_e(r['pack_id'])}: {_e(progress_line(r))}</li>"
+        for r in store.running_packs()
+        if not r["stale"] and ("epoch" in r or "reached" in r)
+    ]
+    return lines + ([f'<ul class="packs">{"".join(packs)}</ul>'] if packs else [])
+
+
+def _driver_runs(store: SweepStore) -> tuple[int, float]:
+    """The driver runs and their wall time: the finished ones', and the running one's so far
+    (its record is written while it runs; its run record only at its end)."""
+    runs = store.runs()
+    count, seconds = len(runs), sum(r["wall_time_s"] for r in runs)
+    driver = store.driver_record()
+    if driver is not None and not driver["stale"] and driver.get("started_at"):
+        count, seconds = count + 1, seconds + max(time.time() - driver["started_at"], 0.0)
+    return count, seconds
+
+
 def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
-    states = trial_states(store, spec, store.stored_trial_ids())
+    states = trial_states(store, plan_of(spec), store.stored_trial_ids())
     diverged = set(_diverged(rows)["trial_id"].to_pylist())
     packs = rows.group_by("pack_id").aggregate([("wall_time_s", "max")])
-    runs = store.runs()
+    runs, seconds = _driver_runs(store)
     facts = [
         ("trials planned", len(states["planned"])),
         ("done", len(states["done"])),
@@ -165,8 +193,8 @@ def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
         ("evaluation rows", len(rows)),
         ("packs", len(packs)),
         ("pack compute time (s)", f"{pc.sum(packs['wall_time_s_max']).as_py() or 0:.1f}"),
-        ("driver runs", len(runs)),
-        ("driver wall time (s)", f"{sum(r['wall_time_s'] for r in runs):.1f}"),
+        ("driver runs", runs),
+        ("driver wall time (s)", f"{seconds:.1f}"),
     ]
     return (
         '<table class="counts">'

@@ -1,16 +1,20 @@
-"""What ``dd status`` shows: a sweep's trial counts, its failed packs, each running pack's
-progress (``dd.run.worker.LiveRows``), and, with ``--profile``, where each pack's time went."""
+"""What ``dd status`` shows: a sweep's trial counts, its failed packs, the running driver's
+packs done and the sweep's ETA (``dd.run.eta``), each running pack's progress
+(``dd.run.worker.LiveRows``), and, with ``--profile``, where each pack's time went."""
 
 from __future__ import annotations
 
 import json
+import time
 
 from dd.plan.states import trial_states
+from dd.run.progress import clock
+from dd.store.plan import StoredPlan
 
 
-def status_lines(store, spec) -> tuple[list[str], bool]:
+def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
     """``dd status``'s lines, and whether any pack runs (a live record, not a stale one)."""
-    states = trial_states(store, spec, store.stored_trial_ids())
+    states = trial_states(store, plan, store.stored_trial_ids())
     diverged = store.diverged_trial_ids() & states["done"]
     lines = [
         f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done"
@@ -24,6 +28,9 @@ def status_lines(store, spec) -> tuple[list[str], bool]:
             f"  {len(states['stale'])} trials stale (partial rows of a pack that stopped: "
             "rerun to finish them)"
         )
+    driver = store.driver_record()
+    if driver is not None and not driver["stale"]:
+        lines.append("  " + driver_line(driver))
     running = store.running_packs()
     for r in running:
         lines.append(
@@ -34,7 +41,7 @@ def status_lines(store, spec) -> tuple[list[str], bool]:
                 else ""
             )
         )
-        if "epoch" in r and not r["stale"]:
+        if ("epoch" in r or "reached" in r) and not r["stale"]:
             lines.append("    " + progress_line(r))
     if states["earlier"]:
         lines.append(
@@ -43,8 +50,30 @@ def status_lines(store, spec) -> tuple[list[str], bool]:
     return lines, any(not r["stale"] for r in running)
 
 
+def driver_eta(driver: dict, now: float | None = None) -> float | None:
+    """The sweep's ETA in the driver's record (``dd.run.eta``), less the time since it
+    wrote it; None before a step rate was measured."""
+    if driver.get("eta_s") is None:
+        return None
+    now = time.time() if now is None else now
+    return max(driver["eta_s"] - max(now - driver.get("updated_at", now), 0.0), 0.0)
+
+
+def driver_line(driver: dict, now: float | None = None) -> str:
+    """The running driver's packs done and running, time elapsed and the sweep's ETA."""
+    now = time.time() if now is None else now
+    elapsed = now - driver.get("started_at", now)
+    failed = f", {driver['packs_failed']} failed" if driver.get("packs_failed") else ""
+    return (
+        f"driver pid {driver['pid']} on {driver['host']}: {driver['packs_done']}/"
+        f"{driver['packs']} packs done{failed}, {driver['packs_running']} running; "
+        f"{clock(elapsed)} elapsed, sweep ETA {clock(driver_eta(driver, now))}"
+    )
+
+
 def progress_line(r: dict) -> str:
-    """A running pack's last evaluation, rate and ETA (``dd.run.worker.LiveRows``)."""
+    """A running pack's epoch reached (moving between evaluation points), its last
+    evaluation's errors, steady rate and ETA (``dd.run.worker.LiveRows``)."""
     widths = r.get("widths") or []
     span = f", widths {widths[0]}-{widths[-1]}" if len(widths) > 1 else ""
     errors = "".join(
@@ -52,11 +81,15 @@ def progress_line(r: dict) -> str:
         for m in ("test_error", "train_error")
         if r.get(m) is not None
     )
-    eta = int(r["eta_s"])
-    clock = f"{eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s"
+    reached = r.get("reached", r.get("epoch"))
+    if errors and r.get("epoch") != reached:
+        errors += f" (at epoch {r['epoch']})"
+    rate = r.get("epochs_per_s")
+    speed = f", {rate:.2f} epochs/s" if rate else ""
+    eta = r.get("eta_s")
     return (
-        f"{r.get('trials', '?')} trials{span}: epoch {r['epoch']}/{r['epochs']}{errors}, "
-        f"{r['epochs_per_s']:.2f} epochs/s, ETA {clock}"
+        f"{r.get('trials', '?')} trials{span}: epoch {reached}/{r['epochs']}{errors}"
+        f"{speed}, ETA {clock(eta)}"
     )
 
 

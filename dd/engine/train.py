@@ -118,9 +118,11 @@ def _split(tree, groups: list[list[int]]) -> list:
 
 def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> int:
     """The epoch to train to next: ``target``, or sooner so that the call lasts about
-    ``seconds`` at ``rate`` epochs per second (once a rate is measured)."""
-    if not seconds or not rate:
+    ``seconds`` at ``rate`` epochs per second (one epoch while no rate is measured)."""
+    if not seconds:
         return target
+    if not rate:
+        return min(target, done + 1)
     return min(target, done + max(1, int(seconds * rate)))
 
 
@@ -152,6 +154,8 @@ def train_pack(
     execution: str = "auto",
     checkpoint_seconds: float = 0.0,
     on_evaluation: Callable[[int, list[list[dict[str, Any]]]], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    progress_seconds: float = 0.0,
     profile: PackProfile | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
@@ -170,8 +174,12 @@ def train_pack(
     ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
     (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
     not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
-    rows so far (each complete but for a divergence found later). ``profile`` receives where
-    the time went (``dd.engine.profile``).
+    rows so far (each complete but for a divergence found later). ``on_progress(epoch)`` is
+    told the epoch reached after each call to the device, and with ``progress_seconds`` > 0
+    training stops about that often (at the measured rate; the first stop after one epoch,
+    so compiling is out of the rate) to tell it: progress moves between evaluation points
+    at the cost of a wait for the device, no evaluation added. ``profile`` receives where the
+    time went (``dd.engine.profile``).
     """
     profile = profile or PackProfile()
     hooks.call("before_compile", trials=trials)
@@ -230,10 +238,12 @@ def train_pack(
         else set()
     )
     timed = checkpoint_seconds if checkpoint is not None else 0.0
+    told = progress_seconds if on_progress is not None else 0.0
+    every = min(s for s in (timed, told, float("inf")) if s)
     rate, saved_at = None, time.monotonic()
     for target in sorted(evals | saves):
         while done < target:
-            epoch = _next_stop(done, target, rate, timed)
+            epoch = _next_stop(done, target, rate, 0.0 if every == float("inf") else every)
             measure = epoch == target and epoch in evals
             started = time.monotonic()
             with profile.phase("train"):
@@ -245,6 +255,8 @@ def train_pack(
                 jax.block_until_ready(replicas)
             rate = (epoch - done) / max(time.monotonic() - started, 1e-9)
             done = epoch
+            if on_progress is not None:
+                on_progress(done)
             if measure:
                 with profile.phase("evaluate"):
                     metrics, alive = profile.to_host(

@@ -1,25 +1,51 @@
-"""A stored sweep's spec, rows and trial states: what ``dd status`` needs, and nothing that
-draws or fits (so the status command does not import matplotlib or scipy)."""
+"""A stored sweep's plan, rows and trial states: what ``dd status`` needs, and nothing that
+draws or fits. Reading only reads: the plan comes from ``plan.parquet`` (``dd.store.plan``);
+only a store written before plans were stored is planned again from its spec.yaml, and ids of
+older stores are adopted on the write path (``dd sweep``, ``dd migrate``), never here."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from dd.plan.adopt import adopt_legacy_ids
 from dd.plan.sweep import DEFAULT_MAX_TRIALS, Spec, parse_spec
 from dd.spec.errors import StoreError
 from dd.spec.ids import trial_id
+from dd.store.plan import StoredPlan, read_plan, write_plan
 from dd.store.schema import flatten_config
 from dd.store.sweep import SweepStore
 
 
 def load_stored_spec(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
-    """The spec saved beside the results: the sweep's current plan (its rows stored under a
-    legacy id renamed first, ``dd.plan.adopt``); ``max_trials``: the caller's
-    ``Settings.max_trials``, so a sweep run under a raised limit can still be read."""
-    spec = parse_spec(store.read_spec_mapping(), max_trials=max_trials)
-    adopt_legacy_ids(store, spec)
-    return spec
+    """The spec saved beside the results, parsed (what the curves read of it); ``max_trials``:
+    the caller's ``Settings.max_trials``, so a sweep run under a raised limit can still be
+    read."""
+    return parse_spec(store.read_spec_mapping(), max_trials=max_trials)
+
+
+def load_plan(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> StoredPlan:
+    """The sweep's current plan: its stored ``plan.parquet``, else (a store written before
+    plans were stored, or a damaged plan) its stored spec planned again."""
+    return read_plan(store) or plan_of(load_stored_spec(store, max_trials=max_trials))
+
+
+def plan_of(spec: Spec) -> StoredPlan:
+    """The plan of a loaded spec, as read commands see a stored one."""
+    return StoredPlan(
+        name=spec.name, axes=tuple(spec.axes), trial_ids=tuple(trial_id(t) for t in spec.trials)
+    )
+
+
+def store_plan(store: SweepStore, spec: Spec, packs: list) -> None:
+    """Write ``spec``'s plan beside it: each trial's id, the pack that runs it in this run
+    (null where it is already stored) and its config columns (``dd.store.plan``)."""
+    pack_of = {tid: pack.id for pack in packs for tid in pack.trial_ids}
+    table = planned_table(spec.trials, set())
+    packs_column = pa.array([pack_of.get(t) for t in table.column("trial_id").to_pylist()])
+    write_plan(
+        store,
+        table.drop_columns(["stored"]).add_column(1, "pack_id", packs_column.cast(pa.string())),
+        tuple(spec.axes),
+    )
 
 
 def stored_rows(store: SweepStore, live: bool = False) -> pa.Table:
@@ -51,11 +77,11 @@ def running_notice(store: SweepStore) -> str | None:
     )
 
 
-def trial_states(store: SweepStore, spec: Spec, stored: set[str]) -> dict[str, set[str]]:
-    """The spec's trial ids by state (``planned``, ``done``, ``missing``, ``failed``), the
-    ``earlier`` stored ids that the current spec no longer plans, and the not done ones with
+def trial_states(store: SweepStore, plan: StoredPlan, stored: set[str]) -> dict[str, set[str]]:
+    """The plan's trial ids by state (``planned``, ``done``, ``missing``, ``failed``), the
+    ``earlier`` stored ids that the current plan no longer holds, and the not done ones with
     ``stale`` rows (of a pack that stopped: ``dd.store.live``); ``stored``: the stored ids."""
-    planned = {trial_id(t) for t in spec.trials}
+    planned = set(plan.trial_ids)
     failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
     return {
         "planned": planned,

@@ -46,10 +46,10 @@ class Resources:
     pack whose worker dies resumes there; ``checkpoint_minutes`` > 0 (default 10) also saves
     one after about that many minutes of training, so an interrupt or a preemption costs
     minutes, not the pack (0 turns it off); checkpoints of finished packs are deleted unless
-    ``keep_checkpoints``. A training pack that reaches no evaluation point within
+    ``keep_checkpoints``. A training pack that reaches no new epoch within
     ``stall_minutes`` (default 30; 0 turns the watchdog off) of its start or its last one,
-    nor within 3 times the time its measured rate predicts for the next one, is stopped and
-    recorded as failed, stalled (``dd.run.schedule.Watchdog``); the sweep carries on.
+    nor within 3 times the time its measured rate predicts for its next evaluation point,
+    is stopped and recorded as failed, stalled (``dd.run.schedule.Watchdog``); the sweep carries on.
     ``deterministic`` turns on XLA's deterministic GPU operations
     (``--xla_gpu_deterministic_ops``): cuDNN's fastest weight-gradient kernels accumulate in
     an order that varies between runs, so without it GPU results are not bit-reproducible.

@@ -15,15 +15,35 @@ import time
 from pathlib import Path
 
 from dd.datasets.base import Locations
-from dd.plan.packs import Pack
+from dd.plan.packs import Pack, pack_cost
+from dd.plan.states import store_plan
 from dd.plan.sweep import Resources, Spec
 from dd.run import cluster
+from dd.run.eta import Tracker
 from dd.run.pool import POOL, WorkerKind
 from dd.run.progress import Progress
 from dd.run.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
 from dd.spec.errors import Cancelled, SpecError, one_line
+from dd.spec.ids import trial_id
 from dd.spec.settings import Settings
 from dd.store.sweep import SweepStore
+
+LOOK_S = 2.0  # how often the driver reads its packs' progress and rewrites its own record
+
+
+def tracker_of(packs) -> Tracker:
+    """The ETA's view of ``packs`` (``dd.run.eta``): epochs, cost, program per pack."""
+    return Tracker(
+        [
+            (
+                p.id,
+                1 if p.trials[0].model.CLOSED_FORM else p.trials[0].train.epochs,
+                pack_cost(p),
+                trial_id(p.key),
+            )
+            for p in packs
+        ]
+    )
 
 
 def check_data_files(packs: list[Pack], locations: Locations) -> None:
@@ -97,8 +117,8 @@ def _locations(settings: Settings) -> Locations:
 def _prepare(
     spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict, locations: Locations
 ) -> None:
-    """Every check that can refuse the run, then the spec saved: a refused run writes
-    nothing. With packs to run: their data files read, Ray joined, one pack's resources
+    """Every check that can refuse the run, then the spec and its plan saved: a refused run
+    writes nothing. With packs to run: their data files read, Ray joined, one pack's resources
     found on a node."""
     if packs:
         import ray
@@ -107,6 +127,7 @@ def _prepare(
         cluster.start_ray(**ray_options)
         cluster.check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
+    store_plan(store, spec, packs)  # what read commands read (dd.store.plan)
 
 
 def _run_locked(
@@ -135,7 +156,7 @@ def _run_locked(
         f"{spec.name}: {len(spec.trials)} trials planned, {stored} already stored; "
         f"running {sum(len(p.trials) for p in packs)} trials in {len(packs)} packs"
     )
-    _run_packs(spec, store, Schedule(packs, report), quiet, settings, stop)
+    _run_packs(spec, store, Schedule(packs, report), quiet, settings, stop, started)
     report.wall_time_s = time.perf_counter() - start
     store.write_run(report.run_record(started))
     return report
@@ -148,10 +169,13 @@ def _run_packs(
     quiet: bool,
     settings: Settings,
     stop: threading.Event | None,
+    started: str = "",
 ) -> None:
     """Take pack workers (warm ones from ``dd.run.pool.POOL`` first), keep each one's
     ``packs_in_flight`` slots fed from the schedule, and account for each pack that comes back
-    (a failed one is recorded in the store). When the run ends well, the workers that had no
+    (a failed one is recorded in the store). Every ``LOOK_S`` seconds the packs' progress is
+    read and the sweep's ETA (``dd.run.eta``) shown and written with the driver's record
+    (``SweepStore.write_driver``). When the run ends well, the workers that had no
     failure go back to the pool for this process's next sweep; otherwise they are killed."""
     import ray
 
@@ -165,13 +189,17 @@ def _run_packs(
     gone: set = set()  # workers let go before the run ends
     pending: dict = {}
     watchdog = Watchdog(resources.stall_minutes)
+    tracker = tracker_of(schedule.queue)
+    total_packs, begun, looked = len(schedule.queue), time.time(), -float("inf")
 
     def feed(worker) -> None:
         """Fill ``worker``'s free slots with the schedule's next packs. On a cluster a worker
         left with nothing to run goes at once: the worker Ray restarts for a pack whose node
         was lost may need its reservation (a local instance keeps it warm for the pool)."""
         while load[worker] < in_flight and (pack := schedule.next_pack()) is not None:
-            ref = worker.run.remote(spec.name, store.location, pack, resources, time.time())
+            sent = time.time()
+            ref = worker.run.remote(spec.name, store.location, pack, resources, sent)
+            tracker.seen(pack.id, None, sent=sent)
             pending[ref] = (pack, worker)
             load[worker] += 1
             if not pack.trials[0].model.CLOSED_FORM:  # a fit has no evaluation points to wait for
@@ -180,13 +208,44 @@ def _run_packs(
             ray.kill(worker)
             gone.add(worker)
 
-    def stop_stalled() -> None:
+    def look() -> None:
+        """Read the running packs' progress, show and record the sweep's ETA, and fail the
+        stalled ones (at most every ``LOOK_S`` seconds)."""
+        nonlocal looked
+        if time.monotonic() - looked < LOOK_S:
+            return
+        looked = time.monotonic()
+        records = {pack.id: store.running_record(pack.id) for pack, _ in pending.values()}
+        for pack_id, record in records.items():
+            tracker.seen(pack_id, record)
+        stop_stalled(records)
+        now, slots = time.time(), sum(1 for w in workers if w not in gone) * in_flight
+        eta = tracker.eta(now, slots, [p.id for p in schedule.queue])
+        progress.set_eta(eta)
+        failed = len(schedule.report.failed_packs)
+        store.write_driver(
+            {
+                "started": started,
+                "started_at": begun,
+                "updated_at": now,
+                "eta_s": eta,
+                "packs": total_packs,
+                "packs_done": total_packs - len(pending) - len(schedule.queue) - failed,
+                "packs_failed": failed,
+                "packs_running": len(pending),
+                "slots": slots,
+                "trials": schedule.total_trials,
+                "trials_done": progress.done,
+            }
+        )
+
+    def stop_stalled(records: dict) -> None:
         """Fail each stalled pack (``Watchdog``): its worker is stopped, the packs it ran
         beside it go back to the queue, and a fresh worker takes over."""
         for ref, (pack, worker) in list(pending.items()):
             if ref not in pending:  # requeued with an earlier stalled pack of its worker
                 continue
-            reason = watchdog.stalled(pack.id, store.running_record(pack.id))
+            reason = watchdog.stalled(pack.id, records.get(pack.id))
             if reason is None:
                 continue
             del pending[ref]
@@ -196,8 +255,10 @@ def _run_packs(
                 if on is worker:
                     del pending[other]
                     schedule.requeue(beside)
+                    tracker.requeued(beside.id)
             store.clear_running(pack.id)
             store.write_failure(pack.id, list(pack.trial_ids), reason)
+            tracker.finished(pack.id, None, time.time())
             progress.log(schedule.failed(pack, reason))
             progress.advance(len(pack.trials), failed=True)
             fresh = kind.start()
@@ -208,9 +269,9 @@ def _run_packs(
     for worker in workers:
         feed(worker)
     progress = Progress(total=schedule.total_trials, quiet=quiet, label=spec.name)
-    poll = min(5.0, 15 * resources.stall_minutes) if resources.stall_minutes else None
+    poll = min(LOOK_S, 15 * resources.stall_minutes) if resources.stall_minutes else LOOK_S
     if stop is not None:
-        poll = min(poll or 0.5, 0.5)
+        poll = min(poll, 0.5)
     ended_well = False
     try:
         with progress:
@@ -221,12 +282,15 @@ def _run_packs(
                 if done:
                     pack, worker = pending.pop(done[0])
                     load[worker] -= 1
-                    if not _account(store, schedule, progress, pack, done[0]):
+                    result = _account(store, schedule, progress, pack, done[0])
+                    tracker.finished(pack.id, result, time.time())
+                    if result is None:
                         spoiled.add(worker)
                     feed(worker)
-                stop_stalled()
+                look()
         ended_well = True
     finally:
+        store.clear_driver()
         kept = [w for w in workers if ended_well and w not in spoiled | gone]
         for worker in workers:
             if worker not in kept and worker not in gone:
@@ -234,19 +298,23 @@ def _run_packs(
         POOL.give_back(kind, kept)
 
 
-def _account(store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref) -> bool:
-    """Count a pack that came back: finished (True), or failed with its reason recorded."""
+def _account(
+    store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref
+) -> dict | None:
+    """Count a pack that came back: finished (its worker's result), or failed (None) with its
+    reason recorded."""
     import ray
 
-    failed = False
+    failed, result = False, None
     try:
-        message = schedule.finished(pack, ray.get(ref))
+        result = ray.get(ref)
+        message = schedule.finished(pack, result)
     except Exception as e:
-        reason, failed = one_line(e), True
+        reason, failed, result = one_line(e), True, None
         store.clear_running(pack.id)  # a lost node's worker could not: its rows so far are stale
         store.write_failure(pack.id, list(pack.trial_ids), reason)
         message = schedule.failed(pack, reason)
     if message:
         progress.log(message)
     progress.advance(len(pack.trials), failed=failed)
-    return not failed
+    return result

@@ -21,14 +21,29 @@ def in_notebook() -> bool:
     return True
 
 
+def clock(seconds: float | None) -> str:
+    """An ETA as 0h01m05s ("?" before one is measured)."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
+
+
 class Progress:
-    """Counts finished units (trials) against a total, with an ETA."""
+    """Counts finished units (trials) against a total, with the ETA the driver measures
+    (``set_eta``: from the packs' step rates, ``dd.run.eta``), not one from units done: packs
+    differ in cost and run longest first. Plain lines come at each finished unit and, while
+    none finishes, every ``PLAIN_EVERY_S`` seconds."""
+
+    PLAIN_EVERY_S = 30.0
 
     def __init__(self, total: int, *, label: str, quiet: bool = False, unit: str = "trials"):
         self.total, self.label, self.quiet, self.unit = total, label, quiet, unit
         self.done = 0  # units finished well
         self.failed = 0  # units whose work failed (their pack failed)
         self._start = time.perf_counter()
+        self._printed = self._start
+        self.eta: float | None = None
         self._bar = None
         self._task = None
         if not quiet and (sys.stderr.isatty() or in_notebook()):
@@ -38,7 +53,6 @@ class Progress:
                 Progress as RichProgress,
                 TextColumn,
                 TimeElapsedColumn,
-                TimeRemainingColumn,
             )
 
             self._bar = RichProgress(
@@ -47,11 +61,10 @@ class Progress:
                 MofNCompleteColumn(),
                 TextColumn(unit),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
                 transient=False,
             )
-            self._task = self._bar.add_task(label, total=total)
+            self._task = self._bar.add_task(label, total=total, eta=clock(None))
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
@@ -68,20 +81,31 @@ class Progress:
             self.failed += n
         else:
             self.done += n
-        finished = self.done + self.failed
         if self._bar is not None:
             description = f"{self.label} ({self.failed} failed)" if self.failed else self.label
             self._bar.update(self._task, advance=n, description=description)
-        elif not self.quiet:
-            elapsed = time.perf_counter() - self._start
-            eta = elapsed / finished * (self.total - finished) if finished else float("nan")
-            print(
-                f"{self.label}: {self.done}/{self.total} {self.unit} done"
-                + (f", {self.failed} failed" if self.failed else "")
-                + f", {elapsed:.0f}s elapsed, ETA {eta:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
+        else:
+            self._line()
+
+    def set_eta(self, seconds: float | None) -> None:
+        """The sweep's ETA now (None: not measured yet); a plain line if none came lately."""
+        self.eta = seconds
+        if self._bar is not None:
+            self._bar.update(self._task, eta=clock(seconds))
+        elif time.perf_counter() - self._printed >= self.PLAIN_EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        if self.quiet:
+            return
+        self._printed = time.perf_counter()
+        print(
+            f"{self.label}: {self.done}/{self.total} {self.unit} done"
+            + (f", {self.failed} failed" if self.failed else "")
+            + f", {self._printed - self._start:.0f}s elapsed, ETA {clock(self.eta)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def log(self, message: str) -> None:
         if self._bar is not None:

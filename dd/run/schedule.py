@@ -1,7 +1,7 @@
 """The driver's scheduling, apart from Ray: which packs run, how many workers the cluster
 holds, which pack a free worker takes next, and the account of what became of each pack.
 
-Plain objects, so a test drives a whole schedule without Ray (``tests/test_schedule.py``);
+Plain objects, so a test drives a whole schedule without Ray (``tests/run/test_schedule.py``);
 the driver (``dd.run.execute``) only moves packs between these and its Ray workers.
 """
 
@@ -101,7 +101,7 @@ class Schedule:
 
 class Watchdog:
     """Tells a stalled pack: one whose running record (``dd.run.worker.LiveRows``) shows no new
-    evaluation for ``minutes`` since its start or its last evaluation, and for ``factor``
+    epoch reached for ``minutes`` since its start or its last progress, and for ``factor``
     times the seconds its measured rate predicts to its next evaluation point. Times are the
     driver's own clock (a worker's may differ), read when the driver looks."""
 
@@ -118,20 +118,21 @@ class Watchdog:
         """The reason ``pack_id`` is stalled, None while it progresses (or with no limit)."""
         if not self.limit_s or pack_id not in self.seen:
             return None
-        epoch = (record or {}).get("epoch")
+        record = record or {}
+        epoch = record.get("reached", record.get("epoch"))  # trained epochs move in between
         last, since = self.seen[pack_id]
         now = self.clock()
         if epoch != last:
             self.seen[pack_id] = (epoch, now)
             return None
         limit = self.limit_s
-        rate, following = (record or {}).get("epochs_per_s"), (record or {}).get("next_epoch")
+        rate, following = record.get("epochs_per_s"), record.get("next_epoch")
         if rate and following is not None and epoch is not None:
             limit = max(limit, self.FACTOR * (following - epoch) / rate)
         if now - since < limit:
             return None
         after = "since it started" if epoch is None else f"after epoch {epoch}"
         return (
-            f"stalled: no evaluation point reached for {now - since:.0f} s {after} "
+            f"stalled: no epoch reached for {now - since:.0f} s {after} "
             f"(resources.stall_minutes {self.limit_s / 60:g})"
         )

@@ -16,6 +16,7 @@ from dd.engine import hooks
 from dd.engine.profile import PackProfile
 from dd.plan.packs import Pack
 from dd.plan.sweep import Resources
+from dd.run.eta import pack_rate
 from dd.spec.errors import DDError
 from dd.store.sweep import SweepStore
 
@@ -54,11 +55,13 @@ def run_pack(
     profile = profile or PackProfile()
     widths = sorted({w for t in pack.trials if (w := getattr(t.model, "width", None))})
     store.drop_partial(pack.id)  # a rerun's rows so far replace a stopped attempt's
+    started_at = time.time()
     with store.running(pack.id, trials=len(pack.trials), widths=widths) as update:
         result = _run_pack(store, pack, resources, profile, update, locations or Locations())
     record = {"pack_id": pack.id, "trials": len(pack.trials), **profile.record()}
     store.write_profile(pack.id, record)
-    return result | {"profile": record}
+    # the wall clock at its start and end, and its first progress sample: the driver's ETA
+    return result | {"profile": record, "started_at": started_at, "ended_at": time.time()}
 
 
 def use_compile_cache(folder: str) -> None:
@@ -107,7 +110,7 @@ def _run_pack(
     start = time.perf_counter()
     with profile.phase("data"):  # the engine's own load_dataset then finds it cached
         load_dataset(trials[0].data, locations)
-    splits, param_files = 0, None
+    splits, param_files, live = 0, None, None
     if trials[0].model.CLOSED_FORM:
         from dd.engine.closed_form import fit_pack
 
@@ -121,6 +124,7 @@ def _run_pack(
             if trials[0].train.save_params
             else None
         )
+        live = LiveRows(store, pack, update)
         rows, splits = train_splitting(
             padded,
             pack.key,
@@ -132,7 +136,9 @@ def _run_pack(
             memory_budget=device_budget(resources.packs_per_worker()),
             execution=resources.execution,
             profile=profile,
-            on_evaluation=LiveRows(store, pack, update),
+            on_evaluation=live,
+            on_progress=live.progress,
+            progress_seconds=LiveRows.EVERY_S,
         )
     rows = rows[: len(trials)]
     wall = time.perf_counter() - start
@@ -150,6 +156,7 @@ def _run_pack(
         "trials": len(pack.trials),
         "wall_time_s": wall,
         "oom_splits": splits,
+        **(live.first if live is not None and live.first else {}),
     }
 
 
@@ -176,11 +183,15 @@ def rows_table(store: SweepStore, pack: Pack, rows: list, wall: float, partial: 
 
 
 class LiveRows:
-    """At each evaluation point of a training pack: its rows so far as the pack's partial file
-    (``partial`` true; rewritten at most every ``EVERY_S`` seconds, and not at the last epoch,
-    whose final file follows at once), its progress in the
-    running record (epoch reached, mean errors, rate, ETA), then the ``after_evaluation``
-    hook. Halves of a pack split on out-of-memory report progress only."""
+    """A training pack's live progress. ``progress(epoch)``, after each call to the device
+    (about every ``EVERY_S`` seconds: ``dd.engine.train.train_pack``'s ``progress_seconds``),
+    writes the epoch reached to the running record with the wall clock, the first such sample
+    (taken after the first epoch, so compiling is out of the rate), and the steady rate and
+    ETA between the two (``dd.run.eta``). At each evaluation point (``__call__``): the epoch
+    and mean errors, its rows so far as the pack's partial file (``partial`` true; rewritten
+    at most every ``EVERY_S`` seconds, and not at the last epoch, whose final file follows at
+    once), then the ``after_evaluation`` hook. Halves of a pack split on out-of-memory
+    report progress only."""
 
     EVERY_S = 2.0
 
@@ -188,22 +199,29 @@ class LiveRows:
         self.store, self.pack, self.update = store, pack, update
         self.started, self.written = time.perf_counter(), -float("inf")
         self.epochs = pack.trials[0].train.epochs
+        self.first: dict | None = None
         from dd.engine.train import eval_epochs  # the engine loads JAX: on the worker only
 
         self.evals = eval_epochs(pack.trials[0].train)
 
-    def __call__(self, epoch: int, rows: list[list[dict]]) -> None:
+    def progress(self, epoch: int) -> None:
+        now = time.time()
+        if self.first is None:
+            self.first = {"first_at": now, "first_reached": epoch}
+        record = {"reached": epoch, "epochs": self.epochs, "updated_at": now, **self.first}
+        rate = pack_rate(record)
+        if rate:
+            record |= {"epochs_per_s": rate, "eta_s": (self.epochs - epoch) / rate}
+        self.update(**record)
 
+    def __call__(self, epoch: int, rows: list[list[dict]]) -> None:
         now = time.perf_counter()
-        rate = epoch / max(now - self.started, 1e-9)
         last = [r[-1] for r in rows if r]
         mean = {m: _mean([row.get(m) for row in last]) for m in ("test_error", "train_error")}
         self.update(
             epoch=epoch,
             epochs=self.epochs,
             **mean,
-            epochs_per_s=rate,
-            eta_s=(self.epochs - epoch) / rate,
             next_epoch=next((e for e in self.evals if e > epoch), None),
         )
         whole = len(rows) >= len(self.pack.trials)

@@ -95,13 +95,15 @@ class LivePacks:
         while it runs, for ``dd status`` and for operators; a dead worker's record is
         overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
         with the pack's progress (epoch reached, errors, rate, ETA), unless the driver has
-        removed it meanwhile (it stopped the pack)."""
+        removed it meanwhile (it stopped the pack); ``started_at`` is the wall clock
+        (``time.time()``) at its start, for the sweep's ETA (``dd.run.eta``)."""
         path = self.dir / "running" / f"pack-{pack_id}.json"
         record = {
             "pack_id": pack_id,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "started_at": time.time(),
             **about,
         }
         atomic_write_bytes(path, json.dumps(record).encode())
@@ -137,6 +139,22 @@ class LivePacks:
         """The running records, each with ``stale``: True when its process, on this host,
         is gone (a killed driver's workers leave their records), None for another host."""
         return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
+
+    # ---- the running driver
+    def write_driver(self, record: dict[str, Any]) -> None:
+        """The running driver's progress (``running/driver.json``: the sweep's ETA, packs
+        done and running; ``dd.run.execute``), with its process, for ``dd status``, the
+        handle and the live report."""
+        record = {"pid": os.getpid(), "host": socket.gethostname(), **record}
+        atomic_write_bytes(self.dir / "running" / "driver.json", json.dumps(record).encode())
+
+    def driver_record(self) -> dict[str, Any] | None:
+        """The running driver's record with ``stale`` (as ``running_packs``), None if none."""
+        found = self._records(self.dir / "running", "driver.json")
+        return {**found[0], "stale": _stale(found[0])} if found else None
+
+    def clear_driver(self) -> None:
+        (self.dir / "running" / "driver.json").unlink(missing_ok=True)
 
 
 def _pack_id(path: StorePath) -> str:

@@ -121,6 +121,7 @@ class SweepStore(LivePacks):
                     tmp.unlink(missing_ok=True)
                     print(f"removed a stale temporary file {tmp}", file=sys.stderr)
         self.clear_running_records()
+        self.clear_driver()
 
     # ---- where each file goes
     @property

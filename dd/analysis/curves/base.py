@@ -1,10 +1,12 @@
 """What curve kinds share: the kind record, the curve set, means over seeds, row selections.
 
 Pure functions of Arrow tables. A curve is a metric's mean over seeds, with a 95% Student-t
-interval, at each value of an x axis (model-wise: a model field; sample-wise: data.n_train),
-one curve per combination of the other swept axes (the series); each seed's own curve is
-kept beside the mean. Where each curve's landmark (threshold, EMC) and test peak lie is the
-kind's choice (``dd.analysis.curves.landmarks``).
+interval clipped to the metric's range (``RANGES``: an error cannot leave [0, 1], a loss
+cannot go below 0, however few the seeds), at each value of an x axis (model-wise: a model
+field; sample-wise: data.n_train), one curve per combination of the other swept axes (the
+series); each seed's own curve is kept beside the mean. Where each curve's landmark
+(threshold, EMC) and test peak lie is the kind's choice (``dd.analysis.curves.landmarks``);
+no peak lies at an edge (``is_peak``).
 
 Kind modules import this module and lower layers only, never ``dd.plan.sweep`` (which asks the
 registry to check the ``curves:`` section) nor the registry; ``SweepSpec`` names what they
@@ -24,6 +26,46 @@ from dd.store.schema import METRICS, column_name
 
 ACCURACIES = ("train_accuracy", "test_accuracy")  # derived for grokking curves
 PEAK_METRICS = ("test_error", "test_mse", "population_risk", "coef_norm")  # peaks located
+
+UNIT = (0.0, 1.0)
+NON_NEGATIVE = (0.0, np.inf)
+# the values each metric can take, declared once: seed bands are clipped to them
+RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(
+        (
+            "train_error",
+            "test_error",
+            "train_error_clean",
+            "train_error_noisy",
+            "noisy_true_acc",
+            "fourier_gini",
+            *ACCURACIES,
+        ),
+        UNIT,
+    ),
+    **dict.fromkeys(
+        (
+            "train_mse",
+            "test_mse",
+            "population_risk",
+            "train_loss",  # cross-entropy or squared loss
+            "test_loss",
+            "restricted_loss",
+            "excluded_loss",
+            "coef_norm",
+            "param_norm",
+            "p_eff_train",  # sums of squares
+            "p_eff_test",
+            "distance_irrelevance",  # a ratio of spreads
+            "n_params",
+            "n_key_freqs",
+            "epoch",
+            "diverged_step",
+        ),
+        NON_NEGATIVE,
+    ),
+    "grad_symmetricity": (-1.0, 1.0),  # a cosine
+}
 
 
 class SweepSpec(Protocol):
@@ -128,15 +170,38 @@ def series_order(key: tuple) -> tuple:
     )
 
 
-def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and the 95% Student-t interval over seeds (the interval collapses for one seed)."""
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take (``RANGES``; a metric of a user's own: unbounded)."""
+    return RANGES.get(metric, (-np.inf, np.inf))
+
+
+def t_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and the 95% Student-t interval of the mean (collapsed for fewer than 2 values)."""
     from scipy import stats  # loads with the curves only: ``dd status`` checks specs
 
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, mean, mean
     half = stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
-    return mean, mean - half, mean + half
+    return mean, float(mean - half), float(mean + half)
+
+
+def mean_ci(
+    values: np.ndarray, bounds: tuple[float, float] = (-np.inf, np.inf)
+) -> tuple[float, float, float]:
+    """Mean and the 95% Student-t interval over seeds, clipped to ``bounds`` (the metric's
+    range: with 2-3 seeds the t-interval of an error near 0 reaches below it)."""
+    mean, lo, hi = t_interval(values)
+    return mean, max(lo, bounds[0]), min(hi, bounds[1])
+
+
+def is_peak(mean: np.ndarray, i: int) -> bool:
+    """Whether point ``i`` of a mean curve can be a peak: not an edge (nothing shows a rise
+    before the first x or a fall after the last), above the lowest point before it and above
+    the last point."""
+    if not 0 < i < len(mean) - 1:
+        return False
+    return bool(mean[i] > np.nanmin(mean[:i]) and mean[i] > mean[-1])
 
 
 def plain(value):
@@ -167,7 +232,8 @@ def build_curves(
     """Aggregate ``rows`` into curves along ``x`` (a config path, or the ``epoch`` column).
 
     Per series, ``landmark(xs, mean threshold metric, tol)`` is its ``threshold_x`` and
-    ``peak(xs, mean test metric, threshold_x)`` the index of each metric's located peak.
+    ``peak(xs, mean test metric, threshold_x)`` the index of each metric's located peak; a
+    peak that ``is_peak`` rejects (at the first or last x, say) is none (null in the table).
     """
     x_col = column_name(x)
     series = series_axes(spec, rows, x)
@@ -212,7 +278,7 @@ def build_curves(
                     }
                     for seed, v in zip(data["seed"][in_series][here], vals, strict=True)
                 ]
-                mean, lo, hi = mean_ci(vals)
+                mean, lo, hi = mean_ci(vals, metric_range(m))
                 m_means.append(mean)
                 point_records.append(
                     {
@@ -233,6 +299,8 @@ def build_curves(
         for m in PEAK_METRICS:
             if m in means:
                 i = peak(xs, means[m], threshold)
+                if i is not None and not is_peak(means[m], i):
+                    i = None
                 mark[f"{m}_peak_x"] = float(xs[i]) if i is not None else None
                 mark[f"{m}_peak"] = float(means[m][i]) if i is not None else None
         landmark_records.append(mark)

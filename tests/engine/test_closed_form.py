@@ -13,7 +13,7 @@ from dd.engine.closed_form import fit_pack
 from dd.plan.packs import make_packs
 from dd.plan.sweep import load_spec, parse_spec
 
-SWEEPS = Path(__file__).parent.parent / "sweeps"
+SWEEPS = Path(__file__).parents[2] / "sweeps"
 
 
 @pytest.mark.slow

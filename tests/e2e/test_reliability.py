@@ -730,7 +730,7 @@ MLP = {
 def test_query_views_hold_the_current_spec_and_all_views_every_version(tmp_path, capsys):
     """After train.epochs changes, results and trials hold the current spec's trials only,
     so an average over them never mixes 30- and 60-epoch trials; all_* hold both."""
-    from test_store import store_trials
+    from helpers import store_trials
 
     root = tmp_path / "r"
     old = store_trials(root, MLP, steps=3)
@@ -762,7 +762,7 @@ def test_query_views_hold_the_current_spec_and_all_views_every_version(tmp_path,
 def test_query_limits_come_from_flags_and_default_to_a_share_of_the_machine(tmp_path, capsys):
     import json
 
-    from test_store import store_trials
+    from helpers import store_trials
 
     root = tmp_path / "r"
     store_trials(root, MLP)
@@ -787,7 +787,7 @@ RUNAWAY = "SELECT sum(a.step * b.step + c.step) FROM results a, results b, resul
 def _runaway_query(tmp_path, *flags: str) -> subprocess.Popen:
     """``dd query`` of a triple cross join over 6,000 rows (minutes of work), started once dd
     is imported (a signal before that would only stop the imports)."""
-    from test_store import store_trials
+    from helpers import store_trials
 
     root = tmp_path / "r"
     store_trials(root, {**MLP, "grid": {"seed": {"range": [0, 2000]}}}, steps=3)
@@ -825,7 +825,7 @@ def test_status_of_a_spec_file_agrees_with_its_dry_run(tmp_path, capsys):
     stored spec ("4 done, 0 missing") while `dd sweep FILE --dry-run` planned the file's
     own trials ("0 already stored; 4 to run"). Both now count the file's trials."""
     from dd.plan.sweep import apply_overrides
-    from test_store import store_trials
+    from helpers import store_trials
 
     root = tmp_path / "r"
     store_trials(root, apply_overrides(MLP, ["train.epochs=5"]))  # what an API run stores
@@ -972,6 +972,6 @@ def test_a_pack_that_hangs_is_failed_as_stalled_and_the_sweep_ends(tmp_path):
         timeout=300,
     )
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "stalled: no evaluation point reached" in done.stderr
+    assert "stalled: no epoch reached" in done.stderr
     status = run_dd("status", "hangs", "--results", results)
     assert "failed pack" in status.stdout and "stalled" in status.stdout, status.stdout

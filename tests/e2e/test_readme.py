@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent  # the venv's bin: dd, python, ray, ...
 BLOCK = re.compile(r"^ *```(?P<lang>\w*)\n(?P<body>.*?)^ *```$", re.MULTILINE | re.DOTALL)

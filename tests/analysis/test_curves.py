@@ -9,7 +9,14 @@ import pytest
 from scipy import stats
 
 from dd.analysis.aggregate import describe, sweep_curves, write_curves
-from dd.analysis.curves.base import best_rows, final_rows, mean_ci
+from dd.analysis.curves.base import (
+    ACCURACIES,
+    RANGES,
+    best_rows,
+    final_rows,
+    mean_ci,
+    metric_range,
+)
 from dd.analysis.curves.emc_values import emc_crossings, emc_curves, final_emc, train_sizes
 from dd.analysis.curves.landmarks import (
     emc_value,
@@ -21,6 +28,7 @@ from dd.analysis.curves.registry import curve_kinds
 from dd.plan.sweep import parse_spec
 from dd.spec.errors import SpecError
 from dd.spec.ids import trial_id
+from dd.store.schema import METRICS
 from dd.store.sweep import SweepStore
 
 
@@ -43,6 +51,46 @@ def test_mean_ci_is_the_student_t_interval():
     half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
     assert mean == 7 / 3 and np.isclose(hi - mean, half) and np.isclose(mean - lo, half)
     assert mean_ci(np.array([5.0])) == (5.0, 5.0, 5.0)
+
+
+def test_seed_bands_stay_in_the_metrics_range():
+    """With 2 seeds the t-interval of a train error near 0 or 1 and of a test MSE leaves the
+    metric's range; the bands are clipped to it ([0, 1] for errors, >= 0 for losses)."""
+    near_zero = np.array([0.0, 0.02])
+    mean, lo, hi = mean_ci(near_zero, metric_range("train_error"))
+    assert (mean, lo, hi) == (0.01, 0.0, mean_ci(near_zero)[2]), "only the edge out of range"
+    assert mean_ci(np.array([0.98, 1.0]), metric_range("train_error"))[2] == 1.0
+    assert mean_ci(np.array([0.5, 3.0]), metric_range("test_mse"))[1] == 0.0
+    spec = parse_spec(
+        {
+            "name": "c",
+            "data": {"name": "mnist1d", "n_train": 200},
+            "model": {"name": "mlp", "width": 2},
+            "grid": {"model.width": [2, 8], "seed": [0, 1]},
+        }
+    )
+    rows = [[(0.98, 0.9)], [(1.0, 0.5)], [(0.0, 0.3)], [(0.02, 0.35)]]
+    table = _table(spec, rows)
+    table = table.append_column("test_mse", pa.array([0.5, 3.0, 0.1, 4.0]))
+    curves, _ = sweep_curves(table, spec)
+    points = next(c for c in curves if c.kind == "model_wise").points.to_pylist()
+    lows = {(r["metric"], r["x"]): r["ci_low"] for r in points}
+    highs = {(r["metric"], r["x"]): r["ci_high"] for r in points}
+    assert lows["train_error", 8] == 0.0 and highs["train_error", 2] == 1.0
+    assert lows["test_mse", 2] == 0.0 and lows["test_mse", 8] == 0.0
+    assert all(0 <= lows[k] <= highs[k] <= 1 for k in lows if k[0].endswith("error"))
+
+
+def test_every_metric_a_curve_can_hold_declares_its_range():
+    numeric = [
+        m
+        for m, (kind, _) in METRICS.items()
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    ]
+    for metric in (*numeric, *ACCURACIES):
+        assert metric in RANGES, f"{metric} declares no range"
+    assert RANGES["test_error"] == (0.0, 1.0) and RANGES["test_accuracy"] == (0.0, 1.0)
+    assert RANGES["test_mse"] == (0.0, np.inf) and RANGES["param_norm"] == (0.0, np.inf)
 
 
 def _table(spec, rows):
@@ -264,7 +312,8 @@ def test_emc_crossings_of_the_model_wise_curves():
     assert {n: c["emc_cross_x"] for n, c in crossings.items()} == {100: 4, 200: 16, 400: 16}
     assert crossings[100]["threshold_x"] == 4 and crossings[100]["x"] == "model.width"
     assert crossings[200]["threshold_x"] is None, "mean train error 0.01 at width 16"
-    assert crossings[400]["test_error_peak_x"] is not None
+    assert "test_error_peak_x" in crossings[400], "the model-wise landmarks ride along"
+    assert crossings[400]["test_error_peak_x"] is None, "two widths: a peak would be an edge"
     assert emc_crossings(emc, next(c for c in curves if c.kind == "epoch_wise"), {}) == []
 
 

@@ -25,7 +25,7 @@ from dd.spec.ids import trial_id
 from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN, run_dd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "docs" / "recipes"
 CLUSTER = RECIPES / "ray-cluster-gpu.yaml"
 RAYJOB = RECIPES / "rayjob.yaml"

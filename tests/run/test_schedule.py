@@ -123,7 +123,7 @@ def test_the_watchdog_tells_a_pack_that_reaches_no_evaluation_point():
     assert dog.stalled("p", None) is None, "within the limit"
     now[0] = 61.0
     reason = dog.stalled("p", None)
-    assert reason.startswith("stalled: no evaluation point reached for 61 s since it started")
+    assert reason.startswith("stalled: no epoch reached for 61 s since it started")
     assert "resources.stall_minutes 1" in reason
 
 

@@ -18,8 +18,7 @@ from dd.run.worker import run_pack
 from dd.spec.errors import SpecError
 from dd.spec.settings import Settings
 from dd.store.sweep import SweepStore
-from helpers import TINY_GAUSSIAN
-from test_images import idx_split, write_idx_dataset
+from helpers import TINY_GAUSSIAN, idx_split, write_idx_dataset
 
 
 def _locations(settings: Settings) -> Locations:

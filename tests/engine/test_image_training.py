@@ -9,7 +9,7 @@ from dd.cli import main
 from dd.engine.train import train_pack
 from dd.plan.packs import make_packs
 from dd.plan.sweep import parse_spec
-from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset
+from helpers import cifar_batch, idx_split, write_cifar10, write_idx_dataset
 
 
 def _train(mapping: dict):

@@ -131,3 +131,30 @@ def test_every_pack_stores_its_profile_and_dd_status_shows_it(tmp_path, capsys):
     assert main(status) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["pack", "start", "data"] and table[1].startswith(pack.id)
+
+
+def test_training_reports_its_epoch_between_evaluation_points(monkeypatch):
+    """With on_progress, training stops about every progress_seconds (here every epoch: the
+    clock moves 100 s per reading) to report the epoch reached, with no evaluation added: the
+    epochs between the evaluation points are seen, and the numbers equal an unwatched run's."""
+    import itertools
+
+    import numpy as np
+
+    import dd.engine.train as train_module
+
+    trials, key = _pack(SPEC)
+    plain = train_pack(trials, key)
+    clock = itertools.count(0.0, 100.0)
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock))
+    reached, evaluated = [], []
+    watched = train_pack(
+        trials,
+        key,
+        on_progress=reached.append,
+        progress_seconds=60.0,
+        on_evaluation=lambda epoch, rows: evaluated.append(epoch),
+    )
+    assert evaluated == eval_epochs(trials[0].train) == [1, 2, 5]
+    assert reached == [1, 2, 3, 4, 5], "every epoch reached, 3 and 4 between evaluations"
+    np.testing.assert_equal(watched, plain)

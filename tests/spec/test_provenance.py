@@ -19,7 +19,7 @@ import pytest
 from dd import __version__
 from dd.spec.provenance import LOCK_FILE, lock_hash
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def _name(requirement: str) -> str:

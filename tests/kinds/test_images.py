@@ -2,8 +2,6 @@
 
 import gzip
 import os
-import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -13,78 +11,14 @@ from dd.datasets.base import Locations
 from dd.datasets.image_files import load_images
 from dd.datasets.images import ImageData
 from dd.spec.errors import DataError
-
-RNG = np.random.default_rng(0)
-
-
-def write_idx(path, magic, dims, payload, *, gz=False):
-    raw = struct.pack(f">{1 + len(dims)}I", magic, *dims) + np.asarray(payload, np.uint8).tobytes()
-    path.write_bytes(gzip.compress(raw) if gz else raw)
-    return path
-
-
-def write_idx_dataset(directory, splits, *, gz=False):
-    """Writes the four IDX files; ``splits`` maps ``train``/``t10k`` to (images N,H,W, labels)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if gz else ""
-    for prefix, (images, labels) in splits.items():
-        write_idx(
-            directory / f"{prefix}-images-idx3-ubyte{suffix}", 0x803, images.shape, images, gz=gz
-        )
-        write_idx(
-            directory / f"{prefix}-labels-idx1-ubyte{suffix}", 0x801, labels.shape, labels, gz=gz
-        )
-
-
-def idx_split(n, side=4):
-    return RNG.integers(0, 256, (n, side, side), dtype=np.uint8), RNG.integers(
-        0, 10, n, dtype=np.uint8
-    )
-
-
-class Python2StylePickler(pickle._Pickler):
-    """Writes protocol 2 as the published CIFAR files have it: Python 2 str opcodes for bytes and
-    numpy 1.x global names. (Python 3's own protocol 2 adds a ``_codecs.encode`` global per bytes
-    object, which the real files do not name and the reader rightly refuses.)"""
-
-    def save_bytes(self, obj):
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
-        self.memoize(obj)
-
-    def save_global(self, obj, name=None):
-        module = obj.__module__.replace("numpy._core", "numpy.core")
-        self.write(pickle.GLOBAL + f"{module}\n{obj.__qualname__}\n".encode())
-        self.memoize(obj)
-
-    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}
-
-
-def write_pickle(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as file:
-        Python2StylePickler(file, protocol=2).dump(obj)
-    return path
-
-
-def cifar_batch(n, n_classes, labels_key=b"labels"):
-    return {
-        b"batch_label": b"fabricated",
-        b"data": RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
-        labels_key: RNG.integers(0, n_classes, n).tolist(),
-    }
-
-
-def write_cifar10(data_dir, batches):
-    """``batches`` maps file name to batch dict; every other CIFAR-10 file gets a small valid
-    batch."""
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        write_pickle(
-            data_dir / "cifar-10-batches-py" / name, batches.get(name) or cifar_batch(2, 10)
-        )
+from helpers import (
+    cifar_batch,
+    idx_split,
+    write_cifar10,
+    write_idx,
+    write_idx_dataset,
+    write_pickle,
+)
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])

@@ -10,7 +10,7 @@ from dd.plan.sweep import load_spec
 from dd.run.execute import run_sweep
 from dd.store.sweep import SweepStore
 
-SPEC = Path(__file__).parent.parent / "sweeps" / "epochwise_linear.yaml"
+SPEC = Path(__file__).parents[2] / "sweeps" / "epochwise_linear.yaml"
 
 
 def test_shipped_epochwise_sweep_descends_twice_in_the_stored_rows(ray_local, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from dd.analysis.aggregate import compute_kinds, current_rows, describe, write_curves
 from dd.analysis.curves.base import Section
 from dd.analysis.curves.registry import CURVE_KINDS, check_curves
+from dd.plan.states import plan_of
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
 from dd.store.schema import flatten_config
@@ -133,7 +134,7 @@ def test_a_kind_that_does_not_apply_says_so(kind):
     spec = parse_spec(SEEDS_ONLY)
     assert kind.axis(spec) is None
     assert kind.why_not(spec) == f"{kind.name}: does not apply to seeds_only; it needs {kind.needs}"
-    rows, _ = current_rows(_rows(spec), spec)
+    rows, _ = current_rows(_rows(spec), plan_of(spec).trial_ids)
     assert kind.name not in compute_kinds(rows, spec)
     check_curves(spec.curves, list(spec.axes), spec.trials[0])  # nothing to check: no error
 

@@ -48,6 +48,12 @@ def test_sweep_stores_one_row_per_trial_in_atomic_pack_files(swept):
     assert set(table["status"].to_pylist()) == {"ok"}
     assert (store.dir / "spec.yaml").is_file()
     assert load_spec(store.dir / "spec.yaml").trials == spec.trials
+    plan = pq.read_table(store.dir / "plan.parquet")  # what read commands read (dd.store.plan)
+    assert plan.column("trial_id").to_pylist() == [trial_id(t) for t in spec.trials]
+    packs = {r["pack_id"]: r for r in pq.read_table(files[0]).to_pylist()}
+    assert set(plan.column("pack_id").to_pylist()) == {
+        f.name.removeprefix("pack-").removesuffix(".parquet") for f in files
+    }, packs.keys()
 
 
 def test_second_run_trains_nothing_and_new_axis_values_train_only_new_trials(swept, capsys):

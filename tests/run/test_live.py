@@ -109,7 +109,6 @@ def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
     """``dd status --watch`` (not a terminal: plain blocks) shows a running pack's progress
     at each refresh and returns once nothing runs."""
     import threading
-    import time
 
     from helpers import start_dd
 
@@ -128,10 +127,15 @@ def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
     holder.start()
     started.wait(30)
     watcher = start_dd("status", "live", "--results", tmp_path, "--watch", "0.2")
-    time.sleep(3)  # a few refreshes
+    seen = []
+    for line in watcher.stdout:  # two refreshes showing the running pack, however slow
+        seen.append(line)
+        if sum("epoch 2/5" in s for s in seen) == 2:
+            break
     finish.set()
     holder.join()
-    out, _ = watcher.communicate(timeout=60)
+    rest, _ = watcher.communicate(timeout=60)
+    out = "".join(seen) + rest
     assert watcher.returncode == 0
     assert out.count("epoch 2/5") >= 2, out
     assert out.rstrip().splitlines()[-1].startswith("live: 4 trials planned"), "last: none running"
@@ -150,3 +154,101 @@ def test_progress_is_a_bar_in_a_notebook_and_plain_lines_elsewhere(monkeypatch, 
     assert plain._bar is None
     plain.advance(2)
     assert capsys.readouterr().err.startswith("plain: 2/4 trials done")
+
+
+def test_the_running_record_moves_between_evaluation_points(tmp_path, monkeypatch):
+    """run_pack's running record (``LiveRows.progress``) gets the epoch reached after each
+    call to the device, not only at the evaluation points: here 1, 2, 5 are evaluated and the
+    record also reads 3 and 4 (the engine's clock moves 100 s per reading, so training
+    stops to report after every epoch), with its first sample and a steady rate."""
+    import dd.engine.train as train_module
+    from dd.run.worker import LiveRows
+
+    clock = iter(range(0, 10**9, 100))
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(clock)))
+    seen = []
+    real = LiveRows.progress
+
+    def progress(self, epoch):
+        real(self, epoch)
+        seen.append(self.store.running_record(self.pack.id))
+
+    monkeypatch.setattr(LiveRows, "progress", progress)
+    _run(tmp_path)
+    assert [r["reached"] for r in seen] == [1, 2, 3, 4, 5]
+    assert {r["epoch"] for r in seen[2:4]} == {2}, "no evaluation at epochs 3 and 4"
+    assert all(r["first_reached"] == 1 and r["started_at"] <= r["first_at"] for r in seen)
+    assert seen[-1]["epochs_per_s"] > 0 and seen[-1]["eta_s"] == 0
+
+
+def _driver(store, **more):
+    import time
+
+    now = time.time()
+    record = {
+        "started": "2025-01-01T00:00:00",
+        "started_at": now - 66,
+        "updated_at": now,
+        "eta_s": 90.0,
+        "packs": 5,
+        "packs_done": 1,
+        "packs_failed": 0,
+        "packs_running": 2,
+        "slots": 2,
+        "trials": 15,
+        "trials_done": 3,
+    }
+    store.write_driver(record | more)
+
+
+def test_dd_status_shows_the_sweeps_eta_and_each_packs_epoch_reached(tmp_path, capsys):
+    spec = parse_spec(SPEC)
+    store = SweepStore(tmp_path, spec.name)
+    store.write_spec(spec.mapping)
+    _driver(store)
+    record = {"epoch": 2, "reached": 4, "epochs": 5, "test_error": 0.4, "epochs_per_s": 2.0}
+    with store.running("p", trials=4, widths=[8, 12]) as update:
+        update(**record, eta_s=0.5)
+        assert main(["status", "live", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1/5 packs done, 2 running; 0h01m06s elapsed, sweep ETA 0h01m30s" in out, out
+    assert "epoch 4/5, test error 0.400 (at epoch 2), 2.00 epochs/s, ETA 0h00m00s" in out, out
+    store.clear_driver()
+    assert main(["status", "live", "--results", str(tmp_path)]) == 0
+    assert "sweep ETA" not in capsys.readouterr().out, "no driver, no sweep ETA"
+
+
+def test_the_handle_shows_the_sweeps_eta_and_the_drivers_record(tmp_path):
+    import threading
+
+    from dd.handle import SweepHandle
+
+    spec = parse_spec(SPEC)
+    store = SweepStore(tmp_path, spec.name)
+    written = threading.Event()
+
+    def run(stop):
+        _driver(store)
+        written.set()
+        stop.wait(60)
+
+    handle = SweepHandle(spec.name, tmp_path, run)
+    written.wait(30)
+    status = handle.status()
+    handle.cancel()
+    handle.wait(60)
+    assert 80 < status["eta_s"] <= 90 and status["driver"]["packs_done"] == 1, status
+
+
+def test_the_live_report_shows_the_sweeps_eta_and_the_running_drivers_wall_time(tmp_path):
+    from dd.analysis.report import _driver_runs, _live
+
+    store = SweepStore(tmp_path, "live")
+    assert _driver_runs(store) == (0, 0.0)
+    _driver(store)
+    with store.running("p", trials=4, widths=[8, 12]) as update:
+        update(epoch=2, reached=3, epochs=5, epochs_per_s=1.0, eta_s=2.0)
+        page = "".join(_live(store, "running: 1 pack"))
+    runs, seconds = _driver_runs(store)
+    assert runs == 1 and 66 <= seconds < 120, "the running driver's time so far, not 0.0"
+    assert "sweep ETA 0h01m30s" in page and "epoch 3/5" in page, page

@@ -15,7 +15,7 @@ from dd.spec.ids import trial_id
 from dd.store.paths import atomic_write_bytes
 from dd.store.schema import METRICS, pack_table
 from dd.store.sweep import SweepStore
-from helpers import TINY_GAUSSIAN
+from helpers import TINY_GAUSSIAN, store_trials
 
 
 def _table(store: SweepStore, n: int = 3) -> tuple[pa.Table, list[str]]:
@@ -196,29 +196,6 @@ def _image_spec(data_dir: str | None) -> dict:
         "model": {"name": "cnn", "width": 4},
         "train": {"batch_size": 50},
     }
-
-
-def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int = 1) -> list[str]:
-    """Store ``steps`` null-metric rows per trial of ``mapping`` (under ``ids``, default their
-    ids) and the spec beside them, as a finished sweep leaves them; returns the ids used."""
-    spec = parse_spec(mapping)
-    store = SweepStore(root, spec.name)
-    ids = ids or [trial_id(t) for t in spec.trials]
-    pack_id = f"p{len(store.pack_files())}"
-    store.write_pack(
-        pack_id,
-        pack_table(
-            sweep=spec.name,
-            pack_id=pack_id,
-            trial_ids=ids,
-            trials=list(spec.trials),
-            rows=[[{"step": s} for s in range(steps)] for _ in spec.trials],
-            wall_time_s=0.0,
-            jax_version="none",
-        ),
-    )
-    store.write_spec(spec.mapping)
-    return ids
 
 
 def test_a_moved_npz_keeps_its_trial_ids_and_nothing_runs(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from dd.spec.errors import DDError
 from dd.spec.settings import VARIABLES, Settings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_a_flag_wins_over_its_variable_which_wins_over_the_default():

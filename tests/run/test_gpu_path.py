@@ -24,7 +24,7 @@ from dd.plan.sweep import parse_spec
 from faultsite.dd_faults import env as faults_env
 from helpers import gpu_answers, run_dd, without_gpu
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CNN_SPEC = {
     "name": "cnn",

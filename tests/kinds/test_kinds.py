@@ -27,7 +27,7 @@ from dd.run.worker import run_pack
 from dd.spec.errors import SpecError
 from dd.spec.ids import trial_id
 from dd.store.sweep import SweepStore
-from test_images import cifar_batch, idx_split, write_cifar10, write_idx_dataset, write_pickle
+from helpers import cifar_batch, idx_split, write_cifar10, write_idx_dataset, write_pickle
 
 pytestmark = pytest.mark.slow  # each case compiles and trains a pack: 4-70 s apiece here
 

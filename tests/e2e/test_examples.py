@@ -14,7 +14,7 @@ import pytest
 
 from helpers import run_dd
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE = EXAMPLES / "own_model"
 
 

@@ -33,7 +33,7 @@ def layer_of(module: str) -> int:
     for rank, names in enumerate(LAYERS):
         if parts[1] in names:
             return rank
-    raise LookupError(f"{module} sits in no layer of tests/test_layers.py")
+    raise LookupError(f"{module} sits in no layer of tests/e2e/test_layers.py")
 
 
 def module_name(path: Path) -> str:

@@ -23,7 +23,7 @@ from dd.run.execute import run_sweep
 from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN
 
-ARTEFACTS = Path(__file__).parent.parent / "test-artefacts"
+ARTEFACTS = Path(__file__).parents[2] / "test-artefacts"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

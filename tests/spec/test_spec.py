@@ -195,7 +195,7 @@ def test_yaml_is_loaded_safely(tmp_path):
 def test_shipped_specs_load():
     from pathlib import Path
 
-    for path in sorted(Path(__file__).parent.parent.glob("sweeps/*.yaml")):
+    for path in sorted(Path(__file__).parents[2].glob("sweeps/*.yaml")):
         spec = load_spec(path)
         assert spec.trials, path
         text = path.read_text()
