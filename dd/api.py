@@ -188,6 +188,12 @@ def _run(
             f"{loaded.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s"
         )
     lines, figures = [], []
+    if curves and report.failed_packs and not report.trials_run and not report.already_stored:
+        curves = False  # a pack's partial rows are no result: there is nothing to draw
+        messages.append(
+            f"no curves: every pack failed ({len(report.failed_packs)} of {report.packs}) and no "
+            f"trial of {loaded.name} is stored; rows of a failed pack are not results"
+        )
     if curves:
         from dd.analysis.aggregate import describe, write_curves
         from dd.spec.errors import StoreError

@@ -7,7 +7,11 @@ the plan ``dd status`` and the curves count; null where that spec cannot be load
   ``n_evals``, ``best_test_error`` / ``best_test_error_step`` and ``best_test_mse`` /
   ``best_test_mse_step`` (the lowest value over its evaluation points, and where);
 - ``all_results`` and ``all_trials``: the same over every stored row, trials of earlier
-  versions of a spec (other epochs, a changed grid) included.
+  versions of a spec (other epochs, a changed grid) included;
+- ``stale``: the rows so far of packs that stopped without finishing (failed, cancelled,
+  killed, their node lost: ``dd.store.live``), which no other view holds; rerun to finish.
+
+Rows so far of running packs are in every view but ``stale``, with ``partial`` true.
 
 SQL runs read-only: once the views exist, DuckDB's external access is turned off and its
 configuration locked, so a query reads the stored packs and nothing else (no ``COPY ... TO``,
@@ -86,15 +90,17 @@ class QueryStopped(DDError):
     exit_code = 1
 
 
-def pack_files(root: str | StorePath, sweep: str | None) -> list[StorePath]:
-    """The pack files of ``sweep``, or of every sweep under ``root``."""
+def pack_files(root: str | StorePath, sweep: str | None, stale: bool = False) -> list[StorePath]:
+    """The pack files of ``sweep``, or of every sweep under ``root``, and its running packs'
+    partial files (``partial`` true); with ``stale``, the partial files of stopped packs."""
     root = as_store_path(root)
     names = [sweep] if sweep is not None else sweep_names(root)
-    return sorted(f for name in names for f in _files(SweepStore(root, name)))
+    return sorted(f for name in names for f in _files(SweepStore(root, name), stale))
 
 
-def _files(store: SweepStore) -> list[StorePath]:
-    """A sweep's pack files and its running packs' partial files (``partial`` true)."""
+def _files(store: SweepStore, stale: bool) -> list[StorePath]:
+    if stale:
+        return store.stale_partial_files()
     return store.readable_pack_files() + store.partial_files()
 
 
@@ -138,8 +144,9 @@ def connect(
     *,
     spill: str | None = None,
 ):
-    """A DuckDB connection with the views ``results``, ``trials``, ``all_results`` and
-    ``all_trials`` over stored packs, within ``limits`` (default ``default_limits()``).
+    """A DuckDB connection with the views ``results``, ``trials``, ``all_results``,
+    ``all_trials`` and ``stale`` over stored packs, within ``limits`` (default
+    ``default_limits()``).
     DuckDB's temporary directory, the one folder it allows besides the packs, is ``spill``;
     None: spilling is off (a query larger than ``limits.memory_limit`` fails).
 
@@ -151,26 +158,26 @@ def connect(
 
     limits = limits or default_limits()
     root = as_store_path(root)
-    files = pack_files(root, sweep)
-    if not files:
+    files, stale = pack_files(root, sweep), pack_files(root, sweep, stale=True)
+    if not files and not stale:
         where = f"sweep {sweep!r}" if sweep else "any sweep"
         raise StoreError(f"{root}: no results stored for {where}")
-    planned, unknown = planned_trials(root, files)
+    planned, unknown = planned_trials(root, files + stale)
     con = duckdb.connect()
-    if isinstance(root, RemotePath):
-        con.register("stored_packs", _remote_packs(files))
-        source = "stored_packs"
-    else:
-        source = f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
+    source, stale_source = _source(con, "stored", files), _source(con, "stale", stale)
     con.register("planned_trials", planned)
     unknown_sweeps = f"stored.sweep IN ({', '.join(map(_quote, unknown))})" if unknown else "false"
     try:
-        con.execute(
-            f"CREATE VIEW all_results AS SELECT stored.*, CASE WHEN {unknown_sweeps} THEN NULL "
-            "ELSE planned.trial_id IS NOT NULL END AS current "
-            f"FROM {source} AS stored LEFT JOIN planned_trials AS planned "
-            "ON stored.sweep = planned.sweep AND stored.trial_id = planned.trial_id"
-        )
+        for view, rows in (
+            ("all_results", source or f"(SELECT * FROM {stale_source} WHERE false)"),
+            ("stale", stale_source or f"(SELECT * FROM {source} WHERE false)"),
+        ):
+            con.execute(
+                f"CREATE VIEW {view} AS SELECT stored.*, CASE WHEN {unknown_sweeps} THEN NULL "
+                "ELSE planned.trial_id IS NOT NULL END AS current "
+                f"FROM {rows} AS stored LEFT JOIN planned_trials AS planned "
+                "ON stored.sweep = planned.sweep AND stored.trial_id = planned.trial_id"
+            )
         con.execute("CREATE VIEW results AS SELECT * FROM all_results WHERE current")
     except duckdb.Error as e:
         raise StoreError(f"{root}: stored packs unreadable: {_failed(e)}") from None
@@ -181,7 +188,7 @@ def connect(
     con.execute(f"SET temp_directory = {_quote(spill or '')}")
     con.execute("SET allowed_directories = []")
     if not isinstance(root, RemotePath):
-        con.execute(f"SET allowed_paths = [{', '.join(_quote(str(f)) for f in files)}]")
+        con.execute(f"SET allowed_paths = [{', '.join(_quote(str(f)) for f in files + stale)}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
@@ -223,6 +230,17 @@ def _stop(con, done: threading.Event) -> None:
     con.interrupt()
     done.wait()
     con.close()
+
+
+def _source(con, name: str, files: list[StorePath]) -> str | None:
+    """The SQL that reads ``files`` (None for none): DuckDB's Parquet reader for local ones,
+    a registered ``pyarrow.dataset`` (``<name>_packs``) for an object store's."""
+    if not files:
+        return None
+    if isinstance(files[0], RemotePath):
+        con.register(f"{name}_packs", _remote_packs(files))
+        return f"{name}_packs"
+    return f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
 
 
 def _remote_packs(files: list[RemotePath]):

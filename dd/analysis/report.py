@@ -187,6 +187,7 @@ def _counts(store: SweepStore, spec: Spec, rows: pa.Table) -> str:
         ("done", len(states["done"])),
         ("missing", len(states["missing"])),
         ("failed", len(states["failed"])),
+        ("stale (rows of a pack that stopped; rerun to finish)", len(states["stale"])),
         ("diverged", len(diverged & states["planned"])),
         ("stored from earlier specs", len(states["earlier"])),
         ("evaluation rows", len(rows)),

@@ -23,6 +23,11 @@ def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
     ]
     for f in store.failures():
         lines.append(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
+    if states["stale"]:
+        lines.append(
+            f"  {len(states['stale'])} trials stale (partial rows of a pack that stopped: "
+            "rerun to finish them)"
+        )
     driver = store.driver_record()
     if driver is not None and not driver["stale"]:
         lines.append("  " + driver_line(driver))

@@ -54,8 +54,8 @@ def store_plan(store: SweepStore, spec: Spec, packs: list) -> None:
 
 
 def stored_rows(store: SweepStore, live: bool = False) -> pa.Table:
-    """Every stored row of the sweep (``live``: and running packs' rows so far); a
-    StoreError when nothing is stored yet."""
+    """Every stored row of the sweep (``live``: and running packs' rows so far, never the
+    stale rows of packs that stopped); a StoreError when nothing is stored yet."""
     table = store.read_results(partial=live)
     if table is None:
         raise StoreError(f"{store.dir}: no results stored yet; run 'dd sweep' first")
@@ -83,8 +83,9 @@ def running_notice(store: SweepStore) -> str | None:
 
 
 def trial_states(store: SweepStore, plan: StoredPlan, stored: set[str]) -> dict[str, set[str]]:
-    """The plan's trial ids by state (``planned``, ``done``, ``missing``, ``failed``) and the
-    ``earlier`` stored ids that the current plan no longer holds; ``stored``: the stored ids."""
+    """The plan's trial ids by state (``planned``, ``done``, ``missing``, ``failed``), the
+    ``earlier`` stored ids that the current plan no longer holds, and the not done ones with
+    ``stale`` rows (of a pack that stopped: ``dd.store.live``); ``stored``: the stored ids."""
     planned = set(plan.trial_ids)
     failed = {tid for f in store.failures() for tid in f["trial_ids"]} & planned - stored
     return {
@@ -93,6 +94,7 @@ def trial_states(store: SweepStore, plan: StoredPlan, stored: set[str]) -> dict[
         "missing": planned - stored - failed,
         "failed": failed,
         "earlier": stored - planned,
+        "stale": store.stale_trial_ids() & planned - stored,
     }
 
 

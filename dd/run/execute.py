@@ -103,7 +103,10 @@ def run_sweep(
     store = SweepStore(results_root, spec.name)
     ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
     with store.driver_lock():
-        return _run_locked(spec, store, ray_options, quiet, settings, stop)
+        try:
+            return _run_locked(spec, store, ray_options, quiet, settings, stop)
+        finally:  # however the run ends, none of its packs runs now: their partial rows are stale
+            store.clear_running_records()
 
 
 def _locations(settings: Settings) -> Locations:
@@ -139,6 +142,7 @@ def _run_locked(
     packs, stored = plan(spec, store)
     _prepare(spec, store, packs, ray_options, _locations(settings))
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
+    store.drop_stale_partials()  # their trials are stored or planned again
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     if removed := store.prune_checkpoints({p.id for p in packs}):
         say(
@@ -307,6 +311,7 @@ def _account(
         message = schedule.finished(pack, result)
     except Exception as e:
         reason, failed, result = one_line(e), True, None
+        store.clear_running(pack.id)  # a lost node's worker could not: its rows so far are stale
         store.write_failure(pack.id, list(pack.trial_ids), reason)
         message = schedule.failed(pack, reason)
     if message:

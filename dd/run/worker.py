@@ -54,6 +54,7 @@ def run_pack(
     store = SweepStore(results_root, sweep)
     profile = profile or PackProfile()
     widths = sorted({w for t in pack.trials if (w := getattr(t.model, "width", None))})
+    store.drop_partial(pack.id)  # a rerun's rows so far replace a stopped attempt's
     started_at = time.time()
     with store.running(pack.id, trials=len(pack.trials), widths=widths) as update:
         result = _run_pack(store, pack, resources, profile, update, locations or Locations())

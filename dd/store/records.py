@@ -1,18 +1,16 @@
-"""A sweep's JSON records: running packs' progress, driver runs, pack profiles and failures
+"""A sweep's JSON records: driver runs, pack profiles and failures
 (``SweepStore`` holds them through this mixin, which keeps ``dd.store.sweep`` short).
 
 Profiles and run records are checked files (``dd.store.checked``): a damaged one is
-quarantined, never read. Running records live only while their pack runs, and failure records
-are read for their reason alone; both stay plain JSON.
+quarantined, never read. Running records (``dd.store.live``) live only while their pack runs,
+and failure records are read for their reason alone; both stay plain JSON.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-from contextlib import contextmanager
 from typing import Any
 
 from dd.store.checked import NUMBER, Damaged, read_record, write_checked
@@ -31,64 +29,6 @@ RUN_FIELDS = {"wall_time_s": NUMBER}
 class Records:
     """The records part of ``SweepStore`` (which gives ``dir``, ``failed_dir`` and
     ``_quarantine``)."""
-
-    # ---- packs in flight
-    @contextmanager
-    def running(self, pack_id: str, **about: Any):
-        """Record which process runs a pack (``running/pack-<id>.json``, with ``about`` it)
-        while it runs, for ``dd status`` and for operators; a dead worker's record is
-        overwritten by its retry. Yields ``update(**progress)``, which rewrites the record
-        with the pack's progress (epoch reached, errors, rate, ETA); ``started_at`` is the
-        wall clock (``time.time()``) at its start, for the sweep's ETA (``dd.run.eta``)."""
-        path = self.dir / "running" / f"pack-{pack_id}.json"
-        record = {
-            "pack_id": pack_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "started_at": time.time(),
-            **about,
-        }
-        atomic_write_bytes(path, json.dumps(record).encode())
-
-        def update(**progress: Any) -> None:
-            record.update(progress)
-            atomic_write_bytes(path, json.dumps(record).encode())
-
-        try:
-            yield update
-        finally:
-            path.unlink(missing_ok=True)
-
-    def running_record(self, pack_id: str) -> dict[str, Any] | None:
-        """A running pack's record (its progress), None if there is none (or unreadable)."""
-        found = self._records(self.dir / "running", f"pack-{pack_id}.json")
-        return found[0] if found else None
-
-    def clear_running(self, pack_id: str) -> None:
-        """Drop a pack's running record (its worker was stopped and cannot)."""
-        (self.dir / "running" / f"pack-{pack_id}.json").unlink(missing_ok=True)
-
-    def running_packs(self) -> list[dict[str, Any]]:
-        """The running records, each with ``stale``: True when its process, on this host,
-        is gone (a killed driver's workers leave their records), None for another host."""
-        return [{**r, "stale": _stale(r)} for r in self._records(self.dir / "running")]
-
-    # ---- the running driver
-    def write_driver(self, record: dict[str, Any]) -> None:
-        """The running driver's progress (``running/driver.json``: the sweep's ETA, packs
-        done and running; ``dd.run.execute``), with its process, for ``dd status``, the
-        handle and the live report."""
-        record = {"pid": os.getpid(), "host": socket.gethostname(), **record}
-        atomic_write_bytes(self.dir / "running" / "driver.json", json.dumps(record).encode())
-
-    def driver_record(self) -> dict[str, Any] | None:
-        """The running driver's record with ``stale`` (as ``running_packs``), None if none."""
-        found = self._records(self.dir / "running", "driver.json")
-        return {**found[0], "stale": _stale(found[0])} if found else None
-
-    def clear_driver(self) -> None:
-        (self.dir / "running" / "driver.json").unlink(missing_ok=True)
 
     # ---- driver runs
     def write_run(self, record: dict[str, Any]) -> None:
@@ -157,15 +97,3 @@ class Records:
 
     def failures(self) -> list[dict[str, Any]]:
         return self._records(self.failed_dir)
-
-
-def _stale(record: dict[str, Any]) -> bool | None:
-    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
-        return None
-    try:
-        os.kill(record["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False

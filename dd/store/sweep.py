@@ -6,7 +6,8 @@ Layout of ``<results>/<sweep>/``::
     packs/pack-<id>.parquet   one file per finished pack, written to a temporary name, renamed
     failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
     running/pack-<id>.json    which process runs a pack, while it runs, and its progress
-    partial/pack-<id>.parquet a running pack's rows so far (column partial true)
+    partial/pack-<id>.parquet a running pack's rows so far (column partial true); stale once
+                              the pack stopped without finishing (``partial_files``)
     profiles/pack-<id>.json   where a pack's time went (dd.engine.profile)
     checkpoints/              training state of unfinished packs (resources.checkpoint_every)
     params/<trial id>.msgpack trained parameters (train.save_params)
@@ -41,6 +42,7 @@ import yaml
 
 from dd.spec.errors import DDError, StoreError
 from dd.spec.fields import check_name
+from dd.store.live import PACK_GLOB, LivePacks
 from dd.store.paths import (
     RemotePath,
     StorePath,
@@ -54,7 +56,6 @@ from dd.store.paths import (
 from dd.store.records import Records
 from dd.store.schema import with_meta, wrong_column
 
-PACK_GLOB = "pack-*.parquet"
 REWRITE = "run 'dd sweep SPEC_FILE' to store it again, or give the spec file instead of the name"
 
 
@@ -67,8 +68,9 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-class SweepStore(Records):
-    """The results directory of one sweep."""
+class SweepStore(LivePacks, Records):
+    """The results directory of one sweep (its packs in flight: ``dd.store.live``; its JSON
+    records: ``dd.store.records``)."""
 
     def __init__(self, root: str | Path | RemotePath, name: str):
         self.name = check_name(name, "sweep")
@@ -132,8 +134,8 @@ class SweepStore(Records):
                 for tmp in folder.glob(".tmp-*"):
                     tmp.unlink(missing_ok=True)
                     print(f"removed a stale temporary file {tmp}", file=sys.stderr)
-        for record in (self.dir / "running").glob("*.json"):
-            record.unlink(missing_ok=True)
+        self.clear_running_records()
+        self.clear_driver()
 
     # ---- where each file goes
     @property
@@ -196,26 +198,6 @@ class SweepStore(Records):
         self.partial_path(pack_id).unlink(missing_ok=True)
         self.clear_failure(pack_id)
         return path
-
-    def partial_path(self, pack_id: str) -> StorePath:
-        return self.dir / "partial" / f"pack-{pack_id}.parquet"
-
-    def write_partial(self, pack_id: str, table: pa.Table) -> None:
-        """A running pack's rows so far (``partial`` true), replaced atomically at each write.
-        Resume never reads them: a trial is stored only once its pack's final file is."""
-        write_parquet(self.partial_path(pack_id), table)
-
-    def partial_files(self) -> list[StorePath]:
-        """The readable partial files of packs that have no final file yet (a finished pack's
-        partial file, left by a crash between the two writes, is superseded); an unreadable
-        one is quarantined as a pack file is (``readable``)."""
-        folder = self.dir / "partial"
-        if not folder.is_dir():
-            return []
-        files = [
-            p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()
-        ]
-        return self.readable(files)
 
     def pack_files(self) -> list[StorePath]:
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []

@@ -389,3 +389,55 @@ def test_emc_of_a_modular_sweep_over_the_training_fraction_counts_pairs():
     model_wise = next(c for c in curves if c.kind == "model_wise")
     crossings = emc_crossings(emc, model_wise, train_sizes(rows, emc.axis))
     assert {c["n_train"]: c["emc_cross_x"] for c in crossings} == {15: 8, 29: 16}
+
+
+def test_model_wise_best_of_a_regression_sweep_is_the_best_test_mse(tmp_path):
+    """model_wise_best picks each trial's lowest test MSE where the task is regression (its
+    test_error is null): the curve is the per-trial minimum averaged over seeds, and equals
+    the ``trials`` view's ``best_test_mse``."""
+    from dd.analysis.query import run_query
+
+    spec = parse_spec(
+        {
+            "name": "reg",
+            "data": {"name": "gaussian", "n_train": 50},
+            "model": {"name": "mlp", "width": 4},
+            "train": {"epochs": 3, "eval_points": 3, "batch_size": 25, "objective": "mse"},
+            "grid": {"model.width": [4, 16], "seed": [0, 1]},
+        }
+    )
+    test_mse = {  # per trial, at epochs 1, 2, 3: the best is never the first
+        (4, 0): [1.5, 0.9, 1.1],
+        (4, 1): [1.6, 1.2, 0.8],
+        (16, 0): [2.0, 0.7, 0.75],
+        (16, 1): [2.1, 1.0, 0.95],
+    }
+    records = [
+        {
+            "sweep": "reg",
+            "trial_id": trial_id(t),
+            "status": "ok",
+            "step": step,
+            "epoch": step,
+            "seed": t.seed,
+            "model_width": t.model.width,
+            "train_mse": 0.5 / step,
+            "test_mse": value,
+            "train_error": None,
+            "test_error": None,
+        }
+        for t in spec.trials
+        for step, value in enumerate(test_mse[(t.model.width, t.seed)], start=1)
+    ]
+    table = pa.Table.from_pylist(records)
+    curves, _ = sweep_curves(table, spec)
+    best = next(c for c in curves if c.kind == "model_wise_best")
+    got = {r["x"]: r["mean"] for r in best.points.to_pylist() if r["metric"] == "test_mse"}
+    assert np.isclose(got[4], (0.9 + 0.8) / 2) and np.isclose(got[16], (0.7 + 0.95) / 2), got
+    store = SweepStore(tmp_path, "reg")
+    store.write_spec(spec.mapping)
+    store.write_pack("p", table)
+    _, view = run_query(
+        "SELECT model_width, avg(best_test_mse) FROM trials GROUP BY 1 ORDER BY 1", tmp_path
+    )
+    assert np.allclose([v for _, v in view], [got[4], got[16]]), view

@@ -24,6 +24,7 @@ def install(
     oom_above: int = 0,
     gpus_on_cpu: bool = False,
     hang_before_compile: float = 0,
+    fail_after_evaluation: bool = False,
 ) -> Callable[[], None]:
     """Install the faults in this process; returns what removes them.
 
@@ -33,6 +34,8 @@ def install(
     ``gpus_on_cpu``: a pack given (fake Ray) GPUs trains on the CPU instead of refusing.
     ``hang_before_compile``: a training pack hangs this many seconds before it compiles (user
     code that never returns), for the stall watchdog.
+    ``fail_after_evaluation``: a training pack fails at its first evaluation point, once its
+    rows so far are written (a pack that dies mid-way, leaving a partial file).
     """
     from dd.engine import hooks
 
@@ -59,6 +62,12 @@ def install(
         removers.append(hooks.add("before_compile", out_of_memory))
     if hang_before_compile:
         removers.append(hooks.add("before_compile", lambda trials: time.sleep(hang_before_compile)))
+    if fail_after_evaluation:
+
+        def fail(store, pack_id, epoch) -> None:
+            raise RuntimeError(f"injected failure of pack {pack_id} at epoch {epoch}")
+
+        removers.append(hooks.add("after_evaluation", fail))
     if gpus_on_cpu:
         removers.append(hooks.add("accelerator_missing", lambda resources, platform: True))
 

@@ -321,7 +321,7 @@ def test_curves_that_cannot_be_written_after_failed_packs_are_said(tmp_path, mon
     from dd.spec.errors import StoreError
 
     def failed_run(spec, root, **kw):
-        return SweepReport(planned=len(spec.trials), already_stored=0, packs=1, failed_packs=["p"])
+        return SweepReport(planned=len(spec.trials), already_stored=1, packs=1, failed_packs=["p"])
 
     def no_space(store, spec=None, table=None):
         raise StoreError(f"{store.dir}/figures/x.png: cannot write (No space left on device)")

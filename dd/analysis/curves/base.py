@@ -151,6 +151,12 @@ def defaults(spec: SweepSpec) -> tuple[str, float]:
     return metric, tol
 
 
+def test_metric(spec: SweepSpec) -> str:
+    """The sweep's test metric, on which a trial's best epoch is chosen: test_error for a
+    classification task, test_mse for a regression one (its test_error is null)."""
+    return "test_error" if spec.trials[0].data.CLASSIFICATION else "test_mse"
+
+
 def trained(spec: SweepSpec) -> bool:
     """Whether the sweep's models are trained (networks) rather than fitted in closed form."""
     return not type(spec.trials[0].model).CLOSED_FORM
@@ -329,7 +335,8 @@ def final_rows(rows: pa.Table) -> pa.Table:
 
 
 def best_rows(rows: pa.Table, metric: str = "test_error") -> pa.Table:
-    """Each trial's evaluation point with the lowest ``metric`` (the earliest on ties)."""
+    """Each trial's evaluation point with the lowest ``metric`` (the earliest on ties; a
+    sweep's own is ``test_metric(spec)``)."""
     if metric not in rows.column_names or len(rows) == 0:
         return final_rows(rows)
     best: dict[str, tuple[float, int, int]] = {}

@@ -1,5 +1,5 @@
-"""Model-wise curves at each trained trial's best test-error epoch (early stopping's view of
-the same capacity axis)."""
+"""Model-wise curves at each trained trial's best epoch on the sweep's test metric (test
+error, or test MSE for a regression): early stopping's view of the same capacity axis."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dd.analysis.curves.base import (
     curve_tables,
     landmark_sections,
     no_check,
+    test_metric,
     trained,
 )
 from dd.analysis.curves.landmarks import interpolation_threshold, landmark_lines, peak_index
@@ -25,7 +26,7 @@ def axis(spec) -> str | None:
 
 def compute(rows, spec, earlier) -> CurveSet:
     return build_curves(
-        best_rows(rows),
+        best_rows(rows, test_metric(spec)),
         spec,
         NAME,
         axis(spec),

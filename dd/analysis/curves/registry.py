@@ -40,7 +40,7 @@ def curve_kinds(spec: SweepSpec) -> list[tuple[str, str]]:
     the ``epoch`` / ``step`` column.
 
     model_wise and sample_wise use each trial's final evaluation; for trained networks also
-    model_wise_best (each trial at its best test-error epoch) and epoch_wise (every epoch);
+    model_wise_best (each trial at its best epoch on the test metric) and epoch_wise (every epoch);
     for modular arithmetic also grokking (every evaluation, against optimizer steps), so a
     modular sweep over width gets the same model-wise curves and width x epoch heatmap as any.
     """
