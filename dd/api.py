@@ -260,8 +260,8 @@ def plan(
 ) -> Plan:
     """The trials of ``spec`` and the packs its missing trials would run in (the trials
     already stored under ``results`` are left out of the packs; nothing is written)."""
-    from dd.models.registry import kind_of
     from dd.plan.resolve import resolve
+    from dd.plan.runners import runner_of
     from dd.run.schedule import plan as plan_packs
 
     settings = _settings(results)
@@ -277,9 +277,7 @@ def plan(
             "n_replicas": p.n_replicas,
             "n_rows": p.n_rows,
             "model": p.trials[0].model.name,
-            "family": (
-                "closed_form" if p.trials[0].model.CLOSED_FORM else kind_of(p.trials[0]).name
-            ),
+            "family": runner_of(p.trials[0]).family(p.trials[0]),
             "plan": _plan_name(p, loaded.resources.execution),
             "trial_ids": list(p.trial_ids),
         }
@@ -302,14 +300,9 @@ def plan(
 
 def _plan_name(pack, execution: str) -> str:
     """How ``pack`` would train here: its layout and loop (``dd.engine.train.Plan``)."""
-    if pack.trials[0].model.CLOSED_FORM:
-        return "closed form"
-    from dd.engine.train import execution_plan
+    from dd.plan.runners import runner_of
 
-    widths = [t.model.width for t in pack.padded_trials()]
-    plan = execution_plan(pack.key, widths, execution)
-    cap = f" (widths summing to <= {plan.block_width})" if plan.block_width else ""
-    return f"{plan.layout}{cap}, {plan.loop} loop"
+    return runner_of(pack.trials[0]).layout(pack.key, pack.padded_trials(), execution)
 
 
 def release_workers() -> None:

@@ -67,7 +67,11 @@ class FeatureModel(Model):
     ``dd.engine.closed_form``)."""
 
     n_features: int = bounded(lo=1)
-    CLOSED_FORM: ClassVar[bool] = True
+    SECTION: ClassVar[str] = "fit"
+
+    def program(self, width: int) -> FeatureModel:
+        """This model as its program computes it: ``width`` features (``program_trial``)."""
+        return dataclasses.replace(self, n_features=width)
 
 
 def own_width(trial: Trial) -> int:

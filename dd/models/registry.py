@@ -53,9 +53,5 @@ def n_params(trial: Trial) -> int:
 def program_trial(trial: Trial) -> Trial:
     """The trial as its program is compiled: its model at the kind's program width (and a
     conv net's channel rounding, ``ConvModel.program``)."""
-    width = kind_of(trial).program_width(trial)
-    if trial.model.CLOSED_FORM:
-        model = dataclasses.replace(trial.model, n_features=width)
-    else:
-        model = trial.model.program(width)
+    model = trial.model.program(kind_of(trial).program_width(trial))
     return trial if model == trial.model else dataclasses.replace(trial, model=model)

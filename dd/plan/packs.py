@@ -11,13 +11,10 @@ trials gives the same packs.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 
-from dd.engine.closed_form import bytes_per_replica as fitted_bytes
-from dd.engine.memory import bytes_per_replica as trained_bytes
-from dd.models.registry import kind_of, n_params, program_trial
+from dd.plan.runners import runner_of
 from dd.plan.sweep import Resources
 from dd.spec.config import Trial
 from dd.spec.ids import trial_id
@@ -43,25 +40,15 @@ class Pack:
 def pack_key(trial: Trial) -> Trial:
     """The trial with every array-valued field neutralised: equal keys share one program.
     Its model is at its family's program width (``dd.models.registry.program_trial``)."""
-    data = trial.data.neutral()
-    if trial.model.CLOSED_FORM:
-        fit = dataclasses.replace(trial.fit, ridge=0.0)
-        return dataclasses.replace(program_trial(trial), seed=0, data=data, fit=fit)
-    train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
-    return dataclasses.replace(program_trial(trial), seed=0, data=data, train=train)
-
-
-def _at_width(trial: Trial, width: int) -> Trial:
-    """``trial`` as a program of base width ``width`` compiles it (``NetworkModel.program``)."""
-    return dataclasses.replace(trial, model=trial.model.program(width))
+    return runner_of(trial).key(trial)
 
 
 def replicas_per_pack(trial: Trial, resources: Resources) -> int:
     """How many replicas like ``trial`` fit the pack memory budget (at least 1)."""
     # a padded trial takes its program's memory
-    bytes_per_replica = fitted_bytes if trial.model.CLOSED_FORM else trained_bytes
     budget = resources.memory_gb * 2**30
-    return max(1, min(resources.max_pack, int(budget // bytes_per_replica(trial))))
+    per_replica = runner_of(trial).bytes_per_replica(trial)
+    return max(1, min(resources.max_pack, int(budget // per_replica)))
 
 
 def make_packs(
@@ -89,8 +76,7 @@ def make_packs(
     for key, members in groups.items():
         # the group's largest n_train sizes every replica, so all its packs share one program
         biggest = max(members, key=lambda t: t.data.n_train)
-        sized = biggest if biggest.model.CLOSED_FORM else _at_width(biggest, key.model.width)
-        size = replicas_per_pack(sized, resources)
+        size = replicas_per_pack(runner_of(biggest).sized(biggest, key), resources)
         for start in range(0, len(members), size):
             chunk = [t for t in members[start : start + size] if trial_id(t) in todo]
             if not chunk:
@@ -113,8 +99,4 @@ def make_packs(
 def pack_cost(pack: Pack) -> float:
     """A relative estimate of a pack's compute, to start the longest packs first."""
     trial = pack.trials[0]
-    if trial.model.CLOSED_FORM:
-        p = kind_of(trial).program_width(trial)
-        return pack.n_replicas * pack.n_rows * p * min(pack.n_rows, p)
-    program = dataclasses.replace(trial, model=pack.key.model)
-    return pack.n_replicas * pack.n_rows * trial.train.epochs * n_params(program)
+    return runner_of(trial).cost(trial, pack.key, pack.n_replicas, pack.n_rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dd.datasets.base import Locations
 from dd.plan.packs import Pack, pack_cost
+from dd.plan.runners import runner_of
 from dd.plan.states import store_plan
 from dd.plan.sweep import Resources, Spec
 from dd.run import cluster
@@ -37,7 +38,7 @@ def tracker_of(packs) -> Tracker:
         [
             (
                 p.id,
-                1 if p.trials[0].model.CLOSED_FORM else p.trials[0].train.epochs,
+                runner_of(p.trials[0]).epochs(p.trials[0]),
                 pack_cost(p),
                 trial_id(p.key),
             )
@@ -202,7 +203,7 @@ def _run_packs(
             tracker.seen(pack.id, None, sent=sent)
             pending[ref] = (pack, worker)
             load[worker] += 1
-            if not pack.trials[0].model.CLOSED_FORM:  # a fit has no evaluation points to wait for
+            if runner_of(pack.trials[0]).watched:  # a fit has no evaluation to wait for
                 watchdog.started(pack.id)
         if settings.address and load[worker] == 0 and worker not in gone:
             ray.kill(worker)

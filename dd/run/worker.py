@@ -10,14 +10,17 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from dd.datasets.base import Locations
 from dd.engine import hooks
 from dd.engine.profile import PackProfile
 from dd.plan.packs import Pack
+from dd.plan.runners import runner_of
 from dd.plan.sweep import Resources
 from dd.run.eta import pack_rate
 from dd.spec.errors import DDError
+from dd.store.paths import StorePath
 from dd.store.sweep import SweepStore
 
 _cache_lock = threading.Lock()
@@ -103,44 +106,11 @@ def _run_pack(
 
     from dd.engine.data import load_dataset
 
-    trials, padded = list(pack.trials), pack.padded_trials()
-    saves = resources.checkpoint_every or resources.checkpoint_minutes > 0
-    trained = not trials[0].model.CLOSED_FORM  # a closed-form fit has no state to keep
-    checkpoint = store.checkpoint_path(pack.id) if trained and saves else None
     start = time.perf_counter()
     with profile.phase("data"):  # the engine's own load_dataset then finds it cached
-        load_dataset(trials[0].data, locations)
-    splits, param_files, live = 0, None, None
-    if trials[0].model.CLOSED_FORM:
-        from dd.engine.closed_form import fit_pack
-
-        with profile.phase("train"):
-            rows = [[metrics] for metrics in fit_pack(padded, pack.n_rows)]
-    else:
-        from dd.engine.memory import device_budget
-
-        param_files = (
-            [store.params_path(tid) for tid in pack.trial_ids]
-            if trials[0].train.save_params
-            else None
-        )
-        live = LiveRows(store, pack, update)
-        rows, splits = train_splitting(
-            padded,
-            pack.key,
-            pack.n_rows,
-            checkpoint=checkpoint,
-            checkpoint_every=resources.checkpoint_every,
-            checkpoint_seconds=60 * resources.checkpoint_minutes,
-            param_files=param_files,
-            memory_budget=device_budget(resources.packs_per_worker()),
-            execution=resources.execution,
-            profile=profile,
-            on_evaluation=live,
-            on_progress=live.progress,
-            progress_seconds=LiveRows.EVERY_S,
-        )
-    rows = rows[: len(trials)]
+        load_dataset(pack.trials[0].data, locations)
+    ran = RUN_PACK[runner_of(pack.trials[0]).name](store, pack, resources, profile, update)
+    rows, checkpoint, param_files = ran.rows[: len(pack.trials)], ran.checkpoint, ran.param_files
     wall = time.perf_counter() - start
     with profile.phase("write"):
         try:
@@ -155,9 +125,64 @@ def _run_pack(
         "pack_id": pack.id,
         "trials": len(pack.trials),
         "wall_time_s": wall,
-        "oom_splits": splits,
-        **(live.first if live is not None and live.first else {}),
+        "oom_splits": ran.splits,
+        **ran.first,
     }
+
+
+class Ran(NamedTuple):
+    """What running a pack gave: its rows per trial, the out-of-memory splits it took, and the
+    files that belong with its rows (its checkpoint, its trained parameters)."""
+
+    rows: list
+    splits: int = 0
+    checkpoint: StorePath | None = None
+    param_files: list | None = None
+    first: dict = {}  # the first evaluation's figures (LiveRows.first)
+
+
+def _fit(store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile, update) -> Ran:
+    """A closed-form pack: one fit, one row per trial; no state to checkpoint."""
+    from dd.engine.closed_form import fit_pack
+
+    with profile.phase("train"):
+        return Ran(rows=[[metrics] for metrics in fit_pack(pack.padded_trials(), pack.n_rows)])
+
+
+def _train(
+    store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile, update
+) -> Ran:
+    """A training pack, checkpointed as ``resources`` say, its rows so far written as it runs
+    (``LiveRows``), split in halves when it does not fit the device."""
+    from dd.engine.memory import device_budget
+
+    saves = resources.checkpoint_every or resources.checkpoint_minutes > 0
+    checkpoint = store.checkpoint_path(pack.id) if saves else None
+    param_files = (
+        [store.params_path(tid) for tid in pack.trial_ids]
+        if pack.trials[0].train.save_params
+        else None
+    )
+    live = LiveRows(store, pack, update)
+    rows, splits = train_splitting(
+        pack.padded_trials(),
+        pack.key,
+        pack.n_rows,
+        checkpoint=checkpoint,
+        checkpoint_every=resources.checkpoint_every,
+        checkpoint_seconds=60 * resources.checkpoint_minutes,
+        param_files=param_files,
+        memory_budget=device_budget(resources.packs_per_worker()),
+        execution=resources.execution,
+        profile=profile,
+        on_evaluation=live,
+        on_progress=live.progress,
+        progress_seconds=LiveRows.EVERY_S,
+    )
+    return Ran(rows, splits, checkpoint, param_files, live.first or {})
+
+
+RUN_PACK = {"fit": _fit, "train": _train}  # by runner name (dd.plan.runners)
 
 
 def rows_table(store: SweepStore, pack: Pack, rows: list, wall: float, partial: bool = False):

@@ -132,12 +132,14 @@ class ClassificationData(Data):
 
 @dataclass(frozen=True, kw_only=True)
 class Model:
-    """Fields every model shares. ``CLOSED_FORM``: fitted (takes ``fit``), not trained.
-    ``READS_TOKENS``: it embeds token inputs itself (the only models token data takes)."""
+    """Fields every model shares. ``SECTION``: the trial section that says how it is run,
+    ``train`` (gradient descent, ``Train``) or ``fit`` (closed form, ``Fit``); it names the
+    runner that plans and runs its packs (``dd.plan.runners``). ``READS_TOKENS``: it embeds
+    token inputs itself (the only models token data takes)."""
 
     name: str
     VARIANTS: ClassVar[dict[str, type]] = {}  # name -> config class (dd.models.registry)
-    CLOSED_FORM: ClassVar[bool] = False
+    SECTION: ClassVar[str] = "train"
     READS_TOKENS: ClassVar[bool] = False
 
     def check(self, path: str) -> None:
@@ -219,6 +221,13 @@ class Train:
             )
 
 
+# The sections a model's ``SECTION`` names: its config class and how the model is run.
+SECTIONS: dict[str, tuple[type, str]] = {
+    "train": (Train, "trained"),
+    "fit": (Fit, "fitted in closed form"),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Trial:
     """One fully resolved run: everything that decides its numbers, and nothing else.
@@ -234,22 +243,16 @@ class Trial:
     train: Train | None = None
 
     def __post_init__(self) -> None:
-        if self.model.CLOSED_FORM:
-            if self.train is not None:
-                raise SpecError(
-                    "train",
-                    f"model {self.model.name} is fitted in closed form; "
-                    "use a 'fit' section, not 'train'",
-                )
-            if self.fit is None:
-                object.__setattr__(self, "fit", Fit())
-        else:
-            if self.fit is not None:
-                raise SpecError(
-                    "fit", f"model {self.model.name} is trained; use a 'train' section, not 'fit'"
-                )
-            if self.train is None:
-                object.__setattr__(self, "train", Train())
+        section = self.model.SECTION
+        other = next(s for s in SECTIONS if s != section)
+        if getattr(self, other) is not None:
+            raise SpecError(
+                other,
+                f"model {self.model.name} is {SECTIONS[section][1]}; "
+                f"use a '{section}' section, not '{other}'",
+            )
+        if getattr(self, section) is None:
+            object.__setattr__(self, section, SECTIONS[section][0]())
 
     def check(self, path: str) -> None:
         batch = self.train.batch_size if self.train is not None else "full"
@@ -265,7 +268,7 @@ class Trial:
     def check_facts(self, path: str) -> None:
         """What needs the data's facts: the objective of a regression, and the model's own
         compatibility check (``Model.check_data``)."""
-        if not self.model.CLOSED_FORM and not self.data.known_facts().n_classes:
+        if self.train is not None and not self.data.known_facts().n_classes:
             if self.train.objective != "mse":
                 raise SpecError(
                     join(path, "train.objective"),

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dd.spec.config import Fit, Train, Trial
+from dd.spec.config import SECTIONS, Trial
 from dd.spec.errors import SpecError
 from dd.spec.fields import convert, field_kind, init_fields, validate
 from dd.spec.ids import trial_id
@@ -196,9 +196,9 @@ def expand_trials(base: dict, factors: Sequence[Factor]) -> list[Trial]:
             values = {section: part(section, touched.get(section, ())) for section in sections}
             # the default Trial would give an absent fit (closed form) or train (networks),
             # as one object shared by the trials
-            section, cls = ("fit", Fit) if values["model"].CLOSED_FORM else ("train", Train)
+            section = values["model"].SECTION
             if values.get(section) is None:
-                values[section] = parts.setdefault((section, "default"), cls())
+                values[section] = parts.setdefault((section, "default"), SECTIONS[section][0]())
             trial = Trial(**values)
             validate(trial)
         except SpecError as e:

@@ -137,7 +137,7 @@ def _case(cases: dict, name: str):
 def _spec(data: dict, model: dict):
     """Two seeds of ``model`` on ``data``, parsed and resolved (a SpecError if they do not pair)."""
     mapping = {"name": "kinds", "data": data, "model": model, "grid": {"seed": [0, 1]}}
-    if not models.Model.VARIANTS[model["name"]].CLOSED_FORM:
+    if models.Model.VARIANTS[model["name"]].SECTION == "train":
         regression = data["name"] in REGRESSION
         mapping["train"] = TRAIN | ({"objective": "mse"} if regression else {})
     return resolve(parse_spec(mapping))
@@ -212,7 +212,7 @@ def test_every_model_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
     model = _case(MODEL_CASES, name)
     spec, rows = _sweep(tmp_path, _paired_data(model, tmp_path), model)
     trial = spec.trials[0]
-    closed_form = trial.model.CLOSED_FORM
+    closed_form = trial.model.SECTION == "fit"
     _check_rows(spec, rows, trained=not closed_form)
     if closed_form:
         expected = trial.model.n_features * (trial.data.n_classes or 1)

@@ -143,7 +143,7 @@ def no_check(curves, axes: list[str], trial) -> None:
 def defaults(spec: SweepSpec) -> tuple[str, float]:
     """The threshold metric and tolerance: the spec's, else by model and task (see ``Curves``)."""
     trial = spec.trials[0]
-    by_error = trial.data.CLASSIFICATION and not type(trial.model).CLOSED_FORM
+    by_error = trial.data.CLASSIFICATION and trial.model.SECTION == "train"  # fits regress
     metric = spec.curves.threshold_metric or ("train_error" if by_error else "train_mse")
     tol = spec.curves.threshold_tol
     if tol is None:
@@ -159,7 +159,7 @@ def test_metric(spec: SweepSpec) -> str:
 
 def trained(spec: SweepSpec) -> bool:
     """Whether the sweep's models are trained (networks) rather than fitted in closed form."""
-    return not type(spec.trials[0].model).CLOSED_FORM
+    return spec.trials[0].model.SECTION == "train"
 
 
 def series_order(key: tuple) -> tuple:
