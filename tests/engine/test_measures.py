@@ -74,9 +74,8 @@ def _pack_rows(spec_dict: dict):
     return pack, train_pack(list(pack.trials), pack.key)
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param("mlp_add", marks=pytest.mark.slow), "tf_sub"], ids=str
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["mlp_add", "tf_sub"])
 def test_modular_progress_measures_are_the_numbers_pinned_before_they_moved(case):
     _, rows = _pack_rows(
         {
@@ -98,8 +97,7 @@ def test_modular_progress_measures_are_the_numbers_pinned_before_they_moved(case
 
 
 def squared_logit_mean(view: View) -> dict:
-    """A measure from outside dd: the mean squared logit over the replica's training rows,
-    and the number of parameter leaves (to see it runs on each replica's own parameters)."""
+    """A measure from outside dd: the mean squared logit over the replica's training rows."""
     x = view.data.x_pool_PD[view.setup.index_N]
     logits = view.logits(view.params, x)
     mask = view.setup.mask_N[:, None]
@@ -120,6 +118,7 @@ def registered_sq_logit():
     remove()
 
 
+@pytest.mark.slow
 def test_a_measure_registered_outside_dd_is_a_column_of_a_packs_rows(registered_sq_logit):
     assert METRICS["sq_logit"][0] == pa.float64()
     spec = {
