@@ -72,7 +72,10 @@ class DatasetKind:
     arrays read and checked, the resolve stage's work).
     ``check(data, facts, path)``: what only the facts can tell (n_train against the pool).
     ``device_arrays(dataset, data)``: extra ``DeviceData`` fields of this kind, and the test
-    chunks set to None where the kind evaluates otherwise (a ``TABLE`` kind).
+    chunks set to None where the kind evaluates its whole pool instead (the test set is the
+    pool rows a replica does not train on: modular arithmetic). ``eval_floats(data)``: floats
+    an evaluation holds beyond a chunk's activations (the whole pool's logits), for the
+    memory estimate.
     ``checks_files``: its files are read once before scheduling (``dd.run.execute``), so a
     missing file is one error, not a failure in every pack.
     """
@@ -82,6 +85,7 @@ class DatasetKind:
     describe: Callable[[Data], DataFacts] = own_facts
     check: Callable[[Data, DataFacts, str], None] = no_check
     device_arrays: Callable[[Dataset, Data], dict[str, Any]] = no_device_arrays
+    eval_floats: Callable[[Data], int] = lambda data: 0
     checks_files: bool = False
 
     @property

@@ -3,8 +3,9 @@
 Every pair is one example with inputs ``(x, y)`` (two tokens) and the answer in Z_p as its
 class. A trial trains on a seeded random fraction of the pairs and is tested on the rest
 (``ModularData``), so the pool is the whole table and there is no separate test set: the
-engine evaluates the whole table (a ``TABLE`` kind), with the progress measures of
-``dd.engine.mechanistic``, whose Fourier arrays this kind puts on the device.
+engine evaluates the whole table (the kind gives no test chunks), and the kind asks for the
+progress measures of ``dd.models.measures.modular``, whose Fourier arrays it puts on the
+device.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ModularData(ClassificationData):
     drawn from its seed) and is tested on every other pair (``n_test``). Division leaves out
     y = 0. ``label_noise`` gives a training pair a random other answer (Doshi et al.'s
     corruption). ``key_share``: the key frequencies of the embedding are the fewest that hold
-    this share of its squared Fourier norm (``dd.engine.mechanistic``).
+    this share of its squared Fourier norm (``dd.models.measures.mechanistic``).
     """
 
     name: str = "modular"
@@ -58,7 +59,8 @@ class ModularData(ClassificationData):
     n_train: int = dataclasses.field(init=False, default=0)
     n_test: int = dataclasses.field(init=False, default=0)
 
-    TABLE: ClassVar[bool] = True
+    MEASURES: ClassVar[tuple[str, ...]] = ("fourier", "grad_symmetricity")
+    SUM_MEASURES: ClassVar[tuple[str, ...]] = ("restricted_excluded", "distance_irrelevance")
 
     def __post_init__(self) -> None:
         n_train = round(self.train_fraction * self.pool_size)
@@ -84,6 +86,10 @@ class ModularData(ClassificationData):
     @property
     def vocab(self) -> int:
         return self.p
+
+    def measures(self) -> tuple[str, ...]:
+        """The progress measures; those of the sum's directions for x+y and x-y only."""
+        return self.MEASURES + (self.SUM_MEASURES if self.op in FOURIER_OPS else ())
 
     def neutral(self) -> Data:
         return dataclasses.replace(self, train_fraction=0.5, label_noise=0.0)
@@ -191,4 +197,11 @@ def device_arrays(dataset: Dataset, data: ModularData) -> dict[str, Any]:
     return out
 
 
-KIND = DatasetKind(configs=(ModularData,), load=load, device_arrays=device_arrays)
+def pool_floats(data: ModularData) -> int:
+    """An evaluation holds the whole table's logits (and their gradients' share)."""
+    return 3 * data.pool_size * data.vocab
+
+
+KIND = DatasetKind(
+    configs=(ModularData,), load=load, device_arrays=device_arrays, eval_floats=pool_floats
+)

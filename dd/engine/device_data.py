@@ -48,6 +48,7 @@ class DeviceData:
     scale_D: jax.Array | None = None  # each Gaussian input coordinate's standard deviation
     noise_var: jax.Array | None = None  # Gaussian label-noise variance
     fourier_basis_FP: jax.Array | None = None  # modular: the real Fourier basis of Z_p
+    #                                          (read by dd.models.measures.mechanistic)
     sum_directions_PF: jax.Array | None = None  # modular x+y, x-y: directions of x +- y
     n_classes: int = struct.field(pytree_node=False, default=0)  # 0 for regression
 
@@ -58,7 +59,7 @@ def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
     def put(array):  # a transfer, not a program (jnp.asarray compiles a copy)
         return None if array is None else jax.device_put(array)
 
-    extra = kind_of(data).device_arrays(dataset, data)  # a TABLE kind replaces the tests
+    extra = kind_of(data).device_arrays(dataset, data)  # may replace the tests by None
     tests = {} if "x_test_CTD" in extra else test_chunks(dataset, chunk)
     noise = None if dataset.beta is None else put(np.float32(dataset.noise_var))
     return DeviceData(

@@ -2,9 +2,11 @@
 
 Classification and regression: loss and error on each replica's training rows (all, clean,
 noised, and the noised ones against their true labels) and on the test set, in chunks of
-``EVAL_CHUNK`` rows so memory stays bounded. Modular arithmetic: the whole table's logits
-(train pairs and test pairs alike) and the progress measures of ``dd.engine.mechanistic``.
-Array suffixes follow ``dd.engine.device_data``.
+``EVAL_CHUNK`` rows so memory stays bounded. A kind that gives no test chunks (modular
+arithmetic) is evaluated over its whole pool: the rows a replica does not train on are its
+test set. Then the measures the trial asks for (``dd.models.measures``: its data kind's, its
+spec's ``train.measures``), each a pure function of the replica that sees the ``View`` built
+here. Array suffixes follow ``dd.engine.device_data``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from dd.engine import mechanistic
 from dd.engine.device_data import DeviceData, Setup, prepare_inputs
 from dd.engine.optim import loss_fn
 from dd.engine.step import Program, Replica, batch_inputs
 from dd.models.base import apply_model
+from dd.models.measures import for_trial
+from dd.models.measures.base import Pool, View
 from dd.models.precision import matmul_precision
-from dd.models.registry import make_model
-from dd.models.rng import named
+from dd.models.registry import kind_of, make_model
 
 EVAL_CHUNK = 1000  # examples per evaluation step; bounds activation memory
 
@@ -42,8 +44,33 @@ def _param_norm(params) -> jax.Array:
 def evaluate(program: Program, data: DeviceData, setups: Setup, replicas: Replica) -> dict:
     """Every replica's metrics (arrays with a leading R axis)."""
     with matmul_precision(program.train.precision):
-        one = _evaluate_table if program.table else _evaluate_rows
-        return jax.vmap(lambda s, r: one(program, data, s, r))(setups, replicas)
+        return jax.vmap(lambda s, r: _evaluate_one(program, data, s, r))(setups, replicas)
+
+
+def _evaluate_one(program: Program, data: DeviceData, setup: Setup, replica: Replica) -> dict:
+    """One replica's core metrics, then its measures in registration order."""
+    if data.x_test_CTD is None:  # the kind evaluates its whole pool (no test chunks)
+        out, pool = _evaluate_pool(program, data, setup, replica)
+    else:
+        out, pool = _evaluate_rows(program, data, setup, replica), None
+    model = make_model(program.trial)
+
+    def logits(params, x):
+        return apply_model(model, params, replica.batch_stats, x, False)[0]
+
+    for measure in for_trial(program.trial):
+        view = View(
+            trial=program.trial,
+            params=replica.params,
+            logits=logits,
+            input_embedding=kind_of(program.trial).input_embedding,
+            data=data,
+            setup=setup,
+            pool=pool,
+            measured=out,
+        )
+        out = out | measure.load()(view)
+    return out
 
 
 def _evaluate_rows(program: Program, data: DeviceData, setup: Setup, replica: Replica) -> dict:
@@ -106,7 +133,7 @@ def _evaluate_rows(program: Program, data: DeviceData, setup: Setup, replica: Re
 
 
 def _pool_logits(program: Program, data: DeviceData, params) -> jax.Array:
-    """Logits over every pair of a modular task, in chunks: (P, p)."""
+    """Logits over every row of a pool of token pairs (a modular task's table), in chunks."""
     model, pairs_PD = make_model(program.trial), data.x_pool_PD
     chunk, n_chunks = _chunks(pairs_PD.shape[0])
     padded = jnp.concatenate(
@@ -118,11 +145,12 @@ def _pool_logits(program: Program, data: DeviceData, params) -> jax.Array:
     return logits.reshape(n_chunks * chunk, -1)[: pairs_PD.shape[0]]
 
 
-def _evaluate_table(program: Program, data: DeviceData, setup: Setup, replica: Replica) -> dict:
-    """Train metrics on the replica's pairs, test metrics on every other pair, and the
-    progress measures of ``dd.engine.mechanistic`` (the test set of a modular task is the rest of
-    the table)."""
-    config, train, p = program.trial.data, program.train, program.n_classes
+def _evaluate_pool(
+    program: Program, data: DeviceData, setup: Setup, replica: Replica
+) -> tuple[dict, Pool]:
+    """Train metrics on the replica's pool rows, test metrics on every other row (the test set
+    of a modular task is the rest of the table), and the ``Pool`` the measures may read."""
+    train, p = program.train, program.n_classes
     pairs_PD, labels_P = data.x_pool_PD, data.y_pool_P
     logits_PK = _pool_logits(program, data, replica.params)
     valid = setup.mask_N
@@ -148,26 +176,4 @@ def _evaluate_table(program: Program, data: DeviceData, setup: Setup, replica: R
         "train_error_noisy": mean_over(noised, wrong),
         "noisy_true_acc": mean_over(noised, true_right),
     }
-    out |= mechanistic.fourier_measures(replica.params, data.fourier_basis_FP, p, config.key_share)
-    if data.sum_directions_PF is not None:  # x + y, x - y: answers a function of x +- y
-        out |= mechanistic.restricted_excluded(
-            logits_PK,
-            labels_P,
-            y_train,
-            in_train,
-            data.sum_directions_PF,
-            out["n_key_freqs"],
-            out["freq_order"],
-        )
-        out["distance_irrelevance"] = mechanistic.distance_irrelevance(
-            logits_PK, pairs_PD, labels_P, p
-        )
-    model = make_model(program.trial)
-
-    def correct_logit(params, pair, label):
-        return apply_model(model, params, {}, pair[None], False)[0][0, label]
-
-    out["grad_symmetricity"] = mechanistic.gradient_symmetricity(
-        correct_logit, replica.params, pairs_PD, labels_P, p, named(setup.key, "symmetricity")
-    )
-    return out
+    return out, Pool(logits_PK=logits_PK, train_labels_P=y_train, in_train_P=in_train)

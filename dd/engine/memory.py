@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from dd.datasets.registry import kind_of as data_kind
 from dd.engine.device_data import DeviceData, Setup
 from dd.engine.evaluate import EVAL_CHUNK
 from dd.engine.programs import advance, host_step
@@ -85,11 +86,12 @@ def bytes_per_replica(trial: Trial) -> int:
     """A float32 estimate of one replica's memory, to cut packs before anything compiles:
     parameters, gradients and optimizer state (5 copies), the activations a training batch
     keeps for the backward pass, or an evaluation chunk's (forward only), whichever is
-    larger, and the replica's row indices."""
+    larger, the replica's row indices, and what the data kind's evaluation holds beyond a
+    chunk (``DatasetKind.eval_floats``: the whole table's logits of a modular task)."""
     program = program_trial(trial)
     per_example = kind_of(program).activation_floats(program)
     batch = trial.train.batch_size
     batch = trial.data.n_train if batch == "full" else batch
     activations = max(3 * batch * per_example, EVAL_CHUNK * per_example)
-    pool_logits = 3 * trial.data.pool_size * trial.data.vocab if trial.data.TABLE else 0
-    return 4 * (5 * n_params(program) + activations + 5 * trial.data.n_train + pool_logits)
+    evaluation = data_kind(trial.data).eval_floats(trial.data)
+    return 4 * (5 * n_params(program) + activations + 5 * trial.data.n_train + evaluation)

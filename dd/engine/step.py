@@ -84,11 +84,6 @@ class Program:
     def steps_per_epoch(self) -> int:
         return self.n_rows // self.batch
 
-    @property
-    def table(self) -> bool:
-        """The data is a finite table evaluated whole (``Data.TABLE``: modular arithmetic)."""
-        return self.trial.data.TABLE
-
 
 def batch_inputs(data: DeviceData, setup: Setup, rows: jax.Array) -> jax.Array:
     """Training inputs of ``rows`` (positions in the trial's order), as model-ready arrays."""

@@ -29,6 +29,7 @@ from dd.engine.padding import unpad
 from dd.engine.profile import PackProfile
 from dd.engine.programs import prepare, train_to
 from dd.engine.step import Program
+from dd.models.measures import for_trial
 from dd.models.registry import kind_of, n_params
 from dd.models.rng import scoped
 from dd.spec.config import Train, Trial
@@ -267,7 +268,7 @@ def train_pack(
                     for r in range(len(trials)):
                         row = {"epoch": epoch, "step": epoch * steps_per_epoch[r]}
                         if alive[r]:
-                            row |= _host_metrics({k: v[r] for k, v in metrics.items()})
+                            row |= _host_metrics({k: v[r] for k, v in metrics.items()}, key_trial)
                         rows[r].append(row | {"n_params": counts[r], "program_width": wide})
                 if on_evaluation is not None:
                     on_evaluation(epoch, rows)
@@ -295,13 +296,13 @@ def train_pack(
     return rows
 
 
-def _host_metrics(values: dict[str, np.ndarray]) -> dict[str, Any]:
-    """One replica's measured values as row entries: scalars as numbers, vectors as lists;
-    the frequencies ranked by norm become the key frequencies (the first n_key_freqs)."""
+def _host_metrics(values: dict[str, np.ndarray], trial: Trial) -> dict[str, Any]:
+    """One replica's measured values as row entries: scalars as numbers, vectors as lists,
+    then each measure's host side (``Measure.to_row``: the modular key frequencies)."""
     row = {
         k: v.tolist() if v.ndim else (int(v) if v.dtype.kind == "i" else float(v))
         for k, v in values.items()
     }
-    if "freq_order" in row:
-        row["key_freqs"] = row.pop("freq_order")[: row["n_key_freqs"]]
+    for measure in for_trial(trial):
+        row = measure.to_row(row)
     return row

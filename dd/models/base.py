@@ -142,6 +142,9 @@ class Family:
     ``block(trial, width, n_outputs, dtype)``: where given, the module at base ``width`` with
     ``n_outputs`` logits whose every layer keeps channels apart by blocks, so that replicas
     side by side train as one dense network (``dd.engine.block``); channel-last inputs.
+    ``input_embedding(params, vocab)``: where given, (E_x, E_y), each (vocab, d): the vectors
+    the tokens x and y of a two-token input enter with, read from a parameter-shaped tree (the
+    measures of ``dd.models.measures`` read it; modular arithmetic's progress measures).
     """
 
     config: type
@@ -153,6 +156,7 @@ class Family:
     convolutional: Callable[[Trial], bool] = lambda trial: False
     check: Callable[[Trial, str], None] = no_check
     block: Callable[[Trial, int, int, Any], Any] | None = None
+    input_embedding: Callable[[Any, int], tuple[Any, Any]] | None = None
 
     closed_form: ClassVar[bool] = False
 

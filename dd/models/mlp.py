@@ -169,10 +169,18 @@ def _activation_floats(trial) -> int:
     return trial.model.width * max(trial.model.depth, 1) + 2 * trial.data.vocab
 
 
+def input_embedding(params, vocab: int):
+    """(E_x, E_y): the two halves of the first layer's kernel on one-hot tokens (``hidden_0``,
+    or ``logits`` at depth 0)."""
+    kernel = params["hidden_0" if "hidden_0" in params else "logits"]["kernel"]
+    return kernel[:vocab], kernel[vocab : 2 * vocab]
+
+
 KIND = Family(
     config=MlpModel,
     build=_build,
     count=_count,
     activation_floats=_activation_floats,
     program_width=program_width,
+    input_embedding=input_embedding,
 )

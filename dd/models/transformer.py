@@ -27,7 +27,7 @@ from dd.spec.config import Data
 from dd.spec.errors import SpecError
 from dd.spec.fields import bounded, join
 
-EMBED = "embed"  # the input embedding's parameter name (read by dd.engine.mechanistic)
+EMBED = "embed"  # the token embedding's parameter name (``input_embedding``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,6 +179,16 @@ def _activation_floats(trial) -> int:
     return 4 * (8 * trial.model.width + 2 * trial.model.d_mlp)
 
 
+def input_embedding(params, vocab: int):
+    """(E_x, E_y): the token embedding's first ``vocab`` rows, the same table for x and y."""
+    table = params[EMBED]["embedding"][:vocab]
+    return table, table
+
+
 KIND = Family(
-    config=TransformerModel, build=_build, count=_count, activation_floats=_activation_floats
+    config=TransformerModel,
+    build=_build,
+    count=_count,
+    activation_floats=_activation_floats,
+    input_embedding=input_embedding,
 )

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dd.datasets import registry as datasets
-from dd.models import registry as models
+from dd.models import measures, registry as models
 from dd.plan.sweep import Spec
 from dd.spec.config import Trial
 from dd.spec.errors import SpecError
@@ -63,6 +63,7 @@ def resolve_trials(trials: Iterable[Trial], axes: Sequence[str] = ()) -> list[Tr
                 data.with_facts(described[data])
             trial.check_facts("")
             models.kind_of(trial).check(trial, "")
+            measures.check(trial)
         except SpecError as e:
             raise SpecError(e.path, e.message + _grid_point(trial, axes)) from None
         checked.add(parts)

@@ -35,10 +35,10 @@ class DataFacts:
 class Data:
     """Fields every dataset shares. ``n_train`` examples are drawn per trial from a fixed pool.
 
-    Class flags a kind may set: ``CLASSIFICATION`` (labels, not targets), ``FIXED_POOL``
-    (examples come from a stored pool; False where rows are drawn fresh per trial) and
-    ``TABLE`` (the test set is the rest of a finite table of token pairs, evaluated whole,
-    with the progress measures of ``dd.engine.mechanistic``).
+    Class flags a kind may set: ``CLASSIFICATION`` (labels, not targets) and ``FIXED_POOL``
+    (examples come from a stored pool; False where rows are drawn fresh per trial).
+    ``measures()``: the per-evaluation measures the kind adds to every trained trial's rows,
+    by registered name (``dd.models.measures``; modular data: the progress measures).
     """
 
     name: str
@@ -47,7 +47,6 @@ class Data:
 
     CLASSIFICATION: ClassVar[bool] = True
     FIXED_POOL: ClassVar[bool] = True
-    TABLE: ClassVar[bool] = False
     VARIANTS: ClassVar[dict[str, type]] = {}  # name -> config class (dd.datasets.registry)
 
     @property
@@ -105,6 +104,10 @@ class Data:
     def vocab(self) -> int:
         """The token vocabulary of token inputs that dd's own models embed (0: none)."""
         return 0
+
+    def measures(self) -> tuple[str, ...]:
+        """The registered measures (``dd.models.measures``) this data adds to an evaluation."""
+        return ()
 
     def neutral(self) -> Data:
         """This config with the values that vary per replica (travelling as arrays) fixed:
@@ -191,6 +194,10 @@ class Train:
     the step budget, as in the grokking setups). Evaluation happens at ``eval_points`` epochs,
     log- or linearly spaced up to ``epochs`` (the last epoch always included).
     ``save_params`` stores each trial's final parameters (``dd.engine.checkpoint.load_params``).
+    ``measures``: extra per-evaluation measures, registered names separated by commas
+    (``dd.models.measures``, e.g. ``layer_norms``), computed beside those the data kind adds;
+    like a program setting it is left out of trial ids and config columns (it changes no
+    other number: a stored trial is not re-run for it).
     ``precision``: float32 (exact float32 matrix products on every platform), tf32 (tensor-
     float-32 matrix products on GPUs) or bf16 (bfloat16 activations; parameters, optimizer
     state, normalisation statistics, logits and loss in float32); see ``dd.models.precision``.
@@ -212,6 +219,7 @@ class Train:
     eval_spacing: str = one_of("log", EVAL_SPACINGS)
     save_params: bool = False
     precision: str = one_of("float32", PRECISIONS)
+    measures: str = dataclasses.field(default="", metadata={"identity": "program"})
 
     def check(self, path: str) -> None:
         if isinstance(self.batch_size, str) and self.batch_size != "full":

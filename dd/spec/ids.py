@@ -7,7 +7,8 @@ through its dataclass metadata ``IDENTITY``:
 - ``"location"``: where files live (an image dataset's ``data_dir``) is left out; a built-in
   dataset is identified by its name (its files keep the published format, unversioned);
 - ``"program"``: how a program compiles the network (a conv program's channel rounding,
-  ``dd.models.base.ConvModel``) is left out: the network computed is the same;
+  ``dd.models.base.ConvModel``) and the extra measures an evaluation computes
+  (``train.measures``) are left out: the network computed is the same;
 - ``"content"``: a user file's path (``data.path`` of an ``.npz``) stands for the SHA-256 of
   the file's bytes, written as ``"<field>_sha256"``: the same file at another or relative
   path gives the same id, changed contents a new one.

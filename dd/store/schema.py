@@ -8,7 +8,9 @@ Long format: one row per (trial, evaluation point). Columns:
   (the precision is the config column ``train_precision``), and the ``program_width`` that
   trained it (a narrow trial pads inside a wider program; null in older stores);
 - the trial's config, flattened: ``seed``, ``data.n_train`` -> ``data_n_train``, ...;
-- the metrics in ``METRICS`` (null where a metric does not apply to the model or data).
+- the metrics in ``METRICS`` (null where a metric does not apply to the model or data): the
+  core metrics every kind may fill (``CORE``), then the columns of every registered
+  per-evaluation measure (``dd.models.measures``), so a measure registered later is a column.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform as _platform
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
 
 from dd import __version__
+from dd.models import measures
 from dd.spec.config import Trial
 from dd.spec.fields import Options
 from dd.spec.provenance import lock_hash
@@ -55,7 +59,7 @@ def with_meta(table: pa.Table) -> pa.Table:
     return table
 
 
-METRICS: dict[str, tuple[pa.DataType, str]] = {
+CORE: dict[str, tuple[pa.DataType, str]] = {
     "train_mse": (
         pa.float64(),
         "mean over training examples of the squared error summed over outputs",
@@ -80,36 +84,27 @@ METRICS: dict[str, tuple[pa.DataType, str]] = {
     "noisy_true_acc": (pa.float64(), "accuracy on the noised examples against their true labels"),
     "param_norm": (pa.float64(), "l2 norm of all trainable parameters"),
     "diverged_step": (pa.int64(), "the optimizer step whose loss was NaN or Inf (diverged trials)"),
-    "fourier_norms": (
-        pa.list_(pa.float64()),
-        "norm of the input embedding per frequency "
-        "0..(p-1)/2 of Z_p (modular data, dd.engine.mechanistic)",
-    ),
-    "key_freqs": (
-        pa.list_(pa.int64()),
-        "the fewest frequencies holding key_share of the embedding's squared norm, largest first",
-    ),
-    "n_key_freqs": (pa.int64(), "how many key frequencies"),
-    "fourier_gini": (pa.float64(), "Gini coefficient of the frequency norms (1 = sparse)"),
-    "restricted_loss": (
-        pa.float64(),
-        "cross-entropy of the logits kept to the key frequencies, over every pair (Nanda et al.)",
-    ),
-    "excluded_loss": (
-        pa.float64(),
-        "training cross-entropy of the logits without the key frequencies (Nanda et al.)",
-    ),
-    "grad_symmetricity": (
-        pa.float64(),
-        "cosine of the correct logit's gradients with respect "
-        "to the x and y embeddings (Zhong et al.)",
-    ),
-    "distance_irrelevance": (
-        pa.float64(),
-        "spread of the correct logit over x + y at fixed "
-        "x - y, relative to its overall spread (Zhong et al.)",
-    ),
 }
+
+
+class _Metrics(Mapping):
+    """{metric: (pyarrow type, description)}: ``CORE`` then the registered measures' columns,
+    read at each use (a measure registered after this module was imported is included)."""
+
+    def _all(self) -> dict[str, tuple[pa.DataType, str]]:
+        return CORE | dict(measures.columns())
+
+    def __getitem__(self, name: str) -> tuple[pa.DataType, str]:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+METRICS: Mapping[str, tuple[pa.DataType, str]] = _Metrics()
 
 STATUS_OK = "ok"
 
@@ -197,11 +192,12 @@ def pack_table(
 
     Each row dict has ``step`` and ``status`` plus any of ``METRICS``.
     """
+    metrics = dict(METRICS)
     records: list[dict[str, Any]] = []
     for tid, trial, trial_rows in zip(trial_ids, trials, rows, strict=True):
         config = flatten_config(trial)
         for row in trial_rows:
-            unknown = set(row) - set(METRICS) - {"step", "status", "program_width"}
+            unknown = set(row) - set(metrics) - {"step", "status", "program_width"}
             if unknown:
                 raise ValueError(f"metrics not in the schema: {sorted(unknown)}")  # a dd bug
             records.append(
@@ -221,7 +217,7 @@ def pack_table(
                     "partial": partial,
                     "program_width": row.get("program_width"),
                     **config,
-                    **{m: row.get(m) for m in METRICS},
+                    **{m: row.get(m) for m in metrics},
                 }
             )
     # trials of a pack share their data and model kinds, hence their config fields
@@ -229,6 +225,6 @@ def pack_table(
         pa.field(name, _config_type(value)) for name, value in flatten_config(trials[0]).items()
     ]
     schema = pa.schema(
-        list(META) + config_fields + [pa.field(m, t) for m, (t, _) in METRICS.items()]
+        list(META) + config_fields + [pa.field(m, t) for m, (t, _) in metrics.items()]
     )
     return pa.Table.from_pylist(records, schema=schema)

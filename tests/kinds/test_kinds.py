@@ -191,8 +191,9 @@ def test_every_dataset_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
     assert facts.input_shape == dataset.x_test.shape[1:], "described as loaded"
     assert facts.n_classes == dataset.n_classes
     assert facts.test_size == trial.data.test_size > 0
-    # a TABLE kind tests on the rest of its table, evaluated whole (``dd.spec.config.Data``)
-    assert len(dataset.y_test) == (facts.pool_size if trial.data.TABLE else facts.test_size)
+    # a kind without test chunks tests on the rest of its pool, evaluated whole (modular)
+    whole = "x_test_CTD" in datasets.kind_of(trial.data).device_arrays(dataset, trial.data)
+    assert len(dataset.y_test) == (facts.pool_size if whole else facts.test_size)
 
 
 def _paired_data(model: dict, tmp_path) -> dict:

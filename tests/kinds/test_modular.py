@@ -12,9 +12,9 @@ import pytest
 
 from dd.cli import main
 from dd.datasets.modular import ModularData, fourier_basis, sum_directions, table
-from dd.engine import mechanistic
 from dd.engine.train import train_pack
 from dd.models import mlp, transformer
+from dd.models.measures import mechanistic
 from dd.plan.packs import make_packs
 from dd.plan.sweep import parse_spec
 from dd.spec.config import Trial
@@ -152,12 +152,14 @@ def test_one_hot_mlp_counts_its_inputs_as_tokens_times_vocabulary():
     np.testing.assert_allclose(module.apply({"params": params}, x)[0], expected, rtol=1e-5)
 
 
-def _embedding_params(table_PD: np.ndarray) -> dict:
-    return {
+def _embedding(table_PD: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """A transformer's (E_x, E_y) of a token embedding with ``table_PD`` as its first rows."""
+    params = {
         transformer.EMBED: {
             "embedding": jnp.asarray(np.vstack([table_PD, np.zeros((1, table_PD.shape[1]))]))
         }
     }
+    return transformer.KIND.input_embedding(params, P)
 
 
 def test_fourier_measures_find_the_frequencies_an_embedding_is_built_from():
@@ -171,13 +173,13 @@ def test_fourier_measures_find_the_frequencies_an_embedding_is_built_from():
         axis=1,
     )
     basis = jnp.asarray(fourier_basis(P), jnp.float32)
-    sparse = mechanistic.fourier_measures(_embedding_params(two_freqs), basis, P, 0.9)
+    sparse = mechanistic.fourier_measures(*_embedding(two_freqs), basis, 0.9)
     assert int(sparse["n_key_freqs"]) == 2
     assert sorted(np.asarray(sparse["freq_order"])[:2].tolist()) == [2, 5]
     norms = np.asarray(sparse["fourier_norms"])
     np.testing.assert_allclose(norms[2] ** 2 / norms[5] ** 2, 2 / 0.25, rtol=1e-4)
     dense = mechanistic.fourier_measures(
-        _embedding_params(np.random.default_rng(0).standard_normal((P, 64))), basis, P, 0.9
+        *_embedding(np.random.default_rng(0).standard_normal((P, 64))), basis, 0.9
     )
     assert int(dense["n_key_freqs"]) >= 5 and float(dense["fourier_gini"]) < 0.3
     assert float(sparse["fourier_gini"]) > 0.6

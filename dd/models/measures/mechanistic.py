@@ -1,11 +1,13 @@
 """Progress measures of modular-arithmetic models (Nanda et al. 2023, Zhong et al. 2023).
 
-Each function is pure JAX on one replica, so ``dd.engine.train`` computes them inside the pack's
-compiled evaluation, vmapped over replicas. The input embedding of a model is read as two
-(p, d) tables, E_x and E_y, the vectors the tokens x and y enter with: the token embedding
-(the same table twice) for a transformer, the two halves of the first layer for an MLP on
-one-hot inputs. The definitions follow Nanda et al., "Progress measures for grokking via
-mechanistic interpretability", and Zhong et al., "The Clock and the Pizza"; in short:
+Each function is pure JAX on one replica; the measures of ``dd.models.measures.modular`` call
+them (the ``compute`` functions at the end) inside the pack's compiled evaluation, vmapped
+over replicas. The input embedding of a model is read as two (p, d) tables, E_x and E_y, the
+vectors the tokens x and y enter with, which the model family gives
+(``Family.input_embedding``): the token embedding (the same table twice) for a transformer,
+the two halves of the first layer for an MLP on one-hot inputs. The definitions follow Nanda
+et al., "Progress measures for grokking via mechanistic interpretability", and Zhong et al.,
+"The Clock and the Pizza"; in short:
 
 - Fourier norms: the embedding [E_x | E_y] in the real Fourier basis of Z_p; frequency 0 is
   the constant, frequency k the cos and sin pair. The key frequencies are the fewest that
@@ -28,23 +30,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dd.models.transformer import EMBED
+from dd.models.measures.base import View
+from dd.models.rng import named
 
 SYMMETRY_PAIRS = 256  # pairs sampled for the gradient symmetricity
 
-
-def input_embedding(params, p: int) -> tuple[jax.Array, jax.Array]:
-    """(E_x, E_y), each (p, d), from a transformer's or a one-hot MLP's parameters."""
-    if EMBED in params:
-        table = params[EMBED]["embedding"][:p]
-        return table, table
-    kernel = params["hidden_0"]["kernel"]
-    return kernel[:p], kernel[p : 2 * p]
+Embedding = Callable[..., tuple[jax.Array, jax.Array]]  # (params, p) -> (E_x, E_y)
 
 
-def fourier_measures(params, basis_PP: jax.Array, p: int, key_share: float) -> dict:
+def fourier_measures(e_x: jax.Array, e_y: jax.Array, basis_PP: jax.Array, key_share: float) -> dict:
     """Norm per frequency (0..(p-1)/2), frequencies by falling norm, key count and Gini."""
-    e_x, e_y = input_embedding(params, p)
     coeffs = basis_PP @ jnp.concatenate([e_x, e_y], axis=1).astype(jnp.float32)
     energy = jnp.sum(coeffs**2, axis=1)  # per basis row
     per_freq = jnp.concatenate([energy[:1], energy[1::2] + energy[2::2]])
@@ -94,18 +89,25 @@ def restricted_excluded(
 
 
 def gradient_symmetricity(
-    correct_logit: Callable, params, pairs: jax.Array, labels: jax.Array, p: int, key: jax.Array
+    correct_logit: Callable,
+    embedding: Embedding,
+    params,
+    pairs: jax.Array,
+    labels: jax.Array,
+    p: int,
+    key: jax.Array,
 ) -> jax.Array:
     """Mean cosine between d logit / d E_x[x] and d logit / d E_y[y] over sampled pairs.
 
-    ``correct_logit(params, pair, label)`` is the logit of ``label`` for one pair.
+    ``correct_logit(params, pair, label)`` is the logit of ``label`` for one pair;
+    ``embedding(params, p)`` the family's (E_x, E_y) of a parameter-shaped tree.
     """
     pick = jax.random.choice(key, pairs.shape[0], (SYMMETRY_PAIRS,))
     pick = jnp.where(pairs[pick, 0] == pairs[pick, 1], (pick + 1) % pairs.shape[0], pick)
 
     def cosine(i):
         grads = jax.grad(correct_logit)(params, pairs[i], labels[i])
-        g_x, g_y = input_embedding(grads, p)
+        g_x, g_y = embedding(grads, p)
         u, v = g_x[pairs[i, 0]], g_y[pairs[i, 1]]
         return jnp.sum(u * v) / (jnp.linalg.norm(u) * jnp.linalg.norm(v) + 1e-30)
 
@@ -120,3 +122,59 @@ def distance_irrelevance(
     s, d = (pairs[:, 0] + pairs[:, 1]) % p, (pairs[:, 0] - pairs[:, 1]) % p
     grid_SD = jnp.zeros((p, p)).at[s, d].set(correct)
     return jnp.mean(jnp.std(grid_SD, axis=0)) / jnp.std(grid_SD)
+
+
+# The compute functions of the measures declared in dd.models.measures.modular.
+
+
+def fourier(view: View) -> dict:
+    if view.input_embedding is None:
+        return {}
+    data = view.trial.data
+    e_x, e_y = view.input_embedding(view.params, data.p)
+    return fourier_measures(e_x, e_y, view.data.fourier_basis_FP, data.key_share)
+
+
+def restricted(view: View) -> dict:
+    if "n_key_freqs" not in view.measured or view.data.sum_directions_PF is None:
+        return {}
+    pool = view.pool
+    return restricted_excluded(
+        pool.logits_PK,
+        view.data.y_pool_P,
+        pool.train_labels_P,
+        pool.in_train_P,
+        view.data.sum_directions_PF,
+        view.measured["n_key_freqs"],
+        view.measured["freq_order"],
+    )
+
+
+def symmetricity(view: View) -> dict:
+    if view.input_embedding is None:
+        return {}
+
+    def correct_logit(params, pair, label):
+        return view.logits(params, pair[None])[0, label]
+
+    value = gradient_symmetricity(
+        correct_logit,
+        view.input_embedding,
+        view.params,
+        view.data.x_pool_PD,
+        view.data.y_pool_P,
+        view.trial.data.p,
+        named(view.setup.key, "symmetricity"),
+    )
+    return {"grad_symmetricity": value}
+
+
+def distance(view: View) -> dict:
+    if view.data.sum_directions_PF is None:
+        return {}
+    d = view.data
+    return {
+        "distance_irrelevance": distance_irrelevance(
+            view.pool.logits_PK, d.x_pool_PD, d.y_pool_P, view.trial.data.p
+        )
+    }
