@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,10 +174,22 @@ def _run(
     """``sweep``'s run of a loaded, resolved spec: the trials, then the curves."""
     from dd.run.execute import run_sweep
 
-    report = run_sweep(
-        loaded, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
-    )
+    def run(spec: Spec):
+        return run_sweep(
+            spec, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
+        )
+
     store = SweepStore(settings.results, loaded.name)
+    closing: list[str] = []
+    if loaded.refine:  # rounds that locate the transitions (dd.analysis.refine_rounds)
+        from dd.analysis.refine_rounds import refine_sweep
+
+        say = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))
+        loaded, report, closing = refine_sweep(
+            loaded, store, lambda m: _prepared(m, settings), run, say
+        )
+    else:
+        report = run(loaded)
     messages = []
     if report.failed_packs:
         messages.append(
@@ -187,7 +200,7 @@ def _run(
         messages.append(
             f"{loaded.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s"
         )
-    lines, figures = [], []
+    lines, figures = list(closing), []
     if curves:
         from dd.analysis.aggregate import describe, write_curves
         from dd.spec.errors import StoreError
@@ -203,6 +216,7 @@ def _run(
             figures = [str(path) for path in aggregate.figures]
             lines = (
                 describe(aggregate)
+                + closing
                 + [f"results: {store.packs_dir}"]
                 + [f"figure: {path}" for path in figures]
             )
@@ -261,6 +275,11 @@ def plan(
     settings = _settings(results)
     loaded = resolve(load_spec(spec, overrides, settings=settings))
     store = SweepStore(settings.results, loaded.name)
+    if loaded.refine:  # the values earlier rounds added are part of the sweep
+        from dd.plan.refine import extended, read_state
+
+        added = read_state(store, loaded.mapping)["added"]
+        loaded = _prepared(extended(loaded.mapping, added), settings) if added else loaded
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
     trials = planned_table(loaded.trials, stored)
@@ -312,6 +331,13 @@ def release_workers() -> None:
     from dd.run.pool import POOL
 
     POOL.release()
+
+
+def _prepared(mapping: dict, settings: Settings) -> Spec:
+    """A spec mapping loaded, checked and resolved, as ``sweep`` runs it."""
+    from dd.plan.resolve import resolve
+
+    return resolve(check_curves(parse_spec(mapping, max_trials=settings.max_trials)))
 
 
 def _settings(results: str | Path | None, **flags: Any) -> Settings:
