@@ -54,6 +54,20 @@ def load_spec(
     return check_curves(parse_spec(apply_overrides(mapping, overrides), max_trials=limit))
 
 
+def with_added(spec: Spec, settings: Settings) -> Spec:
+    """``spec`` with the axis values its ``refine:`` rounds added and stored
+    (``dd.plan.refine``): what ``dd sweep`` runs, ``--dry-run`` and ``dd status`` show."""
+    if not spec.refine:
+        return spec
+    from dd.plan.refine import extended, read_state
+
+    added = read_state(SweepStore(settings.results, spec.name), spec.mapping)["added"]
+    if not added:
+        return spec
+    limit = settings.max_trials
+    return check_curves(parse_spec(extended(spec.mapping, added), max_trials=limit))
+
+
 def check_curves(spec: Spec) -> Spec:
     """``spec``, once each registered curve kind has checked the ``curves:`` fields it reads
     (a typo would otherwise read as a scientific result, "threshold not reached")."""
@@ -273,13 +287,8 @@ def plan(
     from dd.run.schedule import plan as plan_packs
 
     settings = _settings(results)
-    loaded = resolve(load_spec(spec, overrides, settings=settings))
+    loaded = resolve(with_added(load_spec(spec, overrides, settings=settings), settings))
     store = SweepStore(settings.results, loaded.name)
-    if loaded.refine:  # the values earlier rounds added are part of the sweep
-        from dd.plan.refine import extended, read_state
-
-        added = read_state(store, loaded.mapping)["added"]
-        loaded = _prepared(extended(loaded.mapping, added), settings) if added else loaded
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
     trials = planned_table(loaded.trials, stored)

@@ -128,3 +128,21 @@ def extended(mapping: dict, added: dict[str, list]) -> dict:
         raw = out["grid"][axis]
         out["grid"][axis] = (raw if isinstance(raw, list) else [raw]) + list(values)
     return out
+
+
+def refine_line(store: SweepStore) -> str | None:
+    """``dd status``'s line for a refinement: its last round, and whether its packs ran."""
+    path = store.dir / STATE_FILE
+    try:
+        rounds = json.loads(path.read_text())["rounds"] if path.is_file() else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not rounds:
+        return None
+    last = rounds[-1]
+    where = f"between {last['lo']:g} and {last['hi']:g}" if last.get("lo") is not None else "open"
+    done = "its packs ran" if last.get("finished") else "its packs are to run or running"
+    return (
+        f"refine: round {last['round']}, {last['find']} of {last['axis']} {where}; "
+        f"+{len(last['added'])} values, {done}"
+    )

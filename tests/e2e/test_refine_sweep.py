@@ -55,3 +55,28 @@ def test_refine_finds_p_equals_n_and_a_second_run_trains_nothing(tmp_path, ray_l
     assert [line for line in again.lines if line.startswith("threshold")] == closing
     plan = api.plan(dict(SPEC), tmp_path)
     assert plan.trials.num_rows == 2 * len(mse) and plan.packs.num_rows == 0
+
+
+def test_stored_added_values_are_planned_and_shown_by_status(tmp_path):
+    """An interrupted round: its values are stored before its packs run, so the next run (and
+    --dry-run) plans them, and dd status names the round."""
+    from dd.analysis.status import status_lines
+    from dd.plan.refine import base_key, write_state
+    from dd.plan.states import plan_of
+
+    store = SweepStore(tmp_path, "refine_linear")
+    store.dir.mkdir(parents=True)
+    round_ = {"round": 1, "find": "threshold", "axis": "model.n_features", "lo": 10, "hi": 40}
+    round_.update({"at": 40, "seeds": 2, "added": [25.0], "trials_added": 2, "finished": False})
+    state = {"base": base_key(SPEC), "added": {"model.n_features": [25]}, "rounds": [round_]}
+    write_state(store, state)
+    plan = api.plan(dict(SPEC), tmp_path)
+    assert sorted(set(plan.trials["model_n_features"].to_pylist())) == [2, 10, 25, 40, 60]
+    assert sum(plan.packs["n_trials"].to_pylist()) == 10
+    lines, _ = status_lines(store, plan_of(plan.spec))
+    assert (
+        "  refine: round 1, threshold of model.n_features between 10 and 40; +1 values, "
+        "its packs are to run or running"
+    ) in lines
+    changed = {**SPEC, "data": {**SPEC["data"], "n_test": 300}}
+    assert api.plan(changed, tmp_path).trials.num_rows == 8, "another spec: the grid alone"
