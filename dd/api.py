@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,20 @@ def load_spec(
     limit = (settings or Settings.load()).max_trials
     mapping = spec.mapping if isinstance(spec, Spec) else spec_mapping(spec)
     return check_curves(parse_spec(apply_overrides(mapping, overrides), max_trials=limit))
+
+
+def with_added(spec: Spec, settings: Settings) -> Spec:
+    """``spec`` with the axis values its ``refine:`` rounds added and stored
+    (``dd.plan.refine``): what ``dd sweep`` runs, ``--dry-run`` and ``dd status`` show."""
+    if not spec.refine:
+        return spec
+    from dd.plan.refine import extended, read_state
+
+    added = read_state(SweepStore(settings.results, spec.name), spec.mapping)["added"]
+    if not added:
+        return spec
+    limit = settings.max_trials
+    return check_curves(parse_spec(extended(spec.mapping, added), max_trials=limit))
 
 
 def check_curves(spec: Spec) -> Spec:
@@ -173,10 +188,22 @@ def _run(
     """``sweep``'s run of a loaded, resolved spec: the trials, then the curves."""
     from dd.run.execute import run_sweep
 
-    report = run_sweep(
-        loaded, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
-    )
+    def run(spec: Spec):
+        return run_sweep(
+            spec, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
+        )
+
     store = SweepStore(settings.results, loaded.name)
+    closing: list[str] = []
+    if loaded.refine:  # rounds that locate the transitions (dd.analysis.refine_rounds)
+        from dd.analysis.refine_rounds import refine_sweep
+
+        say = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))
+        loaded, report, closing = refine_sweep(
+            loaded, store, lambda m: _prepared(m, settings), run, say
+        )
+    else:
+        report = run(loaded)
     messages = []
     if report.failed_packs:
         messages.append(
@@ -187,7 +214,7 @@ def _run(
         messages.append(
             f"{loaded.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s"
         )
-    lines, figures = [], []
+    lines, figures = list(closing), []
     if curves and report.failed_packs and not report.trials_run and not report.already_stored:
         curves = False  # a pack's partial rows are no result: there is nothing to draw
         messages.append(
@@ -209,6 +236,7 @@ def _run(
             figures = [str(path) for path in aggregate.figures]
             lines = (
                 describe(aggregate)
+                + closing
                 + [f"results: {store.packs_dir}"]
                 + [f"figure: {path}" for path in figures]
             )
@@ -265,7 +293,7 @@ def plan(
     from dd.run.schedule import plan as plan_packs
 
     settings = _settings(results)
-    loaded = resolve(load_spec(spec, overrides, settings=settings))
+    loaded = resolve(with_added(load_spec(spec, overrides, settings=settings), settings))
     store = SweepStore(settings.results, loaded.name)
     packs, _ = plan_packs(loaded, store)
     stored = store.stored_trial_ids()
@@ -311,6 +339,13 @@ def release_workers() -> None:
     from dd.run.pool import POOL
 
     POOL.release()
+
+
+def _prepared(mapping: dict, settings: Settings) -> Spec:
+    """A spec mapping loaded, checked and resolved, as ``sweep`` runs it."""
+    from dd.plan.resolve import resolve
+
+    return resolve(check_curves(parse_spec(mapping, max_trials=settings.max_trials)))
 
 
 def _settings(results: str | Path | None, **flags: Any) -> Settings:

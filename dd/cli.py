@@ -46,9 +46,9 @@ def _given(sweep: str, results: str | None):
 
     settings = Settings.load(results=results)
     if sweep.endswith((".yaml", ".yml")) and Path(sweep).is_file():
-        from dd.api import load_spec
+        from dd.api import load_spec, with_added
 
-        given = load_spec(sweep, settings=settings)
+        given = with_added(load_spec(sweep, settings=settings), settings)
         return settings, given, given.name
     return settings, None, sweep
 

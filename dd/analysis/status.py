@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+from dd.plan.refine import refine_line
 from dd.plan.states import trial_states
 from dd.run.progress import clock
 from dd.store.plan import StoredPlan
@@ -31,6 +32,8 @@ def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
     driver = store.driver_record()
     if driver is not None and not driver["stale"]:
         lines.append("  " + driver_line(driver))
+    if (line := refine_line(store)) is not None:
+        lines.append("  " + line)
     running = store.running_packs()
     for r in running:
         lines.append(

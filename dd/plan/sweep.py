@@ -27,13 +27,14 @@ from pathlib import Path
 import yaml
 
 from dd.engine.costs import PLANS
+from dd.plan.refine import Refine, parse_refine
 from dd.spec.config import Trial
 from dd.spec.errors import DDError, SpecError
 from dd.spec.fields import bounded, build, check_name, one_of
 from dd.spec.grid import expand_grid, expand_trials, grid_size, range_size, set_dotted
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
-SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves")
+SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves", "refine")
 DEFAULT_MAX_TRIALS = 10_000_000
 
 
@@ -136,6 +137,7 @@ class Spec:
     resources: Resources
     curves: Curves
     mapping: dict  # the spec as loaded, saved beside the results
+    refine: tuple[Refine, ...] = ()  # the transitions to locate (dd.plan.refine)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -279,7 +281,9 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
     build(Trial, base)  # the base alone must be valid, so its errors name no grid value
     axes, factors = expand_grid(mapping.get("grid"), "grid" in mapping)
     _check_size(grid_size(factors, limit), limit)
+    zipped = {str(a) for g in (mapping.get("grid") or {}).get("zip", []) for a in g}
     unique = expand_trials(base, factors)
+    refine = parse_refine(mapping.get("refine"), zipped, axes, unique[0])
     return Spec(
         name=name,
         description=description,
@@ -288,6 +292,7 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
         resources=resources,
         curves=curves,
         mapping=mapping,
+        refine=refine,
     )
 
 
