@@ -2,13 +2,13 @@
 as Arrow tables; no shelling out.
 
     >>> from dd import api
-    >>> report = api.sweep("sweeps/mnist1d_mlp.yaml", overrides=["train.epochs=20"])
-    >>> print(report)                                  # what `dd sweep` prints
+    >>> run = api.sweep("sweeps/mnist1d_mlp.yaml", overrides=["name=short", "train.epochs=20"])
+    >>> print(run)                                     # planned / done / failed, the verdicts
     >>> api.plan({"name": "s", "data": ..., "model": ..., "grid": ...}).packs
-    >>> rows = api.load("mnist1d_mlp")                 # one row per (trial, evaluation)
-    >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1")
-    >>> api.curves("mnist1d_mlp")["model_wise"].points  # mean and 95% interval per width
-    >>> api.load("mnist1d_mlp").to_pandas()           # with pandas installed
+    >>> rows = api.load("short")                       # one row per (trial, evaluation)
+    >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1", sweep="short")
+    >>> api.curves("short")["model_wise"].wide()       # a row per width, a column per metric
+    >>> api.load("short").to_pandas()                  # a DataFrame (pandas is a dependency)
     >>> api.release_workers()                          # the warm workers go (see sweep)
 
 ``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI. Each
