@@ -2,13 +2,13 @@
 as Arrow tables; no shelling out.
 
     >>> from dd import api
-    >>> report = api.sweep("sweeps/mnist1d_mlp.yaml", overrides=["train.epochs=20"])
-    >>> print(report)                                  # what `dd sweep` prints
+    >>> run = api.sweep("sweeps/mnist1d_mlp.yaml", overrides=["name=short", "train.epochs=20"])
+    >>> print(run)                                     # planned / done / failed, the verdicts
     >>> api.plan({"name": "s", "data": ..., "model": ..., "grid": ...}).packs
-    >>> rows = api.load("mnist1d_mlp")                 # one row per (trial, evaluation)
-    >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1")
-    >>> api.curves("mnist1d_mlp")["model_wise"].points  # mean and 95% interval per width
-    >>> api.load("mnist1d_mlp").to_pandas()           # with pandas installed
+    >>> rows = api.load("short")                       # one row per (trial, evaluation)
+    >>> api.query("SELECT model_width, avg(test_error) FROM trials GROUP BY 1", sweep="short")
+    >>> api.curves("short")["model_wise"].wide()       # a row per width, a column per metric
+    >>> api.load("short").to_pandas()                  # a DataFrame (pandas is a dependency)
     >>> api.release_workers()                          # the warm workers go (see sweep)
 
 ``results`` is the results root (default: $DD_RESULTS, else ./results), as for the CLI. Each
@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dd.analysis.query import query_arrow
+from dd.analysis.status import counts_line, trial_counts
 from dd.handle import SweepHandle
-from dd.plan.states import load_plan, load_stored_spec, planned_table, stored_rows
+from dd.plan.states import load_plan, load_stored_spec, plan_of, planned_table, stored_rows
 from dd.plan.sweep import Spec, apply_overrides, parse_spec, spec_mapping
 from dd.spec.settings import Settings
 from dd.store.sweep import SweepStore
@@ -77,13 +78,14 @@ def check_curves(spec: Spec) -> Spec:
     return spec
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class SweepResult:
     """What a sweep run did, and the lines ``dd sweep`` prints for it.
 
     ``messages`` go to stderr on the command line (failures, the run time), ``lines`` to
-    stdout (thresholds, peaks, where the results and figures are); ``str()`` gives both.
-    ``exit_code`` is the command's: 1 when a pack failed, else 0.
+    stdout (thresholds, peaks, where the results and figures are); ``str()`` and ``repr()``
+    give a short summary: the messages, the trials planned / done / failed, the verdicts
+    and where the results are. ``exit_code`` is the command's: 1 when a pack failed, else 0.
     """
 
     name: str
@@ -92,13 +94,23 @@ class SweepResult:
     messages: tuple[str, ...]
     lines: tuple[str, ...]
     figures: tuple[str, ...]
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)  # planned, done, failed
+    verdicts: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         return 1 if self.report.failed_packs else 0
 
     def __str__(self) -> str:
-        return "\n".join(self.messages + self.lines)
+        return "\n".join(
+            [*self.messages, counts_line(self.name, self.counts), *self.verdicts]
+            + [
+                f"results: {self.results_dir} ({len(self.figures)} figures; "
+                "result.lines has the thresholds, peaks and figure paths)"
+            ]
+        )
+
+    __repr__ = __str__
 
 
 def sweep(
@@ -147,7 +159,10 @@ def sweep(
     if wait:
         return _run(loaded, **options)
     return SweepHandle(
-        loaded.name, settings.results, lambda stop: _run(loaded, stop=stop, **options)
+        loaded.name,
+        settings.results,
+        lambda stop: _run(loaded, stop=stop, **options),
+        spec=loaded,
     )
 
 
@@ -204,6 +219,15 @@ def _run(
         )
     else:
         report = run(loaded)
+    return result_of(loaded, store, report, curves=curves, closing=closing)
+
+
+def result_of(
+    loaded: Spec, store: SweepStore, report, *, curves: bool, closing: Sequence[str] = ()
+) -> SweepResult:
+    """The result of a run of ``loaded`` into ``store`` (``report``: ``run_sweep``'s), its
+    curves and figures written unless ``curves`` is false; ``closing``: the refinement's
+    closing lines (``dd.analysis.refine_rounds``), said after the curves' own."""
     messages = []
     if report.failed_packs:
         messages.append(
@@ -214,7 +238,7 @@ def _run(
         messages.append(
             f"{loaded.name}: ran {report.trials_run} trials in {report.wall_time_s:.1f}s"
         )
-    lines, figures = list(closing), []
+    lines, figures, found = list(closing), [], []
     if curves and report.failed_packs and not report.trials_run and not report.already_stored:
         curves = False  # a pack's partial rows are no result: there is nothing to draw
         messages.append(
@@ -222,7 +246,7 @@ def _run(
             f"trial of {loaded.name} is stored; rows of a failed pack are not results"
         )
     if curves:
-        from dd.analysis.aggregate import describe, write_curves
+        from dd.analysis.aggregate import describe, verdicts, write_curves
         from dd.spec.errors import StoreError
 
         try:
@@ -234,9 +258,10 @@ def _run(
             messages.append(f"curves not written: {e}")
         if aggregate is not None:
             figures = [str(path) for path in aggregate.figures]
+            found = verdicts(aggregate)
             lines = (
                 describe(aggregate)
-                + closing
+                + list(closing)
                 + [f"results: {store.packs_dir}"]
                 + [f"figure: {path}" for path in figures]
             )
@@ -247,6 +272,8 @@ def _run(
         messages=tuple(messages),
         lines=tuple(lines),
         figures=tuple(figures),
+        counts=trial_counts(store, plan_of(loaded)),
+        verdicts=tuple(found),
     )
 
 
@@ -376,13 +403,17 @@ def query(sql: str, sweep: str | None = None, results: str | Path | None = None)
     return query_arrow(sql, _settings(results).results, sweep)
 
 
-def curves(sweep: str, results: str | Path | None = None) -> dict[str, CurveSet]:
+def curves(
+    sweep: str, results: str | Path | None = None, *, wide: bool = False
+) -> dict[str, CurveSet] | dict[str, pa.Table]:
     """The sweep's curve sets by kind (model_wise, epoch_wise, grokking, ...), computed from
-    its stored rows for its current spec; nothing is written."""
+    its stored rows for its current spec (a running sweep's rows so far too: provisional);
+    nothing is written. ``wide``: each kind's points as one row per series and x, a column
+    per metric with its interval (``CurveSet.wide``), instead of the curve sets."""
     settings = _settings(results)
     store = SweepStore(settings.results, sweep)
     table = stored_rows(store, live=True)  # a running sweep's rows so far too
     from dd.analysis.aggregate import sweep_curves
 
     sets, _ = sweep_curves(table, load_stored_spec(store, max_trials=settings.max_trials))
-    return {c.kind: c for c in sets}
+    return {c.kind: c.wide() if wide else c for c in sets}

@@ -167,10 +167,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dd.analysis.export import export_tensorboard
-    from dd.store.schema import column_name
 
     store, plan = _plan(args.sweep, args.results)
-    n = export_tensorboard(store, args.dir, [column_name(a) for a in plan.axes])
+    n = export_tensorboard(store, args.dir, list(plan.axes), every=args.all)
     print(f"{n} trials written to {args.dir} as TensorBoard runs (tensorboard --logdir {args.dir})")
     return 0
 
@@ -297,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("format", choices=("tensorboard",), help="the tool")
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("dir", help="the folder to write (one run per trial)")
+    p.add_argument(
+        "--all", action="store_true", help="every stored trial, not only the current spec's"
+    )
     p.add_argument("--results", help=results_help)
 
     p = add("migrate", cmd_migrate, "bring a sweep stored by an older dd up to date")

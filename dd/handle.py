@@ -20,8 +20,17 @@ class SweepHandle:
     """The handle of one background sweep: ``status()``, ``rows()``, ``curves()``,
     ``wait()`` and ``cancel()``; ``run(stop)`` is the sweep itself (``dd.api``)."""
 
-    def __init__(self, name: str, results: str | Path, run: Callable[[threading.Event], Any]):
-        self.name, self.results = name, results
+    def __init__(
+        self,
+        name: str,
+        results: str | Path,
+        run: Callable[[threading.Event], Any],
+        *,
+        spec: Any = None,
+    ):
+        """``spec``: the loaded spec being run (``dd.plan.sweep.Spec``); without it, the
+        one stored beside the results is read (written once the run starts)."""
+        self.name, self.results, self.spec = name, results, spec
         self._stop = threading.Event()
         self._result: Any = None
         self._error: BaseException | None = None
@@ -43,19 +52,33 @@ class SweepHandle:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def _spec(self):
+        from dd.plan.states import load_stored_spec
+
+        return self.spec if self.spec is not None else load_stored_spec(self.store)
+
     def status(self) -> dict[str, Any]:
-        """Whether it still runs, the trials stored so far, the sweep's ETA in seconds (None
-        before a step rate is measured or once it ended: ``dd.run.eta``), the driver's record
-        (packs done, running; None once it ended) and each running pack's progress (epoch
-        reached between evaluation points, last mean errors, rate, ETA: what ``dd status``
-        shows)."""
-        from dd.analysis.status import driver_eta
+        """Whether it still runs; the trials planned and of them done (stored), missing and
+        failed (``dd.analysis.status.trial_counts``); the trials stored so far; the sweep's ETA
+        in seconds (None before a step rate is measured or once it ended: ``dd.run.eta``); the
+        driver's record (packs done, running; None once it ended) and each running pack's
+        progress (epoch reached between evaluation points, last mean errors, rate, ETA: what
+        ``dd status`` shows)."""
+        from dd.analysis.status import driver_eta, trial_counts
+        from dd.plan.states import load_plan, plan_of
+        from dd.spec.errors import DDError
 
         store = self.store
+        try:
+            plan = plan_of(self.spec) if self.spec is not None else load_plan(store)
+            counts: dict[str, Any] = trial_counts(store, plan)
+        except DDError:  # no spec given, none stored yet: nothing to count
+            counts = dict.fromkeys(("planned", "done", "missing", "failed"))
         driver = store.driver_record()
         driver = driver if driver is not None and not driver["stale"] else None
         return {
             "running": self.running(),
+            **counts,
             "stored_trials": len(store.stored_trial_ids()),
             "eta_s": driver_eta(driver) if driver else None,
             "driver": driver,
@@ -63,21 +86,41 @@ class SweepHandle:
             "failed_packs": [f["pack_id"] for f in store.failures()],
         }
 
-    def rows(self) -> pa.Table | None:
+    def rows(self) -> pa.Table:
         """Every row stored so far, running packs' partial rows included (``partial``
-        true), as Arrow; None before the first pack has evaluated."""
-        return self.store.read_results(partial=True)
+        true), as Arrow; no rows (the row schema's columns) before the first evaluation."""
+        table = self.store.read_results(partial=True)
+        return table if table is not None else no_rows()
 
     def curves(self) -> dict:
-        """The curve sets drawn from the rows so far, by kind (as ``dd.api.curves``)."""
+        """The curve sets drawn from the rows so far (provisional while it runs), by kind
+        (as ``dd.api.curves``); none before the first evaluation."""
         from dd.analysis.aggregate import (
             sweep_curves,  # the curve code loads when curves are asked for
         )
-        from dd.plan.states import load_stored_spec, stored_rows
 
-        store = self.store
-        sets, _ = sweep_curves(stored_rows(store, live=True), load_stored_spec(store))
+        rows = self.rows()
+        if not rows.num_rows:
+            return {}
+        sets, _ = sweep_curves(rows, self._spec())
         return {c.kind: c for c in sets}
+
+    def __repr__(self) -> str:
+        """A few lines: running or ended, the trial counts and the ETA; once it ended, the
+        result's summary (``dd.api.SweepResult``) or the error it raised."""
+        from dd.analysis.status import counts_line
+        from dd.run.progress import clock
+
+        status = self.status()
+        head = f"{self.name}: {'running' if status['running'] else 'ended'}; "
+        line = head + counts_line(self.name, status).split(": ", 1)[1]
+        if status["eta_s"] is not None:
+            line += f", ETA {clock(status['eta_s'])}"
+        if status["running"]:
+            return line
+        if self._error is not None:
+            return f"{line}\n{type(self._error).__name__}: {self._error}"
+        return f"{line}\n{self._result}" if self._result is not None else line
 
     def wait(self, timeout: float | None = None) -> Any:
         """The sweep's result once it ends (``dd.api.SweepResult``); raises what it raised,
@@ -93,3 +136,10 @@ class SweepHandle:
         """Ask the sweep to stop (it ends within about half a second, raising
         ``dd.spec.errors.Cancelled`` from ``wait()``); finished packs are kept."""
         self._stop.set()
+
+
+def no_rows() -> pa.Table:
+    """A results table with no rows: the row schema's metadata and metric columns."""
+    from dd.store.schema import META, METRICS
+
+    return pa.schema(list(META) + [(m, t) for m, (t, _) in METRICS.items()]).empty_table()

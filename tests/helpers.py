@@ -209,3 +209,18 @@ def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int =
     )
     store.write_spec(spec.mapping)
     return ids
+
+
+def tensorboard_events(path) -> list:
+    """The Event records of one TensorBoard event file (TFRecord framing: length u64, its
+    CRC, the bytes, their CRC), parsed with tensorboardX's protos."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    data, out, at = Path(path).read_bytes(), [], 0
+    while at < len(data):
+        (n,) = struct.unpack("<Q", data[at : at + 8])
+        out.append(event_pb2.Event.FromString(data[at + 12 : at + 12 + n]))
+        at += 12 + n + 4
+    return out

@@ -10,17 +10,19 @@ the plan ``dd status`` and the curves count; null where that spec cannot be load
   versions of a spec (other epochs, a changed grid) included;
 - ``stale``: the rows so far of packs that stopped without finishing (failed, cancelled,
   killed, their node lost: ``dd.store.live``), which no other view holds; rerun to finish.
+- the derived tables, ``grok_times``, ``landmarks``, ``emc``, one per curve table
+  (``dd.analysis.views``), each with its ``sweep``.
 
 Rows so far of running packs are in every view but ``stale``, with ``partial`` true.
 
 SQL runs read-only: once the views exist, DuckDB's external access is turned off and its
-configuration locked, so a query reads the stored packs and nothing else (no ``COPY ... TO``,
-``ATTACH``, ``read_csv`` of other files, extensions); ``--output`` is the way to write a
-result. DuckDB would allow its temporary directory (``.tmp`` in the working folder) too, so
-each query spills to a private folder of its own, made for it and removed after it. A query
-runs within ``Limits`` (memory, threads, an optional timeout) and stops on Ctrl-C or SIGTERM
-(``connection.interrupt()``). In CSV, list columns (``fourier_norms``, ``key_freqs``) are JSON
-arrays.
+configuration locked, so a query reads the stored packs and curve tables and nothing else
+(no ``COPY ... TO``, ``ATTACH``, ``read_csv`` of other files, extensions); ``--output`` is
+the way to write a result. DuckDB would allow its temporary directory (``.tmp`` in the
+working folder) too, so each query spills to a private folder of its own, made for it and
+removed after it. A query runs within ``Limits`` (memory, threads, an optional timeout) and
+stops on Ctrl-C or SIGTERM (``connection.interrupt()``). In CSV, list columns
+(``fourier_norms``, ``key_freqs``) are JSON arrays.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dd.analysis.views import create_views
 from dd.spec.errors import DDError, StoreError
 from dd.store.paths import RemotePath, StorePath, as_store_path, parquet_bytes
 from dd.store.sweep import SweepStore, sweep_names
@@ -183,6 +186,8 @@ def connect(
         raise StoreError(f"{root}: stored packs unreadable: {_failed(e)}") from None
     con.execute(TRIALS_VIEW.format(name="trials", rows="results"))
     con.execute(TRIALS_VIEW.format(name="all_trials", rows="all_results"))
+    base = {"results", "trials", "all_results", "all_trials", "planned_trials", "stored_packs"}
+    files += create_views(con, root, sorted({f.parent.parent.name for f in files}), base, unknown)
     con.execute(f"SET memory_limit = {_quote(limits.memory_limit)}")
     con.execute(f"SET threads = {int(limits.threads)}")
     con.execute(f"SET temp_directory = {_quote(spill or '')}")

@@ -53,6 +53,20 @@ def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
     return lines, any(not r["stale"] for r in running)
 
 
+def trial_counts(store, plan: StoredPlan) -> dict[str, int]:
+    """How many of the plan's trials there are, are stored (``done``), missing and failed."""
+    states = trial_states(store, plan, store.stored_trial_ids())
+    return {k: len(states[k]) for k in ("planned", "done", "missing", "failed")}
+
+
+def counts_line(name: str, counts: dict[str, int]) -> str:
+    """``NAME: 6 trials planned: 4 done, 0 failed``: the short form of ``dd status``'s line."""
+    return (
+        f"{name}: {counts.get('planned', 0)} trials planned: {counts.get('done', 0)} done, "
+        f"{counts.get('failed', 0)} failed"
+    )
+
+
 def driver_eta(driver: dict, now: float | None = None) -> float | None:
     """The sweep's ETA in the driver's record (``dd.run.eta``), less the time since it
     wrote it; None before a step rate was measured."""

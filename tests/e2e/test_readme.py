@@ -80,3 +80,55 @@ def test_the_readme_python_runs_top_to_bottom(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "mnist1d_mlp: ran 57 trials" in done.stdout, done.stdout[-3000:]
     assert list((tmp_path / "results" / "mnist1d_mlp" / "packs").glob("pack-*.parquet"))
+
+
+def _sweep_calls(code: str) -> list[tuple[str, list[str]]]:
+    """Each ``api.sweep(SPEC, overrides=[...])`` call of ``code``: its spec and overrides."""
+    import ast
+
+    calls = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "sweep":
+            spec = ast.literal_eval(node.args[0])
+            kw = {k.arg: k.value for k in node.keywords}
+            overrides = ast.literal_eval(kw["overrides"]) if "overrides" in kw else []
+            calls.append((spec, overrides))
+    return calls
+
+
+def _doctest_code(text: str) -> str:
+    return "\n".join(
+        line.strip()[4:].split("#")[0] for line in text.splitlines() if line.strip()[:4] == ">>> "
+    )
+
+
+@pytest.mark.parametrize("where", ["README.md", "dd/api.py"])
+def test_the_python_examples_sweep_under_their_own_name_not_the_default_sweeps(where):
+    """An example that overrides a spec writes into its own sweep: under the spec's name it
+    would replace the default sweep's stored results by the overridden run's."""
+    from dd.api import load_spec
+
+    if where == "README.md":
+        code = "\n".join(blocks("python"))
+    else:
+        import dd.api
+
+        code = _doctest_code(dd.api.__doc__)
+    calls = _sweep_calls(code)
+    assert calls, f"{where}: no api.sweep call"
+    for spec, overrides in calls:
+        default = load_spec(ROOT / spec).name
+        names = [o.split("=", 1)[1] for o in overrides if o.startswith("name=")]
+        assert len(names) == 1 and names[0] != default, (where, spec, overrides)
+        read = re.findall(r'api\.(?:load|curves)\("([\w.-]+)"', code)
+        read += re.findall(r'sweep="([\w.-]+)"', code)
+        assert read and set(read) == {names[0]}, (where, read)
+
+
+def test_set_name_gives_an_overridden_run_its_own_sweep_as_the_readme_says(tmp_path):
+    from dd import api
+
+    assert "--set name=" in README
+    planned = api.plan(ROOT / "sweeps/mnist1d_mlp.yaml", tmp_path, overrides=["name=mine"])
+    assert planned.spec.name == "mine" and str(planned).startswith("mine: ")
+    assert list(tmp_path.iterdir()) == []  # a plan writes nothing

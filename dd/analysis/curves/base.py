@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from dd.analysis.curves.wide import wide_points
 from dd.store.schema import METRICS, column_name
 
 ACCURACIES = ("train_accuracy", "test_accuracy")  # derived for grokking curves
@@ -134,6 +135,11 @@ class CurveSet:
     points: pa.Table  # series columns, x, metric, mean, ci_low, ci_high, n_seeds
     per_seed: pa.Table  # series columns, x, metric, seed, value: the curves of single seeds
     landmarks: pa.Table  # series columns, threshold_x, and per test metric peak_x / peak_value
+
+    def wide(self) -> pa.Table:
+        """``points`` with one row per series and x and a column per metric, with its
+        ``_ci_low``, ``_ci_high`` and ``_n_seeds`` columns (``dd.analysis.curves.wide``)."""
+        return wide_points(self.points, [column_name(s) for s in self.series])
 
 
 def no_check(curves, axes: list[str], trial) -> None:
