@@ -188,14 +188,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from dd.analysis.query import (
-        default_limits,
-        format_table,
-        query_arrow,
-        run_query,
-        serialize,
-        write_query,
-    )
+    from dd.analysis.query import default_limits, query_arrow, run_query
+    from dd.analysis.query_output import format_table, serialize, write_query
     from dd.spec.settings import Settings
 
     root = Settings.load(results=args.results).results

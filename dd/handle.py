@@ -107,7 +107,7 @@ class SweepHandle:
 
     def __repr__(self) -> str:
         """A few lines: running or ended, the trial counts and the ETA; once it ended, the
-        result's summary (``dd.api.SweepResult``) or the error it raised."""
+        result's summary (``dd.result.SweepResult``) or the error it raised."""
         from dd.analysis.status import counts_line
         from dd.run.progress import clock
 
@@ -123,7 +123,7 @@ class SweepHandle:
         return f"{line}\n{self._result}" if self._result is not None else line
 
     def wait(self, timeout: float | None = None) -> Any:
-        """The sweep's result once it ends (``dd.api.SweepResult``); raises what it raised,
+        """The sweep's result once it ends (``dd.result.SweepResult``); raises what it raised,
         ``TimeoutError`` if it still runs after ``timeout`` seconds."""
         self._thread.join(timeout)
         if self._thread.is_alive():

@@ -106,14 +106,16 @@ def test_a_running_sweeps_handle_gives_rows_and_curves_from_the_first_moment(tmp
         status = handle.status()
         assert (status["planned"], status["done"], status["failed"]) == (6, 0, 0), status
         first = [trial_id(t) for t in parse_spec(SPEC).trials if t.model.width == 8]
-        store_rows(tmp_path, set(first), partial=True)  # one pack's rows so far
-        assert handle.rows().num_rows == 4 and all(handle.rows()["partial"].to_pylist())
-        curves = handle.curves()
-        assert curves["model_wise"].wide()["x"].to_pylist() == [8.0], "provisional curves"
-        assert handle.status()["done"] == 0, "partial rows are not done trials"
-        text = repr(handle)
-        assert text.startswith("frames: running; 6 trials planned: 0 done, 0 failed"), text
-        assert len(text.splitlines()) <= 3
+        store = SweepStore(tmp_path, "frames")
+        with store.running("p0", trials=4):  # a running pack (its record), its rows so far
+            store_rows(tmp_path, set(first), partial=True)
+            assert handle.rows().num_rows == 4 and all(handle.rows()["partial"].to_pylist())
+            curves = handle.curves()
+            assert curves["model_wise"].wide()["x"].to_pylist() == [8.0], "provisional curves"
+            assert handle.status()["done"] == 0, "partial rows are not done trials"
+            text = repr(handle)
+            assert text.startswith("frames: running; 6 trials planned: 0 done, 0 failed"), text
+            assert len(text.splitlines()) <= 3
     finally:
         handle.cancel()
         handle.wait(60)

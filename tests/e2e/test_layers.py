@@ -20,7 +20,7 @@ LAYERS = (
     ("plan",),
     ("run",),
     ("analysis",),
-    ("api", "cli", "handle", "__main__"),
+    ("api", "cli", "handle", "result", "__main__"),
 )
 
 
