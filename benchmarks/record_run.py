@@ -49,7 +49,7 @@ def record(spec: str, overrides: list[str], results: str | None) -> Path:
         for line in done.stdout.splitlines()
         if line.startswith("results:")
     )
-    shown = ["dd sweep", spec] + [arg for o in overrides for arg in ("--set", o)]
+    shown = ["dd", "sweep", spec] + [arg for o in overrides for arg in ("--set", o)]
     head = [
         f"command: {shlex.join(shown)}",
         f"dd: {__version__} (commit {commit()})",
