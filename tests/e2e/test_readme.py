@@ -132,3 +132,16 @@ def test_set_name_gives_an_overridden_run_its_own_sweep_as_the_readme_says(tmp_p
     planned = api.plan(ROOT / "sweeps/mnist1d_mlp.yaml", tmp_path, overrides=["name=mine"])
     assert planned.spec.name == "mine" and str(planned).startswith("mine: ")
     assert list(tmp_path.iterdir()) == []  # a plan writes nothing
+
+
+def test_the_readmes_default_sweep_output_is_the_recorded_run():
+    """The block the README says `make sweep` prints is docs/runs/mnist1d_mlp.txt's output,
+    line for line (``benchmarks/record_run.py`` writes it from a real run)."""
+    recorded = (ROOT / "docs" / "runs" / "mnist1d_mlp.txt").read_text()
+    head, printed = recorded.split("\n\n", 1)
+    assert "command: dd sweep sweeps/mnist1d_mlp.yaml" in head
+    quoted = next(b for b in blocks("") if b.startswith("model_wise: "))
+    assert quoted.strip().splitlines() == printed.strip().splitlines()
+    spec_header = (ROOT / "sweeps" / "mnist1d_mlp.yaml").read_text()
+    peak = re.search(r"test_error peak at 47 \((0\.\d+)\)", printed)
+    assert peak and f"peak {peak[1]} at H = 47" in spec_header
