@@ -11,6 +11,10 @@ the best smaller x, resp. at the largest x, over the seeds present at both), and
 intervals must lie above zero. The t-interval, not a bootstrap: with the 2-5 seeds sweeps run,
 a bootstrap of the mean has a handful of distinct resamples and its interval is too narrow.
 With fewer than 2 seeds at both points the line says so and claims nothing statistical.
+A metric unbounded above (a test MSE) is tested as a ratio: the t-interval of the seeds' log
+ratios, exponentiated. Near an interpolation threshold such a metric is heavy-tailed (the
+min-norm model's test MSE at p = n has no finite mean), so raw differences of a few huge
+values swamp a rise that every seed shows; its ratio is what the seeds agree on.
 """
 
 from __future__ import annotations
@@ -27,16 +31,18 @@ TEST_METRICS = ("test_error", "test_mse")  # the first the curves hold is the on
 
 @dataclass(frozen=True)
 class Change:
-    """A paired difference over seeds: its mean, 95% t-interval and the seeds it pairs."""
+    """A paired change over seeds: its mean difference, the 95% t-interval (of the
+    difference, or with ``ratio`` of the ratio top / base) and the seeds it pairs."""
 
     mean: float
     low: float
     high: float
     n: int
+    ratio: bool = False
 
     @property
     def significant(self) -> bool:
-        return self.n >= 2 and self.low > 0
+        return self.n >= 2 and self.low > (1.0 if self.ratio else 0.0)
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,12 @@ def paired_change(top: dict, base: dict, metric: str) -> Change:
     seeds = sorted(set(top) & set(base))
     if not seeds:
         return Change(np.nan, np.nan, np.nan, 0)
-    mean, low, high = t_interval(np.array([top[s] - base[s] for s in seeds]))
+    tops, bases = np.array([top[s] for s in seeds]), np.array([base[s] for s in seeds])
     lo, hi = metric_range(metric)
+    if hi == np.inf and lo >= 0 and np.all(tops > 0) and np.all(bases > 0):
+        _, low, high = t_interval(np.log(tops) - np.log(bases))
+        return Change(float(np.mean(tops - bases)), np.exp(low), np.exp(high), len(seeds), True)
+    mean, low, high = t_interval(tops - bases)
     span = hi - lo
     return Change(mean, max(low, -span), min(high, span), len(seeds))
 
@@ -121,6 +131,8 @@ def _amount(value: float, metric: str) -> str:
 
 
 def _interval(change: Change, metric: str) -> str:
+    if change.ratio:
+        return f"x{change.low:.3g} to x{change.high:.3g}"
     scale = 100 if metric.endswith("error") else 1
     fmt = "{:+.1f}" if metric.endswith("error") else "{:+.3g}"
     return fmt.format(scale * change.low) + " to " + fmt.format(scale * change.high)
