@@ -78,8 +78,9 @@ def test_the_readme_python_runs_top_to_bottom(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "mnist1d_mlp: ran 57 trials" in done.stdout, done.stdout[-3000:]
-    assert list((tmp_path / "results" / "mnist1d_mlp" / "packs").glob("pack-*.parquet"))
+    assert "mnist1d_20ep: ran 57 trials" in done.stdout, done.stdout[-3000:]
+    assert list((tmp_path / "results" / "mnist1d_20ep" / "packs").glob("pack-*.parquet"))
+    assert not (tmp_path / "results" / "mnist1d_mlp").exists(), "the default sweep is left alone"
 
 
 def _sweep_calls(code: str) -> list[tuple[str, list[str]]]:
