@@ -6,10 +6,13 @@ the seeds' own thresholds, and one seed claims no interval."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
 from dd.analysis.curves.registry import CURVE_KINDS
+from dd.plan.sweep import parse_spec
+from dd.spec.ids import trial_id
 from helpers import width_rows, width_spec
 
 KINDS = {kind.name: kind for kind in CURVE_KINDS}
@@ -99,3 +102,61 @@ def test_one_seed_claims_no_interval():
     assert mark["test_error_peak_ci_low"] is None and mark["test_error_peak_ci_high"] is None
     assert mark["test_error_peak_significant"] is None
     assert mark["threshold_x_low"] is None and mark["threshold_x_high"] is None
+
+
+def _grok(seeds, generalise: dict):
+    """A modular sweep over weight decay x ``seeds``: every trial memorises at step 100 and
+    ``generalise[(wd, seed)]`` is the step its test accuracy reaches 1 (None: never)."""
+    spec = parse_spec(
+        {
+            "name": "g",
+            "data": {"name": "modular", "p": 7},
+            "model": {"name": "mlp", "width": 8},
+            "train": {"batch_size": "full"},
+            "grid": {"train.weight_decay": [0.0, 1.0], "seed": list(seeds)},
+        }
+    )
+    records = []
+    for t in spec.trials:
+        at = generalise[t.train.weight_decay, t.seed]
+        for step in (10, 100, 300, 400, 500, 900, 1000):
+            records.append(
+                {
+                    "trial_id": trial_id(t),
+                    "status": "ok",
+                    "seed": t.seed,
+                    "train_weight_decay": t.train.weight_decay,
+                    "step": step,
+                    "epoch": step,
+                    "train_error": 0.0 if step >= 100 else 0.5,
+                    "test_error": 0.0 if at is not None and step >= at else 0.9,
+                    "train_error_noisy": np.nan,
+                    "noisy_true_acc": np.nan,
+                }
+            )
+    result = compute_kinds(pa.Table.from_pylist(records), spec)["grok_times"]
+    return result, KINDS["grok_times"].summary(result)
+
+
+def test_grokking_times_per_cell_are_the_median_with_the_seeds_range():
+    generalise = {(1.0, 0): 300, (1.0, 1): 500, (1.0, 2): 400, (0.0, 0): None, (0.0, 1): None}
+    result, lines = _grok(range(3), {**generalise, (0.0, 2): 900})
+    cells = {c["train_weight_decay"]: c for c in result.cells.to_pylist()}
+    assert (cells[1.0]["t_generalise"], cells[1.0]["t_generalise_low"]) == (400, 300)
+    assert (cells[1.0]["t_generalise_high"], cells[1.0]["t_generalise_seeds"]) == (500, 3)
+    assert cells[0.0]["t_generalise"] is None and cells[0.0]["t_generalise_seeds"] == 1
+    assert (
+        "  train_weight_decay=1: T_memorise 100 (all 3 seeds at 100), T_generalise 400 "
+        "(seeds 300-500)" in lines
+    )
+    assert (
+        "  train_weight_decay=0: T_memorise 100 (all 3 seeds at 100), T_generalise not "
+        "within the budget (1 of 3 seeds: 900-900)" in lines
+    )
+
+
+def test_grokking_times_of_one_seed_claim_no_range():
+    result, lines = _grok([0], {(1.0, 0): 300, (0.0, 0): None})
+    cells = {c["train_weight_decay"]: c for c in result.cells.to_pylist()}
+    assert cells[1.0]["t_generalise"] == 300 and cells[1.0]["t_generalise_low"] is None
+    assert "  train_weight_decay=1: T_memorise 100, T_generalise 300; 1 seed: no range" in lines
