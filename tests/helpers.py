@@ -18,6 +18,52 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
+def width_spec(widths, seeds):
+    """A model-wise sweep of the MNIST-1D MLP over ``widths`` x ``seeds`` (never trained: the
+    analysis tests give it synthetic rows, ``width_rows``)."""
+    from dd.plan.sweep import parse_spec
+
+    return parse_spec(
+        {
+            "name": "v",
+            "data": {"name": "mnist1d", "n_train": 200},
+            "model": {"name": "mlp", "width": widths[0]},
+            "grid": {"model.width": list(widths), "seed": list(seeds)},
+        }
+    )
+
+
+def width_rows(spec, test: dict, train: dict, epochs=None):
+    """Rows of ``width_spec``'s trials: ``test[(width, seed)]`` is that trial's test error per
+    evaluation (or its final one); ``train[width]`` its train error at every evaluation, one
+    number for all seeds or a list by seed."""
+    import pyarrow as pa
+
+    from dd.spec.ids import trial_id
+
+    records = []
+    for t in spec.trials:
+        values = np.atleast_1d(test[t.model.width, t.seed])
+        at = epochs or list(range(1, len(values) + 1))
+        fit = train[t.model.width]
+        fit = fit[t.seed] if isinstance(fit, (list, tuple)) else fit
+        for step, (epoch, value) in enumerate(zip(at, values, strict=True), start=1):
+            records.append(
+                {
+                    "trial_id": trial_id(t),
+                    "status": "ok",
+                    "step": step,
+                    "epoch": epoch,
+                    "seed": t.seed,
+                    "model_width": t.model.width,
+                    "train_error": float(fit),
+                    "test_error": float(value),
+                }
+            )
+    return pa.Table.from_pylist(records)
+
+
 TINY_GAUSSIAN = {
     "name": "tiny",
     "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 500},

@@ -334,6 +334,12 @@ def test_write_curves_writes_the_emc_table_figure_and_lines(tmp_path):
         line.startswith("  EMC reaches n_train=200 at model.width=16; model-wise threshold none")
         for line in lines
     ), lines
+    assert any(
+        line.startswith(
+            "  EMC reaches n_train=100 at model.width=4; model-wise threshold 4 (all 2 seeds at 4)"
+        )
+        for line in lines
+    ), lines
 
 
 def test_modular_sweeps_get_model_epoch_and_grokking_curves():

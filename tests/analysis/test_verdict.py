@@ -6,49 +6,13 @@ peak at an edge is never a peak."""
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
 from dd.analysis.curves.registry import CURVE_KINDS
-from dd.plan.sweep import parse_spec
-from dd.spec.ids import trial_id
+from helpers import width_rows as _rows, width_spec as _spec
 
 KINDS = {kind.name: kind for kind in CURVE_KINDS}
-
-
-def _spec(widths, seeds):
-    return parse_spec(
-        {
-            "name": "v",
-            "data": {"name": "mnist1d", "n_train": 200},
-            "model": {"name": "mlp", "width": widths[0]},
-            "grid": {"model.width": list(widths), "seed": list(seeds)},
-        }
-    )
-
-
-def _rows(spec, test: dict, train: dict, epochs=None) -> pa.Table:
-    """``test[(width, seed)]``: that trial's test error per evaluation (or its final one);
-    ``train[width]``: its train error, the same at every evaluation."""
-    records = []
-    for t in spec.trials:
-        values = np.atleast_1d(test[t.model.width, t.seed])
-        at = epochs or list(range(1, len(values) + 1))
-        for step, (epoch, value) in enumerate(zip(at, values, strict=True), start=1):
-            records.append(
-                {
-                    "trial_id": trial_id(t),
-                    "status": "ok",
-                    "step": step,
-                    "epoch": epoch,
-                    "seed": t.seed,
-                    "model_width": t.model.width,
-                    "train_error": train[t.model.width],
-                    "test_error": float(value),
-                }
-            )
-    return pa.Table.from_pylist(records)
 
 
 def _verdict(kind: str, widths, per_width: dict, train: dict, epochs=None) -> list[str]:

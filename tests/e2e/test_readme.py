@@ -144,5 +144,5 @@ def test_the_readmes_default_sweep_output_is_the_recorded_run():
     quoted = next(b for b in blocks("") if b.startswith("model_wise: "))
     assert quoted.strip().splitlines() == printed.strip().splitlines()
     spec_header = (ROOT / "sweeps" / "mnist1d_mlp.yaml").read_text()
-    peak = re.search(r"test_error peak at 47 \((0\.\d+)\)", printed)
+    peak = re.search(r"test_error peak at 47 \((0\.\d+)[,)]", printed)
     assert peak and f"peak {peak[1]} at H = 47" in spec_header

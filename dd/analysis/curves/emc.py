@@ -17,6 +17,7 @@ from dd.analysis.curves.emc_values import (
     sample_axis,
     train_sizes,
 )
+from dd.analysis.curves.intervals import peak_note, spread
 from dd.store.schema import column_name
 
 NAME = "emc"
@@ -46,7 +47,9 @@ def figures(result: Emc, spec) -> dict:
 
 
 def summary(result: Emc) -> list[str]:
-    """The final EMC of each model (few), and where it reaches each model-wise n_train."""
+    """The final EMC of each model (few) with the seeds' range, and where it reaches each
+    model-wise n_train, beside the threshold (the seeds' range) and peaks (95% interval and
+    significance) of that curve."""
     emc = result.emc
     series_cols = [column_name(a) for a in emc.series]
     final = final_emc(emc).to_pylist()
@@ -72,6 +75,7 @@ def summary(result: Emc) -> list[str]:
     for c in result.crossings:
         peaks = ", ".join(
             f"{m} peak at {c[f'{m}_peak_x']:g}"
+            + (f" ({note[2:]})" if (note := peak_note(c, m)) else "")
             for m in PEAK_METRICS
             if c.get(f"{m}_peak_x") is not None
         )
@@ -79,7 +83,7 @@ def summary(result: Emc) -> list[str]:
         threshold = "none" if c["threshold_x"] is None else f"{c['threshold_x']:g}"
         lines.append(
             f"  EMC reaches n_train={c['n_train']} {cross}; model-wise threshold "
-            f"{threshold}" + (f"; {peaks}" if peaks else "")
+            f"{threshold}{spread(c)}" + (f"; {peaks}" if peaks else "")
         )
     return lines
 

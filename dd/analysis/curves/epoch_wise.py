@@ -19,6 +19,7 @@ from dd.analysis.curves.base import (
     told_nowhere,
     trained,
 )
+from dd.analysis.curves.intervals import with_intervals
 from dd.analysis.curves.landmarks import interpolation_threshold, peak_index
 from dd.analysis.curves.verdict import epoch_verdict
 from dd.store.schema import column_name
@@ -31,9 +32,10 @@ def axis(spec) -> str | None:
 
 
 def compute(rows, spec, earlier) -> CurveSet:
-    return build_curves(
+    curves = build_curves(
         rows, spec, NAME, "epoch", landmark=interpolation_threshold, peak=peak_index
     )
+    return with_intervals(curves, spec, interpolation_threshold)
 
 
 def plot_heatmap(curves: CurveSet, spec, metric: str = "test_error"):

@@ -27,6 +27,7 @@ import pyarrow as pa
 from dd.analysis.curves import grokking
 from dd.analysis.curves.base import CurveKind, Section, plain, series_order
 from dd.analysis.curves.circuits import ALGORITHMS, algorithm, nanda_phases
+from dd.analysis.curves.grok_cells import cell_lines, grok_cells
 from dd.analysis.curves.landmarks import check_swept
 from dd.store.schema import column_name
 
@@ -74,10 +75,13 @@ def _phase(t: dict[str, np.ndarray], spec, corrupted: bool) -> str:
 @dataclass(frozen=True)
 class GrokTimes:
     """The per-trial table (``curves/grok_times.parquet``) and each trial's accuracy traces
-    over steps (``{trial_id: {"step", "train_acc", "test_acc": arrays}}``) for the figures."""
+    over steps (``{trial_id: {"step", "train_acc", "test_acc": arrays}}``) for the figures;
+    ``cells``: the median times per cell with the seeds' range (``curves/grok_cells.parquet``,
+    ``dd.analysis.curves.grok_cells``)."""
 
     table: pa.Table
     traces: dict
+    cells: pa.Table
 
 
 def grok_table(rows: pa.Table, spec) -> pa.Table:
@@ -299,7 +303,16 @@ def compute(rows, spec, earlier) -> GrokTimes:
         tid: {"step": t["step"], "train_acc": 1 - t["train_error"], "test_acc": 1 - t["test_error"]}
         for tid, t in _by_trial(rows).items()
     }
-    return GrokTimes(grok_table(rows, spec), traces)
+    table = grok_table(rows, spec)
+    cells = grok_cells(table, [column_name(a) for a in spec.axes if a != "seed"])
+    return GrokTimes(table, traces, cells)
+
+
+def told(result: GrokTimes) -> list[str]:
+    """The summary's first two lines, each cell's median times and seeds' range, the rest."""
+    lines = summary(result.table)
+    axes = result.cells.column_names[: result.cells.column_names.index("n_seeds")]
+    return lines[:2] + cell_lines(result.cells, axes) + lines[2:]
 
 
 def figures(result: GrokTimes, spec) -> dict:
@@ -323,10 +336,13 @@ KIND = CurveKind(
     needs="modular-arithmetic data (data.name: modular)",
     axis=grokking.axis,
     compute=compute,
-    tables=lambda result: {NAME: result.table},
+    tables=lambda result: {NAME: result.table, "grok_cells": result.cells},
     figures=figures,
-    summary=lambda result: summary(result.table),
-    sections=lambda result: [Section("Grokking times and phases", result.table, landmark=False)],
+    summary=told,
+    sections=lambda result: [
+        Section("Grokking times per cell (median over seeds; seeds' range)", result.cells, True),
+        Section("Grokking times and phases", result.table, landmark=False),
+    ],
     check=lambda curves, axes, trial: check_swept(curves, axes, ("phase_x", "phase_y")),
     curve_set=False,
 )

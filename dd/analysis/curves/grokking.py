@@ -13,6 +13,7 @@ from dd.analysis.curves.base import (
     told_nowhere,
     with_accuracies,
 )
+from dd.analysis.curves.intervals import with_intervals
 from dd.analysis.curves.landmarks import interpolation_threshold, peak_index
 
 NAME = "grokking"
@@ -23,7 +24,7 @@ def axis(spec) -> str | None:
 
 
 def compute(rows, spec, earlier) -> CurveSet:
-    return build_curves(
+    curves = build_curves(
         with_accuracies(rows),
         spec,
         NAME,
@@ -31,6 +32,7 @@ def compute(rows, spec, earlier) -> CurveSet:
         landmark=interpolation_threshold,
         peak=peak_index,
     )
+    return with_intervals(curves, spec, interpolation_threshold)
 
 
 def figures(curves: CurveSet, spec) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from dd.analysis.curves.base import PEAK_METRICS, CurveSet
+from dd.analysis.curves.intervals import peak_note, spread
 from dd.spec.config import Trial
 from dd.spec.errors import SpecError
 from dd.spec.fields import field_kind
@@ -68,13 +69,15 @@ def sample_peak_index(ns: np.ndarray, test_metric: np.ndarray, emc: float | None
 
 
 def landmark_lines(curves: CurveSet, landmark: str) -> list[str]:
-    """One line per series: where its ``landmark`` (threshold, EMC) and test peaks lie."""
+    """One line per series: where its ``landmark`` (threshold, EMC) lies with the seeds' own
+    range, and its test peaks with their 95% interval and whether the verdict's test finds
+    them significant (``dd.analysis.curves.intervals``); one seed says it claims neither."""
     series_cols = [column_name(s) for s in curves.series]
     lines = []
     for mark in curves.landmarks.to_pylist():
         where = " ".join(f"{c}={mark[c]}" for c in series_cols)
         peaks = ", ".join(
-            f"{m} peak at {mark[f'{m}_peak_x']:g} ({mark[f'{m}_peak']:.4g})"
+            f"{m} peak at {mark[f'{m}_peak_x']:g} ({mark[f'{m}_peak']:.4g}{peak_note(mark, m)})"
             for m in PEAK_METRICS
             if mark.get(f"{m}_peak_x") is not None
         )
@@ -83,7 +86,9 @@ def landmark_lines(curves: CurveSet, landmark: str) -> list[str]:
             f"{curves.kind} {where}".rstrip()
             + f": {landmark} "
             + (f"at {curves.x}={thr:g}" if thr is not None else "not reached")
+            + spread(mark)
             + (f"; {peaks}" if peaks else "")
+            + ("; 1 seed: no interval or significance test" if mark.get("n_seeds") == 1 else "")
         )
     return lines
 

@@ -13,6 +13,7 @@ from dd.analysis.curves.base import (
     final_rows,
     landmark_sections,
 )
+from dd.analysis.curves.intervals import with_intervals
 from dd.analysis.curves.landmarks import (
     check_landmark_fields,
     interpolation_threshold,
@@ -25,7 +26,7 @@ NAME = "model_wise"
 
 
 def compute(rows, spec, earlier) -> CurveSet:
-    return build_curves(
+    curves = build_curves(
         final_rows(rows),
         spec,
         NAME,
@@ -33,6 +34,7 @@ def compute(rows, spec, earlier) -> CurveSet:
         landmark=interpolation_threshold,
         peak=peak_index,
     )
+    return with_intervals(curves, spec, interpolation_threshold)
 
 
 def figures(curves: CurveSet, spec) -> dict:

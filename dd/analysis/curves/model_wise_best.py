@@ -15,6 +15,7 @@ from dd.analysis.curves.base import (
     test_metric,
     trained,
 )
+from dd.analysis.curves.intervals import with_intervals
 from dd.analysis.curves.landmarks import interpolation_threshold, landmark_lines, peak_index
 
 NAME = "model_wise_best"
@@ -25,7 +26,7 @@ def axis(spec) -> str | None:
 
 
 def compute(rows, spec, earlier) -> CurveSet:
-    return build_curves(
+    curves = build_curves(
         best_rows(rows, test_metric(spec)),
         spec,
         NAME,
@@ -33,6 +34,7 @@ def compute(rows, spec, earlier) -> CurveSet:
         landmark=interpolation_threshold,
         peak=peak_index,
     )
+    return with_intervals(curves, spec, interpolation_threshold)
 
 
 def figures(curves: CurveSet, spec) -> dict:

@@ -13,6 +13,7 @@ from dd.analysis.curves.base import (
     landmark_sections,
     no_check,
 )
+from dd.analysis.curves.intervals import with_intervals
 from dd.analysis.curves.landmarks import emc_value, landmark_lines, sample_peak_index
 from dd.analysis.curves.verdict import capacity_verdict
 
@@ -25,7 +26,10 @@ def axis(spec) -> str | None:
 
 
 def compute(rows, spec, earlier) -> CurveSet:
-    return build_curves(final_rows(rows), spec, NAME, X, landmark=emc_value, peak=sample_peak_index)
+    curves = build_curves(
+        final_rows(rows), spec, NAME, X, landmark=emc_value, peak=sample_peak_index
+    )
+    return with_intervals(curves, spec, emc_value)
 
 
 def figures(curves: CurveSet, spec) -> dict:
