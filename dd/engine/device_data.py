@@ -159,13 +159,25 @@ class Setup(NamedTuple):
     n_train: jax.Array
     lr: jax.Array
     weight_decay: jax.Array
+    grokfast_alpha: jax.Array
+    grokfast_lamb: jax.Array
 
 
 @functools.partial(jax.jit, static_argnames=("n_rows",))
 def draw_setups(
-    data: DeviceData, seeds_R, n_train_R, noise_R, lr_R, weight_decay_R, *, n_rows: int
+    data: DeviceData,
+    seeds_R,
+    n_train_R,
+    noise_R,
+    lr_R,
+    weight_decay_R,
+    *,
+    n_rows: int,
+    grokfast_alpha_R=None,
+    grokfast_lamb_R=None,
 ) -> Setup:
-    """Each replica's key, training rows and labels, drawn from its seed."""
+    """Each replica's key, training rows and labels, drawn from its seed (the Grokfast
+    filter's per-replica values default to 0: a program without the filter reads none)."""
 
     def one(seed, n, rate):
         key = trial_key(seed)
@@ -182,4 +194,12 @@ def draw_setups(
         )
 
     drawn = jax.vmap(one)(seeds_R, n_train_R, noise_R)
-    return Setup(*drawn, n_train=n_train_R, lr=lr_R, weight_decay=weight_decay_R)
+    zeros = jnp.zeros(jnp.shape(lr_R), jnp.float32)
+    return Setup(
+        *drawn,
+        n_train=n_train_R,
+        lr=lr_R,
+        weight_decay=weight_decay_R,
+        grokfast_alpha=zeros if grokfast_alpha_R is None else grokfast_alpha_R,
+        grokfast_lamb=zeros if grokfast_lamb_R is None else grokfast_lamb_R,
+    )

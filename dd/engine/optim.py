@@ -1,10 +1,14 @@
 """The optimizer, the learning-rate schedule and the per-example loss of a trained network.
 
-Learning rate and weight decay are injected as per-replica arrays
-(``optax.inject_hyperparams``), so a sweep over them shares one compiled program.
+Learning rate, weight decay and the Grokfast filter's alpha and lamb are injected as
+per-replica arrays (``optax.inject_hyperparams``), so a sweep over them shares one compiled
+program. The gradient transforms (the perpendicular gradient, the Grokfast filter) run before
+the optimizer, in that order.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -13,19 +17,70 @@ import optax
 from dd.spec.config import Train
 
 
+def orthogonal_grad(eps: float = 1e-30) -> optax.GradientTransformation:
+    """Prieto et al. 2025's perpendicular gradient: per tensor, g - (w.g / w.w) w rescaled to
+    the norm of g (``eps`` as in their ``OrthoGrad``: a zero tensor keeps g's direction)."""
+
+    def update(updates, state, params):
+        def one(g, w):
+            g32, w32 = g.astype(jnp.float32).ravel(), w.astype(jnp.float32).ravel()
+            perp = g32 - jnp.dot(w32, g32) / (jnp.dot(w32, w32) + eps) * w32
+            scaled = perp * (jnp.linalg.norm(g32) / (jnp.linalg.norm(perp) + eps))
+            return scaled.reshape(g.shape).astype(g.dtype)
+
+        return jax.tree.map(one, updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+class GrokfastState(NamedTuple):
+    count: jax.Array
+    slow: optax.Updates  # h, the gradient's exponential moving average
+
+
+def grokfast_ema(alpha, lamb) -> optax.GradientTransformation:
+    """Lee et al. 2024's Grokfast EMA filter: h <- alpha h + (1 - alpha) g, starting at the
+    first gradient as their ``gradfilter_ema`` does; passes on g + lamb h (g itself where
+    lamb is 0, so a replica with the filter off computes the numbers of no filter)."""
+
+    def init(params):
+        return GrokfastState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        first = state.count == 0
+        slow = jax.tree.map(
+            lambda h, g: jnp.where(first, g, alpha * h + (1 - alpha) * g), state.slow, updates
+        )
+        out = jax.tree.map(lambda g, h: jnp.where(lamb == 0, g, g + lamb * h), updates, slow)
+        return out, GrokfastState(state.count + 1, slow)
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(train: Train) -> optax.GradientTransformation:
-    """The optimizer, with learning rate and weight decay injected as per-replica arrays."""
+    """The optimizer, with learning rate and weight decay (and, where the program has the
+    Grokfast filter, its alpha and lamb) injected as per-replica arrays."""
 
-    def build(learning_rate, weight_decay):
+    def build(learning_rate, weight_decay, grokfast_alpha=0.0, grokfast_lamb=0.0):
         if train.optimizer == "adamw":
-            return optax.adamw(learning_rate, b1=train.b1, b2=train.b2, weight_decay=weight_decay)
-        if train.optimizer == "adam":
-            inner = optax.adam(learning_rate, b1=train.b1, b2=train.b2)
+            base = optax.adamw(
+                learning_rate, b1=train.b1, b2=train.b2, eps=train.eps, weight_decay=weight_decay
+            )
         else:
-            inner = optax.sgd(learning_rate, momentum=train.momentum or None)
-        return optax.chain(optax.add_decayed_weights(weight_decay), inner)  # coupled L2
+            if train.optimizer == "adam":
+                inner = optax.adam(learning_rate, b1=train.b1, b2=train.b2, eps=train.eps)
+            else:
+                inner = optax.sgd(learning_rate, momentum=train.momentum or None)
+            base = optax.chain(optax.add_decayed_weights(weight_decay), inner)  # coupled L2
+        before = [orthogonal_grad()] if train.orthogonal_grad else []
+        if train.grokfast:
+            before.append(grokfast_ema(grokfast_alpha, grokfast_lamb))
+        return optax.chain(*before, base) if before else base
 
-    return optax.inject_hyperparams(build)(learning_rate=0.0, weight_decay=0.0)
+    hyper = dict(learning_rate=0.0, weight_decay=0.0)
+    if train.grokfast:
+        hyper.update(grokfast_alpha=0.0, grokfast_lamb=0.0)
+    return optax.inject_hyperparams(build)(**hyper)
 
 
 def lr_factor(train: Train, step: jax.Array, total_steps: jax.Array) -> jax.Array:
@@ -43,8 +98,21 @@ def lr_factor(train: Train, step: jax.Array, total_steps: jax.Array) -> jax.Arra
 
 
 def loss_fn(train: Train, logits_BK: jax.Array, y_B: jax.Array, n_classes: int) -> jax.Array:
-    """Per-example loss: cross-entropy, or squared error summed over one-hot outputs."""
+    """Per-example loss: cross-entropy, StableMax cross-entropy, or squared error summed over
+    one-hot outputs."""
     if train.objective == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(logits_BK, y_B)
+    if train.objective == "stablemax":
+        return stablemax_cross_entropy(logits_BK, y_B)
     target_BK = jax.nn.one_hot(y_B, n_classes) if n_classes else y_B[:, None]
     return jnp.sum((logits_BK - target_BK) ** 2, axis=-1)
+
+
+def stablemax_cross_entropy(logits_BK: jax.Array, y_B: jax.Array) -> jax.Array:
+    """Prieto et al. 2025's StableMax cross-entropy: -log(s(z_y) / sum_j s(z_j)) with
+    s(x) = x + 1 for x >= 0 and 1 / (1 - x) below (each branch only sees its own side, so
+    neither gradient is inf or nan)."""
+    z = logits_BK.astype(jnp.float32)
+    s_BK = jnp.where(z >= 0, jnp.maximum(z, 0.0) + 1.0, 1.0 / (1.0 - jnp.minimum(z, 0.0)))
+    s_y = jnp.take_along_axis(s_BK, y_B[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    return jnp.log(jnp.sum(s_BK, axis=-1)) - jnp.log(s_y)

@@ -40,7 +40,8 @@ from dd.models.precision import matmul_precision
 
 def prepare(program: Program, data: DeviceData, values_R: dict) -> tuple[Setup, Replica]:
     """Every replica's setup and initial state. ``values_R``: per replica (leading R axis)
-    ``seed``, ``n_train``, ``label_noise``, ``lr``, ``weight_decay`` and model ``width`` (read
+    ``seed``, ``n_train``, ``label_noise``, ``lr``, ``weight_decay``, ``grokfast_alpha``,
+    ``grokfast_lamb`` (optional: 0.0) and model ``width`` (read
     on the host: each width draws its own network, ``dd.engine.step.init_replicas``)."""
     widths = tuple(int(w) for w in np.asarray(values_R["width"]))
     return _prepare(program, data, values_R, widths)
@@ -56,6 +57,8 @@ def _prepare(program: Program, data: DeviceData, values_R: dict, widths: tuple[i
         values_R["lr"],
         values_R["weight_decay"],
         n_rows=program.n_rows,
+        grokfast_alpha_R=values_R.get("grokfast_alpha"),
+        grokfast_lamb_R=values_R.get("grokfast_lamb"),
     )
     return setups, init_at_widths(program, data, setups, widths)
 

@@ -203,6 +203,8 @@ def update_replica(
         learning_rate=setup.lr * lr_factor(train, replica.step, steps_r * train.epochs),
         weight_decay=setup.weight_decay,
     )
+    if train.grokfast:
+        hyper.update(grokfast_alpha=setup.grokfast_alpha, grokfast_lamb=setup.grokfast_lamb)
     updates, opt_state = optimizer.update(
         grads, replica.opt_state._replace(hyperparams=hyper), replica.params
     )

@@ -137,6 +137,8 @@ def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
         ),
         "lr": np.asarray([t.train.lr for t in trials], np.float32),
         "weight_decay": np.asarray([t.train.weight_decay for t in trials], np.float32),
+        "grokfast_alpha": np.asarray([t.train.grokfast_alpha for t in trials], np.float32),
+        "grokfast_lamb": np.asarray([t.train.grokfast_lamb for t in trials], np.float32),
         "width": np.asarray([t.model.width for t in trials], np.int32),
     }
 

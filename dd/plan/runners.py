@@ -45,7 +45,9 @@ def _fitted_key(trial: Trial) -> Trial:
 
 
 def _trained_key(trial: Trial) -> Trial:
-    train = dataclasses.replace(trial.train, lr=1.0, weight_decay=0.0)
+    train = dataclasses.replace(
+        trial.train, lr=1.0, weight_decay=0.0, grokfast_alpha=0.98, grokfast_lamb=0.0
+    )
     return dataclasses.replace(program_trial(trial), seed=0, data=trial.data.neutral(), train=train)
 
 

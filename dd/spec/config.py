@@ -172,7 +172,7 @@ class Fit:
     p_eff_inputs: int = bounded(1000, lo=1)
 
 
-OBJECTIVES = ("cross_entropy", "mse")
+OBJECTIVES = ("cross_entropy", "mse", "stablemax")
 PRECISIONS = ("float32", "tf32", "bf16")  # see dd.models.precision
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
@@ -185,11 +185,25 @@ class Train:
 
     ``optimizer``: sgd (heavy-ball ``momentum``; ``weight_decay`` added to the gradient, as in
     PyTorch), adam (the same coupled L2) or adamw (decoupled decay); Adam's betas ``b1``,
-    ``b2``. The learning rate at step t is ``lr`` times the ``schedule``: constant;
-    inverse_sqrt 1 / sqrt(1 + floor(t / schedule_steps)) (Nakkiran et al.'s SGD); cosine
-    from 1 to 0 over the run; all multiplied by a linear warmup over ``warmup_steps``.
+    ``b2`` and epsilon ``eps`` (optax's default 1e-8; Prieto et al. 2025 use 1e-25).
+    ``orthogonal_grad``: the perpendicular gradient of Prieto et al. 2025 ("Grokking at the
+    edge of numerical stability"): each tensor's gradient g becomes g - (w.g / w.w) w,
+    rescaled to the norm of g, before the optimizer sees it (``dd.engine.optim``).
+    ``grokfast``: the Grokfast EMA gradient filter of Lee et al. 2024 (github ironjr/grokfast)
+    is part of the program: h <- alpha h + (1 - alpha) g (h starts at the first gradient),
+    and the optimizer sees g + lamb h, with per-replica ``grokfast_alpha`` and
+    ``grokfast_lamb`` (0 = off), so one pack sweeps them. ``grokfast`` itself only adds the
+    filter's params-shaped state to the program: at lamb 0 a replica's rows equal those of no
+    filter to float32 rounding (the program fuses differently; not bit for bit), so like
+    ``measures`` it is left out of ids and columns; a nonzero ``grokfast_lamb`` needs it.
+    The learning rate at step t is ``lr`` times the ``schedule``: constant; inverse_sqrt
+    1 / sqrt(1 + floor(t / schedule_steps)) (Nakkiran et al.'s SGD); cosine from 1 to 0
+    over the run; all multiplied by a linear warmup over ``warmup_steps``.
     ``objective``: the training loss, cross_entropy or mse on one-hot targets (squared
-    errors summed over classes); its value is stored as train_loss / test_loss.
+    errors summed over classes) or stablemax (Prieto et al. 2025's StableMax
+    cross-entropy: s(x) = x + 1 for x >= 0, 1 / (1 - x) below, p_i = s(z_i) / sum_j s(z_j),
+    loss -log p_y; it does not saturate where float32 softmax rounds p_y to 1); its value
+    is stored as train_loss / test_loss.
     ``batch_size`` "full" takes one step per epoch on all n_train examples (so ``epochs`` is
     the step budget, as in the grokking setups). Evaluation happens at ``eval_points`` epochs,
     log- or linearly spaced up to ``epochs`` (the last epoch always included).
@@ -208,7 +222,12 @@ class Train:
     momentum: float = bounded(0.0, lo=0.0, hi=1.0, hi_open=True)
     b1: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True)
     b2: float = bounded(0.999, lo=0.0, hi=1.0, hi_open=True)
+    eps: float = bounded(1e-8, lo=0.0, lo_open=True)
     weight_decay: float = bounded(0.0, lo=0.0)
+    orthogonal_grad: bool = False
+    grokfast: bool = dataclasses.field(default=False, metadata={"identity": "program"})
+    grokfast_alpha: float = bounded(0.98, lo=0.0, hi=1.0, hi_open=True)
+    grokfast_lamb: float = bounded(0.0, lo=0.0)
     schedule: str = one_of("constant", SCHEDULES)
     schedule_steps: int = bounded(512, lo=1)
     warmup_steps: int = bounded(0, lo=0)
@@ -227,6 +246,13 @@ class Train:
                 join(path, "batch_size"),
                 f"must be an integer >= 1 or 'full' (got {self.batch_size!r})",
             )
+        if self.grokfast_lamb and not self.grokfast:
+            raise SpecError(
+                join(path, "grokfast_lamb"),
+                f"is {self.grokfast_lamb} but the filter is off: set train.grokfast: true",
+            )
+        if self.optimizer == "sgd" and self.eps != 1e-8:
+            raise SpecError(join(path, "eps"), "is Adam's epsilon: needs optimizer adam or adamw")
 
 
 # The sections a model's ``SECTION`` names: its config class and how the model is run.

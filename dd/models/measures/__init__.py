@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dd.models.measures import layer_norms, modular
+from dd.models.measures import layer_norms, modular, softmax_collapse
 from dd.models.measures.base import Columns, Measure
 from dd.spec.config import Trial
 from dd.spec.errors import SpecError
@@ -23,6 +23,7 @@ MEASURES: tuple[Measure, ...] = (
     modular.SYMMETRICITY,
     modular.DISTANCE,
     layer_norms.MEASURE,
+    softmax_collapse.MEASURE,
 )
 
 _BY_NAME: dict[str, Measure] = {}

@@ -1,0 +1,45 @@
+"""Softmax collapse (Prieto et al. 2025, "Grokking at the edge of numerical stability"): the
+fraction of a replica's training examples whose float32 softmax probability of their
+(training) label is exactly 1.0, so that their cross-entropy gradient vanishes. One file and
+one line in ``dd.models.measures`` (``train.measures: softmax_collapse``)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from dd.models.measures.base import Measure, View
+
+
+def compute(view: View) -> dict:
+    """Evaluates the network on all the replica's training rows at once (padding rows
+    masked out): meant for the small training sets of grokking tasks."""
+    import jax  # the engine's side only
+    import jax.numpy as jnp
+
+    setup, data = view.setup, view.data
+    if data.x_pool_PD is None:
+        x = setup.x_ND
+    else:  # as dd.engine.device_data.prepare_inputs (the engine is a layer above)
+        x = data.x_pool_PD[setup.index_N]
+        if data.x_mean_S is not None:
+            x = (x.astype(jnp.float32) / 255.0 - data.x_mean_S) / data.x_std_S
+        elif not jnp.issubdtype(x.dtype, jnp.integer):
+            x = x.astype(jnp.float32)
+    logits = view.logits(view.params, x).astype(jnp.float32)
+    p_y = jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), setup.y_N[:, None], axis=-1)[:, 0]
+    mask = setup.mask_N.astype(jnp.float32)
+    collapsed = jnp.sum(jnp.where(p_y == 1.0, mask, 0.0)) / jnp.maximum(jnp.sum(mask), 1.0)
+    return {"softmax_collapse": collapsed}
+
+
+MEASURE = Measure(
+    name="softmax_collapse",
+    columns={
+        "softmax_collapse": (
+            pa.float64(),
+            "fraction of training examples whose float32 softmax probability of their label "
+            "is exactly 1 (Prieto et al. 2025's softmax collapse)",
+        )
+    },
+    compute=f"{__name__}:compute",
+)

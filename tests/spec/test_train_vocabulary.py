@@ -1,0 +1,57 @@
+"""The grokking-era training settings (issue 31): each bad value is a one-line error naming
+its field, and trials that leave them at their defaults keep their ids."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from dd.plan.sweep import parse_spec
+from dd.spec.config import Train
+from dd.spec.errors import SpecError
+from dd.spec.ids import trial_id
+
+SPEC = {
+    "name": "vocab",
+    "data": {"name": "modular", "p": 7, "op": "x+y", "train_fraction": 0.5},
+    "model": {"name": "mlp", "width": 8},
+    "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": "full", "epochs": 2},
+}
+
+BAD = [
+    ({"eps": 0}, "train.eps", "> 0"),
+    ({"eps": "small"}, "train.eps", "must be a number"),
+    ({"optimizer": "sgd", "eps": 1e-25}, "train.eps", "adam"),
+    ({"objective": "stablemaxx"}, "train.objective", "mse, stablemax"),
+    ({"orthogonal_grad": "yes"}, "train.orthogonal_grad", "true or false"),
+    ({"grokfast": 1}, "train.grokfast", "true or false"),
+    ({"grokfast": True, "grokfast_alpha": 1.0}, "train.grokfast_alpha", "< 1"),
+    ({"grokfast": True, "grokfast_lamb": -1}, "train.grokfast_lamb", ">= 0"),
+    ({"grokfast_lamb": 2}, "train.grokfast_lamb", "grokfast: true"),
+]
+
+
+@pytest.mark.parametrize("train,field,says", BAD, ids=[str(t) for t, _, _ in BAD])
+def test_a_bad_setting_is_a_one_line_error_naming_its_field(train, field, says):
+    mapping = copy.deepcopy(SPEC)
+    mapping["train"].update(train)
+    with pytest.raises(SpecError) as refused:
+        parse_spec(mapping)
+    text = str(refused.value)
+    assert len(text.splitlines()) == 1, text
+    assert field in text and says in text, text
+
+
+def test_the_new_settings_at_their_defaults_leave_ids_alone_and_reach_the_id_otherwise():
+    (plain,) = parse_spec(SPEC).trials
+    assert plain.train == Train(**{**SPEC["train"]}), "the defaults change nothing"
+    for change in ({"eps": 1e-25}, {"objective": "stablemax"}, {"orthogonal_grad": True}):
+        mapping = copy.deepcopy(SPEC)
+        mapping["train"].update(change)
+        (changed,) = parse_spec(mapping).trials
+        assert trial_id(changed) != trial_id(plain), change
+    mapping = copy.deepcopy(SPEC)
+    mapping["train"].update(grokfast=True)
+    (filtered,) = parse_spec(mapping).trials
+    assert trial_id(filtered) == trial_id(plain), "the filter at lamb 0 computes no other number"
