@@ -146,3 +146,79 @@ def test_a_running_sweeps_report_reloads_itself_and_says_so_until_it_ends(
         "running: 1 pack (4 trials, widths 2-8) at epoch 3 of 10; curves are provisional" in during
     )
     assert 'http-equiv="refresh"' not in after and "running:" not in after
+
+
+GROK_TINY = {  # fabricated rows (``_grok_rows``): nothing is trained
+    "name": "grok_lead",
+    "data": {"name": "modular", "p": 11, "train_fraction": 0.5},
+    "model": {"name": "transformer", "width": 16, "heads": 2, "d_mlp": 32},
+    "train": {"optimizer": "adamw", "batch_size": "full", "epochs": 1000, "eval_points": 5},
+    "grid": {"train.weight_decay": [0.0, 1.0], "seed": {"range": [0, 3]}},
+}
+GROK_STEPS = (10, 30, 100, 300, 1000)
+
+
+def _grok_rows(trial) -> list[dict]:
+    """With weight decay: memorise by step 30, generalise at step 300 (seed 0) or 1000;
+    without: memorise only. Epoch-wise, the test error of every trial peaks at step 100 and
+    falls again: a significant epoch-wise double descent, the line that led the page before."""
+    groks = trial.train.weight_decay > 0
+    t_gen = 300 if trial.seed == 0 else 1000
+    rows = []
+    for step in GROK_STEPS:
+        train_acc = 0.5 if step < 30 else 1.0
+        test_acc = 1.0 if groks and step >= t_gen else (0.05 if step == 100 else 0.1)
+        rows.append(
+            {
+                "step": step,
+                "epoch": step,
+                "train_error": 1 - train_acc,
+                "test_error": 1 - test_acc,
+                "train_loss": 1 - train_acc,
+                "test_loss": 1 - test_acc,
+            }
+        )
+    return rows
+
+
+@pytest.fixture
+def grok_store(tmp_path):
+    from helpers import store_trials
+
+    store_trials(tmp_path, GROK_TINY, rows=_grok_rows)
+    return SweepStore(tmp_path, GROK_TINY["name"])
+
+
+def _order(page: str, *needles: str) -> list[int]:
+    at = [page.find(n) for n in needles]
+    assert all(i >= 0 for i in at), dict(zip(needles, at, strict=True))
+    return at
+
+
+def test_a_grokking_sweeps_report_opens_with_the_grokking_verdict_and_times(grok_store):
+    """The finding a grokking sweep is for (how many trials generalise, when) comes first,
+    above the epoch-wise line and the trial counts; the times table moves up with it."""
+    path, running = write_report(grok_store)
+    page = path.read_text()
+    assert not running
+    verdict = "grokking: 3 of 6 trials generalise within the budget"
+    assert verdict + " (median T_memorise 30, T_generalise 1000 steps)" in page
+    first_h2 = page.find("<h2>")
+    finding, times, epoch_wise, trials = _order(
+        page, verdict, "t_generalise", "epoch-wise double descent", "<h2>Trials</h2>"
+    )
+    assert page.find("<h2>", first_h2 + 1) > finding, "the first section holds the verdict"
+    assert first_h2 < finding < times < epoch_wise < trials
+    assert page.count("<th>t_generalise</th>") == 1, "the times table moved, not copied"
+
+
+def test_while_packs_run_the_live_state_and_its_eta_follow_the_finding(grok_store, tmp_path):
+    with grok_store.running("p-live", trials=2, widths=[16]) as update:
+        update(epoch=300, epochs=1000, test_error=0.5, train_error=0.0, eta_s=65)
+        path, running = write_report(grok_store, str(tmp_path / "live.html"), reload_s=5)
+    assert running
+    page = path.read_text()
+    finding, live, eta, trials = _order(
+        page, '<section id="finding">', "curves are provisional", "ETA 0h01m05s", "<h2>Trials</h2>"
+    )
+    assert finding < live < eta < trials

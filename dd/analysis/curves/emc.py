@@ -17,6 +17,7 @@ from dd.analysis.curves.emc_values import (
     sample_axis,
     train_sizes,
 )
+from dd.analysis.curves.lead import Lead
 from dd.store.schema import column_name
 
 NAME = "emc"
@@ -99,4 +100,5 @@ KIND = CurveKind(
     sections=told_nowhere,
     check=no_check,
     curve_set=False,
+    lead=Lead(rank=2, title="effective model complexity", lines=summary, figures=("emc.png",)),
 )
