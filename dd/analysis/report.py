@@ -1,10 +1,10 @@
 """``dd report``: one self-contained HTML page per sweep, for reading the morning after.
 
-The page carries everything inline (figures as base64 PNG, styles in the head; no script, no
-network): the spec, trial counts and run times, the located thresholds and peaks, every
-figure the aggregator draws (curves, heatmaps, grokking times and phases, effective
-parameters), each curve kind's own tables (the grokking times), and the failed and
-diverged trials.
+The page carries everything inline (figures as base64 PNG, interactive curves with plotly.js
+inlined, styles in the head; nothing from the network): the sweep's finding first, the spec,
+trial counts and run times, the located thresholds and peaks, every figure the aggregator draws
+(curves, heatmaps, grokking times and phases, effective parameters), each curve kind's own
+tables (the grokking times), and the failed and diverged trials.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dd import __version__
 from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.analysis.curves.base import CurveKind, Section
 from dd.analysis.curves.registry import CURVE_KINDS
+from dd.analysis.interactive import curve_figure, plotly_script
 from dd.plan.states import load_stored_spec, plan_of, stored_rows, trial_states
 from dd.plan.sweep import Spec
 from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
@@ -84,6 +85,7 @@ def render(
         _counts(store, spec, rows),
         "<h2>Thresholds and peaks</h2>",
         _landmarks(aggregate),
+        *_interactive(aggregate, skip=lead.lead.curves if lead else None),
         "<h2>Figures</h2>",
         *(_figure(path) for path in aggregate.figures if path not in shown),
     ]
@@ -100,7 +102,9 @@ def render(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         + (f'<meta http-equiv="refresh" content="{reload_s:g}">' if reload_s else "")
-        + f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
+        + f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style>"
+        + (plotly_script() if aggregate.curves else "")
+        + "</head>\n"
         + "<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
@@ -145,7 +149,21 @@ def _finding(aggregate: Aggregate, lead: CurveKind | None, shown: list[StorePath
             for s in lead.sections(result)
             if not s.landmark
         ]
+    drawn = aggregate.results.get(lead.lead.curves) if lead.lead.curves else None
+    if drawn is not None and len(drawn.points):
+        out.append(curve_figure(drawn, f"curves-{drawn.kind}"))
     return [*out, *(_figure(p) for p in shown), "</section>"]
+
+
+def _interactive(aggregate: Aggregate, skip: str | None) -> list[str]:
+    """Every curve set but the lead's, interactive (``dd.analysis.interactive``)."""
+    drawn = [c for c in aggregate.curves if c.kind != skip and len(c.points)]
+    if not drawn:
+        return []
+    return [
+        "<h2>Curves (hover a point for its seeds; click a legend entry to hide it)</h2>",
+        *(curve_figure(c, f"curves-{c.kind}") for c in drawn),
+    ]
 
 
 def _verdict(aggregate: Aggregate, lead: CurveKind | None, shown: list[StorePath]) -> list[str]:
