@@ -229,9 +229,12 @@ def write_cifar10(data_dir, batches):
         )
 
 
-def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int = 1) -> list[str]:
-    """Store ``steps`` null-metric rows per trial of ``mapping`` (under ``ids``, default their
-    ids) and the spec beside them, as a finished sweep leaves them; returns the ids used."""
+def store_trials(
+    root, mapping: dict, ids: list[str] | None = None, steps: int = 1, rows=None
+) -> list[str]:
+    """Store ``steps`` null-metric rows per trial of ``mapping`` (or ``rows(trial)``, a trial's
+    fabricated rows; under ``ids``, default their ids) and the spec beside them, as a finished
+    sweep leaves them; returns the ids used."""
     from dd.plan.sweep import parse_spec
     from dd.spec.ids import trial_id
     from dd.store.schema import pack_table
@@ -248,7 +251,7 @@ def store_trials(root, mapping: dict, ids: list[str] | None = None, steps: int =
             pack_id=pack_id,
             trial_ids=ids,
             trials=list(spec.trials),
-            rows=[[{"step": s} for s in range(steps)] for _ in spec.trials],
+            rows=[rows(t) if rows else [{"step": s} for s in range(steps)] for t in spec.trials],
             wall_time_s=0.0,
             jax_version="none",
         ),

@@ -1,10 +1,10 @@
 """``dd report``: one self-contained HTML page per sweep, for reading the morning after.
 
-The page carries everything inline (figures as base64 PNG, styles in the head; no script, no
-network): the spec, trial counts and run times, the located thresholds and peaks, every
-figure the aggregator draws (curves, heatmaps, grokking times and phases, effective
-parameters), each curve kind's own tables (the grokking times), and the failed and
-diverged trials.
+The page carries everything inline (figures as base64 PNG, interactive curves with plotly.js
+inlined, styles in the head; nothing from the network): the sweep's finding first, the spec,
+trial counts and run times, the located thresholds and peaks, every figure the aggregator draws
+(curves, heatmaps, grokking times and phases, effective parameters), each curve kind's own
+tables (the grokking times), and the failed and diverged trials.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import yaml
 
 from dd import __version__
 from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
-from dd.analysis.curves.base import Section
+from dd.analysis.curves.base import CurveKind, Section
 from dd.analysis.curves.registry import CURVE_KINDS
+from dd.analysis.interactive import curve_figure, plotly_script
 from dd.plan.states import load_stored_spec, plan_of, stored_rows, trial_states
 from dd.plan.sweep import Spec
 from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
@@ -69,21 +70,26 @@ def render(
     rows: pa.Table,
     reload_s: float | None = None,
 ) -> str:
-    """The page's HTML."""
+    """The page's HTML: the sweep's finding first (``lead_kind``), then while packs run the
+    live state with its ETA, the other verdicts, the counts, landmarks, figures and tables."""
+    lead = lead_kind(aggregate)
+    shown = _lead_figures(aggregate, lead)
     body = [
         f"<h1>dd report: {_e(spec.name)}</h1>",
         f"<p>Results: <code>{_e(store.dir)}</code>. Written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+        *_finding(aggregate, lead, shown),
         *(_live(store, aggregate.running) if aggregate.running else []),
-        *_verdict(aggregate),
+        *_verdict(aggregate, lead, shown),
         "<h2>Trials</h2>",
         _counts(store, spec, rows),
         "<h2>Thresholds and peaks</h2>",
         _landmarks(aggregate),
+        *_interactive(aggregate, skip=lead.lead.curves if lead else None),
         "<h2>Figures</h2>",
-        *(_figure(path) for path in aggregate.figures if path != _main_figure(aggregate)),
+        *(_figure(path) for path in aggregate.figures if path not in shown),
     ]
-    for section in _sections(aggregate, landmark=False):
+    for section in _sections(aggregate, landmark=False, skip=lead):
         body += [f"<h2>{_e(section.heading)}</h2>", _table(section.table)]
     body += [
         "<h2>Failed and diverged trials</h2>",
@@ -96,7 +102,9 @@ def render(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         + (f'<meta http-equiv="refresh" content="{reload_s:g}">' if reload_s else "")
-        + f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style></head>\n"
+        + f"<title>dd report: {_e(spec.name)}</title><style>{STYLE}</style>"
+        + (plotly_script() if aggregate.curves else "")
+        + "</head>\n"
         + "<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
@@ -106,24 +114,68 @@ def render(
 PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # dd.engine.profile
 
 
-def _main_figure(aggregate: Aggregate) -> StorePath | None:
-    """The figure the page opens with, under the verdict: the one-page view of grokking and
-    double descent where the sweep has it (``dd.analysis.curves.unification``), else the first."""
+def lead_kind(aggregate: Aggregate) -> CurveKind | None:
+    """The kind whose finding opens the page (``dd.analysis.curves.lead``): of those with a
+    result and a lead, the highest rank (the first in registry order on a tie)."""
+    leads = [k for k in CURVE_KINDS if k.lead is not None and k.name in aggregate.results]
+    return max(leads, key=lambda k: k.lead.rank, default=None)
+
+
+def _lead_figures(aggregate: Aggregate, lead: CurveKind | None) -> list[StorePath]:
+    """The static figures shown at the top (the figures section then leaves them out): the
+    lead's; without a lead, the one-page view of grokking and double descent where the sweep
+    has it (``dd.analysis.curves.unification``), else the first, under the verdicts."""
+    if lead is not None:
+        return [p for name in lead.lead.figures for p in aggregate.figures if p.name == name]
     if not verdicts(aggregate) or not aggregate.figures:
-        return None
+        return []
     unified = [p for p in aggregate.figures if p.name == "unification.png"]
-    return (unified or aggregate.figures)[0]
+    return [(unified or aggregate.figures)[0]]
 
 
-def _verdict(aggregate: Aggregate) -> list[str]:
-    """What the sweep found (one line per curve kind) and the main figure (which the figures
-    section then leaves out), before the tables."""
-    lines = verdicts(aggregate)
+def _finding(aggregate: Aggregate, lead: CurveKind | None, shown: list[StorePath]) -> list[str]:
+    """The lead kind's verdict and times, its curves (interactive), figures and tables."""
+    if lead is None:
+        return []
+    result = aggregate.results[lead.name]
+    found = "".join(f"<li>{_e(line)}</li>" for line in lead.lead.lines(result))
+    out = [
+        f'<section id="finding"><h2>Finding: {_e(lead.lead.title)}</h2>',
+        f'<ul class="finding">{found}</ul>',
+    ]
+    if lead.lead.sections:
+        out += [
+            f"<h3>{_e(s.heading)}</h3>{_table(s.table)}"
+            for s in lead.sections(result)
+            if not s.landmark
+        ]
+    drawn = aggregate.results.get(lead.lead.curves) if lead.lead.curves else None
+    if drawn is not None and len(drawn.points):
+        out.append(curve_figure(drawn, f"curves-{drawn.kind}"))
+    return [*out, *(_figure(p) for p in shown), "</section>"]
+
+
+def _interactive(aggregate: Aggregate, skip: str | None) -> list[str]:
+    """Every curve set but the lead's, interactive (``dd.analysis.interactive``)."""
+    drawn = [c for c in aggregate.curves if c.kind != skip and len(c.points)]
+    if not drawn:
+        return []
+    return [
+        "<h2>Curves (hover a point for its seeds; click a legend entry to hide it)</h2>",
+        *(curve_figure(c, f"curves-{c.kind}") for c in drawn),
+    ]
+
+
+def _verdict(aggregate: Aggregate, lead: CurveKind | None, shown: list[StorePath]) -> list[str]:
+    """What else the sweep found (one line per curve kind; the lead's lines are above), with
+    the main figure when no kind leads."""
+    said = set(lead.lead.lines(aggregate.results[lead.name])) if lead else set()
+    lines = [line for line in verdicts(aggregate) if line not in said]
     if not lines:
         return []
     found = "".join(f"<li>{_e(line)}</li>" for line in lines)
-    main = _main_figure(aggregate)
-    return ["<h2>Verdict</h2>", f"<ul>{found}</ul>", *([_figure(main)] if main else [])]
+    figures = [] if lead else [_figure(p) for p in shown]
+    return ["<h2>Verdicts</h2>" if lead else "<h2>Verdict</h2>", f"<ul>{found}</ul>", *figures]
 
 
 def _time_spent(store: SweepStore) -> str:
@@ -215,13 +267,15 @@ def _landmarks(aggregate: Aggregate) -> str:
     return f"<ul>{lines}</ul>{tables}"
 
 
-def _sections(aggregate: Aggregate, landmark: bool) -> list[Section]:
+def _sections(aggregate: Aggregate, landmark: bool, skip: CurveKind | None = None) -> list[Section]:
     """The registered kinds' report tables, in registry order: those under "Thresholds and
-    peaks" (``landmark``) or those with a heading of their own."""
+    peaks" (``landmark``) or those with a heading of their own (less the lead's, ``skip``,
+    where they moved up with it)."""
     return [
         section
         for kind in CURVE_KINDS
         if kind.name in aggregate.results
+        and not (skip is kind and skip.lead.sections and not landmark)
         for section in kind.sections(aggregate.results[kind.name])
         if section.landmark == landmark
     ]

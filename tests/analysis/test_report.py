@@ -44,6 +44,14 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
+OFFLINE = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]  # no network
+
+
+def _markup(page: str) -> str:
+    """The page less its inline scripts (plotly.js's own source names URLs it never loads)."""
+    return re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     path = shutil.which("chromium")
@@ -81,7 +89,7 @@ def test_the_report_renders_in_chromium_with_every_figure_and_the_key_numbers(
 ):
     spec, store, path = report
     page = path.read_text()
-    assert not re.search(r'(src|href)="(?!data:)', page), "everything inline, no network"
+    assert not re.search(r'(src|href)="(?!data:)', _markup(page)), "everything inline"
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", IMAGE_CHECK))
     dom = _chromium(chromium, tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
@@ -146,3 +154,139 @@ def test_a_running_sweeps_report_reloads_itself_and_says_so_until_it_ends(
         "running: 1 pack (4 trials, widths 2-8) at epoch 3 of 10; curves are provisional" in during
     )
     assert 'http-equiv="refresh"' not in after and "running:" not in after
+
+
+GROK_TINY = {  # fabricated rows (``_grok_rows``): nothing is trained
+    "name": "grok_lead",
+    "data": {"name": "modular", "p": 11, "train_fraction": 0.5},
+    "model": {"name": "transformer", "width": 16, "heads": 2, "d_mlp": 32},
+    "train": {"optimizer": "adamw", "batch_size": "full", "epochs": 1000, "eval_points": 5},
+    "grid": {"train.weight_decay": [0.0, 1.0], "seed": {"range": [0, 3]}},
+}
+GROK_STEPS = (10, 30, 100, 300, 1000)
+
+
+def _grok_rows(trial) -> list[dict]:
+    """With weight decay: memorise by step 30, generalise at step 300 (seed 0) or 1000;
+    without: memorise only. Epoch-wise, the test error of every trial peaks at step 100 and
+    falls again: a significant epoch-wise double descent, the line that led the page before."""
+    groks = trial.train.weight_decay > 0
+    t_gen = 300 if trial.seed == 0 else 1000
+    rows = []
+    for step in GROK_STEPS:
+        train_acc = 0.5 if step < 30 else 1.0
+        test_acc = 1.0 if groks and step >= t_gen else (0.05 if step == 100 else 0.1)
+        rows.append(
+            {
+                "step": step,
+                "epoch": step,
+                "train_error": 1 - train_acc,
+                "test_error": 1 - test_acc,
+                "train_loss": 1 - train_acc,
+                "test_loss": 1 - test_acc,
+            }
+        )
+    return rows
+
+
+@pytest.fixture
+def grok_store(tmp_path):
+    from helpers import store_trials
+
+    store_trials(tmp_path, GROK_TINY, rows=_grok_rows)
+    return SweepStore(tmp_path, GROK_TINY["name"])
+
+
+def _order(page: str, *needles: str) -> list[int]:
+    at = [page.find(n) for n in needles]
+    assert all(i >= 0 for i in at), dict(zip(needles, at, strict=True))
+    return at
+
+
+def test_a_grokking_sweeps_report_opens_with_the_grokking_verdict_and_times(grok_store):
+    """The finding a grokking sweep is for (how many trials generalise, when) comes first,
+    above the epoch-wise line and the trial counts; the times table moves up with it."""
+    path, running = write_report(grok_store)
+    page = path.read_text()
+    assert not running
+    verdict = "grokking: 3 of 6 trials generalise within the budget"
+    assert verdict + " (median T_memorise 30, T_generalise 1000 steps)" in page
+    first_h2 = page.find("<h2>")
+    finding, times, epoch_wise, trials = _order(
+        page, verdict, "t_generalise", "epoch-wise double descent", "<h2>Trials</h2>"
+    )
+    assert page.find("<h2>", first_h2 + 1) > finding, "the first section holds the verdict"
+    assert first_h2 < finding < times < epoch_wise < trials
+    assert page.count("<th>t_generalise</th>") == 1, "the times table moved, not copied"
+
+
+def test_while_packs_run_the_live_state_and_its_eta_follow_the_finding(grok_store, tmp_path):
+    with grok_store.running("p-live", trials=2, widths=[16]) as update:
+        update(epoch=300, epochs=1000, test_error=0.5, train_error=0.0, eta_s=65)
+        path, running = write_report(grok_store, str(tmp_path / "live.html"), reload_s=5)
+    assert running
+    page = path.read_text()
+    finding, live, eta, trials = _order(
+        page, '<section id="finding">', "curves are provisional", "ETA 0h01m05s", "<h2>Trials</h2>"
+    )
+    assert finding < live < eta < trials
+
+
+DRIVE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const say = (k, v) => document.body.setAttribute("data-" + k, String(v));
+  const gd = document.getElementById("curves-grokking");
+  say("plotly", typeof Plotly !== "undefined" && !!gd.querySelector(".main-svg"));
+  const lines = gd._fullData.filter(t => t.mode === "lines+markers");
+  say("lines", lines.length);
+  const t = lines[lines.length - 1], i = 3;  // the last series at step 300
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const drag = gd.querySelector(".nsewdrag"), box = drag.getBoundingClientRect();
+  const at = {clientX: box.left + xa.c2p(t.x[i]), clientY: box.top + ya.c2p(t.y[i]),
+              bubbles: true, view: window};
+  drag.dispatchEvent(new MouseEvent("mousemove", at));
+  setTimeout(() => {
+    say("tooltip", gd.querySelector(".hoverlayer").textContent);
+    const drawn = () => gd.querySelectorAll(".scatterlayer .trace").length;
+    say("drawn-before", drawn());
+    const toggle = gd.querySelectorAll(".legendtoggle")[0];
+    const box2 = toggle.getBoundingClientRect();
+    const click = {clientX: box2.left + 5, clientY: box2.top + 5, bubbles: true, view: window,
+                   button: 0, buttons: 1};
+    toggle.dispatchEvent(new MouseEvent("mousedown", click));
+    toggle.dispatchEvent(new MouseEvent("mouseup", {...click, buttons: 0}));
+    setTimeout(() => {
+      say("hidden", gd._fullData.filter(d => d.visible === "legendonly").map(d => d.name));
+      say("drawn-after", drawn());
+      say("done", 1);
+    }, 1500);
+  }, 500);
+}, 200));
+</script></body>"""
+
+
+@pytest.mark.browser
+def test_the_report_is_interactive_offline_a_hover_shows_the_seeds_and_a_click_hides(
+    grok_store, chromium, tmp_path
+):
+    """The grokking curves, drawn by the inlined plotly.js with every request refused:
+    hovering a point shows its mean, interval and each seed's value; clicking a legend entry
+    hides that series (its line and band)."""
+    path, _ = write_report(grok_store)
+    page = path.read_text()
+    assert not re.search(r'(src|href)="(?!data:)', _markup(page)), "nothing to fetch"
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", DRIVE))
+    dom = _chromium(
+        chromium, tmp_path, *OFFLINE, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()
+    )
+    facts = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', dom))
+    assert facts.get("done") == "1", facts
+    assert facts["plotly"] == "true" and facts["lines"] == "4"  # 2 decays x 2 accuracies
+    tooltip = facts["tooltip"]
+    assert "train_weight_decay=1.0" in tooltip and "step=300" in tooltip, tooltip
+    assert "test_accuracy mean 0.4000" in tooltip and "over 3 seeds" in tooltip, tooltip
+    assert all(f"seed {s}: {v}" in tooltip for s, v in ((0, "1"), (1, "0.1"), (2, "0.1")))
+    hidden = "train_weight_decay=0.0: train_accuracy"
+    assert facts["hidden"] == f"{hidden} 95% band,{hidden}", facts["hidden"]
+    assert int(facts["drawn-after"]) == int(facts["drawn-before"]) - 2, facts

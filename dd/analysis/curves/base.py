@@ -101,9 +101,8 @@ class CurveKind:
     ``check(curves, axes, trial)``: raise SpecError for a ``curves:`` field it reads that
     names no metric or swept axis. ``curve_set``: its result is a ``CurveSet`` (the curves
     ``dd.api.curves`` returns), not a table of its own. ``verdict(result)``: one line of what
-    the sweep found (``dd.analysis.curves.verdict``), printed after every kind's lines and leading
-    the
-    report.
+    the sweep found (``dd.analysis.curves.verdict``), printed after every kind's lines.
+    ``lead``: what the report opens with when this kind is the sweep's finding (``Lead``).
     """
 
     name: str
@@ -117,6 +116,7 @@ class CurveKind:
     check: Callable[[Any, list[str], Any], None]
     curve_set: bool = True
     verdict: Callable[[Any], list[str]] = lambda result: []  # what it found, said last
+    lead: Any = None  # a dd.analysis.curves.lead.Lead
 
     def why_not(self, spec: SweepSpec) -> str | None:
         """Why the kind is not drawn for ``spec`` (None when it applies)."""

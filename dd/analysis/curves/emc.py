@@ -18,6 +18,7 @@ from dd.analysis.curves.emc_values import (
     train_sizes,
 )
 from dd.analysis.curves.intervals import peak_note, spread
+from dd.analysis.curves.lead import Lead
 from dd.store.schema import column_name
 
 NAME = "emc"
@@ -103,4 +104,5 @@ KIND = CurveKind(
     sections=told_nowhere,
     check=no_check,
     curve_set=False,
+    lead=Lead(rank=2, title="effective model complexity", lines=summary, figures=("emc.png",)),
 )

@@ -29,6 +29,7 @@ from dd.analysis.curves.base import CurveKind, Section, plain, series_order
 from dd.analysis.curves.circuits import ALGORITHMS, algorithm, nanda_phases
 from dd.analysis.curves.grok_cells import cell_lines, grok_cells
 from dd.analysis.curves.landmarks import check_swept
+from dd.analysis.curves.lead import Lead
 from dd.store.schema import column_name
 
 NAME = "grok_times"
@@ -345,4 +346,12 @@ KIND = CurveKind(
     ],
     check=lambda curves, axes, trial: check_swept(curves, axes, ("phase_x", "phase_y")),
     curve_set=False,
+    lead=Lead(  # the verdict (how many generalise, median times) and phases, then the times
+        rank=3,
+        title="grokking",
+        lines=lambda result: summary(result.table)[:2],
+        figures=("unification.png", "grok_times.png"),
+        curves=grokking.NAME,
+        sections=True,
+    ),
 )

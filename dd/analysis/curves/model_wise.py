@@ -20,6 +20,7 @@ from dd.analysis.curves.landmarks import (
     landmark_lines,
     peak_index,
 )
+from dd.analysis.curves.lead import Lead
 from dd.analysis.curves.verdict import capacity_verdict
 
 NAME = "model_wise"
@@ -54,4 +55,11 @@ KIND = CurveKind(
     sections=landmark_sections,
     check=check_landmark_fields,
     verdict=lambda curves: capacity_verdict(curves, "model-wise"),
+    lead=Lead(
+        rank=1,
+        title="model-wise",
+        lines=lambda curves: capacity_verdict(curves, "model-wise"),
+        figures=(f"{NAME}.png",),
+        curves=NAME,
+    ),
 )

@@ -15,6 +15,7 @@ from dd.analysis.curves.base import (
 )
 from dd.analysis.curves.intervals import with_intervals
 from dd.analysis.curves.landmarks import emc_value, landmark_lines, sample_peak_index
+from dd.analysis.curves.lead import Lead
 from dd.analysis.curves.verdict import capacity_verdict
 
 NAME = "sample_wise"
@@ -53,4 +54,14 @@ KIND = CurveKind(
     verdict=lambda curves: capacity_verdict(curves, "sample-wise", "EMC"),
     sections=landmark_sections,
     check=no_check,
+    lead=Lead(  # the EMC: the verdict, then each curve's EMC with its interval
+        rank=2,
+        title="sample-wise (EMC)",
+        lines=lambda curves: [
+            *capacity_verdict(curves, "sample-wise", "EMC"),
+            *landmark_lines(curves, "EMC"),
+        ],
+        figures=(f"{NAME}.png", "emc.png"),
+        curves=NAME,
+    ),
 )
