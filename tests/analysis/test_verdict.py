@@ -6,10 +6,13 @@ peak at an edge is never a peak."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
 from dd.analysis.curves.registry import CURVE_KINDS
+from dd.plan.sweep import parse_spec
+from dd.spec.ids import trial_id
 from helpers import width_rows as _rows, width_spec as _spec
 
 KINDS = {kind.name: kind for kind in CURVE_KINDS}
