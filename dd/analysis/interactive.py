@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import html
 
-from dd.analysis.curves.base import CurveSet, metric_range, series_order
+from dd.analysis.curves.base import CurveSet, series_order
+from dd.analysis.curves.ranges import metric_range
 from dd.store.schema import column_name
 
 SHOWN = {  # the metrics drawn per curve kind: the fit and the test

@@ -9,14 +9,7 @@ import pytest
 from scipy import stats
 
 from dd.analysis.aggregate import describe, sweep_curves, write_curves
-from dd.analysis.curves.base import (
-    ACCURACIES,
-    RANGES,
-    best_rows,
-    final_rows,
-    mean_ci,
-    metric_range,
-)
+from dd.analysis.curves.base import best_rows, final_rows
 from dd.analysis.curves.emc_values import emc_crossings, emc_curves, final_emc, train_sizes
 from dd.analysis.curves.landmarks import (
     emc_value,
@@ -24,6 +17,7 @@ from dd.analysis.curves.landmarks import (
     peak_index,
     sample_peak_index,
 )
+from dd.analysis.curves.ranges import ACCURACIES, RANGES, mean_ci, metric_range
 from dd.analysis.curves.registry import curve_kinds
 from dd.plan.sweep import parse_spec
 from dd.spec.errors import SpecError

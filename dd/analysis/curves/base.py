@@ -22,51 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from dd.analysis.curves.ranges import ACCURACIES, mean_ci, metric_range
 from dd.analysis.curves.wide import wide_points
 from dd.store.schema import METRICS, column_name
 
-ACCURACIES = ("train_accuracy", "test_accuracy")  # derived for grokking curves
 PEAK_METRICS = ("test_error", "test_mse", "population_risk", "coef_norm")  # peaks located
-
-UNIT = (0.0, 1.0)
-NON_NEGATIVE = (0.0, np.inf)
-# the values each metric can take, declared once: seed bands are clipped to them
-RANGES: dict[str, tuple[float, float]] = {
-    **dict.fromkeys(
-        (
-            "train_error",
-            "test_error",
-            "train_error_clean",
-            "train_error_noisy",
-            "noisy_true_acc",
-            "fourier_gini",
-            *ACCURACIES,
-        ),
-        UNIT,
-    ),
-    **dict.fromkeys(
-        (
-            "train_mse",
-            "test_mse",
-            "population_risk",
-            "train_loss",  # cross-entropy or squared loss
-            "test_loss",
-            "restricted_loss",
-            "excluded_loss",
-            "coef_norm",
-            "param_norm",
-            "p_eff_train",  # sums of squares
-            "p_eff_test",
-            "distance_irrelevance",  # a ratio of spreads
-            "n_params",
-            "n_key_freqs",
-            "epoch",
-            "diverged_step",
-        ),
-        NON_NEGATIVE,
-    ),
-    "grad_symmetricity": (-1.0, 1.0),  # a cosine
-}
 
 
 class SweepSpec(Protocol):
@@ -174,31 +134,6 @@ def series_order(key: tuple) -> tuple:
         (0, float(v), "") if isinstance(v, (int, float, np.number)) else (1, 0.0, str(v))
         for v in key
     )
-
-
-def metric_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take (``RANGES``; a metric of a user's own: unbounded)."""
-    return RANGES.get(metric, (-np.inf, np.inf))
-
-
-def t_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and the 95% Student-t interval of the mean (collapsed for fewer than 2 values)."""
-    from scipy import stats  # loads with the curves only: ``dd status`` checks specs
-
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, mean, mean
-    half = stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
-    return mean, float(mean - half), float(mean + half)
-
-
-def mean_ci(
-    values: np.ndarray, bounds: tuple[float, float] = (-np.inf, np.inf)
-) -> tuple[float, float, float]:
-    """Mean and the 95% Student-t interval over seeds, clipped to ``bounds`` (the metric's
-    range: with 2-3 seeds the t-interval of an error near 0 reaches below it)."""
-    mean, lo, hi = t_interval(values)
-    return mean, max(lo, bounds[0]), min(hi, bounds[1])
 
 
 def is_peak(mean: np.ndarray, i: int) -> bool:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dd.analysis.curves.base import CurveSet, is_peak, metric_range, t_interval
+from dd.analysis.curves.base import CurveSet, is_peak
+from dd.analysis.curves.ranges import metric_range, t_interval
 from dd.store.schema import column_name
 
 TEST_METRICS = ("test_error", "test_mse")  # the first the curves hold is the one told

@@ -36,13 +36,16 @@ class Measure:
     replica (see ``View``); it may return {} where the trial lacks what it needs (a model
     family without an input embedding). ``to_row(row)``: the host side, one replica's row of
     values (numbers and lists) with this measure's turned into its columns (they may be
-    absent where it returned {}); by default its values are its columns.
+    absent where it returned {}); by default its values are its columns. ``ranges``: {column:
+    (low, high)} the values a numeric column can take, so its seed bands are clipped to them
+    (``dd.analysis.curves.ranges``; a column without one is unbounded).
     """
 
     name: str
     columns: Columns
     compute: str
     to_row: Callable[[dict[str, Any]], dict[str, Any]] = same_row
+    ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     def load(self) -> Callable[[View], dict]:
         """The compute function (imports its module: JAX, for the engine only)."""

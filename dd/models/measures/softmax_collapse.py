@@ -42,4 +42,5 @@ MEASURE = Measure(
         )
     },
     compute=f"{__name__}:compute",
+    ranges={"softmax_collapse": (0.0, 1.0)},
 )
