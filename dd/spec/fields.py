@@ -123,7 +123,7 @@ def _declared(cls: type) -> tuple[tuple[str, Any], ...]:
         for f in getattr(klass, "__dataclass_fields__", {}).values():
             if not f.init:  # derived by the class (ModularData's sizes): not the user's input
                 found.pop(f.name, None)
-            elif f.metadata:
+            elif "bound" in f.metadata or "allowed" in f.metadata:  # not identity metadata
                 found[f.name] = f.metadata
     return tuple(found.items())
 
