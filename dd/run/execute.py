@@ -97,6 +97,7 @@ def run_sweep(
     quiet: bool = False,
     debug: bool = False,
     stop: threading.Event | None = None,
+    early: cluster.EarlyStart | None = None,
 ) -> SweepReport:
     """Run every planned trial of ``spec`` not yet stored under ``results_root``.
 
@@ -106,7 +107,8 @@ def run_sweep(
     sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
     ``debug`` shows Ray's own messages (``dd.run.cluster.start_ray``). ``stop``, once set (by
     another thread: ``dd.handle.SweepHandle.cancel``), ends the run with ``Cancelled``: the
-    workers go, finished packs stay.
+    workers go, finished packs stay. ``early``: a Ray start already under way for this run
+    (``dd.run.cluster.start_ray_soon``), taken up before Ray is used.
     """
     settings = settings or Settings()
     if settings.cpus is not None:
@@ -115,7 +117,7 @@ def run_sweep(
     ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
     with store.driver_lock():
         try:
-            return _run_locked(spec, store, ray_options, quiet, settings, stop)
+            return _run_locked(spec, store, ray_options, quiet, settings, stop, early)
         finally:  # however the run ends, none of its packs runs now: their partial rows are stale
             store.clear_running_records()
 
@@ -126,7 +128,12 @@ def _locations(settings: Settings) -> Locations:
 
 
 def _prepare(
-    spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict, locations: Locations
+    spec: Spec,
+    store: SweepStore,
+    packs: list[Pack],
+    ray_options: dict,
+    locations: Locations,
+    early: cluster.EarlyStart | None = None,
 ) -> None:
     """Every check that can refuse the run, then the spec and its plan saved: a refused run
     writes nothing. With packs to run: their data files read, Ray joined, one pack's resources
@@ -135,7 +142,7 @@ def _prepare(
         import ray
 
         check_data_files(packs, locations)
-        cluster.start_ray(**ray_options)
+        cluster.start_ray(**ray_options, early=early)
         cluster.check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
     store_plan(store, spec, packs)  # what read commands read (dd.store.plan)
@@ -148,10 +155,11 @@ def _run_locked(
     quiet: bool,
     settings: Settings,
     stop: threading.Event | None = None,
+    early: cluster.EarlyStart | None = None,
 ) -> SweepReport:
     start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
     packs, stored = plan(spec, store)
-    _prepare(spec, store, packs, ray_options, _locations(settings))
+    _prepare(spec, store, packs, ray_options, _locations(settings), early)
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
     store.drop_stale_partials()  # their trials are stored or planned again
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
