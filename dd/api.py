@@ -117,10 +117,12 @@ def sweep(
         connect_timeout_s=connect_timeout,
     )
     given = load_spec(spec, overrides, settings=settings)
+    early = None
     if not SweepStore(settings.results, given.name).pack_files():
-        _start_early(given, settings, quiet=quiet, debug=debug)  # a fresh sweep needs Ray
+        early = _start_early(given, settings, quiet=quiet, debug=debug)  # a fresh sweep: Ray
     loaded = resolve(given)
     options = {"settings": settings, "quiet": quiet, "debug": debug, "curves": curves}
+    options["early"] = early
     if wait:
         return _run(loaded, **options)
     return SweepHandle(
@@ -131,14 +133,15 @@ def sweep(
     )
 
 
-def _start_early(spec: Spec, settings: Settings, *, quiet: bool, debug: bool) -> None:
+def _start_early(spec: Spec, settings: Settings, *, quiet: bool, debug: bool):
     """Start Ray, then one pack worker (``dd.run.pool``), in a thread while the spec resolves and
     the sweep is planned (its imports and data loading overlap Ray's start-up); the run
-    takes both up (``dd.run.cluster.start_ray``, ``dd.run.pool.WorkerPool.take``)."""
+    takes both up (the returned ``dd.run.cluster.EarlyStart``, ``dd.run.pool.WorkerPool.take``).
+    None where the run will refuse its settings."""
     from dd.run.cluster import ray_options, start_ray_soon
 
     if settings.cpus is not None and (settings.address or settings.cpus < spec.resources.cpus):
-        return  # the run refuses these (dd.run.execute): Ray is not started for it
+        return None  # the run refuses these (dd.run.execute): Ray is not started for it
 
     def first_worker() -> None:
         import ray
@@ -153,7 +156,7 @@ def _start_early(spec: Spec, settings: Settings, *, quiet: bool, debug: bool) ->
             return
         POOL.prestart(WorkerKind.of(spec.resources, settings))
 
-    start_ray_soon(**ray_options(settings, quiet=quiet, debug=debug), then=first_worker)
+    return start_ray_soon(**ray_options(settings, quiet=quiet, debug=debug), then=first_worker)
 
 
 def _run(
@@ -164,13 +167,21 @@ def _run(
     debug: bool,
     curves: bool,
     stop=None,
+    early=None,
 ) -> SweepResult:
-    """``sweep``'s run of a loaded, resolved spec: the trials, then the curves."""
+    """``sweep``'s run of a loaded, resolved spec: the trials, then the curves (``early``: the
+    Ray start ``_start_early`` began, taken up by the first run)."""
     from dd.run.execute import run_sweep
 
     def run(spec: Spec):
         return run_sweep(
-            spec, settings.results, settings=settings, quiet=quiet, debug=debug, stop=stop
+            spec,
+            settings.results,
+            settings=settings,
+            quiet=quiet,
+            debug=debug,
+            stop=stop,
+            early=early,
         )
 
     store = SweepStore(settings.results, loaded.name)

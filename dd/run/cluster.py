@@ -94,6 +94,7 @@ def start_ray(
     quiet: bool = False,
     local_cpus: int | None = None,
     debug: bool = False,
+    early: EarlyStart | None = None,
 ) -> None:
     """Join ``address``, or start a fresh local instance for ``"local"``.
 
@@ -102,23 +103,28 @@ def start_ray(
     caps a local instance (a laptop kept usable); a cluster sets its own. An address must
     answer within ``timeout`` seconds. A local start that fails (under load Ray's node can
     time out during start-up) is tried once more before it is an error. Ray's own messages
-    (its warnings, the workers' output) show with ``debug`` only.
+    (its warnings, the workers' output) show with ``debug`` only. ``early``: the start
+    ``start_ray_soon`` began for this run, waited for first (what it raised is raised here).
     """
-    if _early.pop("thread", None) is not None:  # started by start_ray_soon: its outcome
-        _early.pop("done").wait()
-        _restore_sigterm(_early.pop("sigterm"))
-        if (error := _early.pop("error", None)) is not None:
-            raise error
+    if early is not None:  # begun by start_ray_soon: its outcome first
+        early.take()
     _start_ray(address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
 
 
 def _start_ray(
     address: str, *, timeout: float, quiet: bool, local_cpus: int | None, debug: bool
-) -> None:
+) -> bool:
+    """``start_ray`` without an early start; whether this call started or joined Ray."""
     import ray
 
-    if ray.is_initialized():
-        return
+    with _STARTING:  # an early start left behind by a refused run may still be under way
+        if ray.is_initialized():
+            return False
+        _join(ray, address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
+        return True
+
+
+def _join(ray, address: str, *, timeout: float, quiet: bool, local_cpus, debug: bool) -> None:
     probe_address(address, timeout)
     options = {
         "address": address,
@@ -152,7 +158,44 @@ def _start_ray(
                 print(f"starting Ray failed ({one_line(e)}); trying once more", file=sys.stderr)
 
 
-_early: dict[str, Any] = {}  # the start that start_ray_soon began, until start_ray takes it
+_STARTING = threading.Lock()  # one ray.init at a time in this process
+
+
+class EarlyStart:
+    """A Ray start begun in a thread while the caller plans (``start_ray_soon``), handed to the
+    run that takes it up (``start_ray(early=)``). ``begin`` starts Ray and says whether it was
+    this call that did; its error is kept for ``take``."""
+
+    def __init__(self, begin: Callable[[], bool]):
+        self._begin, self._done, self._error = begin, threading.Event(), None
+        self._taken = False
+        # Ray's core worker, started off the main thread, leaves its own SIGTERM handler (a
+        # stack dump) in place: take puts this one back, from the main thread
+        self._sigterm = signal.getsignal(signal.SIGTERM)
+        self._thread = threading.Thread(target=self._run, name="dd ray start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            fresh = self._begin()
+        except BaseException as e:  # given to the run that takes this start up
+            self._error = e
+            return
+        finally:
+            self._done.set()
+        if fresh:  # Ray's node processes die with the thread that started them (their
+            threading.Event().wait()  # PR_SET_PDEATHSIG follows it): it stays, idle
+
+    def take(self) -> None:
+        """Wait for the start to end, put the caller's SIGTERM handler back and raise what the
+        start raised; the first call only (a refined sweep's later rounds find Ray up)."""
+        if self._taken:
+            return
+        self._taken = True
+        self._done.wait()
+        _restore_sigterm(self._sigterm)
+        if self._error is not None:
+            raise self._error
 
 
 def start_ray_soon(
@@ -163,36 +206,20 @@ def start_ray_soon(
     local_cpus: int | None = None,
     debug: bool = False,
     then: Callable[[], None] | None = None,
-) -> None:
+) -> EarlyStart:
     """Begin ``start_ray(**options)`` in a thread, then ``then()`` (start a worker, say),
-    while the caller plans; the next ``start_ray`` waits for it and raises what it raised.
-    For a run sure to need Ray: a start is seconds, of which planning then hides most."""
-    if "thread" in _early:
-        return
-    done = threading.Event()
+    while the caller plans; the run given the returned handle (``start_ray(early=)``) waits
+    for it and raises what it raised. For a run sure to need Ray: a start is seconds, of
+    which planning then hides most."""
     options = {"timeout": timeout, "quiet": quiet, "local_cpus": local_cpus, "debug": debug}
 
-    def start() -> None:
-        import ray
+    def begin() -> bool:
+        fresh = _start_ray(address, **options)
+        if then is not None:
+            then()
+        return fresh
 
-        fresh = not ray.is_initialized()
-        try:
-            _start_ray(address, **options)
-            if then is not None:
-                then()
-        except BaseException as e:  # given to the start_ray that waits for this one
-            _early["error"] = e
-            return
-        finally:
-            done.set()
-        if fresh:  # Ray's node processes die with the thread that started them (their
-            threading.Event().wait()  # PR_SET_PDEATHSIG follows it): it stays, idle
-
-    thread = threading.Thread(target=start, name="dd ray start", daemon=True)
-    # Ray's core worker, started off the main thread, leaves its own SIGTERM handler (a
-    # stack dump) in place: start_ray puts this one back, from the main thread
-    _early.update(done=done, thread=thread, sigterm=signal.getsignal(signal.SIGTERM))
-    _early["thread"].start()
+    return EarlyStart(begin)
 
 
 def _init_keeping_sigterm(ray, options: dict) -> None:

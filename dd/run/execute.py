@@ -21,6 +21,16 @@ from dd.plan.states import store_plan
 from dd.plan.sweep import Resources, Spec
 from dd.run import cluster
 from dd.run.eta import Tracker
+from dd.run.policy import (
+    Dispatch,
+    Keep,
+    Kill,
+    RecordFailure,
+    RecordFinished,
+    Requeue,
+    StartWorker,
+    Submit,
+)
 from dd.run.pool import POOL, WorkerKind
 from dd.run.progress import Progress
 from dd.run.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
@@ -87,6 +97,7 @@ def run_sweep(
     quiet: bool = False,
     debug: bool = False,
     stop: threading.Event | None = None,
+    early: cluster.EarlyStart | None = None,
 ) -> SweepReport:
     """Run every planned trial of ``spec`` not yet stored under ``results_root``.
 
@@ -96,7 +107,8 @@ def run_sweep(
     sweep directory is locked for this driver while it runs (``SweepStore.driver_lock``).
     ``debug`` shows Ray's own messages (``dd.run.cluster.start_ray``). ``stop``, once set (by
     another thread: ``dd.handle.SweepHandle.cancel``), ends the run with ``Cancelled``: the
-    workers go, finished packs stay.
+    workers go, finished packs stay. ``early``: a Ray start already under way for this run
+    (``dd.run.cluster.start_ray_soon``), taken up before Ray is used.
     """
     settings = settings or Settings()
     if settings.cpus is not None:
@@ -105,7 +117,7 @@ def run_sweep(
     ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
     with store.driver_lock():
         try:
-            return _run_locked(spec, store, ray_options, quiet, settings, stop)
+            return _run_locked(spec, store, ray_options, quiet, settings, stop, early)
         finally:  # however the run ends, none of its packs runs now: their partial rows are stale
             store.clear_running_records()
 
@@ -116,7 +128,12 @@ def _locations(settings: Settings) -> Locations:
 
 
 def _prepare(
-    spec: Spec, store: SweepStore, packs: list[Pack], ray_options: dict, locations: Locations
+    spec: Spec,
+    store: SweepStore,
+    packs: list[Pack],
+    ray_options: dict,
+    locations: Locations,
+    early: cluster.EarlyStart | None = None,
 ) -> None:
     """Every check that can refuse the run, then the spec and its plan saved: a refused run
     writes nothing. With packs to run: their data files read, Ray joined, one pack's resources
@@ -125,7 +142,7 @@ def _prepare(
         import ray
 
         check_data_files(packs, locations)
-        cluster.start_ray(**ray_options)
+        cluster.start_ray(**ray_options, early=early)
         cluster.check_fits(spec.resources, ray.nodes())
     store.write_spec(spec.mapping)
     store_plan(store, spec, packs)  # what read commands read (dd.store.plan)
@@ -138,10 +155,11 @@ def _run_locked(
     quiet: bool,
     settings: Settings,
     stop: threading.Event | None = None,
+    early: cluster.EarlyStart | None = None,
 ) -> SweepReport:
     start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
     packs, stored = plan(spec, store)
-    _prepare(spec, store, packs, ray_options, _locations(settings))
+    _prepare(spec, store, packs, ray_options, _locations(settings), early)
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
     store.drop_stale_partials()  # their trials are stored or planned again
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -172,11 +190,11 @@ def _run_packs(
     stop: threading.Event | None,
     started: str = "",
 ) -> None:
-    """Take pack workers (warm ones from ``dd.run.pool.POOL`` first), keep each one's
-    ``packs_in_flight`` slots fed from the schedule, and account for each pack that comes back
-    (a failed one is recorded in the store). Every ``LOOK_S`` seconds the packs' progress is
-    read and the sweep's ETA (``dd.run.eta``) shown and written with the driver's record
-    (``SweepStore.write_driver``). When the run ends well, the workers that had no
+    """Take pack workers (warm ones from ``dd.run.pool.POOL`` first) and carry out what the
+    run's policy (``dd.run.policy.Dispatch``) answers to each pack that comes back and each
+    look at the running ones: this is the Ray side only. Every ``LOOK_S`` seconds the packs'
+    progress is read and the sweep's ETA (``dd.run.eta``) shown and written with the driver's
+    record (``SweepStore.write_driver``). When the run ends well, the workers that had no
     failure go back to the pool for this process's next sweep; otherwise they are killed."""
     import ray
 
@@ -184,30 +202,49 @@ def _run_packs(
     kind = WorkerKind.of(resources, settings)
     in_flight = kind.packs_in_flight
     slots = worker_slots(resources, ray.cluster_resources(), -(-len(schedule.queue) // in_flight))
-    workers = POOL.take(kind, slots)
-    load = dict.fromkeys(workers, 0)  # packs each worker runs now
-    spoiled: set = set()  # workers that must not be reused (a failed or stalled pack)
-    gone: set = set()  # workers let go before the run ends
-    pending: dict = {}
-    watchdog = Watchdog(resources.stall_minutes)
+    dispatch = Dispatch(
+        schedule,
+        POOL.take(kind, slots),
+        in_flight=in_flight,
+        watchdog=Watchdog(resources.stall_minutes),
+        cluster=bool(settings.address),
+        watched=lambda pack: runner_of(pack.trials[0]).watched,
+    )
+    refs: dict = {}  # the Ray reference of each running pack -> the pack
     tracker = tracker_of(schedule.queue)
     total_packs, begun, looked = len(schedule.queue), time.time(), -float("inf")
+    kept: list = []
+    progress = Progress(total=schedule.total_trials, quiet=quiet, label=spec.name)
 
-    def feed(worker) -> None:
-        """Fill ``worker``'s free slots with the schedule's next packs. On a cluster a worker
-        left with nothing to run goes at once: the worker Ray restarts for a pack whose node
-        was lost may need its reservation (a local instance keeps it warm for the pool)."""
-        while load[worker] < in_flight and (pack := schedule.next_pack()) is not None:
-            sent = time.time()
-            ref = worker.run.remote(spec.name, store.location, pack, resources, sent)
-            tracker.seen(pack.id, None, sent=sent)
-            pending[ref] = (pack, worker)
-            load[worker] += 1
-            if runner_of(pack.trials[0]).watched:  # a fit has no evaluation to wait for
-                watchdog.started(pack.id)
-        if settings.address and load[worker] == 0 and worker not in gone:
-            ray.kill(worker)
-            gone.add(worker)
+    def carry_out(actions) -> None:
+        for action in actions:
+            match action:
+                case Submit(pack, worker):
+                    sent = time.time()
+                    ref = worker.run.remote(spec.name, store.location, pack, resources, sent)
+                    refs[ref] = pack
+                    tracker.seen(pack.id, None, sent=sent)
+                case Kill(worker):
+                    ray.kill(worker)
+                case StartWorker():
+                    carry_out(dispatch.worker_started(kind.start()))
+                case Requeue(pack):
+                    _forget(refs, pack)
+                    tracker.requeued(pack.id)
+                case RecordFailure(pack, reason, line):
+                    _forget(refs, pack)
+                    store.clear_running(pack.id)  # a lost node's worker could not: stale rows
+                    store.write_failure(pack.id, list(pack.trial_ids), reason)
+                    tracker.finished(pack.id, None, time.time())
+                    progress.log(line)
+                    progress.advance(len(pack.trials), failed=True)
+                case RecordFinished(pack, result, line):
+                    tracker.finished(pack.id, result, time.time())
+                    if line:
+                        progress.log(line)
+                    progress.advance(len(pack.trials), failed=False)
+                case Keep(worker):
+                    kept.append(worker)
 
     def look() -> None:
         """Read the running packs' progress, show and record the sweep's ETA, and fail the
@@ -216,14 +253,15 @@ def _run_packs(
         if time.monotonic() - looked < LOOK_S:
             return
         looked = time.monotonic()
-        records = {pack.id: store.running_record(pack.id) for pack, _ in pending.values()}
+        records = {pack_id: store.running_record(pack_id) for pack_id in dispatch.running}
         for pack_id, record in records.items():
             tracker.seen(pack_id, record)
-        stop_stalled(records)
-        now, slots = time.time(), sum(1 for w in workers if w not in gone) * in_flight
+        carry_out(dispatch.look(records))
+        now, slots = time.time(), dispatch.live_workers() * in_flight
         eta = tracker.eta(now, slots, [p.id for p in schedule.queue])
         progress.set_eta(eta)
         failed = len(schedule.report.failed_packs)
+        running = len(dispatch.running)
         store.write_driver(
             {
                 "started": started,
@@ -231,91 +269,49 @@ def _run_packs(
                 "updated_at": now,
                 "eta_s": eta,
                 "packs": total_packs,
-                "packs_done": total_packs - len(pending) - len(schedule.queue) - failed,
+                "packs_done": total_packs - running - len(schedule.queue) - failed,
                 "packs_failed": failed,
-                "packs_running": len(pending),
+                "packs_running": running,
                 "slots": slots,
                 "trials": schedule.total_trials,
                 "trials_done": progress.done,
             }
         )
 
-    def stop_stalled(records: dict) -> None:
-        """Fail each stalled pack (``Watchdog``): its worker is stopped, the packs it ran
-        beside it go back to the queue, and a fresh worker takes over."""
-        for ref, (pack, worker) in list(pending.items()):
-            if ref not in pending:  # requeued with an earlier stalled pack of its worker
-                continue
-            reason = watchdog.stalled(pack.id, records.get(pack.id))
-            if reason is None:
-                continue
-            del pending[ref]
-            ray.kill(worker)
-            spoiled.add(worker)
-            for other, (beside, on) in list(pending.items()):
-                if on is worker:
-                    del pending[other]
-                    schedule.requeue(beside)
-                    tracker.requeued(beside.id)
-            store.clear_running(pack.id)
-            store.write_failure(pack.id, list(pack.trial_ids), reason)
-            tracker.finished(pack.id, None, time.time())
-            progress.log(schedule.failed(pack, reason))
-            progress.advance(len(pack.trials), failed=True)
-            fresh = kind.start()
-            workers.append(fresh)
-            load[fresh] = 0
-            feed(fresh)
-
-    for worker in workers:
-        feed(worker)
-    progress = Progress(total=schedule.total_trials, quiet=quiet, label=spec.name)
+    carry_out(dispatch.begin())
     poll = min(LOOK_S, 15 * resources.stall_minutes) if resources.stall_minutes else LOOK_S
     if stop is not None:
         poll = min(poll, 0.5)
     ended_well = False
     try:
         with progress:
-            while pending:
+            while refs:
                 if stop is not None and stop.is_set():
                     raise Cancelled(f"{spec.name}: cancelled; finished packs are kept")
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=poll)
+                done, _ = ray.wait(list(refs), num_returns=1, timeout=poll)
                 if done:
-                    pack, worker = pending.pop(done[0])
-                    load[worker] -= 1
-                    result = _account(store, schedule, progress, pack, done[0])
-                    tracker.finished(pack.id, result, time.time())
-                    if result is None:
-                        spoiled.add(worker)
-                    feed(worker)
+                    carry_out(_came_back(dispatch, refs.pop(done[0]), done[0]))
                 look()
         ended_well = True
     finally:
         store.clear_driver()
-        kept = [w for w in workers if ended_well and w not in spoiled | gone]
-        for worker in workers:
-            if worker not in kept and worker not in gone:
-                ray.kill(worker)
+        carry_out(dispatch.end(ended_well))
         POOL.give_back(kind, kept)
 
 
-def _account(
-    store: SweepStore, schedule: Schedule, progress: Progress, pack: Pack, ref
-) -> dict | None:
-    """Count a pack that came back: finished (its worker's result), or failed (None) with its
-    reason recorded."""
+def _forget(refs: dict, pack: Pack) -> None:
+    """Drop ``pack``'s Ray reference: what it returns no longer counts."""
+    for ref in [r for r, p in refs.items() if p.id == pack.id]:
+        del refs[ref]
+
+
+def _came_back(dispatch: Dispatch, pack: Pack, ref) -> list:
+    """The event of a pack whose reference is ready: its worker's summary, or the error
+    ``ray.get`` raised (its retries spent, or its node lost for good)."""
     import ray
 
-    failed, result = False, None
     try:
         result = ray.get(ref)
-        message = schedule.finished(pack, result)
     except Exception as e:
-        reason, failed, result = one_line(e), True, None
-        store.clear_running(pack.id)  # a lost node's worker could not: its rows so far are stale
-        store.write_failure(pack.id, list(pack.trial_ids), reason)
-        message = schedule.failed(pack, reason)
-    if message:
-        progress.log(message)
-    progress.advance(len(pack.trials), failed=failed)
-    return result
+        return dispatch.raised(pack, one_line(e))
+    return dispatch.finished(pack, result)
