@@ -99,7 +99,7 @@ def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_p
         second.wait(timeout=300)
     assert second.status()["stored_trials"] == 0
     assert second.status()["packs_running"] == [], "the cancelled run left no pack running"
-    assert second.rows() is None, "a cancelled pack's rows so far are stale, not rows"
+    assert second.rows().num_rows == 0, "a cancelled pack's rows so far are stale, not rows"
     from dd.run.pool import POOL
 
     assert POOL.idle() == 0, "a cancelled run's workers are not kept warm"
