@@ -411,7 +411,9 @@ def test_readers_take_the_spec_file_when_spec_yaml_is_gone(ray_local, tmp_path, 
     run_sweep(spec, tmp_path / "r", quiet=True)
     (tmp_path / "r" / "gone" / "spec.yaml").unlink()
     results = ["--results", str(tmp_path / "r")]
-    assert main(["status", "gone", *results]) == 1
+    assert main(["status", "gone", *results]) == 0, "status reads the stored plan alone"
+    assert "24 trials planned: 24 done" in capsys.readouterr().out
+    assert main(["curves", "gone", *results]) == 1
     err = _one_line_error(capsys)
     assert "pack files are stored" in err and "spec file" in err
     path = write_spec({**copy.deepcopy(TINY_GAUSSIAN), "name": "gone"}, "gone.yaml")
