@@ -129,8 +129,8 @@ def test_block_logits_and_gradients_are_each_replicas_own(images, model):
 
         g, (lg, st) = jax.jit(jax.grad(loss_alone, has_aux=True))(params)
         np.testing.assert_allclose(logits[:, 3 * r : 3 * r + 3], lg, rtol=1e-5, atol=1e-5)
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[r], g
+        jax.tree.map(  # float32 sums in another order: a resnet gradient of 1e-2 moves 3e-6
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads[r], g
         )
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), own_stats[r], st
