@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from dd.store.paths import read_parquet, write_parquet
-from dd.store.sweep import SweepStore
+from dd.store.sweep import SweepStore, first_line
 
 PLAN_FILE = "plan.parquet"
 _META = b"dd.plan"
@@ -47,11 +47,14 @@ def read_plan(store: SweepStore) -> StoredPlan | None:
     try:
         table = read_parquet(path, ["trial_id"])
         about = json.loads(table.schema.metadata[_META])
+        if not pa.types.is_string(table.schema.field("trial_id").type):
+            raise TypeError(f"trial_id is {table.schema.field('trial_id').type}, not string")
         return StoredPlan(
             name=str(about["name"]),
             axes=tuple(str(a) for a in about["axes"]),
             trial_ids=tuple(table.column("trial_id").to_pylist()),
         )
     except (pa.ArrowInvalid, OSError, KeyError, TypeError, ValueError) as e:
-        print(f"warning: {path} is unreadable ({e}); reading the stored spec", file=sys.stderr)
+        reason = first_line(e)
+        print(f"warning: {path} is unreadable ({reason}); reading the stored spec", file=sys.stderr)
         return None

@@ -59,7 +59,7 @@ from dd.store.schema import with_meta, wrong_column
 REWRITE = "run 'dd sweep SPEC_FILE' to store it again, or give the spec file instead of the name"
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     """An error in one line: a YAML error's problem and where, else its first line."""
     mark = getattr(error, "problem_mark", None)
     if isinstance(error, yaml.MarkedYAMLError) and error.problem and mark is not None:
@@ -184,7 +184,7 @@ class SweepStore(LivePacks, Records):
             ) from None
         except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: not UTF-8
             raise StoreError(
-                f"{path}: unreadable stored spec ({_first_line(e)}); {REWRITE}"
+                f"{path}: unreadable stored spec ({first_line(e)}); {REWRITE}"
             ) from None
 
     # ---- packs
@@ -242,7 +242,7 @@ class SweepStore(LivePacks, Records):
     ) -> None:
         """Move a damaged file to corrupt/ and say so in one line (``error`` cut to its first
         line), or say that it could not be moved and is ignored."""
-        reason = _first_line(error)
+        reason = first_line(error)
         if path.parent.name == "partial" and after == "its trials will run again":
             after = "a running pack's rows so far, written again at its next evaluation point"
         target = self.dir / "corrupt" / f"{path.name}.{int(time.time())}"

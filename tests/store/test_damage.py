@@ -56,7 +56,7 @@ def _garble(path: Path) -> None:
 def _wrong_types(path: Path) -> None:
     if path.suffix == ".parquet":
         table = pq.read_table(path)
-        for name in ("step", "test_mse", "trial_id"):
+        for name in {"step", "test_mse", "trial_id"} & set(table.column_names):
             i = table.schema.get_field_index(name)
             wrong = (
                 pa.array(["abc"] * len(table))
@@ -88,6 +88,7 @@ def _target(sweep: Path, kind: str) -> Path:
         "profile": ("profiles", "pack-*.json"),
         "run record": ("runs", "run-*.json"),
         "spec": (".", "spec.yaml"),
+        "plan": (".", "plan.parquet"),
     }[kind]
     return sorted((sweep / folder).glob(pattern))[0]
 
@@ -110,7 +111,7 @@ def _read_all(capsys, root: Path) -> tuple[str, list[int]]:
 
 CASES = [
     (kind, damage)
-    for kind in ("pack", "partial", "profile", "run record", "spec")
+    for kind in ("pack", "partial", "profile", "run record", "spec", "plan")
     for damage in DAMAGES
     if not (kind == "partial" and damage == "wrong types")
 ]
@@ -129,9 +130,13 @@ def test_every_read_command_says_one_line_naming_a_damaged_file(
     DAMAGES[damage](path)
     said, codes = _read_all(capsys, root)
     assert path.name in said, f"no line names {path.name}: {said!r}"
-    if kind == "spec":  # the plan: every command but query (current: null) refuses, in place
-        assert codes == [1, 1, 0, 1, 1] and path.exists()
+    if kind == "spec":  # status and query read the stored plan; curves and report refuse
+        assert codes == [0, 0, 0, 1, 1] and path.exists()
         assert all(path.name in line for line in said.splitlines())
+        return
+    if kind == "plan":  # read as none: every command falls back to the intact spec, warned
+        assert set(codes) == {0} and path.exists(), said
+        assert all(path.name in line and "stored spec" in line for line in said.splitlines())
         return
     assert set(codes) == {0}, said
     assert not path.exists(), "a damaged file is moved aside, not left to be read again"
