@@ -163,6 +163,11 @@ def connect(
     root = as_store_path(root)
     files, stale = pack_files(root, sweep), pack_files(root, sweep, stale=True)
     if not files and not stale:
+        if sweep is not None and not SweepStore(root, sweep).spec_path.is_file():
+            raise DDError(  # an unknown sweep name is bad input: exit 2, as dd status says
+                f"{root}: no sweep {sweep!r} here (no spec.yaml); run 'dd sweep' first "
+                "or pass --results"
+            )
         where = f"sweep {sweep!r}" if sweep else "any sweep"
         raise StoreError(f"{root}: no results stored for {where}")
     planned, unknown = planned_trials(root, files + stale)
@@ -238,14 +243,25 @@ def _stop(con, done: threading.Event) -> None:
 
 
 def _source(con, name: str, files: list[StorePath]) -> str | None:
-    """The SQL that reads ``files`` (None for none): DuckDB's Parquet reader for local ones,
-    a registered ``pyarrow.dataset`` (``<name>_packs``) for an object store's."""
+    """The SQL that reads ``files`` (None for none), each row's ``sweep`` the folder its file
+    lies in (the name ``dd status`` counts under: a sweep folder copied under a new name is
+    that name's, whatever its rows stored): DuckDB's Parquet reader for local files, a
+    registered ``pyarrow.dataset`` (``<name>_packs_<i>``) per sweep for an object store's."""
     if not files:
         return None
-    if isinstance(files[0], RemotePath):
-        con.register(f"{name}_packs", _remote_packs(files))
-        return f"{name}_packs"
-    return f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], union_by_name = true)"
+    by_sweep: dict[str, list[StorePath]] = {}
+    for f in files:
+        by_sweep.setdefault(f.parent.parent.name, []).append(f)
+    parts = []
+    for i, (sweep, group) in enumerate(sorted(by_sweep.items())):
+        if isinstance(group[0], RemotePath):
+            source = f"{name}_packs_{i}"
+            con.register(source, _remote_packs(group))
+        else:
+            paths = ", ".join(_quote(str(f)) for f in group)
+            source = f"read_parquet([{paths}], union_by_name = true)"
+        parts.append(f"SELECT * REPLACE ({_quote(sweep)} AS sweep) FROM {source}")
+    return f"({' UNION ALL BY NAME '.join(parts)})"
 
 
 def _remote_packs(files: list[RemotePath]):
@@ -265,8 +281,13 @@ def _quote(text: str) -> str:
 
 
 def _failed(e: Exception) -> DDError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return DDError(f"query failed: {first}")
+    """DuckDB's error in one line: its first line, with its hint of the names meant
+    (``Candidate bindings: ...``, ``Did you mean ...``) where it gives one."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return DDError(f"query failed: {type(e).__name__}")
+    hints = [line for line in lines[1:] if line.startswith(("Candidate", "Did you mean"))]
+    return DDError(f"query failed: {' '.join(lines[:1] + hints)}")
 
 
 def _check_sql(sql: str) -> None:

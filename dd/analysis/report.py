@@ -22,10 +22,10 @@ from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.analysis.curves.base import CurveKind, Section
 from dd.analysis.curves.registry import CURVE_KINDS
 from dd.analysis.interactive import curve_figure, plotly_script
-from dd.plan.states import load_stored_spec, plan_of, stored_rows, trial_states
+from dd.plan.states import load_stored_spec, plan_of, running_notice, trial_states
 from dd.plan.sweep import Spec
 from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
-from dd.store.schema import flatten_config
+from dd.store.schema import META, flatten_config
 from dd.store.sweep import SweepStore
 
 STYLE = """
@@ -55,12 +55,52 @@ def write_report(
     whether packs still run. ``spec``: the plan (default: the stored spec). ``reload_s``:
     while packs run, the page reloads itself that often (``dd report --watch``)."""
     spec = spec or load_stored_spec(store)
-    rows = stored_rows(store, live=True)
-    aggregate = write_curves(store, spec, rows)
+    rows = store.read_results(partial=True)
+    if rows is None:  # no pack finished, none has rows so far: running, or every one failed
+        rows, aggregate = META.empty_table(), _no_rows(store, spec)
+    else:
+        aggregate = write_curves(store, spec, rows)
     page = render(store, spec, aggregate, rows, reload_s if aggregate.running else None)
     path = as_store_path(output) if output else store.report_path
     atomic_write_bytes(path, page.encode())
     return path, aggregate.running is not None
+
+
+def _no_rows(store: SweepStore, spec: Spec) -> Aggregate:
+    """The aggregate of a sweep with no row to read (stale rows of stopped packs are none):
+    no curve, and while packs run, a notice of how many."""
+    running = running_notice(store)
+    live = [r for r in store.running_packs() if not r["stale"]]
+    if running is None and live:
+        trials = sum(r.get("trials", 0) for r in live)
+        running = (
+            f"running: {len(live)} pack{'' if len(live) == 1 else 's'} ({trials} trials), "
+            "no evaluation point reached yet; no curves so far"
+        )
+    return Aggregate(
+        curves=[],
+        left_out=0,
+        figures=[],
+        tables=[],
+        planned=len(spec.trials),
+        missing=len(spec.trials),
+        running=running,
+    )
+
+
+def _no_rows_note(store: SweepStore, aggregate: Aggregate) -> list[str]:
+    """Why the page has no curve when no row is stored: packs run, or packs failed (their
+    reasons are in the failures section) and their rows so far are stale, never results."""
+    if aggregate.curves or aggregate.results or aggregate.left_out:
+        return []
+    failed = len(store.failures())
+    why = (
+        f"every pack failed ({failed}): their reasons are under Failed and diverged trials; "
+        "rows of a pack that stopped are not results"
+        if failed and not aggregate.running
+        else "no pack has finished or reached an evaluation point yet"
+    )
+    return [f'<p class="no-rows"><b>No results stored yet</b>: {_e(why)}.</p>']
 
 
 def render(
@@ -78,6 +118,7 @@ def render(
         f"<h1>dd report: {_e(spec.name)}</h1>",
         f"<p>Results: <code>{_e(store.dir)}</code>. Written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+        *_no_rows_note(store, aggregate),
         *_finding(aggregate, lead, shown),
         *(_live(store, aggregate.running) if aggregate.running else []),
         *_verdict(aggregate, lead, shown),
@@ -139,8 +180,9 @@ def _finding(aggregate: Aggregate, lead: CurveKind | None, shown: list[StorePath
         return []
     result = aggregate.results[lead.name]
     found = "".join(f"<li>{_e(line)}</li>" for line in lead.lead.lines(result))
+    provisional = " (provisional: packs still run)" if aggregate.running else ""
     out = [
-        f'<section id="finding"><h2>Finding: {_e(lead.lead.title)}</h2>',
+        f'<section id="finding"><h2>Finding{provisional}: {_e(lead.lead.title)}</h2>',
         f'<ul class="finding">{found}</ul>',
     ]
     if lead.lead.sections:
@@ -175,14 +217,19 @@ def _verdict(aggregate: Aggregate, lead: CurveKind | None, shown: list[StorePath
         return []
     found = "".join(f"<li>{_e(line)}</li>" for line in lines)
     figures = [] if lead else [_figure(p) for p in shown]
-    return ["<h2>Verdicts</h2>" if lead else "<h2>Verdict</h2>", f"<ul>{found}</ul>", *figures]
+    provisional = " (provisional: packs still run)" if aggregate.running else ""
+    heading = f"<h2>{'Verdicts' if lead else 'Verdict'}{provisional}</h2>"
+    return [heading, f"<ul>{found}</ul>", *figures]
 
 
 def _time_spent(store: SweepStore) -> str:
     """Each stored pack's profile (``dd.engine.profile``): seconds per phase, programs, MB moved."""
-    records = store.profiles()
+    from dd.analysis.status import stored_profiles
+
+    records, left = stored_profiles(store)
+    note = "".join(f"<p>{_e(line)}.</p>" for line in left)
     if not records:
-        return "<p>No pack profiles stored (each pack writes one when it ends).</p>"
+        return "<p>No pack profiles stored (each pack writes one when it ends).</p>" + note
     table = pa.Table.from_pylist(
         [
             {
@@ -198,7 +245,7 @@ def _time_spent(store: SweepStore) -> str:
     )
     totals = {p: sum(r["phases"].get(p, 0.0) for r in records) for p in PROFILE_PHASES}
     summary = ", ".join(f"{p} {s:.1f} s" for p, s in totals.items())
-    return f"<p>All {len(records)} packs: {_e(summary)}.</p>" + _table(table)
+    return f"<p>All {len(records)} packs: {_e(summary)}.</p>" + _table(table) + note
 
 
 def _live(store: SweepStore, notice: str) -> list[str]:
@@ -306,6 +353,12 @@ def _diverged(rows: pa.Table, spec: Spec | None = None) -> pa.Table:
 
 
 def _failures(store: SweepStore, rows: pa.Table, spec: Spec | None = None) -> str:
+    """The failed packs with their reasons (those of an earlier spec version said so: not a
+    current failure) and the diverged trials."""
+    from dd.analysis.status import split_failures
+
+    planned = set(plan_of(spec).trial_ids) if spec else set()
+    _, earlier = split_failures(store.failures(), planned) if spec else ([], [])
     failures = store.failures()
     diverged = _diverged(rows, spec)
     if not failures and not len(diverged):
@@ -321,6 +374,11 @@ def _failures(store: SweepStore, rows: pa.Table, spec: Spec | None = None) -> st
                             "trials": len(f["trial_ids"]),
                             "time": f["time"],
                             "reason": f["reason"],
+                            **(
+                                {"of": "earlier spec" if f in earlier else "current"}
+                                if spec
+                                else {}
+                            ),
                         }
                         for f in failures
                     ]

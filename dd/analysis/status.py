@@ -5,6 +5,7 @@ packs done and the sweep's ETA (``dd.run.eta``), each running pack's progress
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from dd.plan.refine import refine_line
@@ -22,8 +23,14 @@ def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
         + (f" ({len(diverged)} diverged)" if diverged else "")
         + f", {len(states['missing'])} missing, {len(states['failed'])} failed"
     ]
-    for f in store.failures():
+    current, earlier = split_failures(store.failures(), states["planned"])
+    for f in current:
         lines.append(f"  failed pack {f['pack_id']} ({len(f['trial_ids'])} trials): {f['reason']}")
+    for f in earlier:
+        lines.append(
+            f"  pack {f['pack_id']} of an earlier version of the spec failed "
+            f"({len(f['trial_ids'])} trials, none in the current plan): {f['reason']}"
+        )
     if states["stale"]:
         lines.append(
             f"  {len(states['stale'])} trials stale (partial rows of a pack that stopped: "
@@ -51,6 +58,13 @@ def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
             f"  {len(states['earlier'])} stored trials belong to an earlier version of the spec"
         )
     return lines, any(not r["stale"] for r in running)
+
+
+def split_failures(failures: list[dict], planned: set[str]) -> tuple[list[dict], list[dict]]:
+    """The failure records whose pack holds a trial of the current plan, and those of earlier
+    spec versions (none of their trials planned now: not a current failure)."""
+    current = [f for f in failures if planned.intersection(f["trial_ids"])]
+    return current, [f for f in failures if f not in current]
 
 
 def trial_counts(store, plan: StoredPlan) -> dict[str, int]:
@@ -110,15 +124,40 @@ def progress_line(r: dict) -> str:
     )
 
 
+def stored_profiles(store) -> tuple[list[dict], list[str]]:
+    """The profiles of the stored packs, and one line per profile left out: a damaged one
+    (quarantined with its own warning) or one whose pack has no file in ``packs/`` (its
+    file quarantined as unreadable: its time bought no stored result)."""
+    folder = store.dir / "profiles"
+    on_disk = len(list(folder.glob("pack-*.json"))) if folder.is_dir() else 0
+    records = store.profiles()
+    packs = {p.name for p in store.pack_files()}
+    kept = [r for r in records if store.pack_path(r["pack_id"]).name in packs]
+    left = [
+        f"profile of pack {r['pack_id']} left out: no pack file (quarantined or removed)"
+        for r in records
+        if r not in kept
+    ]
+    left += ["damaged profile left out (moved to corrupt/)"] * (on_disk - len(records))
+    return kept, left
+
+
 def print_profiles(store, form: str) -> int:
-    """``dd status SWEEP --profile``: where each stored pack's time went (``dd.engine.profile``)."""
+    """``dd status SWEEP --profile``: where each stored pack's time went (``dd.engine.profile``),
+    and which profiles were left out (on stderr for ``json``, so stdout stays JSON)."""
     from dd.engine.profile import table_lines
 
-    records = store.profiles()
+    records, left = stored_profiles(store)
+    said = [f"{len(left)} profile{'' if len(left) == 1 else 's'} left out:", *left] if left else []
     if form == "json":
         print(json.dumps(records, indent=1))
-    elif not records:
+        for line in said:
+            print(line, file=sys.stderr)
+        return 0
+    if not records:
         print(f"{store.name}: no pack profiles stored yet (each pack writes one when it ends)")
     else:
         print("\n".join(table_lines(records)))
+    for line in said:
+        print(line if line is said[0] else "  " + line)
     return 0

@@ -290,3 +290,72 @@ def test_the_report_is_interactive_offline_a_hover_shows_the_seeds_and_a_click_h
     hidden = "train_weight_decay=0.0: train_accuracy"
     assert facts["hidden"] == f"{hidden} 95% band,{hidden}", facts["hidden"]
     assert int(facts["drawn-after"]) == int(facts["drawn-before"]) - 2, facts
+
+
+def _partial(tmp_path) -> SweepStore:
+    """GROK_TINY's rows as a running pack's rows so far (``partial``), no pack finished."""
+    from dd.spec.ids import trial_id
+    from dd.store.schema import pack_table
+
+    spec = parse_spec(GROK_TINY)
+    store = SweepStore(tmp_path, spec.name)
+    store.write_spec(spec.mapping)
+    trials = list(spec.trials)
+    table = pack_table(
+        sweep=spec.name,
+        pack_id="p-run",
+        trial_ids=[trial_id(t) for t in trials],
+        trials=trials,
+        rows=[_grok_rows(t) for t in trials],
+        wall_time_s=0.0,
+        jax_version="none",
+        partial=True,
+    )
+    store.write_partial("p-run", table)
+    return store
+
+
+def test_a_running_sweep_with_no_finished_pack_gets_a_provisional_report(tmp_path):
+    """Issue 32 item 7: no pack finished yet, one runs with rows so far: the page is written,
+    with the pack's progress and the curves and finding marked provisional."""
+    store = _partial(tmp_path)
+    assert store.stored_trial_ids() == set()
+    with store.running("p-run", trials=6, widths=[16]) as update:
+        update(epoch=300, epochs=1000, test_error=0.4, train_error=0.0, epochs_per_s=9.0, eta_s=80)
+        path, running = write_report(store)
+    page = _markup(path.read_text())
+    assert running
+    assert "curves are provisional" in page
+    assert "pack p-run: 6 trials" in page and "epoch 300/1000" in page
+    assert "Finding (provisional: packs still run)" in page, page[:3000]
+
+
+def test_a_sweep_whose_only_pack_failed_gets_a_report_with_the_reason(tmp_path):
+    """Issue 32 item 7: the one pack failed (its rows so far are stale): the page says so with
+    the reason, and draws no finding, curve or verdict from the stale rows."""
+    store = _partial(tmp_path)
+    ids = sorted({r for r in store._read(store.partial_path("p-run"))["trial_id"].to_pylist()})
+    store.write_failure("p-run", ids, "RuntimeError: injected failure of pack p-run at epoch 1")
+    path, running = write_report(store)
+    page = _markup(path.read_text())
+    assert not running
+    assert "injected failure of pack p-run at epoch 1" in page
+    assert "No results stored yet" in page and "every pack failed" in page, page[:3000]
+    assert "Finding" not in page and "Verdict" not in page and "curves-" not in page
+    assert 'data-fact="failed">6<' in page and 'data-fact="stale' in page
+
+
+def test_a_running_sweep_before_its_first_evaluation_point_gets_a_report(tmp_path, capsys):
+    """Issue 32 item 7: a pack runs, no row yet: ``dd report`` writes the page (it refused,
+    'no results stored yet'), saying the pack runs; the page reloads itself."""
+    from dd.cli import main
+
+    spec = parse_spec(GROK_TINY)
+    store = SweepStore(tmp_path, spec.name)
+    store.write_spec(spec.mapping)
+    with store.running("p-run", trials=6, widths=[16]):
+        assert main(["report", spec.name, "--results", str(tmp_path)]) == 0
+    assert "packs running" in capsys.readouterr().out
+    page = _markup(store.report_path.read_text())
+    assert "running: 1 pack (6 trials), no evaluation point reached yet" in page
+    assert "No results stored yet" in page and "Finding" not in page

@@ -1,0 +1,44 @@
+"""``dd query`` agrees with ``dd status`` on which sweep a row belongs to, keeps DuckDB's
+hint in its one-line error, and calls an unknown sweep bad input (issue 32, item 8)."""
+
+from __future__ import annotations
+
+import shutil
+
+from dd.cli import main
+from helpers import TINY_GAUSSIAN, store_trials
+
+SMALL = {**TINY_GAUSSIAN, "grid": {"model.n_features": [2, 5], "seed": [0, 1, 2]}}
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_a_sweep_folder_copied_under_a_new_name_is_queried_by_its_folder(tmp_path, capsys):
+    store_trials(tmp_path, SMALL)
+    shutil.copytree(tmp_path / "tiny", tmp_path / "copy")
+    assert main(["status", "copy", "--results", str(tmp_path)]) == 0
+    assert "6 done" in capsys.readouterr().out
+    sql = "SELECT sweep, count(DISTINCT trial_id) AS n FROM results GROUP BY sweep ORDER BY sweep"
+    root = ["--results", str(tmp_path), "--format", "csv"]
+    assert main(["query", sql, "--sweep", "copy", *root]) == 0
+    assert capsys.readouterr().out.split() == ['"sweep","n"', '"copy",6']
+    assert main(["query", sql, *root]) == 0
+    assert capsys.readouterr().out.split() == ['"sweep","n"', '"copy",6', '"tiny",6']
+
+
+def test_a_misspelt_column_keeps_duckdbs_candidates_in_one_line(tmp_path, capsys):
+    store_trials(tmp_path, SMALL)
+    assert main(["query", "SELECT tset_error FROM results", "--results", str(tmp_path)]) == 2
+    line = _error(capsys)
+    assert '"tset_error" not found' in line and "Candidate bindings" in line, line
+    assert '"test_error"' in line, line
+
+
+def test_a_sweep_never_run_is_bad_input(tmp_path, capsys):
+    store_trials(tmp_path, SMALL)
+    assert main(["query", "SELECT 1", "--sweep", "never", "--results", str(tmp_path)]) == 2
+    assert "never" in _error(capsys)
