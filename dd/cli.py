@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 a run failed (a pack failed, results unreadable or unwritable);
 2 bad input (spec, arguments, names, data files, SQL, resources, an unreachable address);
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 quietly when stdout's reader went
-away. Errors are one line; --debug shows the traceback and Ray's own messages.
+away. Errors are one line; --debug shows the traceback and Ray's own messages (without it
+they go to the run's log, dd.run.cluster.route_ray_output).
 """
 
 from __future__ import annotations

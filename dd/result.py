@@ -59,6 +59,7 @@ def result_of(
         messages.append(
             f"{len(report.failed_packs)} packs failed; 'dd status {loaded.name}' "
             "lists them; run the same command again to retry"
+            + (f"; Ray's own messages: {report.ray_log}" if report.ray_log else "")
         )
     if report.trials_run:
         messages.append(

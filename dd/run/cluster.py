@@ -161,6 +161,55 @@ def _join(ray, address: str, *, timeout: float, quiet: bool, local_cpus, debug: 
 _STARTING = threading.Lock()  # one ray.init at a time in this process
 
 
+class _RayOutput:
+    """Where Ray's own messages in this driver process go once routed: its error messages
+    (a worker died, "Task ... failed. There are 2 retries remaining", a raylet's last log
+    lines with their ``[state-dump]``), which Ray prints to stdout from a thread of its own
+    whatever ``log_to_driver`` says, and its loggers' records. One file at a time: the
+    current run's."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.file = None
+        self.handler: logging.Handler | None = None
+
+    def write(self, data: dict, ignore_prefix: bool) -> None:
+        from ray._private.worker import print_worker_logs
+
+        with self.lock:
+            if self.file is not None:
+                print_worker_logs(data, self.file, ignore_prefix)
+
+    def open(self, path) -> None:
+        with self.lock:
+            if self.file is not None:
+                self.file.close()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(path, "a", buffering=1, encoding="utf-8")
+            ray_logger = logging.getLogger("ray")
+            for handler in list(ray_logger.handlers):
+                if handler is self.handler or isinstance(handler, logging.StreamHandler):
+                    ray_logger.removeHandler(handler)  # Ray's own: to the terminal
+            self.handler = logging.StreamHandler(self.file)
+            self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            ray_logger.addHandler(self.handler)
+
+
+_RAY_OUTPUT = _RayOutput()
+
+
+def route_ray_output(path) -> None:
+    """Send Ray's own messages in this process to the file ``path`` (appended to; its folder
+    made) from now on, never to the terminal; for a run without ``--debug`` (which leaves them
+    on the terminal). Ray offers no switch for its error messages: its module's printer is
+    replaced, once, by one that writes to the file."""
+    import ray._private.worker as ray_worker
+
+    _RAY_OUTPUT.open(path)
+    if ray_worker.print_to_stdstream != _RAY_OUTPUT.write:
+        ray_worker.print_to_stdstream = _RAY_OUTPUT.write
+
+
 class EarlyStart:
     """A Ray start begun in a thread while the caller plans (``start_ray_soon``), handed to the
     run that takes it up (``start_ray(early=)``). ``begin`` starts Ray and says whether it was

@@ -161,6 +161,10 @@ def _run_locked(
     packs, stored = plan(spec, store)
     _prepare(spec, store, packs, ray_options, _locations(settings), early)
     report = SweepReport(planned=len(spec.trials), already_stored=stored, packs=len(packs))
+    if packs and not ray_options["debug"]:  # Ray's own messages: to the run's log, not the terminal
+        log = store.ray_log_path()
+        cluster.route_ray_output(log)
+        report.ray_log = str(log)
     store.drop_stale_partials()  # their trials are stored or planned again
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     if removed := store.prune_checkpoints({p.id for p in packs}):

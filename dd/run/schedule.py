@@ -31,6 +31,7 @@ class SweepReport:
     wall_time_s: float = 0.0
     placements: list[dict] = field(default_factory=list)  # per finished pack: where it ran
     oom_splits: int = 0
+    ray_log: str | None = None  # where Ray's own messages went (dd.run.cluster.route_ray_output)
 
     def run_record(self, started: str) -> dict:
         """The record of this run that the store keeps under ``runs/``."""

@@ -17,6 +17,7 @@ Layout of ``<results>/<sweep>/``::
     runs/run-<time>-<pid>.json one record per finished driver run (its wall time, trials run)
     curves/, figures/         the aggregator's output
     report.html               the report (``dd report``)
+    logs/ray-<time>-<pid>.log  Ray's own messages during a driver run (unless --debug)
 
 A trial is done when its rows are in a readable pack file; resuming runs the planned trial
 ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON. Profiles,
@@ -30,6 +31,7 @@ under it is built here, so readers and writers elsewhere ask the store where a f
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import tempfile
 import time
@@ -161,6 +163,15 @@ class SweepStore(LivePacks, Records):
     @property
     def report_path(self) -> StorePath:
         return self.dir / "report.html"
+
+    def ray_log_path(self) -> Path:
+        """Where a driver run of this process writes Ray's own messages
+        (``dd.run.cluster.route_ray_output``): ``logs/ray-<time>-<pid>.log`` in a local sweep;
+        a local file in the temporary folder for an object-store root (a log is appended to)."""
+        name = f"ray-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        if isinstance(self.dir, Path):
+            return self.dir / "logs" / name
+        return Path(tempfile.gettempdir()) / "dd-logs" / f"{self.name}-{name}"
 
     # ---- spec
     def write_spec(self, mapping: dict) -> None:

@@ -25,6 +25,7 @@ def install(
     gpus_on_cpu: bool = False,
     hang_before_compile: float = 0,
     fail_after_evaluation: bool = False,
+    exit_after_evaluation: bool = False,
 ) -> Callable[[], None]:
     """Install the faults in this process; returns what removes them.
 
@@ -36,6 +37,8 @@ def install(
     code that never returns), for the stall watchdog.
     ``fail_after_evaluation``: a training pack fails at its first evaluation point, once its
     rows so far are written (a pack that dies mid-way, leaving a partial file).
+    ``exit_after_evaluation``: the worker process running a training pack exits at its first
+    evaluation point (a worker that dies: Ray says so in its own messages).
     """
     from dd.engine import hooks
 
@@ -68,6 +71,8 @@ def install(
             raise RuntimeError(f"injected failure of pack {pack_id} at epoch {epoch}")
 
         removers.append(hooks.add("after_evaluation", fail))
+    if exit_after_evaluation:
+        removers.append(hooks.add("after_evaluation", lambda store, pack_id, epoch: os._exit(3)))
     if gpus_on_cpu:
         removers.append(hooks.add("accelerator_missing", lambda resources, platform: True))
 

@@ -55,3 +55,53 @@ def test_taking_an_early_start_puts_the_callers_sigterm_handler_back():
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+DD_LINE = r"^(stale: |pack [0-9a-f]+ failed: |\d+ packs failed; |no curves: )"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_messages_of_a_dying_worker_go_to_the_runs_log_not_the_terminal(tmp_path):
+    """A pack's worker process dies (``exit_after_evaluation``): Ray's own messages about it
+    ("(raylet) A worker died ...", "Task PackWorker.run failed ...") reach neither stdout nor
+    stderr; stderr holds dd's lines only, and the failure line names the run's log, which
+    holds Ray's messages (issue 32, item 2)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from faultsite.dd_faults import env as faults_env
+    from helpers import run_dd
+
+    spec = {
+        "name": "stale",
+        "data": {"name": "mnist1d", "n_train": 120, "train_pool": 400, "n_test": 300},
+        "model": {"name": "mlp", "width": 12},
+        "train": {"batch_size": 40, "epochs": 5, "eval_points": 3},
+        "grid": {"model.width": [8, 12], "seed": [0, 1]},
+        "resources": {"max_pack": 4, "retries": 1},
+    }
+    path = tmp_path / "stale.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "r"
+    done = run_dd(
+        "sweep",
+        path,
+        "--results",
+        results,
+        "--cpus",
+        "1",
+        env=faults_env(exit_after_evaluation=True),
+        timeout=400,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "(raylet)" not in done.stdout + done.stderr, done.stdout + done.stderr
+    for line in done.stderr.strip().splitlines():
+        assert re.match(DD_LINE, line), f"not a dd line: {line!r}\n{done.stderr}"
+    (said,) = [line for line in done.stderr.splitlines() if "packs failed;" in line]
+    log = Path(said.split("Ray's own messages: ", 1)[1])
+    assert log.parent == results / "stale" / "logs", said
+    text = log.read_text()
+    assert "(raylet)" in text and "PackWorker.run failed" in text, text[-3000:]
