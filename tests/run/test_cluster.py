@@ -57,6 +57,46 @@ def test_taking_an_early_start_puts_the_callers_sigterm_handler_back():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_a_local_ray_starts_without_a_dashboard_and_without_the_workers_output(monkeypatch):
+    """What dd asks of a local Ray (issue 32, item 8f): no dashboard head and, unless
+    ``debug``, no workers' output forwarded. Ray 2.60 still starts its DashboardAgent and
+    RuntimeEnvAgent from the raylet (docs/faults.md says what they do after a SIGKILL)."""
+    import ray
+
+    calls: list[dict] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **options: calls.append(options))
+    for debug in (False, True):
+        start_ray("local", timeout=5.0, local_cpus=1, debug=debug)
+    assert [c["include_dashboard"] for c in calls] == [False, False]
+    assert [c["log_to_driver"] for c in calls] == [False, True]
+
+
+def test_routed_ray_messages_go_to_the_file_not_the_terminal(tmp_path, monkeypatch, capsys):
+    """Ray's error printer (a dead worker, a task retried) and its logger write to the run's
+    log once ``route_ray_output`` has run, nothing to stdout or stderr."""
+    import logging
+
+    import ray._private.worker as ray_worker
+
+    from dd.run.cluster import route_ray_output
+
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", ray_worker.print_to_stdstream)
+    ray_logger = logging.getLogger("ray")
+    monkeypatch.setattr(ray_logger, "handlers", list(ray_logger.handlers))
+    log = tmp_path / "logs" / "ray.log"
+    route_ray_output(log)
+    message = "Task PackWorker.run failed. There are 2 retries remaining"
+    ray_worker.print_to_stdstream(
+        {"lines": [message], "pid": "raylet", "is_err": False}, ignore_prefix=False
+    )
+    ray_logger.error("a record of Ray's logger")
+    out, err = capsys.readouterr()
+    assert out == "" and err == "", (out, err)
+    text = log.read_text()
+    assert "(raylet)" in text and message in text and "a record of Ray's logger" in text
+
+
 DD_LINE = r"^(stale: |pack [0-9a-f]+ failed: |\d+ packs failed; |no curves: )"
 
 
