@@ -84,7 +84,11 @@ def test_the_engine_draws_with_its_own_threefry_setting_whatever_the_caller_set(
 def test_dd_status_imports_neither_matplotlib_nor_scipy(tmp_path):
     store = SweepStore(tmp_path, "tiny")
     store.write_spec(copy.deepcopy(TINY_GAUSSIAN))
-    store.write_failure("p0", ["t0"], "boom")
+    from dd.plan.sweep import parse_spec
+    from dd.spec.ids import trial_id
+
+    planned = trial_id(parse_spec(copy.deepcopy(TINY_GAUSSIAN)).trials[0])
+    store.write_failure("p0", [planned], "boom")  # a trial of the current plan: a failure now
     found = _run(f"""
 import contextlib, io, json, sys
 from dd.cli import main
