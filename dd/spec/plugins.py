@@ -36,7 +36,7 @@ def plugins(
             continue
         if not isinstance(kind, kind_type):
             wanted = " or ".join(t.__name__ for t in _types(kind_type))
-            _refuse(point, group, f"is a {type(kind).__name__}, not a {wanted}", warn)
+            _refuse(point, group, f"not a {wanted} (got {type(kind).__name__})", warn)
             continue
         names = tuple(name_of(kind))
         clash = sorted(set(names) & taken)
