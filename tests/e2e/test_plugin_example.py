@@ -1,4 +1,4 @@
-"""Kinds from installed packages: examples/plugin (a ``moons`` dataset and a ``weight_norm``
+"""Kinds from installed packages: examples/plugin (a ``moons`` dataset and a ``max_weight``
 metric) found through its entry points by every registry, run by ``dd sweep`` once pip has
 installed it, and run by the per-kind tests through its own tiny case; a broken plugin is one
 line, not a traceback."""
@@ -49,7 +49,7 @@ def test_each_registry_loads_the_plugins_and_a_broken_one_is_one_line(tmp_path):
         "ddtest_plugins",
         {
             "dd.datasets": {"moons": "dd_moons.data:KIND"},
-            "dd.metrics": {"weight_norm": "dd_moons.metrics:MEASURE"},
+            "dd.metrics": {"max_weight": "dd_moons.metrics:MEASURE"},
             "dd.models": {"broken": "ddtest_no_such_module:KIND"},
             "dd.curves": {"not_a_curve": "dd_moons.data:KIND"},
         },
@@ -65,7 +65,7 @@ def test_each_registry_loads_the_plugins_and_a_broken_one_is_one_line(tmp_path):
     assert out.returncode == 0, out.stderr
     stdout = out.stdout.splitlines()
     assert stdout[0].startswith("datasets moons ")
-    assert stdout[3:] == ["metrics weight_norm", "parsed MoonsData"]
+    assert stdout[3:] == ["metrics max_weight", "parsed MoonsData"]
     assert "Traceback" not in out.stderr
     assert [line for line in out.stderr.splitlines() if line.startswith("dd: plugin")] == [
         "dd: plugin broken = ddtest_no_such_module:KIND (dd.models) left out: "
@@ -98,7 +98,7 @@ def test_dd_sweep_runs_an_installed_plugins_kind_and_metric(installed, tmp_path)
         "data": {"name": "moons", "train_pool": 60, "n_train": 40, "n_test": 30},
         "model": {"name": "mlp", "width": 4, "depth": 1},
         "train": {"lr": 0.1, "batch_size": 20, "epochs": 2, "eval_points": 2}
-        | {"measures": "weight_norm"},
+        | {"measures": "max_weight"},
         "grid": {"seed": [0, 1]},
     }
     (tmp_path / "moons.yaml").write_text(yaml.safe_dump(spec))
@@ -110,7 +110,7 @@ def test_dd_sweep_runs_an_installed_plugins_kind_and_metric(installed, tmp_path)
     assert "ran 2 trials" in out.stderr
     rows = pq.read_table(results / "moons_plugin" / "packs").to_pylist()
     assert len(rows) == 4 and {r["data_name"] for r in rows} == {"moons"}
-    assert all(r["status"] == "ok" and r["weight_norm"] > 0 for r in rows)
+    assert all(r["status"] == "ok" and r["max_weight"] > 0 for r in rows)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
-"""The l2 norm of all of a replica's parameters, at every evaluation point: a metric a spec asks
-for with ``train: {measures: weight_norm}``. No JAX is imported at the top: dd reads the
-declaration (its column) in commands that never train."""
+"""The largest absolute parameter of a replica, at every evaluation point: a metric a spec asks
+for with ``train: {measures: max_weight}`` (dd's own ``param_norm`` is the l2 norm; this is
+the l-infinity one). No JAX is imported at the top: dd reads the declaration (its column) in
+commands that never train."""
 
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ from dd.models.measures.base import Measure, View
 
 
 def compute(view: View) -> dict:
-    """sqrt of the sum of every parameter squared (one number per replica)."""
+    """max |w| over every parameter (one number per replica)."""
     import jax
     import jax.numpy as jnp
 
-    squares = [jnp.sum(x.astype(jnp.float32) ** 2) for x in jax.tree.leaves(view.params)]
-    return {"weight_norm": jnp.sqrt(sum(squares))}
+    leaves = [jnp.max(jnp.abs(x.astype(jnp.float32))) for x in jax.tree.leaves(view.params)]
+    return {"max_weight": jnp.max(jnp.stack(leaves))}
 
 
 MEASURE = Measure(
-    name="weight_norm",
-    columns={"weight_norm": (pa.float64(), "l2 norm of all parameters (dd-moons plugin)")},
+    name="max_weight",
+    columns={"max_weight": (pa.float64(), "largest absolute parameter (dd-moons plugin)")},
     compute=f"{__name__}:compute",
-    ranges={"weight_norm": (0.0, math.inf)},
+    ranges={"max_weight": (0.0, math.inf)},
 )
