@@ -273,3 +273,23 @@ def tensorboard_events(path) -> list:
         out.append(event_pb2.Event.FromString(data[at + 12 : at + 12 + n]))
         at += 12 + n + 4
     return out
+
+
+def write_distribution(
+    folder: Path, name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str]
+) -> Path:
+    """An installed distribution as pip leaves one in a target folder, without pip: each of
+    ``modules`` (file name -> source) and a ``<name>-0.dist-info`` declaring ``entry_points``
+    (group -> {entry point: "module:object"}). Put ``folder`` on sys.path or PYTHONPATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, source in modules.items():
+        (folder / file).write_text(source)
+    info = folder / f"{name}-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0\n")
+    lines = [
+        f"[{group}]\n" + "".join(f"{point} = {value}\n" for point, value in points.items())
+        for group, points in entry_points.items()
+    ]
+    (info / "entry_points.txt").write_text("\n".join(lines))
+    return folder

@@ -16,7 +16,7 @@ import pyarrow.compute  # makes pa.compute available
 from matplotlib.figure import Figure
 
 from dd.analysis.curves.base import CurveSet
-from dd.analysis.curves.registry import CURVE_KINDS, applicable
+from dd.analysis.curves.registry import applicable, load as load_kinds
 from dd.plan.states import load_stored_spec, plan_of, running_notice, stored_rows
 from dd.plan.sweep import Spec
 from dd.spec.errors import StoreError
@@ -64,7 +64,7 @@ def compute_kinds(rows: pa.Table, spec: Spec, curve_sets_only: bool = False) -> 
 
 def curve_sets(results: dict[str, Any]) -> list[CurveSet]:
     """The results that are curve sets, in registry order."""
-    return [results[k.name] for k in CURVE_KINDS if k.curve_set and k.name in results]
+    return [results[k.name] for k in load_kinds() if k.curve_set and k.name in results]
 
 
 def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
@@ -102,7 +102,7 @@ def write_curves(
             "trials; run 'dd sweep' with the spec"
         )
     figures, tables = [], []
-    for kind in CURVE_KINDS:
+    for kind in load_kinds():
         if kind.name not in results:
             continue
         for stem, data in kind.tables(results[kind.name]).items():
@@ -137,7 +137,7 @@ def verdicts(aggregate: Aggregate) -> list[str]:
     order."""
     return [
         line
-        for kind in CURVE_KINDS
+        for kind in load_kinds()
         if kind.name in aggregate.results
         for line in kind.verdict(aggregate.results[kind.name])
     ]
@@ -147,7 +147,7 @@ def describe(aggregate: Aggregate) -> list[str]:
     """The kinds' lines (located thresholds, peaks, EMC, grokking times), what was left out,
     then the verdicts, for the terminal; a sweep still running says so first."""
     lines = [aggregate.running] if aggregate.running else []
-    for kind in CURVE_KINDS:
+    for kind in load_kinds():
         if kind.name in aggregate.results:
             lines += kind.summary(aggregate.results[kind.name])
     if not aggregate.curves:

@@ -20,7 +20,7 @@ import yaml
 from dd import __version__
 from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.analysis.curves.base import CurveKind, Section
-from dd.analysis.curves.registry import CURVE_KINDS
+from dd.analysis.curves.registry import load as load_kinds
 from dd.analysis.interactive import curve_figure, plotly_script
 from dd.analysis.report_live import _driver_runs, _live, _no_rows, _no_rows_note
 from dd.plan.states import load_stored_spec, plan_of, trial_states
@@ -122,7 +122,7 @@ PROFILE_PHASES = ("start", "data", "compile", "train", "evaluate", "write")  # d
 def lead_kind(aggregate: Aggregate) -> CurveKind | None:
     """The kind whose finding opens the page (``dd.analysis.curves.lead``): of those with a
     result and a lead, the highest rank (the first in registry order on a tie)."""
-    leads = [k for k in CURVE_KINDS if k.lead is not None and k.name in aggregate.results]
+    leads = [k for k in load_kinds() if k.lead is not None and k.name in aggregate.results]
     return max(leads, key=lambda k: k.lead.rank, default=None)
 
 
@@ -256,7 +256,7 @@ def _sections(aggregate: Aggregate, landmark: bool, skip: CurveKind | None = Non
     where they moved up with it)."""
     return [
         section
-        for kind in CURVE_KINDS
+        for kind in load_kinds()
         if kind.name in aggregate.results
         and not (skip is kind and skip.lead.sections and not landmark)
         for section in kind.sections(aggregate.results[kind.name])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,4 +32,15 @@ def arrays_of(data: ArraysData) -> Arrays:
     return file_arrays(data.path, data.task, data.classes)
 
 
-KIND = user_kind(ArraysData, arrays_of)
+def tiny(name: str, folder: Path) -> dict:
+    """A 70-example ``.npz`` of two classes, written to ``folder``, and a config reading it."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((70, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = Path(folder) / "data.npz"
+    np.savez(path, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    return {"name": "arrays", "path": str(path), "n_train": 30}
+
+
+KIND = user_kind(ArraysData, arrays_of, tiny=tiny)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,9 @@ class DatasetKind:
     memory estimate.
     ``checks_files``: its files are read once before scheduling (``dd.run.execute``), so a
     missing file is one error, not a failure in every pack.
+    ``tiny(name, folder)``: a tiny ``data:`` mapping of the config ``name`` (any files it reads
+    written under ``folder``), which tests/kinds runs every registered kind through, a plugin's
+    included: a kind without one fails there.
     """
 
     configs: tuple[type, ...]
@@ -87,6 +91,7 @@ class DatasetKind:
     device_arrays: Callable[[Dataset, Data], dict[str, Any]] = no_device_arrays
     eval_floats: Callable[[Data], int] = lambda data: 0
     checks_files: bool = False
+    tiny: Callable[[str, Path], dict[str, Any]] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:

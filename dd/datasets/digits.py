@@ -48,4 +48,6 @@ def load(data: DigitsData, locations: Locations) -> Dataset:
     return Dataset(x[n_test:], y[n_test:], x[:n_test], y[:n_test], 10)
 
 
-KIND = DatasetKind(configs=(DigitsData,), load=load)
+KIND = DatasetKind(
+    configs=(DigitsData,), load=load, tiny=lambda name, folder: {"name": name, "n_train": 40}
+)

@@ -61,4 +61,8 @@ def load(data: GaussianData, locations: Locations) -> Dataset:
     return Dataset(None, None, x_test, y_test, 0, beta=beta, scale=scale, noise_var=data.noise_var)
 
 
-KIND = DatasetKind(configs=(GaussianData,), load=load)
+KIND = DatasetKind(
+    configs=(GaussianData,),
+    load=load,
+    tiny=lambda name, folder: {"name": name, "dim": 6, "n_train": 20, "n_test": 30},
+)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -83,4 +86,38 @@ def load(data: ImageData, locations: Locations) -> Dataset:
     )
 
 
-KIND = DatasetKind(configs=(ImageData,), load=load, checks_files=True)
+def tiny(name: str, folder: Path) -> dict:
+    """Fabricated files of ``name`` in its published format under ``folder`` (30 random
+    training and 20 test images; CIFAR-10: 2 per training batch), and a config reading them."""
+    rng = np.random.default_rng(0)
+    n_train = 10 if name == "cifar10" else 30
+    if name in ("mnist", "fashion_mnist"):
+        directory = Path(folder) / name
+        directory.mkdir(parents=True, exist_ok=True)
+        for prefix, n in (("train", 30), ("t10k", 20)):
+            images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+            labels = rng.integers(0, 10, n, dtype=np.uint8)
+            for suffix, magic, array in (
+                ("images-idx3", 0x803, images),
+                ("labels-idx1", 0x801, labels),
+            ):
+                header = struct.pack(f">{1 + array.ndim}I", magic, *array.shape)
+                (directory / f"{prefix}-{suffix}-ubyte").write_bytes(header + array.tobytes())
+    else:
+        classes, labels_key = (10, b"labels") if name == "cifar10" else (100, b"fine_labels")
+        names = [f"data_batch_{i}" for i in range(1, 6)] if name == "cifar10" else ["train"]
+        directory = Path(folder) / (
+            "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        test = "test_batch" if name == "cifar10" else "test"
+        for file, n in [*((f, n_train // len(names)) for f in names), (test, 20)]:
+            batch = {
+                b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                labels_key: rng.integers(0, classes, n).tolist(),
+            }
+            (directory / file).write_bytes(pickle.dumps(batch, protocol=4))
+    return {"name": name, "data_dir": str(folder), "n_train": min(n_train, 20), "n_test": 20}
+
+
+KIND = DatasetKind(configs=(ImageData,), load=load, checks_files=True, tiny=tiny)

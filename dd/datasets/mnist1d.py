@@ -82,4 +82,8 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
         pass  # the cache is an optimisation; a read-only home only costs regeneration
 
 
-KIND = DatasetKind(configs=(Mnist1dData,), load=load)
+KIND = DatasetKind(
+    configs=(Mnist1dData,),
+    load=load,
+    tiny=lambda name, folder: {"name": name, "train_pool": 40, "n_train": 30, "n_test": 20},
+)

@@ -203,5 +203,9 @@ def pool_floats(data: ModularData) -> int:
 
 
 KIND = DatasetKind(
-    configs=(ModularData,), load=load, device_arrays=device_arrays, eval_floats=pool_floats
+    configs=(ModularData,),
+    load=load,
+    device_arrays=device_arrays,
+    eval_floats=pool_floats,
+    tiny=lambda name, folder: {"name": name, "p": 7, "train_fraction": 0.5},
 )

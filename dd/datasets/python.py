@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from dd.datasets.user import Arrays, UserData, loader_arrays, user_kind
 from dd.spec.fields import NO_OPTIONS, Options, join
 from dd.spec.user_code import check_import_path
@@ -27,4 +29,21 @@ def arrays_of(data: PythonData) -> Arrays:
     return loader_arrays(data.loader, data.options, data.task, data.classes)
 
 
-KIND = user_kind(PythonData, arrays_of)
+def example_arrays(n_train: int = 40, n_test: int = 30, dim: int = 5) -> tuple[np.ndarray, ...]:
+    """A loader as a user writes one, for trying the kind (its ``tiny`` case): Gaussian inputs
+    labelled by their largest of the first three coordinates."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n_train + n_test, dim)).astype(np.float32)
+    y = np.argmax(x[:, :3], axis=1)
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+KIND = user_kind(
+    PythonData,
+    arrays_of,
+    tiny=lambda name, folder: {
+        "name": "python",
+        "loader": "dd.datasets.python:example_arrays",
+        "n_train": 30,
+    },
+)

@@ -1,7 +1,10 @@
-"""Every dataset kind, by config ``name``.
+"""Every dataset kind, by config ``name``: the built-in kinds, then those of installed plugins
+(entry points of the group ``dd.datasets``, ``dd.spec.plugins``).
 
-To add a kind: one module (its config class, a subclass of ``dd.spec.config.Data``; its loader;
-its ``KIND = DatasetKind(...)``, see ``dd.datasets.base``) + one line here.
+To add a kind to dd: one module (its config class, a subclass of ``dd.spec.config.Data``; its
+loader; its ``KIND = DatasetKind(...)``, see ``dd.datasets.base``) + one line in ``BUILT_IN``.
+Nothing is registered on import: ``load()`` fills the registry (and ``Data.VARIANTS``, which
+the spec parser reads) the first time a kind is asked for.
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 from dd.datasets import arrays, digits, gaussian, images, mnist1d, modular, python
 from dd.datasets.base import DatasetKind, config_names
 from dd.spec.config import Data
+from dd.spec.plugins import plugins
 
-KINDS: tuple[DatasetKind, ...] = (
+GROUP = "dd.datasets"
+
+BUILT_IN: tuple[DatasetKind, ...] = (
     mnist1d.KIND,
     digits.KIND,
     gaussian.KIND,
@@ -20,10 +26,26 @@ KINDS: tuple[DatasetKind, ...] = (
     python.KIND,
 )
 
-_BY_NAME = {name: kind for kind in KINDS for name in kind.names}
-Data.VARIANTS.update({name: c for kind in KINDS for c in kind.configs for name in config_names(c)})
+_KINDS: list[DatasetKind] = []
+_BY_NAME: dict[str, DatasetKind] = {}
+
+
+def load() -> tuple[DatasetKind, ...]:
+    """Every kind, built-in then plugins, registered once per process (later calls return
+    them)."""
+    if not _KINDS:
+        found = list(BUILT_IN)
+        taken = [name for kind in found for name in kind.names]
+        found += plugins(GROUP, DatasetKind, taken, name_of=lambda kind: kind.names)
+        for kind in found:
+            for config in kind.configs:
+                Data.VARIANTS.update({name: config for name in config_names(config)})
+            _BY_NAME.update({name: kind for name in kind.names})
+        _KINDS.extend(found)
+    return tuple(_KINDS)
 
 
 def kind_of(data: Data) -> DatasetKind:
     """The kind of a data config (by its ``name``)."""
+    load()
     return _BY_NAME[data.name]

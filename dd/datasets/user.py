@@ -102,8 +102,13 @@ class Arrays:
     facts: DataFacts  # test_size: every test example (n_test cuts it)
 
 
-def user_kind(config: type, arrays_of: Callable[[UserData], Arrays]) -> DatasetKind:
-    """The kind of one source of user arrays: ``arrays_of(data)`` reads and checks them."""
+def user_kind(
+    config: type,
+    arrays_of: Callable[[UserData], Arrays],
+    tiny: Callable[[str, Path], dict[str, Any]] | None = None,
+) -> DatasetKind:
+    """The kind of one source of user arrays: ``arrays_of(data)`` reads and checks them;
+    ``tiny``: its tiny case (``DatasetKind.tiny``)."""
 
     def describe(data: UserData) -> DataFacts:
         """The arrays' facts, ``n_test`` applied."""
@@ -142,7 +147,7 @@ def user_kind(config: type, arrays_of: Callable[[UserData], Arrays]) -> DatasetK
             arrays.facts.n_classes,
         )
 
-    return DatasetKind(configs=(config,), load=load, describe=describe, check=check)
+    return DatasetKind(configs=(config,), load=load, describe=describe, check=check, tiny=tiny)
 
 
 def file_arrays(path: str, task: str, classes: int | None) -> Arrays:

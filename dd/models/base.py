@@ -145,6 +145,8 @@ class Family:
     ``input_embedding(params, vocab)``: where given, (E_x, E_y), each (vocab, d): the vectors
     the tokens x and y of a two-token input enter with, read from a parameter-shaped tree (the
     measures of ``dd.models.measures`` read it; modular arithmetic's progress measures).
+    ``tiny()``: a tiny ``model:`` mapping, which tests/kinds runs every registered kind through
+    (a plugin's included; a kind without one fails there).
     """
 
     config: type
@@ -157,6 +159,7 @@ class Family:
     check: Callable[[Trial, str], None] = no_check
     block: Callable[[Trial, int, int, Any], Any] | None = None
     input_embedding: Callable[[Any, int], tuple[Any, Any]] | None = None
+    tiny: Callable[[], dict[str, Any]] | None = None
 
     closed_form: ClassVar[bool] = False
 
@@ -183,6 +186,7 @@ class FeatureMap:
     params, x_ND)``: the (N, n_features) features. ``width(model, input_dim)``: the feature
     count its program compiles for (columns past a replica's ``n_features`` are zeroed).
     ``population_risk``: where given, the exact risk of the fit on the Gaussian teacher.
+    ``tiny()``: a tiny ``model:`` mapping, as ``Family.tiny``.
     """
 
     config: type
@@ -192,6 +196,7 @@ class FeatureMap:
     pool_params: Callable[[FeatureModel, jax.Array], dict[str, jax.Array]] = no_pool_params
     population_risk: Callable[..., jax.Array] | None = None
     check: Callable[[Trial, str], None] = no_check
+    tiny: Callable[[], dict[str, Any]] | None = None
 
     closed_form: ClassVar[bool] = True
 

@@ -171,4 +171,5 @@ KIND = Family(
     rounded_width=conv_program_width,
     convolutional=lambda trial: True,
     block=_block,
+    tiny=lambda: {"name": "cnn", "width": 2},
 )

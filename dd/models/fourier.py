@@ -89,10 +89,16 @@ def principal_axes(x_ND: jax.Array, k: int) -> jax.Array:
     return vt_RD[:k].T
 
 
-KIND = FeatureMap(config=FourierFeatures, params=params, featurize=featurize)
+KIND = FeatureMap(
+    config=FourierFeatures,
+    params=params,
+    featurize=featurize,
+    tiny=lambda: {"name": "fourier_features", "n_features": 8},
+)
 PCA_KIND = FeatureMap(
     config=PcaFourierFeatures,
     params=params,
     featurize=featurize,
     pool_params=lambda model, x_PD: {"pca": principal_axes(x_PD, model.pca_components)},
+    tiny=lambda: {"name": "pca_fourier_features", "n_features": 8, "pca_components": 2},
 )

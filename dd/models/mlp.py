@@ -183,4 +183,5 @@ KIND = Family(
     activation_floats=_activation_floats,
     program_width=program_width,
     input_embedding=input_embedding,
+    tiny=lambda: {"name": "mlp", "width": 8, "depth": 1},
 )

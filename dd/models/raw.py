@@ -56,4 +56,5 @@ KIND = FeatureMap(
     featurize=featurize,
     width=width,
     population_risk=population_risk,
+    tiny=lambda: {"name": "raw_features", "n_features": 4},
 )

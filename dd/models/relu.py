@@ -30,4 +30,9 @@ def featurize(model: ReluFeatures, params: dict[str, jax.Array], x_ND: jax.Array
     return jax.nn.relu(x_ND @ params["w"] + params["b"])
 
 
-KIND = FeatureMap(config=ReluFeatures, params=params, featurize=featurize)
+KIND = FeatureMap(
+    config=ReluFeatures,
+    params=params,
+    featurize=featurize,
+    tiny=lambda: {"name": "relu_features", "n_features": 8},
+)

@@ -198,4 +198,5 @@ KIND = Family(
     rounded_width=conv_program_width,
     convolutional=lambda trial: True,
     block=_block,
+    tiny=lambda: {"name": "resnet18", "width": 2},
 )

@@ -191,4 +191,5 @@ KIND = Family(
     count=_count,
     activation_floats=_activation_floats,
     input_embedding=input_embedding,
+    tiny=lambda: {"name": "transformer", "width": 8, "heads": 2, "d_mlp": 16},
 )

@@ -269,6 +269,19 @@ def check(trial: Trial, path: str) -> None:
     probe(trial, join(path, "model.module"))
 
 
+class TinyNet(nn.Module):
+    """A module as a user writes one, for trying the kind (its ``tiny`` case): one hidden
+    Dense + ReLU layer of ``width`` units."""
+
+    width: int
+    n_outputs: int
+
+    @nn.compact
+    def __call__(self, x: Any, train: bool = False) -> Any:
+        h = nn.relu(nn.Dense(self.width)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.n_outputs)(h)
+
+
 KIND = Family(
     config=FlaxModel,
     build=_build,
@@ -276,4 +289,5 @@ KIND = Family(
     activation_floats=lambda trial: probe(trial).activation_floats,
     convolutional=lambda trial: probe(trial).convolutional,
     check=check,
+    tiny=lambda: {"name": "flax", "module": "dd.models.user_module:TinyNet", "width": 4},
 )

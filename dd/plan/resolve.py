@@ -36,7 +36,7 @@ def resolve(spec: Spec) -> Spec:
                 raise SpecError(
                     "resources.execution",
                     f"block packs need a family that has them "
-                    f"({', '.join(k.name for k in models.KINDS if getattr(k, 'block', None))}); "
+                    f"({', '.join(k.name for k in models.load() if getattr(k, 'block', None))}); "
                     f"{kind.name} has none",
                 )
     return dataclasses.replace(spec, trials=tuple(resolve_trials(spec.trials, spec.axes)))

@@ -272,10 +272,13 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
     curves = build(Curves, mapping.get("curves") or {}, "curves")
     limit = max_trials
     _check_size(range_size(mapping.get("grid")) or 0, limit)
-    # The kinds fill Data.VARIANTS and Model.VARIANTS; their modules load JAX and Flax, which
-    # a grid of ranges refused by its size above never pays for.
-    import dd.datasets.registry
-    import dd.models.registry  # noqa: F401
+    # The registries fill Data.VARIANTS and Model.VARIANTS (built-in kinds, then plugins); their
+    # modules load JAX and Flax, which a grid of ranges refused by its size above never pays for.
+    from dd.datasets import registry as datasets
+    from dd.models import registry as models
+
+    datasets.load()
+    models.load()
 
     base = {k: copy.deepcopy(mapping[k]) for k in TRIAL_SECTIONS if k in mapping}
     build(Trial, base)  # the base alone must be valid, so its errors name no grid value

@@ -2,10 +2,11 @@
 
 A trial is ``Trial(seed, data, model, fit | train)``. ``data`` and ``model`` are tagged unions:
 the ``name`` key picks the dataclass from ``Data.VARIANTS`` / ``Model.VARIANTS``, which the kind
-registries fill (``dd.datasets.registry``, ``dd.models.registry``); each kind's module holds its
-config class. Config objects are plain values: no file is read, no user code imported and no
-JAX traced here. What a dataset is like (``DataFacts``) is arithmetic on the fields for the
-built-in kinds; a user's arrays are described by the resolve stage (``dd.plan.resolve``).
+registries fill when loaded (``dd.datasets.registry.load``, ``dd.models.registry.load``); each
+kind's module holds its config class. Config objects are plain values: no file is read, no
+user code imported and no JAX traced here. What a dataset is like (``DataFacts``) is arithmetic
+on the fields for the built-in kinds; a user's arrays are described by the resolve stage
+(``dd.plan.resolve``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from dd.analysis.aggregate import compute_kinds, current_rows, describe, write_curves
 from dd.analysis.curves.base import Section
-from dd.analysis.curves.registry import CURVE_KINDS, check_curves
+from dd.analysis.curves.registry import check_curves, load as load_curve_kinds
 from dd.plan.states import plan_of
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
@@ -109,7 +109,7 @@ def aggregated(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", CURVE_KINDS, ids=lambda k: k.name)
+@pytest.mark.parametrize("kind", load_curve_kinds(), ids=lambda k: k.name)
 def test_each_kind_writes_its_tables_figures_and_lines(kind, aggregated):
     spec, tmp_path, aggregate = aggregated[APPLIES_TO[kind.name]]
     assert kind.axis(spec) is not None and kind.why_not(spec) is None
@@ -129,7 +129,7 @@ def test_each_kind_writes_its_tables_figures_and_lines(kind, aggregated):
     assert all(isinstance(s, Section) and s.heading for s in kind.sections(result))
 
 
-@pytest.mark.parametrize("kind", CURVE_KINDS, ids=lambda k: k.name)
+@pytest.mark.parametrize("kind", load_curve_kinds(), ids=lambda k: k.name)
 def test_a_kind_that_does_not_apply_says_so(kind):
     spec = parse_spec(SEEDS_ONLY)
     assert kind.axis(spec) is None
@@ -140,5 +140,5 @@ def test_a_kind_that_does_not_apply_says_so(kind):
 
 
 def test_the_registry_names_each_kind_once():
-    names = [k.name for k in CURVE_KINDS]
+    names = [k.name for k in load_curve_kinds()]
     assert len(names) == len(set(names)) and set(names) == set(APPLIES_TO)

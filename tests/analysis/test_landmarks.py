@@ -10,12 +10,12 @@ import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
-from dd.analysis.curves.registry import CURVE_KINDS
+from dd.analysis.curves.registry import load as load_curve_kinds
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
 from helpers import width_rows, width_spec
 
-KINDS = {kind.name: kind for kind in CURVE_KINDS}
+KINDS = {kind.name: kind for kind in load_curve_kinds()}
 WIDTHS = (2, 4, 8, 16, 32)
 TRAIN = {2: 0.3, 4: 0.2, 8: 0.0, 16: 0.0, 32: 0.0}  # every seed interpolates at width 8
 NOISE = {  # the mean bumps 1 point at width 8; the seeds spread over 5 (no real rise)

@@ -10,12 +10,12 @@ import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
-from dd.analysis.curves.registry import CURVE_KINDS
+from dd.analysis.curves.registry import load as load_curve_kinds
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
 from helpers import width_rows as _rows, width_spec as _spec
 
-KINDS = {kind.name: kind for kind in CURVE_KINDS}
+KINDS = {kind.name: kind for kind in load_curve_kinds()}
 
 
 def _verdict(kind: str, widths, per_width: dict, train: dict, epochs=None) -> list[str]:

@@ -1,20 +1,21 @@
-"""Every registered dataset kind and model kind through a tiny sweep, in-process (optax's
-one-test-for-all-variants habit): the spec parsed and resolved, its packs planned and each run
-by ``dd.run.worker.run_pack`` (the function a Ray worker calls) into Parquet, the rows read back.
+"""Every registered dataset kind and model kind, built-in or plugin, through a tiny sweep
+in-process (optax's one-test-for-all-variants habit): the spec parsed and resolved, its packs
+planned and each run by ``dd.run.worker.run_pack`` (the function a Ray worker calls) into
+Parquet, the rows read back.
 
-The cases iterate the registries, so a new kind is run here as soon as it is registered; its
-tiny config goes into ``DATA_CASES`` or ``MODEL_CASES`` (a kind without one fails, saying so).
-Kinds that read files get tiny fabricated ones in ``tmp_path``.
+The cases iterate the registries (``load()``: built-in kinds, then installed plugins), and each
+kind supplies its own tiny config (``DatasetKind.tiny``, ``Family.tiny`` / ``FeatureMap.tiny``;
+a kind that reads files writes tiny fabricated ones in ``tmp_path``), so a new kind is run here
+as soon as it is registered, with no edit of this file; a kind without a tiny case fails,
+naming it.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from dd.datasets import registry as datasets
@@ -24,121 +25,39 @@ from dd.plan.packs import make_packs
 from dd.plan.resolve import resolve
 from dd.plan.sweep import parse_spec
 from dd.run.worker import run_pack
+from dd.spec.config import Data, Model
 from dd.spec.errors import SpecError
 from dd.spec.ids import trial_id
 from dd.store.sweep import SweepStore
-from helpers import cifar_batch, idx_split, write_cifar10, write_idx_dataset, write_pickle
 
 pytestmark = pytest.mark.slow  # each case compiles and trains a pack: 4-70 s apiece here
 
-PACKAGE = "ddtest_kindspkg"  # a name no other test uses: its modules are cached per process
-
-USER_CODE = '''
-import flax.linen as nn
-import numpy as np
-
-
-class Net(nn.Module):
-    """One hidden Dense+ReLU layer of width units."""
-    width: int
-    n_outputs: int
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        h = nn.relu(nn.Dense(self.width)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(self.n_outputs)(h)
-
-
-def load(n_train=40, n_test=30, dim=5):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n_train + n_test, dim)).astype(np.float32)
-    y = np.argmax(x[:, :3], axis=1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
-'''
-
-
-@pytest.fixture
-def user_package(tmp_path, monkeypatch):
-    """A package outside dd holding a Flax module and a loader, on sys.path for the test."""
-    package = tmp_path / "user" / PACKAGE
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "code.py").write_text(textwrap.dedent(USER_CODE))
-    monkeypatch.syspath_prepend(str(tmp_path / "user"))
-    return tmp_path / "user"
-
-
-def _idx(tmp_path, name):
-    write_idx_dataset(tmp_path / name, {"train": idx_split(30, 28), "t10k": idx_split(20, 28)})
-    return {"name": name, "data_dir": str(tmp_path), "n_train": 20, "n_test": 20}
-
-
-def _cifar10(tmp_path):
-    write_cifar10(tmp_path, {"test_batch": cifar_batch(20, 10)})
-    return {"name": "cifar10", "data_dir": str(tmp_path), "n_train": 10, "n_test": 20}
-
-
-def _cifar100(tmp_path):
-    folder = tmp_path / "cifar-100-python"
-    write_pickle(folder / "train", cifar_batch(30, 100, b"fine_labels"))
-    write_pickle(folder / "test", cifar_batch(20, 100, b"fine_labels"))
-    return {"name": "cifar100", "data_dir": str(tmp_path), "n_train": 20, "n_test": 20}
-
-
-def _arrays(tmp_path):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((70, 5)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int32)
-    np.savez(tmp_path / "data.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
-    return {"name": "arrays", "path": str(tmp_path / "data.npz"), "n_train": 30}
-
-
-# each data config's name -> its tiny config (a function of tmp_path where it needs files)
-DATA_CASES = {
-    "mnist1d": lambda tmp: {"name": "mnist1d", "train_pool": 40, "n_train": 30, "n_test": 20},
-    "digits": lambda tmp: {"name": "digits", "n_train": 40},
-    "gaussian": lambda tmp: {"name": "gaussian", "dim": 6, "n_train": 20, "n_test": 30},
-    "mnist": lambda tmp: _idx(tmp, "mnist"),
-    "fashion_mnist": lambda tmp: _idx(tmp, "fashion_mnist"),
-    "cifar10": _cifar10,
-    "cifar100": _cifar100,
-    "modular": lambda tmp: {"name": "modular", "p": 7, "train_fraction": 0.5},
-    "arrays": _arrays,
-    "python": lambda tmp: {"name": "python", "loader": f"{PACKAGE}.code:load", "n_train": 30},
-}
-
-# each model kind's name -> its tiny config; the data is the first of PAIRINGS it accepts
-MODEL_CASES = {
-    "raw_features": {"name": "raw_features", "n_features": 4},
-    "fourier_features": {"name": "fourier_features", "n_features": 8},
-    "pca_fourier_features": {"name": "pca_fourier_features", "n_features": 8, "pca_components": 2},
-    "relu_features": {"name": "relu_features", "n_features": 8},
-    "mlp": {"name": "mlp", "width": 8, "depth": 1},
-    "cnn": {"name": "cnn", "width": 2},
-    "resnet18": {"name": "resnet18", "width": 2},
-    "transformer": {"name": "transformer", "width": 8, "heads": 2, "d_mlp": 16},
-    "flax": {"name": "flax", "module": f"{PACKAGE}.code:Net", "width": 4},
-}
-PAIRINGS = ("digits", "cifar10", "modular")
-
 TRAIN = {"optimizer": "sgd", "lr": 0.05, "batch_size": 10, "epochs": 2, "eval_points": 2}
-REGRESSION = {"gaussian"}  # trained with objective mse
+DATA_KINDS = {name: kind for kind in datasets.load() for name in kind.names}
+MODEL_KINDS = {kind.name: kind for kind in models.load()}
+PAIRINGS = ("digits", "cifar10", "modular")  # tried first, then every other data kind
 
-DATA_NAMES = [name for kind in datasets.KINDS for name in kind.names]
-MODEL_NAMES = [kind.name for kind in models.KINDS]
+
+def _tiny_data(name: str, folder) -> dict:
+    kind = DATA_KINDS[name]
+    if kind.tiny is None:
+        pytest.fail(f"registered dataset kind {name!r} has no tiny case: give its KIND a tiny=")
+    return kind.tiny(name, folder)
 
 
-def _case(cases: dict, name: str):
-    if name not in cases:
-        pytest.fail(f"registered kind {name!r} has no tiny case here: add one to this file")
-    return cases[name]
+def _tiny_model(name: str) -> dict:
+    kind = MODEL_KINDS[name]
+    if kind.tiny is None:
+        pytest.fail(f"registered model kind {name!r} has no tiny case: give its KIND a tiny=")
+    return kind.tiny()
 
 
 def _spec(data: dict, model: dict):
-    """Two seeds of ``model`` on ``data``, parsed and resolved (a SpecError if they do not pair)."""
+    """Two seeds of ``model`` on ``data``, parsed and resolved (a SpecError if they do not pair);
+    regression data is trained with the mse objective."""
     mapping = {"name": "kinds", "data": data, "model": model, "grid": {"seed": [0, 1]}}
-    if models.Model.VARIANTS[model["name"]].SECTION == "train":
-        regression = data["name"] in REGRESSION
+    if Model.VARIANTS[model["name"]].SECTION == "train":
+        regression = not Data.VARIANTS[data["name"]].CLASSIFICATION
         mapping["train"] = TRAIN | ({"objective": "mse"} if regression else {})
     return resolve(parse_spec(mapping))
 
@@ -180,10 +99,10 @@ def _module_params(trial) -> int:
     return sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
 
 
-@pytest.mark.parametrize("name", DATA_NAMES)
-def test_every_dataset_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
-    data = _case(DATA_CASES, name)(tmp_path)
-    spec, rows = _sweep(tmp_path, data, MODEL_CASES["mlp"])
+@pytest.mark.parametrize("name", list(DATA_KINDS))
+def test_every_dataset_kind_runs_a_tiny_sweep(name, tmp_path):
+    data = _tiny_data(name, tmp_path)
+    spec, rows = _sweep(tmp_path, data, _tiny_model("mlp"))
     trial = spec.trials[0]
     _check_rows(spec, rows, trained=True)
     assert all(r["data_n_train"] == trial.data.n_train for r in rows)
@@ -197,20 +116,24 @@ def test_every_dataset_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
 
 
 def _paired_data(model: dict, tmp_path) -> dict:
-    """The first data of ``PAIRINGS`` that the model's config accepts (its ``check_data``)."""
-    for name in PAIRINGS:
-        data = DATA_CASES[name](tmp_path)
+    """The first data kind the model's config accepts (its ``check_data``): those of
+    ``PAIRINGS`` first, then every other registered one."""
+    names = [n for n in PAIRINGS if n in DATA_KINDS] + [n for n in DATA_KINDS if n not in PAIRINGS]
+    for name in names:
+        if DATA_KINDS[name].tiny is None:
+            continue
+        data = _tiny_data(name, tmp_path / name)
         try:
             _spec(data, model)
         except SpecError:
             continue
         return data
-    pytest.fail(f"model kind {model['name']!r} takes none of {PAIRINGS}: add a pairing")
+    pytest.fail(f"model kind {model['name']!r} takes no registered data kind's tiny case")
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_model_kind_runs_a_tiny_sweep(name, tmp_path, user_package):
-    model = _case(MODEL_CASES, name)
+@pytest.mark.parametrize("name", list(MODEL_KINDS))
+def test_every_model_kind_runs_a_tiny_sweep(name, tmp_path):
+    model = _tiny_model(name)
     spec, rows = _sweep(tmp_path, _paired_data(model, tmp_path), model)
     trial = spec.trials[0]
     closed_form = trial.model.SECTION == "fit"

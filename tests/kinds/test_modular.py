@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from dd.cli import main
+from dd.datasets import registry as datasets
 from dd.datasets.modular import ModularData, fourier_basis, sum_directions, table
 from dd.engine.train import train_pack
-from dd.models import mlp, transformer
+from dd.models import mlp, registry as models, transformer
 from dd.models.measures import mechanistic
 from dd.plan.packs import make_packs
 from dd.plan.sweep import parse_spec
@@ -54,6 +55,7 @@ def test_fourier_basis_is_orthonormal():
 
 
 def test_modular_config_derives_its_split_and_rejects_bad_values():
+    datasets.load(), models.load()  # the data and model names a Trial's mapping may take
     data = build(ModularData, {"name": "modular", "p": 97, "train_fraction": 0.3})
     assert (data.n_train, data.n_test, data.n_classes) == (2823, 9409 - 2823, 97)
     with pytest.raises(SpecError, match=r"^data\.p: must be an odd prime"):

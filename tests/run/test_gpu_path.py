@@ -253,13 +253,14 @@ def test_a_wide_cnn_program_spends_a_third_of_the_old_rule_s_extra_flops():
 def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, data):
     """Forward (batch statistics) and gradients of the padded program, cut back to the
     trial's own shapes, equal the narrow network's on those parameters."""
-    import dd.datasets.registry  # noqa: F401  (fills Data.VARIANTS)
+    from dd.datasets import registry as datasets
     from dd.engine.padding import place, unpad
     from dd.models.precision import matmul_precision
     from dd.models.registry import make_model, program_trial
     from dd.spec.config import Data, Model, Train, Trial
     from dd.spec.fields import build
 
+    datasets.load()  # fills Data.VARIANTS
     trial = Trial(
         data=build(Data, data, "data"),
         model=build(Model, {"name": family, "width": width}, "model"),

@@ -235,9 +235,12 @@ def test_every_declared_field_constraint_is_checked_and_names_its_field(config):
     place (dd.spec.fields.validate): each refuses a value just outside it, naming the field."""
     import dataclasses
 
+    from dd.datasets import registry as datasets
+    from dd.models import registry as models
     from dd.plan.sweep import Curves, Resources
     from dd.spec import config as c, fields
 
+    datasets.load(), models.load()  # fill the VARIANTS
     kinds = {k.__name__: k for k in [*c.Data.VARIANTS.values(), *c.Model.VARIANTS.values()]}
     names = {**vars(c), **kinds, "Resources": Resources, "Curves": Curves}
     valid = eval(config, names)

@@ -95,8 +95,12 @@ def test_config_columns_never_collide_with_metric_or_meta_columns():
     import dataclasses
     import typing
 
+    from dd.datasets import registry as datasets
+    from dd.models import registry as models
     from dd.spec.config import Data, Model, Trial
     from dd.store.schema import META, column_name
+
+    datasets.load(), models.load()  # every kind's config class
 
     columns = set()
 

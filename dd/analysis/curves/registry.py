@@ -1,6 +1,9 @@
 """The registered curve kinds, in the order the aggregator computes, writes and tells them
 (a kind may read the results of the kinds before it: effective parameters and the EMC
-read the model-wise curves). Adding a kind is one module and one line here."""
+read the model-wise curves): the built-in kinds, then those of installed plugins (entry points
+of the group ``dd.curves``, ``dd.spec.plugins``), after every built-in one. Adding a kind to dd
+is one module and one line in ``BUILT_IN``. Nothing is registered on import: ``load()`` fills
+the registry the first time it is asked."""
 
 from __future__ import annotations
 
@@ -16,8 +19,11 @@ from dd.analysis.curves import (
     unification,
 )
 from dd.analysis.curves.base import CurveKind, SweepSpec
+from dd.spec.plugins import plugins
 
-CURVE_KINDS: tuple[CurveKind, ...] = (
+GROUP = "dd.curves"
+
+BUILT_IN: tuple[CurveKind, ...] = (
     model_wise.KIND,
     effective.KIND,
     model_wise_best.KIND,
@@ -29,10 +35,20 @@ CURVE_KINDS: tuple[CurveKind, ...] = (
     emc.KIND,
 )
 
+_KINDS: list[CurveKind] = []
+
+
+def load() -> tuple[CurveKind, ...]:
+    """Every curve kind, built-in then plugins, registered once per process."""
+    if not _KINDS:
+        _KINDS.extend(BUILT_IN)
+        _KINDS.extend(plugins(GROUP, CurveKind, [kind.name for kind in BUILT_IN]))
+    return tuple(_KINDS)
+
 
 def applicable(spec: SweepSpec) -> list[CurveKind]:
     """The kinds that apply to the sweep, in registry order."""
-    return [kind for kind in CURVE_KINDS if kind.axis(spec) is not None]
+    return [kind for kind in load() if kind.axis(spec) is not None]
 
 
 def curve_kinds(spec: SweepSpec) -> list[tuple[str, str]]:
@@ -50,5 +66,5 @@ def curve_kinds(spec: SweepSpec) -> list[tuple[str, str]]:
 def check_curves(curves, axes: list[str], trial) -> None:
     """Each kind checks the ``curves:`` fields it reads (a typo would otherwise read as a
     scientific result, "threshold not reached")."""
-    for kind in CURVE_KINDS:
+    for kind in load():
         kind.check(curves, axes, trial)
