@@ -15,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from dd import __version__
 from dd.spec.errors import DDError
+from dd.spec.provenance import DD_VERSION
 
 
 class _Parser(argparse.ArgumentParser):
@@ -217,7 +217,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dd", description="Sweeps of double-descent and grokking experiments.")
-    parser.add_argument("--version", action="version", version=f"dd {__version__}")
+    parser.add_argument("--version", action="version", version=f"dd {DD_VERSION}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

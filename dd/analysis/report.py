@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from dd import __version__
 from dd.analysis.aggregate import Aggregate, describe, verdicts, write_curves
 from dd.analysis.curves.base import CurveKind, Section
 from dd.analysis.curves.registry import load as load_kinds
@@ -25,6 +24,7 @@ from dd.analysis.interactive import curve_figure, plotly_script
 from dd.analysis.report_live import _driver_runs, _live, _no_rows, _no_rows_note
 from dd.plan.states import load_stored_spec, plan_of, trial_states
 from dd.plan.sweep import Spec
+from dd.spec.provenance import DD_VERSION
 from dd.store.paths import StorePath, as_store_path, atomic_write_bytes
 from dd.store.schema import META, flatten_config
 from dd.store.sweep import SweepStore
@@ -81,7 +81,7 @@ def render(
     body = [
         f"<h1>dd report: {_e(spec.name)}</h1>",
         f"<p>Results: <code>{_e(store.dir)}</code>. Written "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {__version__}.</p>",
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} by dd {DD_VERSION}.</p>",
         *_no_rows_note(store, aggregate),
         *_finding(aggregate, lead, shown),
         *(_live(store, aggregate.running) if aggregate.running else []),

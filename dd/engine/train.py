@@ -99,11 +99,16 @@ def execution_plan(
 
 
 def eval_epochs(train: Train) -> list[int]:
-    """The evaluation schedule: ``eval_points`` epochs, log or linear, always the last."""
+    """The evaluation schedule: ``eval_points`` epochs, log or linear, always the last, and
+    the ``eval_extra`` window's epochs (rounded, each epoch once)."""
     if train.eval_spacing == "log":
         points = np.geomspace(1, train.epochs, train.eval_points)
     else:
         points = np.linspace(train.epochs / train.eval_points, train.epochs, train.eval_points)
+    extra = train.eval_extra
+    if extra.on:
+        space = np.geomspace if extra.spacing == "log" else np.linspace
+        points = np.concatenate([points, space(extra.start, extra.stop, extra.points)])
     return sorted({int(round(p)) for p in points} | {train.epochs})
 
 

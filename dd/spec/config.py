@@ -181,6 +181,33 @@ EVAL_SPACINGS = ("log", "linear")
 
 
 @dataclass(frozen=True, kw_only=True)
+class EvalExtra:
+    """Extra evaluations beside the ``eval_points`` schedule: ``points`` epochs from ``start``
+    to ``stop`` (both included), ``linear`` or ``log`` spaced, so that a window where the
+    curves move (a grokking jump) is sampled densely. ``start`` and ``stop`` 0 (the
+    default): no window."""
+
+    start: int = bounded(0, lo=0)
+    stop: int = bounded(0, lo=0)
+    points: int = bounded(20, lo=1)
+    spacing: str = one_of("linear", EVAL_SPACINGS)
+
+    @property
+    def on(self) -> bool:
+        return bool(self.start or self.stop)
+
+    def check(self, path: str) -> None:
+        if not self.on:
+            if self != EvalExtra():
+                raise SpecError(join(path, "stop"), "must be set (with start) for a window")
+            return
+        if self.start < 1:
+            raise SpecError(join(path, "start"), f"must be >= 1 (got {self.start})")
+        if self.stop < self.start:
+            raise SpecError(join(path, "stop"), f"must be >= start {self.start} (got {self.stop})")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Train:
     """Gradient-descent training of a network.
 
@@ -207,7 +234,10 @@ class Train:
     is stored as train_loss / test_loss.
     ``batch_size`` "full" takes one step per epoch on all n_train examples (so ``epochs`` is
     the step budget, as in the grokking setups). Evaluation happens at ``eval_points`` epochs,
-    log- or linearly spaced up to ``epochs`` (the last epoch always included).
+    log- or linearly spaced up to ``epochs`` (the last epoch always included), and at the
+    ``eval_extra`` window's epochs (``EvalExtra``; none by default, which leaves ids as
+    they were). A grokking time is only known to lie between two evaluations: a denser
+    window where the curves jump narrows it (``dd.analysis.curves.grok_times``).
     ``save_params`` stores each trial's final parameters (``dd.engine.checkpoint.load_params``).
     ``measures``: extra per-evaluation measures, registered names separated by commas
     (``dd.models.measures``, e.g. ``layer_norms``), computed beside those the data kind adds;
@@ -237,6 +267,7 @@ class Train:
     epochs: int = bounded(100, lo=1)
     eval_points: int = bounded(20, lo=1)
     eval_spacing: str = one_of("log", EVAL_SPACINGS)
+    eval_extra: EvalExtra = EvalExtra()
     save_params: bool = False
     precision: str = one_of("float32", PRECISIONS)
     measures: str = dataclasses.field(default="", metadata={"identity": "program"})
@@ -251,6 +282,11 @@ class Train:
             raise SpecError(
                 join(path, "grokfast_lamb"),
                 f"is {self.grokfast_lamb} but the filter is off: set train.grokfast: true",
+            )
+        if self.eval_extra.stop > self.epochs:
+            raise SpecError(
+                join(path, "eval_extra.stop"),
+                f"must be <= epochs {self.epochs} (got {self.eval_extra.stop})",
             )
         if self.optimizer == "sgd" and self.eps != 1e-8:
             raise SpecError(join(path, "eps"), "is Adam's epsilon: needs optimizer adam or adamw")

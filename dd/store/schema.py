@@ -23,11 +23,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from dd import __version__
 from dd.models import measures
 from dd.spec.config import Trial
 from dd.spec.fields import Options
-from dd.spec.provenance import lock_hash
+from dd.spec.provenance import DD_VERSION, lock_hash
 
 META = pa.schema(
     [
@@ -208,7 +207,7 @@ def pack_table(
                     "status": row.get("status", STATUS_OK),
                     "step": row.get("step", 0),
                     "wall_time_s": wall_time_s,
-                    "dd_version": __version__,
+                    "dd_version": DD_VERSION,
                     "jax_version": jax_version,
                     "python_version": _platform.python_version(),
                     "lock_sha256": lock_hash(),

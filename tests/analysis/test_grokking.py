@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from dd.analysis.aggregate import write_curves
-from dd.analysis.curves.grok_times import first_step, grok_table
+from dd.analysis.curves.grok_cells import cell_lines, grok_cells
+from dd.analysis.curves.grok_times import first_step, grok_table, summary
 from dd.datasets.modular import table as modular_table
 from dd.engine.checkpoint import load_params
 from dd.models.registry import make_model
@@ -157,6 +158,41 @@ def test_liu_phases_from_rows():
     assert table["phase"].to_pylist() == ["comprehension", "grokking", "memorisation", "confusion"]
     assert table["t_generalise"].to_pylist()[:2] == [100.0, 100.0]
     assert np.isnan(table["t_generalise"].to_pylist()[2])
+
+
+def test_a_grokking_time_carries_the_evaluations_that_bracket_it():
+    """Rows hold evaluations, not the step of the jump: T is the first evaluation at the
+    accuracy, and the evaluation before it bounds the jump from below."""
+    spec = parse_spec({**GROK_SPEC, "grid": {"train.weight_decay": [0.0, 1.0, 2.0]}})
+    coarse = [(10, 0.5, 0.1), (20, 1.0, 0.1), (900, 1.0, 0.2), (1320, 1.0, 1.0)]
+    dense = coarse[:3] + [(1000, 1.0, 0.3), (1100, 1.0, 1.0), (1320, 1.0, 1.0)]
+    never = [(10, 1.0, 0.1), (1320, 1.0, 0.2)]
+    table = grok_table(_rows({"a": coarse, "b": dense, "c": never}), spec).to_pydict()
+    assert table["t_generalise"][:2] == [1320.0, 1100.0]
+    assert table["t_generalise_after"][:2] == [900.0, 1000.0], "the evaluation before"
+    assert table["t_memorise"] == [20.0, 20.0, 10.0]
+    assert table["t_memorise_after"] == [10.0, 10.0, 0.0], "reached at the first: after 0"
+    assert np.isnan(table["t_generalise"][2]) and np.isnan(table["t_generalise_after"][2])
+    line = summary(pa.Table.from_pydict(table))[0]
+    assert "T_generalise 1210 in (950, 1210]" in line, line
+    assert "T_memorise 20 in (10, 20]" in line, line
+
+
+def test_a_cells_grokking_time_carries_the_median_bracket_over_its_seeds():
+    spec = parse_spec({**GROK_SPEC, "grid": {"seed": [0, 1, 2]}})
+    rows = _rows(
+        {
+            "a": [(10, 1.0, 0.1), (900, 1.0, 0.2), (1320, 1.0, 1.0)],
+            "b": [(10, 1.0, 0.1), (1000, 1.0, 0.3), (1100, 1.0, 1.0)],
+            "c": [(10, 1.0, 0.1), (1320, 1.0, 0.2)],  # never: after the budget
+        }
+    )
+    rows = rows.set_column(1, "seed", pa.array([0, 0, 0, 1, 1, 1, 2, 2]))
+    cells = grok_cells(grok_table(rows, spec), [])  # one cell: the seeds
+    (cell,) = cells.to_pylist()
+    assert cell["t_generalise"] == 1320.0 and cell["t_generalise_after"] == 1000.0
+    line = cell_lines(cells, [])[1]
+    assert "T_generalise 1320 in (1000, 1320] (2 of 3 seeds: 1100-1320)" in line, line
 
 
 def test_doshi_phases_from_rows_with_corrupted_labels():

@@ -146,12 +146,12 @@ def test_grokking_times_per_cell_are_the_median_with_the_seeds_range():
     assert (cells[1.0]["t_generalise_high"], cells[1.0]["t_generalise_seeds"]) == (500, 3)
     assert cells[0.0]["t_generalise"] is None and cells[0.0]["t_generalise_seeds"] == 1
     assert (
-        "  train_weight_decay=1: T_memorise 100 (all 3 seeds at 100), T_generalise 400 "
-        "(seeds 300-500)" in lines
+        "  train_weight_decay=1: T_memorise 100 in (10, 100] (all 3 seeds at 100), "
+        "T_generalise 400 in (300, 400] (seeds 300-500)" in lines
     )
     assert (
-        "  train_weight_decay=0: T_memorise 100 (all 3 seeds at 100), T_generalise not "
-        "within the budget (1 of 3 seeds: 900-900)" in lines
+        "  train_weight_decay=0: T_memorise 100 in (10, 100] (all 3 seeds at 100), "
+        "T_generalise not within the budget (1 of 3 seeds: 900-900)" in lines
     )
 
 
@@ -159,4 +159,7 @@ def test_grokking_times_of_one_seed_claim_no_range():
     result, lines = _grok([0], {(1.0, 0): 300, (0.0, 0): None})
     cells = {c["train_weight_decay"]: c for c in result.cells.to_pylist()}
     assert cells[1.0]["t_generalise"] == 300 and cells[1.0]["t_generalise_low"] is None
-    assert "  train_weight_decay=1: T_memorise 100, T_generalise 300; 1 seed: no range" in lines
+    assert (
+        "  train_weight_decay=1: T_memorise 100 in (10, 100], T_generalise 300 in (100, 300]; "
+        "1 seed: no range" in lines
+    )

@@ -88,13 +88,15 @@ def root(tmp_path_factory):
 
 def test_which_trials_grokked_and_when(root):
     table = query_arrow(
-        "SELECT sweep, train_weight_decay AS wd, t_generalise, phase, current FROM grok_times "
+        "SELECT sweep, train_weight_decay AS wd, t_generalise, t_generalise_after, phase, "
+        "current FROM grok_times "
         "ORDER BY wd, seed",
         root,
         "grok_tiny",
     ).to_pylist()
     assert [r["sweep"] for r in table] == ["grok_tiny"] * 4 and all(r["current"] for r in table)
     assert [r["t_generalise"] for r in table][2:] == [80.0, 80.0], table
+    assert [r["t_generalise_after"] for r in table][2:] == [40.0, 40.0], "evaluated at 40, 80"
     assert [r["phase"] for r in table] == ["memorisation"] * 2 + ["grokking"] * 2
 
 

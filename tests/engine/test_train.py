@@ -10,7 +10,7 @@ from dd.engine.optim import lr_factor
 from dd.engine.train import eval_epochs, train_pack
 from dd.plan.packs import make_packs
 from dd.plan.sweep import parse_spec
-from dd.spec.config import Train
+from dd.spec.config import EvalExtra, Train
 
 MLP_SPEC = {
     "name": "mlp",
@@ -246,3 +246,32 @@ def test_a_checkpoint_of_other_shapes_is_ignored(tmp_path, capsys):
     assert epoch == 0 and state is template and rows == [[], []]
     assert "another program's shapes" in capsys.readouterr().err
     assert ckpt.restore(path, {"kernel": np.zeros((2, 3, 40))}, 2)[1] == 5, "same shapes resume"
+
+
+def test_an_eval_window_adds_its_epochs_to_the_schedule():
+    window = {"start": 60, "stop": 80, "points": 5}
+    plain = eval_epochs(Train(epochs=100, eval_points=4))
+    dense = eval_epochs(Train(epochs=100, eval_points=4, eval_extra=EvalExtra(**window)))
+    assert dense == sorted(set(plain) | {60, 65, 70, 75, 80})
+    logged = EvalExtra(start=10, stop=1000, points=3, spacing="log")
+    assert eval_epochs(Train(epochs=1000, eval_points=1, eval_extra=logged)) == [1, 10, 100, 1000]
+
+
+def test_a_spec_with_an_eval_window_gets_rows_at_its_epochs():
+    mapping = {
+        "name": "window",
+        "data": {"name": "modular", "p": 7, "op": "x+y", "train_fraction": 0.5},
+        "model": {"name": "mlp", "width": 8},
+        "train": {
+            "optimizer": "adamw",
+            "lr": 0.01,
+            "batch_size": "full",
+            "epochs": 12,
+            "eval_points": 2,
+            "eval_extra": {"start": 5, "stop": 8, "points": 4},
+        },
+    }
+    spec = parse_spec(mapping)
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    (rows,) = train_pack(list(pack.trials), pack.key)
+    assert [r["step"] for r in rows] == [1, 5, 6, 7, 8, 12], "full batch: a step per epoch"

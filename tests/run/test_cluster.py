@@ -3,8 +3,12 @@ Ray: the start is a stand-in callable."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +149,42 @@ def test_ray_messages_of_a_dying_worker_go_to_the_runs_log_not_the_terminal(tmp_
     assert log.parent == results / "stale" / "logs", said
     text = log.read_text()
     assert "(raylet)" in text and "PackWorker.run failed" in text, text[-3000:]
+
+
+NOTEBOOK = """
+import sys, types
+events = type("Events", (), {"register": lambda self, event, callback: None})()
+shell = type("ZMQInteractiveShell", (), {"events": events})()  # what Jupyter's kernel runs
+ipython = types.ModuleType("IPython")
+ipython.get_ipython = lambda: shell
+sys.modules["IPython"] = ipython
+if sys.argv[1:] == ["dd"]:
+    import dd.run
+import ray
+print("imported")
+"""
+
+
+@pytest.mark.slow
+def test_importing_ray_through_dd_in_a_notebook_says_nothing_of_ipywidgets(tmp_path):
+    """Ray's import logs "Missing packages: ['ipywidgets']" in a Jupyter kernel without
+    ipywidgets (its context's widget, which dd never shows); dd quiets that one logger."""
+    script = tmp_path / "notebook.py"
+    script.write_text(NOTEBOOK)
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+
+    def run(*args):
+        done = subprocess.run(
+            [sys.executable, str(script), *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0 and "imported" in done.stdout, done.stderr
+        return done.stdout + done.stderr
+
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        assert "Missing packages: ['ipywidgets']" in run(), "the message the test is about"
+    else:
+        pytest.skip("ipywidgets is installed: Ray has nothing to say of it")
+    assert "Missing packages" not in run("dd")

@@ -108,3 +108,45 @@ def test_a_wheel_carries_the_lock_so_its_rows_name_it(tmp_path):
     assert sdist.returncode == 0, sdist.stderr[-3000:]
     with tarfile.open(dist / sdist.stdout.split()[-1]) as tar:
         assert f"dd-{__version__}/requirements.lock" in tar.getnames(), "the sdist has the lock"
+
+
+SHADOWED = """
+import sys
+from importlib.machinery import PathFinder
+
+class Editable:  # what an editable install (pip install -e) appends to sys.meta_path
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname.partition(".")[0] != "dd" or fullname.count(".") > 1:
+            return None
+        return PathFinder.find_spec(fullname, [ROOT if fullname == "dd" else ROOT + "/dd"])
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder) + 1, Editable)
+import dd.api
+print("imported", dd.api.__name__)
+"""
+
+
+@pytest.mark.slow
+def test_a_folder_named_dd_beside_a_script_is_named_in_one_line_with_the_fix(tmp_path):
+    """A clone folder ``dd/`` (no ``__init__.py``) beside a script is a namespace package that
+    the import system finds before an editable install's finder: dd's own modules still load
+    through that finder, but ``dd`` is the empty folder. dd says so instead of failing on
+    "cannot import name '__version__' from 'dd' (unknown location)"."""
+    script = tmp_path / "script.py"
+    script.write_text(f"ROOT = {str(ROOT)!r}\n" + SHADOWED)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def run():
+        return subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    plain = run()
+    assert plain.returncode == 0 and "imported dd.api" in plain.stdout, plain.stderr
+    (tmp_path / "dd").mkdir()
+    shadowed = run()
+    assert shadowed.returncode != 0
+    last = shadowed.stderr.strip().splitlines()[-1]
+    assert "unknown location" not in shadowed.stderr, shadowed.stderr
+    assert str(tmp_path / "dd") in last and "shadows" in last and "rename" in last, last

@@ -29,6 +29,16 @@ BAD = [
     ({"grokfast": True, "grokfast_alpha": 1.0}, "train.grokfast_alpha", "< 1"),
     ({"grokfast": True, "grokfast_lamb": -1}, "train.grokfast_lamb", ">= 0"),
     ({"grokfast_lamb": 2}, "train.grokfast_lamb", "grokfast: true"),
+    ({"eval_extra": {"start": 1, "stop": 2, "points": 0}}, "train.eval_extra.points", ">= 1"),
+    ({"eval_extra": {"start": 5}}, "train.eval_extra.stop", ">= start 5"),
+    ({"eval_extra": {"points": 50}}, "train.eval_extra.stop", "must be set"),
+    ({"eval_extra": {"start": 0, "stop": 2, "points": 3}}, "train.eval_extra.start", ">= 1"),
+    ({"eval_extra": {"start": 2, "stop": 1, "points": 3}}, "train.eval_extra.stop", ">= start"),
+    ({"eval_extra": {"start": 1, "stop": 3, "points": 3}}, "train.eval_extra.stop", "<= epochs"),
+    ({"eval_extra": {"start": 1, "stop": 2, "points": 2.5}}, "train.eval_extra.points", "integer"),
+    ({"eval_extra": {"from": 1, "to": 2}}, "train.eval_extra.from", "allowed: points"),
+    ({"eval_extra": {"stop": 2, "spacing": "geo"}}, "train.eval_extra.spacing", "log, linear"),
+    ({"eval_extra": [1, 2]}, "train.eval_extra", "must be a mapping"),
 ]
 
 
@@ -46,7 +56,12 @@ def test_a_bad_setting_is_a_one_line_error_naming_its_field(train, field, says):
 def test_the_new_settings_at_their_defaults_leave_ids_alone_and_reach_the_id_otherwise():
     (plain,) = parse_spec(SPEC).trials
     assert plain.train == Train(**{**SPEC["train"]}), "the defaults change nothing"
-    for change in ({"eps": 1e-25}, {"objective": "stablemax"}, {"orthogonal_grad": True}):
+    for change in (
+        {"eps": 1e-25},
+        {"objective": "stablemax"},
+        {"orthogonal_grad": True},
+        {"eval_extra": {"start": 1, "stop": 2, "points": 2}},
+    ):
         mapping = copy.deepcopy(SPEC)
         mapping["train"].update(change)
         (changed,) = parse_spec(mapping).trials
@@ -55,3 +70,13 @@ def test_the_new_settings_at_their_defaults_leave_ids_alone_and_reach_the_id_oth
     mapping["train"].update(grokfast=True)
     (filtered,) = parse_spec(mapping).trials
     assert trial_id(filtered) == trial_id(plain), "the filter at lamb 0 computes no other number"
+
+
+def test_an_empty_eval_window_is_the_default_and_keeps_the_id():
+    """Written out at its defaults, the window is none: the trial's id is the plain one."""
+    (plain,) = parse_spec(SPEC).trials
+    for empty in ({}, {"points": 20}, {"start": 0, "stop": 0, "spacing": "linear"}):
+        mapping = copy.deepcopy(SPEC)
+        mapping["train"]["eval_extra"] = empty
+        (same,) = parse_spec(mapping).trials
+        assert trial_id(same) == trial_id(plain), empty

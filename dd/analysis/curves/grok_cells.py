@@ -3,8 +3,11 @@ numbers, so a cell's are the median over its seeds with the seeds' range, never 
 
 Columns: the cell's axes, ``n_seeds``, and per time (``t_memorise``, ``t_generalise``) its
 median over seeds (a seed that never reaches the accuracy within the budget counts as later
-than any that does; null when half or more never do), ``_low`` / ``_high`` (the range over
-the seeds that reach it; null with one seed) and ``_seeds`` (how many reach it).
+than any that does; null when half or more never do), ``_after`` (the median over seeds of
+the evaluation before each seed's time, a seed that never reaches it counting its last
+evaluation: the median of the seeds' true crossings lies in (after, median], as each seed's
+lies between its bracketing evaluations), ``_low`` / ``_high`` (the range over the seeds
+that reach it; null with one seed) and ``_seeds`` (how many reach it).
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ def grok_cells(grok: pa.Table, axes: list[str]) -> pa.Table:
             reached = values[~np.isnan(values)]
             median = float(np.median(np.where(np.isnan(values), np.inf, values)))
             ranged = len(trials) >= 2 and len(reached) > 0
+            after = [
+                t["budget"] if v != v else t[f"{time}_after"]
+                for t, v in zip(trials, values, strict=True)
+            ]
             record[time] = median if np.isfinite(median) else None
+            record[f"{time}_after"] = float(np.median(after)) if np.isfinite(median) else None
             record[f"{time}_low"] = float(reached.min()) if ranged else None
             record[f"{time}_high"] = float(reached.max()) if ranged else None
             record[f"{time}_seeds"] = len(reached)
@@ -45,7 +53,10 @@ def cell_lines(cells: pa.Table, axes: list[str], most: int = 12) -> list[str]:
     rows = cells.to_pylist()
     if not rows or len(rows) > most:
         return [f"  {len(rows)} cells: see curves/grok_cells.parquet"] if rows else []
-    lines = ["grokking times per cell (median over seeds; the seeds' range):"]
+    lines = [
+        "grokking times per cell (median over seeds, in (after, T]: between the evaluations "
+        "that bracket it; the seeds' range):"
+    ]
     for r in rows:
         where = ", ".join(
             f"{c}={r[c]:g}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in axes
@@ -60,6 +71,8 @@ def cell_lines(cells: pa.Table, axes: list[str], most: int = 12) -> list[str]:
 def _time(r: dict, time: str) -> str:
     n, reached, median = r["n_seeds"], r[f"{time}_seeds"], r[time]
     value = "not within the budget" if median is None else f"{median:g}"
+    if median is not None:
+        value += f" in ({r[f'{time}_after']:g}, {median:g}]"
     if n < 2 or reached == 0:
         return value
     low, high = r[f"{time}_low"], r[f"{time}_high"]

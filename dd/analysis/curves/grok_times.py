@@ -27,7 +27,7 @@ import pyarrow as pa
 from dd.analysis.curves import grokking
 from dd.analysis.curves.base import CurveKind, Section, plain, series_order
 from dd.analysis.curves.circuits import ALGORITHMS, algorithm, nanda_phases
-from dd.analysis.curves.grok_cells import cell_lines, grok_cells
+from dd.analysis.curves.grok_cells import TIMES, TOLD, cell_lines, grok_cells
 from dd.analysis.curves.landmarks import check_swept
 from dd.analysis.curves.lead import Lead
 from dd.store.schema import column_name
@@ -38,8 +38,17 @@ CIRCUIT_MEASURES = ("grad_symmetricity", "distance_irrelevance")  # final values
 
 def first_step(steps: np.ndarray, accuracy: np.ndarray, level: float) -> float:
     """The first step whose accuracy is >= ``level`` (NaN if none: not within the budget)."""
+    return bracket(steps, accuracy, level)[1]
+
+
+def bracket(steps: np.ndarray, accuracy: np.ndarray, level: float) -> tuple[float, float]:
+    """(after, first): the accuracy crossed ``level`` in (after, first], ``first`` the first
+    evaluated step at it and ``after`` the evaluation before (0 where it is the first); both
+    NaN if none is: the rows hold evaluations, so a time is known only to this interval."""
     hit = np.flatnonzero(np.nan_to_num(accuracy, nan=-1.0) >= level)
-    return float(steps[hit[0]]) if len(hit) else float("nan")
+    if not len(hit):
+        return float("nan"), float("nan")
+    return (float(steps[hit[0] - 1]) if hit[0] else 0.0), float(steps[hit[0]])
 
 
 def _by_trial(rows: pa.Table) -> dict[str, dict[str, np.ndarray]]:
@@ -87,14 +96,16 @@ class GrokTimes:
 
 def grok_table(rows: pa.Table, spec) -> pa.Table:
     """One row per trial: its swept values, T_memorise, T_generalise (first steps with train /
-    test accuracy >= ``grok_accuracy``, NaN if never), their ratio, final accuracies, phase,
-    Nanda's phase boundaries and Zhong's algorithm label (``dd.analysis.curves.circuits``)."""
+    test accuracy >= ``grok_accuracy``, NaN if never), ``_after`` each the evaluation before
+    it (the accuracy crossed in (after, T]; ``train.eval_extra`` narrows it), their ratio,
+    final accuracies, phase, Nanda's phase boundaries and Zhong's algorithm label
+    (``dd.analysis.curves.circuits``)."""
     level = spec.curves.grok_accuracy
     records = []
     for tid, t in _by_trial(rows).items():
         corrupted = bool(np.nan_to_num(t.get("data_label_noise", np.zeros(1)))[0] > 0)
-        t_mem = first_step(t["step"], 1 - t["train_error"], level)
-        t_gen = first_step(t["step"], 1 - t["test_error"], level)
+        mem_after, t_mem = bracket(t["step"], 1 - t["train_error"], level)
+        gen_after, t_gen = bracket(t["step"], 1 - t["test_error"], level)
         boundaries = nanda_phases(
             t["step"],
             1 - t["train_error"],
@@ -112,6 +123,8 @@ def grok_table(rows: pa.Table, spec) -> pa.Table:
                 **{column_name(a): plain(t[column_name(a)][0]) for a in spec.axes},
                 "t_memorise": t_mem,
                 "t_generalise": t_gen,
+                "t_memorise_after": mem_after,
+                "t_generalise_after": gen_after,
                 "ratio": t_gen / t_mem,
                 "final_train_acc": float(1 - t["train_error"][-1]),
                 "final_test_acc": float(1 - t["test_error"][-1]),
@@ -241,12 +254,20 @@ def plot_phases(table: pa.Table, spec, axes: tuple[str, str]):
 
 
 def summary(grok: pa.Table) -> list[str]:
+    """The verdict line (median times over the trials that generalise, each in the interval
+    its bracketing evaluations give: the medians of ``_after`` and of the times), the phases
+    and Nanda's and Zhong's lines."""
     t = grok.to_pydict()
-    done = [(m, g) for m, g in zip(t["t_memorise"], t["t_generalise"], strict=True) if g == g]
+    done = [i for i, g in enumerate(t["t_generalise"]) if g == g]
     counts = {p: t["phase"].count(p) for p in dict.fromkeys(t["phase"])}
+
+    def told(time: str) -> str:
+        median, after = (np.median([t[c][i] for i in done]) for c in (time, f"{time}_after"))
+        return f"{TOLD[time]} {median:g} in ({after:g}, {median:g}]"
+
     line = f"grokking: {len(done)} of {len(grok)} trials generalise within the budget" + (
-        f" (median T_memorise {np.median([m for m, _ in done]):g}, T_generalise "
-        f"{np.median([g for _, g in done]):g} steps)"
+        f" (median {', '.join(told(c) for c in TIMES)} steps, between the evaluations "
+        "that bracket them)"
         if done
         else ""
     )
