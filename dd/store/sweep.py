@@ -284,11 +284,14 @@ class SweepStore(LivePacks, Records, ResultFiles):
 
     def read_results(self, partial: bool = False) -> pa.Table | None:
         """All stored rows of the sweep (None if nothing is stored yet); with ``partial``,
-        the rows so far of running packs too (their ``partial`` column true)."""
+        the rows so far of running packs too (their ``partial`` column true). Rows come in
+        trial and step order, however the files hold them (merged or not: ``dd.store.compact``),
+        so that sums over them, and the curves, do not change when packs are merged."""
         tables = self.read_snapshot(partial=partial)
         if not tables:
             return None
-        return with_meta(pa.concat_tables(tables, promote_options="permissive"))
+        table = pa.concat_tables(tables, promote_options="permissive")
+        return with_meta(table.sort_by([("trial_id", "ascending"), ("step", "ascending")]))
 
     def prune_checkpoints(self, planned: set[str]) -> list[StorePath]:
         """Remove the checkpoints that no pack reads: those of packs neither in ``planned``
