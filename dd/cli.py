@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--results", help=results_help)
 
-    p = add("migrate", cmd_migrate, "bring a sweep stored by an older dd up to date")
+    p = add("migrate", cmd_migrate, "bring an older store up to date (ids, plan, merged packs)")
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
 

@@ -39,7 +39,8 @@ MERGED_GLOB = "merged-*.parquet"
 META_KEY = b"dd.merged"
 COMPACT_AFTER = 16  # the driver merges its sweep's packs after a run once there are this many
 COMPACT_DURING = 256  # ... and while it runs, once this many small packs are stored
-MERGE_ROWS = 500_000  # rows at most in one merged file written at once (its memory)
+MERGE_ROWS = 500_000  # rows at most in one merged file written at once (its memory) ...
+MERGE_PACKS = 1000  # ... and packs at most (each read table costs memory beside its rows)
 SNAPSHOTS = 5  # snapshots a reader takes at most while merges remove the files it lists
 
 
@@ -153,9 +154,9 @@ def merge_packs(store, files: list[StorePath]) -> StorePath | None:
 
 def compact(store, at_least: int = 2, say: Callable[[str], None] | None = None) -> int:
     """Merge the sweep's unmerged packs (when there are ``at_least``) into merged files of at
-    most ``MERGE_ROWS`` rows each, then remove them; first finish what a crash left. Returns
-    how many packs were merged. Call under the driver lock (``compact_locked`` takes it):
-    one merge at a time per sweep."""
+    most ``MERGE_ROWS`` rows and ``MERGE_PACKS`` packs each, then remove them; first finish
+    what a crash left. Returns how many packs were merged. Call under the driver lock
+    (``compact_locked`` takes it): one merge at a time per sweep."""
     drop_merged_packs(store)  # a merge that crashed after its merged file was written
     files = store.pack_files()
     if len(files) < at_least:
@@ -164,7 +165,7 @@ def compact(store, at_least: int = 2, say: Callable[[str], None] | None = None) 
     for path in files:
         batch.append(path)
         rows += _rows(path)
-        if rows >= MERGE_ROWS:
+        if rows >= MERGE_ROWS or len(batch) >= MERGE_PACKS:
             merged += _merge(store, batch)
             batch, rows = [], 0
     if batch:

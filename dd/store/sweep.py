@@ -177,7 +177,7 @@ class SweepStore(LivePacks, Records, ResultFiles):
         try:
             return yaml.safe_load(path.read_text())
         except FileNotFoundError:
-            packs = len(self.pack_files())
+            packs = len(self.result_files())
             if packs:
                 raise StoreError(
                     f"{self.dir}: spec.yaml is missing though {packs} pack files "
