@@ -118,7 +118,7 @@ def sweep(
     )
     given = load_spec(spec, overrides, settings=settings)
     early = None
-    if not SweepStore(settings.results, given.name).pack_files():
+    if not SweepStore(settings.results, given.name).result_files():
         early = _start_early(given, settings, quiet=quiet, debug=debug)  # a fresh sweep: Ray
     loaded = resolve(given)
     options = {"settings": settings, "quiet": quiet, "debug": debug, "curves": curves}

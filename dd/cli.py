@@ -176,15 +176,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Rename an older store's rows and parameter files to today's trial ids, and store the
-    plan that read commands read (what ``dd sweep`` does before it runs anything)."""
+    """Rename an older store's rows and parameter files to today's trial ids, store the plan
+    that read commands read (what ``dd sweep`` does before it runs anything) and merge its
+    pack files (``dd.store.compact``)."""
     from dd.plan.adopt import adopt_legacy_ids
     from dd.plan.states import store_plan
+    from dd.store.compact import compact_locked
 
     store, spec = _sweep(args.sweep, args.results)
     adopted = adopt_legacy_ids(store, spec)
     store_plan(store, spec, [])
-    print(f"{store.name}: {adopted} stored trials renamed to current ids; plan stored")
+    merged = compact_locked(store)
+    print(f"{store.name}: {adopted} trials renamed to current ids; plan stored; {merged} merged")
     return 0
 
 
@@ -296,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--results", help=results_help)
 
-    p = add("migrate", cmd_migrate, "bring a sweep stored by an older dd up to date")
+    p = add("migrate", cmd_migrate, "bring an older store up to date (ids, plan, merged packs)")
     p.add_argument("sweep", help="sweep name (or its spec file)")
     p.add_argument("--results", help=results_help)
 

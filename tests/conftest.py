@@ -1,5 +1,6 @@
-"""Shared fixtures: tiny specs on disk, and one local Ray instance for the tests that need it.
-(Helpers that tests import, such as the dd subprocess runner, are in tests/helpers.py.)
+"""Shared fixtures: tiny specs on disk, one local Ray instance for the tests that need it, and
+a moto S3 server on loopback for the object-store tests. (Helpers that tests import, such as
+the dd subprocess runner, are in tests/helpers.py.)
 
 Markers (registered in pyproject.toml; `make test-fast` deselects the first three): ``slow``
 for a test over about 3 s, ``ray`` for one that starts Ray (given here to every test that uses
@@ -13,12 +14,18 @@ here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless `
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import yaml
 
-from helpers import gpu_answers
+from helpers import CREDENTIALS, gpu_answers
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
@@ -55,3 +62,41 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """``host:port`` of a moto S3 server started for this module."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def results_uri(s3_endpoint, monkeypatch) -> str:
+    """A fresh bucket's ``results`` prefix, as the URI a user passes to --results."""
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"dd-{uuid.uuid4().hex[:10]}"
+    pafs.S3FileSystem(
+        endpoint_override=s3_endpoint, scheme="http", region="us-east-1", allow_bucket_creation=True
+    ).create_dir(bucket)
+    return f"s3://{bucket}/results?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"

@@ -72,6 +72,13 @@ TINY_GAUSSIAN = {
 }
 
 
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "dd-test",
+    "AWS_SECRET_ACCESS_KEY": "dd-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 def dd_command(*args: str | Path) -> list[str]:
     """`python -m dd ARGS` with this interpreter: the venv's dd, and through PYTHONPATH
     (inherited by the process and its local Ray workers) the tree under test."""
@@ -293,3 +300,35 @@ def write_distribution(
     ]
     (info / "entry_points.txt").write_text("\n".join(lines))
     return folder
+
+
+def store_packs(root, mapping: dict, steps: int = 3) -> list[str]:
+    """Store each trial of ``mapping`` as a pack file of its own (``steps`` rows, with a
+    ``test_mse`` that differs by trial and step) and the spec beside them, as a finished
+    sweep of one-trial packs leaves them; returns the pack ids."""
+    from dd.plan.sweep import parse_spec
+    from dd.spec.ids import trial_id
+    from dd.store.schema import pack_table
+    from dd.store.sweep import SweepStore
+
+    spec = parse_spec(mapping)
+    store = SweepStore(root, spec.name)
+    ids = []
+    for i, trial in enumerate(spec.trials):
+        pack_id = f"{i:04d}"
+        rows = [{"step": s, "test_mse": i + s / 10} for s in range(steps)]
+        store.write_pack(
+            pack_id,
+            pack_table(
+                sweep=spec.name,
+                pack_id=pack_id,
+                trial_ids=[trial_id(trial)],
+                trials=[trial],
+                rows=[rows],
+                wall_time_s=0.0,
+                jax_version="none",
+            ),
+        )
+        ids.append(pack_id)
+    store.write_spec(spec.mapping)
+    return ids

@@ -40,6 +40,7 @@ from typing import Any
 
 from dd.analysis.views import create_views
 from dd.spec.errors import DDError, StoreError
+from dd.store.compact import SNAPSHOTS
 from dd.store.paths import RemotePath, StorePath, as_store_path
 from dd.store.sweep import SweepStore, sweep_names
 
@@ -129,11 +130,14 @@ def planned_trials(root: StorePath, files: list[StorePath]):
 
 
 @contextmanager
-def session(root: str | StorePath, sweep: str | None, limits: Limits) -> Iterator[Any]:
+def session(
+    root: str | StorePath, sweep: str | None, limits: Limits, used: list | None = None
+) -> Iterator[Any]:
     """``connect``'s connection, spilling to a private temporary folder (mode 0700, outside
-    the working folder) that is removed, with the connection, when the query ends."""
+    the working folder) that is removed, with the connection, when the query ends; ``used``
+    gets the files it reads."""
     with tempfile.TemporaryDirectory(prefix="dd-query-") as spill:
-        con = connect(root, sweep, limits, spill=spill)
+        con = connect(root, sweep, limits, spill=spill, used=used)
         try:
             yield con
         finally:
@@ -146,12 +150,14 @@ def connect(
     limits: Limits | None = None,
     *,
     spill: str | None = None,
+    used: list | None = None,
 ):
     """A DuckDB connection with the views ``results``, ``trials``, ``all_results``,
     ``all_trials`` and ``stale`` over stored packs, within ``limits`` (default
     ``default_limits()``).
     DuckDB's temporary directory, the one folder it allows besides the packs, is ``spill``;
-    None: spilling is off (a query larger than ``limits.memory_limit`` fails).
+    None: spilling is off (a query larger than ``limits.memory_limit`` fails). ``used``, a
+    list, gets the files the views read.
 
     Local packs are scanned by DuckDB's own Parquet reader; packs in an object store through
     a ``pyarrow.dataset`` on its filesystem (DuckDB's S3 reader is an extension it would
@@ -162,6 +168,8 @@ def connect(
     limits = limits or default_limits()
     root = as_store_path(root)
     files, stale = pack_files(root, sweep), pack_files(root, sweep, stale=True)
+    if used is not None:
+        used += files + stale
     if not files and not stale:
         if sweep is not None and not SweepStore(root, sweep).spec_path.is_file():
             raise DDError(  # an unknown sweep name is bad input: exit 2, as dd status says
@@ -299,40 +307,48 @@ def run_query(
     sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None
 ) -> tuple[list[str], list[tuple]]:
     """Run ``sql`` over the views; returns column names and rows."""
-    import duckdb
-
     _check_sql(sql)
-    limits = limits or default_limits()
-    with session(root, sweep, limits) as con:
 
-        def work() -> tuple[list[str], list[tuple]]:
-            cursor = con.execute(sql)
-            columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
-            return columns, cursor.fetchall() if columns else []
+    def work(con) -> tuple[list[str], list[tuple]]:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description] if cursor and cursor.description else []
+        return columns, cursor.fetchall() if columns else []
 
-        try:
-            return _interruptible(con, work, limits.timeout)
-        except duckdb.Error as e:
-            raise _failed(e) from None
+    return _run(root, sweep, limits or default_limits(), work)
 
 
 def query_arrow(sql: str, root: str | Path, sweep: str | None = None, limits: Limits | None = None):
     """Run ``sql`` over the views; returns a pyarrow Table."""
-    import duckdb
     import pyarrow
 
     _check_sql(sql)
-    limits = limits or default_limits()
-    with session(root, sweep, limits) as con:
 
-        def work():
-            relation = con.sql(sql)
-            if relation is None:  # a statement without a result
-                return pyarrow.table({})
-            # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
-            return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+    def work(con):
+        relation = con.sql(sql)
+        if relation is None:  # a statement without a result
+            return pyarrow.table({})
+        # duckdb 2 names it to_arrow_table; 1.x returns the table from arrow()
+        return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
+    return _run(root, sweep, limits or default_limits(), work)
+
+
+def _run(root, sweep: str | None, limits: Limits, work: Callable[[Any], Any]) -> Any:
+    """``work(connection)`` within ``limits``; a query that fails because a file it reads
+    was merged away meanwhile (``dd.store.compact``) runs again over the files then stored."""
+    import duckdb
+
+    for attempt in range(SNAPSHOTS):
+        used: list[StorePath] = []
+        last = attempt + 1 == SNAPSHOTS
         try:
-            return _interruptible(con, work, limits.timeout)
-        except duckdb.Error as e:
-            raise _failed(e) from None
+            with session(root, sweep, limits, used) as con:
+                try:
+                    return _interruptible(con, lambda: work(con), limits.timeout)
+                except duckdb.Error as e:
+                    if last or all(f.exists() for f in used):
+                        raise _failed(e) from None
+        except StoreError:
+            if last or all(f.exists() for f in used):
+                raise
+    raise AssertionError("unreachable")  # the last attempt returns or raises

@@ -16,8 +16,9 @@ from dd.store.plan import StoredPlan
 
 def status_lines(store, plan: StoredPlan) -> tuple[list[str], bool]:
     """``dd status``'s lines, and whether any pack runs (a live record, not a stale one)."""
-    states = trial_states(store, plan, store.stored_trial_ids())
-    diverged = store.diverged_trial_ids() & states["done"]
+    stored, diverged = store.stored_and_diverged()
+    states = trial_states(store, plan, stored)
+    diverged &= states["done"]
     lines = [
         f"{store.name}: {len(states['planned'])} trials planned: {len(states['done'])} done"
         + (f" ({len(diverged)} diverged)" if diverged else "")

@@ -37,6 +37,7 @@ from dd.run.schedule import Schedule, SweepReport, Watchdog, plan, worker_slots
 from dd.spec.errors import Cancelled, SpecError, one_line
 from dd.spec.ids import trial_id
 from dd.spec.settings import Settings
+from dd.store.compact import COMPACT_AFTER, COMPACT_DURING, compact
 from dd.store.sweep import SweepStore
 
 LOOK_S = 2.0  # how often the driver reads its packs' progress and rewrites its own record
@@ -117,9 +118,15 @@ def run_sweep(
     ray_options = cluster.ray_options(settings, quiet=quiet, debug=debug)
     with store.driver_lock():
         try:
-            return _run_locked(spec, store, ray_options, quiet, settings, stop, early)
+            report = _run_locked(spec, store, ray_options, quiet, settings, stop, early)
         finally:  # however the run ends, none of its packs runs now: their partial rows are stale
             store.clear_running_records()
+        compact(store, COMPACT_AFTER, None if quiet else _say)  # fewer files for the readers
+        return report
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _locations(settings: Settings) -> Locations:
@@ -257,6 +264,8 @@ def _run_packs(
         if time.monotonic() - looked < LOOK_S:
             return
         looked = time.monotonic()
+        if len(store.pack_files()) >= COMPACT_DURING:  # a long sweep: merge as it goes
+            compact(store, COMPACT_DURING, None if quiet else progress.log)
         records = {pack_id: store.running_record(pack_id) for pack_id in dispatch.running}
         for pack_id, record in records.items():
             tracker.seen(pack_id, record)

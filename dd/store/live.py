@@ -26,7 +26,8 @@ PACK_GLOB = "pack-*.parquet"
 
 class LivePacks:
     """The running records and partial files of ``SweepStore`` (a mixin: it reads the
-    store's ``dir``, ``packs_dir``, ``_read``, ``readable`` and ``_records``)."""
+    store's ``dir``, ``packs_dir``, ``_read``, ``readable``, ``_records`` and
+    ``finished_pack_ids``)."""
 
     dir: StorePath
     packs_dir: StorePath
@@ -82,7 +83,8 @@ class LivePacks:
         folder = self.dir / "partial"
         if not folder.is_dir():
             return []
-        return [p for p in sorted(folder.glob(PACK_GLOB)) if not (self.packs_dir / p.name).exists()]
+        finished = self.finished_pack_ids()
+        return [p for p in sorted(folder.glob(PACK_GLOB)) if _pack_id(p) not in finished]
 
     def _live_pack_ids(self) -> set[str]:
         """Packs with a running record whose process is alive or on another host."""

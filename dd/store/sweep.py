@@ -4,6 +4,8 @@ Layout of ``<results>/<sweep>/``::
 
     spec.yaml                 the spec as loaded (the current plan: curves use its trials)
     packs/pack-<id>.parquet   one file per finished pack, written to a temporary name, renamed
+    merged/merged-<id>.parquet many finished packs' rows in one file, which names them; the
+                              packs are removed after (``dd.store.compact``)
     failed/pack-<id>.json     why a pack failed (removed when it later succeeds)
     running/pack-<id>.json    which process runs a pack, while it runs, and its progress
     partial/pack-<id>.parquet a running pack's rows so far (column partial true); stale once
@@ -19,7 +21,7 @@ Layout of ``<results>/<sweep>/``::
     report.html               the report (``dd report``)
     logs/ray-<time>-<pid>.log  Ray's own messages during a driver run (unless --debug)
 
-A trial is done when its rows are in a readable pack file; resuming runs the planned trial
+A trial is done when its rows are in a readable pack or merged file; resuming runs the planned trial
 ids minus the stored ones. Nothing here unpickles: specs are YAML, failures JSON. Profiles,
 run records and checkpoints carry a checksum (``dd.store.checked``); one that does not check
 is quarantined like an unreadable Parquet file.
@@ -44,6 +46,7 @@ import yaml
 
 from dd.spec.errors import DDError, StoreError
 from dd.spec.fields import check_name
+from dd.store.compact import ResultFiles, drop_merged_packs
 from dd.store.live import PACK_GLOB, LivePacks
 from dd.store.paths import (
     RemotePath,
@@ -70,9 +73,9 @@ def first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-class SweepStore(LivePacks, Records):
+class SweepStore(LivePacks, Records, ResultFiles):
     """The results directory of one sweep (its packs in flight: ``dd.store.live``; its JSON
-    records: ``dd.store.records``)."""
+    records: ``dd.store.records``; its merged files: ``dd.store.compact``)."""
 
     def __init__(self, root: str | Path | RemotePath, name: str):
         self.name = check_name(name, "sweep")
@@ -122,10 +125,12 @@ class SweepStore(LivePacks, Records):
                     pass  # another driver came in meanwhile: the directory is its now
 
     def _clear_leftovers(self) -> None:
-        """Remove what a crashed driver's run left: temporary files and running records."""
+        """Remove what a crashed driver's run left: temporary files, running records and the
+        packs a merge had written to a merged file but not yet removed."""
         for folder in (
             self.dir,
             self.packs_dir,
+            self.merged_dir,
             self.failed_dir,
             *(
                 self.dir / sub
@@ -138,6 +143,7 @@ class SweepStore(LivePacks, Records):
                     print(f"removed a stale temporary file {tmp}", file=sys.stderr)
         self.clear_running_records()
         self.clear_driver()
+        drop_merged_packs(self)
 
     # ---- where each file goes
     @property
@@ -182,7 +188,7 @@ class SweepStore(LivePacks, Records):
         try:
             return yaml.safe_load(path.read_text())
         except FileNotFoundError:
-            packs = len(self.pack_files())
+            packs = len(self.result_files())
             if packs:
                 raise StoreError(
                     f"{self.dir}: spec.yaml is missing though {packs} pack files "
@@ -214,7 +220,8 @@ class SweepStore(LivePacks, Records):
         return sorted(self.packs_dir.glob(PACK_GLOB)) if self.packs_dir.is_dir() else []
 
     def readable_pack_files(self) -> list[StorePath]:
-        return self.readable(self.pack_files())
+        """The readable files of the stored rows, merged files included (``result_files``)."""
+        return self.readable(self.result_files())
 
     def readable(self, files: list[StorePath]) -> list[StorePath]:
         """The ``files`` whose Parquet footer reads; the others are quarantined (``_read``),
@@ -253,6 +260,8 @@ class SweepStore(LivePacks, Records):
     ) -> None:
         """Move a damaged file to corrupt/ and say so in one line (``error`` cut to its first
         line), or say that it could not be moved and is ignored."""
+        if not path.exists():
+            return  # merged and removed meanwhile, or another reader moved it first
         reason = first_line(error)
         if path.parent.name == "partial" and after == "its trials will run again":
             after = "a running pack's rows so far, written again at its next evaluation point"
@@ -269,31 +278,31 @@ class SweepStore(LivePacks, Records):
 
     def stored_trial_ids(self) -> set[str]:
         ids: set[str] = set()
-        for path in self.pack_files():
-            table = self._read(path, ["trial_id"])
-            if table is not None:
-                ids.update(table.column("trial_id").unique().to_pylist())
+        for table in self.read_snapshot(["trial_id"]):
+            ids.update(table.column("trial_id").unique().to_pylist())
         return ids
 
-    def diverged_trial_ids(self) -> set[str]:
-        """The stored trials whose rows say ``diverged`` (they are done: a diverged run is a
-        result)."""
-        ids: set[str] = set()
-        for path in self.pack_files():
-            table = self._read(path, ["trial_id", "status"])
-            if table is not None:
-                diverged = table.filter(pa.compute.equal(table["status"], "diverged"))
-                ids.update(diverged.column("trial_id").unique().to_pylist())
-        return ids
+    def stored_and_diverged(self) -> tuple[set[str], set[str]]:
+        """The stored trial ids, and those whose rows say ``diverged`` (done: a diverged run
+        is a result), from one read of the files."""
+        stored: set[str] = set()
+        diverged: set[str] = set()
+        for table in self.read_snapshot(["trial_id", "status"]):
+            stored.update(table.column("trial_id").unique().to_pylist())
+            rows = table.filter(pa.compute.equal(table["status"], "diverged"))
+            diverged.update(rows.column("trial_id").unique().to_pylist())
+        return stored, diverged
 
     def read_results(self, partial: bool = False) -> pa.Table | None:
         """All stored rows of the sweep (None if nothing is stored yet); with ``partial``,
-        the rows so far of running packs too (their ``partial`` column true)."""
-        files = self.pack_files() + (self.partial_files() if partial else [])
-        tables = [t for t in (self._read(p) for p in files) if t is not None]
+        the rows so far of running packs too (their ``partial`` column true). Rows come in
+        trial and step order, however the files hold them (merged or not: ``dd.store.compact``),
+        so that sums over them, and the curves, do not change when packs are merged."""
+        tables = self.read_snapshot(partial=partial)
         if not tables:
             return None
-        return with_meta(pa.concat_tables(tables, promote_options="permissive"))
+        table = pa.concat_tables(tables, promote_options="permissive")
+        return with_meta(table.sort_by([("trial_id", "ascending"), ("step", "ascending")]))
 
     def prune_checkpoints(self, planned: set[str]) -> list[StorePath]:
         """Remove the checkpoints that no pack reads: those of packs neither in ``planned``
@@ -303,7 +312,7 @@ class SweepStore(LivePacks, Records):
         folder = self.checkpoints_dir
         if not folder.is_dir():
             return []
-        keep = planned | {p.name[len("pack-") : -len(".parquet")] for p in self.pack_files()}
+        keep = planned | self.finished_pack_ids()
         removed = []
         for path in folder.glob("pack-*.msgpack"):
             if path.name[len("pack-") : -len(".msgpack")] not in keep:

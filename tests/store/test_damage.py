@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from dd.cli import main
+from dd.store.compact import drop_merged_packs, merge_packs
+from dd.store.sweep import SweepStore
 from helpers import TINY_GAUSSIAN, run_dd
 
 READS = (
@@ -79,6 +81,11 @@ DAMAGES = {"truncate": _truncate, "garble": _garble, "wrong types": _wrong_types
 
 
 def _target(sweep: Path, kind: str) -> Path:
+    if kind == "merged":  # three of the packs merged (dd.store.compact), the rest not
+        store = SweepStore(sweep.parent, sweep.name)
+        merged = merge_packs(store, store.pack_files()[:3])
+        drop_merged_packs(store)
+        return merged
     if kind == "partial":  # a running pack's rows so far
         pack = sorted((sweep / "packs").glob("pack-*.parquet"))[0]
         (sweep / "partial").mkdir()
@@ -111,7 +118,7 @@ def _read_all(capsys, root: Path) -> tuple[str, list[int]]:
 
 CASES = [
     (kind, damage)
-    for kind in ("pack", "partial", "profile", "run record", "spec", "plan")
+    for kind in ("pack", "merged", "partial", "profile", "run record", "spec", "plan")
     for damage in DAMAGES
     if not (kind == "partial" and damage == "wrong types")
 ]

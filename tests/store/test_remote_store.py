@@ -4,11 +4,7 @@ separate process on loopback) takes the packs that Ray workers write, and every 
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -19,51 +15,7 @@ from dd.spec.errors import StoreError
 from dd.spec.ids import trial_id
 from dd.store.paths import RemotePath, as_store_path, atomic_write_bytes
 from dd.store.sweep import SweepStore
-from helpers import TINY_GAUSSIAN, run_dd
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "dd-test",
-    "AWS_SECRET_ACCESS_KEY": "dd-test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """``host:port`` of a moto S3 server started for this module."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=30)
-
-
-@pytest.fixture
-def results_uri(s3_endpoint, monkeypatch) -> str:
-    """A fresh bucket's ``results`` prefix, as the URI a user passes to --results."""
-    for key, value in CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
-    bucket = f"dd-{uuid.uuid4().hex[:10]}"
-    pafs.S3FileSystem(
-        endpoint_override=s3_endpoint, scheme="http", region="us-east-1", allow_bucket_creation=True
-    ).create_dir(bucket)
-    return f"s3://{bucket}/results?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
+from helpers import CREDENTIALS, TINY_GAUSSIAN, run_dd
 
 
 def _keys(uri: str) -> list[str]:
