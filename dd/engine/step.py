@@ -238,7 +238,8 @@ def pack_step(
     i: jax.Array,
 ) -> Replica:
     """Batch ``i`` of an epoch (each replica's in its own order) for every replica; a no-op
-    for a replica with no batch i. The gradient is of the sum of the replicas' losses."""
+    for a replica with no batch i. Vmapped, the gradient is of the sum of the replicas'
+    losses; mapped (``Program.mapped``), each replica takes its own in turn."""
     if program.block:
         return block_step(program, data, setups, replicas, orders_RN, i)
     model = make_model(program.trial)
