@@ -451,6 +451,7 @@ SECTIONS = (  # in page order
     "The 20-epoch cut",
     "Planning at scale",
     "Step loops",
+    "Replica map",
     "Block packs",
     "GPU",
     "Conv padding",
