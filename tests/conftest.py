@@ -13,6 +13,7 @@ here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless `
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -40,6 +41,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gpu:
         config.hook.pytest_deselected(items=gpu)
         items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled_programs_per_module():
+    """Each test module's compiled programs are dropped when it ends, so the session's memory
+    stays that of its largest module, not the sum of them all."""
+    yield
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
