@@ -186,6 +186,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+import psutil
 from ray.cluster_utils import Cluster
 from dd.run.execute import run_sweep
 from dd.spec.settings import Settings
@@ -208,7 +209,10 @@ deadline = time.monotonic() + 240
 while len(list(checkpoints.glob("pack-*.msgpack"))) < 2 and time.monotonic() < deadline:
     time.sleep(0.2)
 busy = len(list(checkpoints.glob("pack-*.msgpack")))  # both packs held after a checkpoint
-os.kill(nodes[1].all_processes["raylet"][0].process.pid, signal.SIGKILL)
+raylet = psutil.Process(nodes[1].all_processes["raylet"][0].process.pid)
+victims = [raylet] + (raylet.children(recursive=True) if sys.argv[3] == "node" else [])
+for process in victims:  # the node's raylet, and with "node" the workers it started
+    os.kill(process.pid, signal.SIGKILL)
 thread.join(timeout=600)
 report = out["report"]
 print("RESULT", json.dumps({"busy": busy, "trials_run": report.trials_run,
@@ -220,14 +224,17 @@ cluster.shutdown()
 
 
 @pytest.mark.slow
-def test_a_node_whose_raylet_is_killed_mid_pack_loses_and_fails_nothing(tmp_path, reference):
+@pytest.mark.parametrize("killed", ["raylet", "node"])
+def test_a_node_killed_mid_pack_loses_and_fails_nothing(tmp_path, reference, killed):
     """Two worker nodes each run a pack past its first checkpoint; the second node's raylet
-    is SIGKILLed. With the default ``retries`` its pack runs again on the live node, charged
-    nothing, and every trial is stored with the numbers of an undisturbed run (issue 32)."""
+    is SIGKILLed, alone or with the workers it started (the whole node: before the fix, Ray's
+    retries all met the unreachable worker and the pack failed, ``ActorUnavailableError``).
+    With the default ``retries`` its pack runs again on the live node, charged nothing, and
+    every trial is stored with the numbers of an undisturbed run (issue 32)."""
     resources = {k: v for k, v in SPEC["resources"].items() if k != "retries"}  # the default
     spec = {**SPEC, "resources": resources}
     script = subprocess.Popen(
-        [sys.executable, "-c", LOST_NODE_SCRIPT, json.dumps(spec), str(tmp_path)],
+        [sys.executable, "-c", LOST_NODE_SCRIPT, json.dumps(spec), str(tmp_path), killed],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
