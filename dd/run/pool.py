@@ -31,7 +31,6 @@ class WorkerKind:
     cpus: float
     gpus: float
     memory_gb: float
-    retries: int
     env: tuple[tuple[str, str], ...]
     packs_in_flight: int
     compile_cache: str | None
@@ -45,7 +44,6 @@ class WorkerKind:
             cpus=resources.cpus,
             gpus=resources.gpus,
             memory_gb=resources.memory_gb,
-            retries=resources.retries,
             env=tuple(sorted(worker_env(resources).items())),
             packs_in_flight=resources.packs_per_worker(),
             compile_cache=settings.compile_cache,
@@ -61,8 +59,8 @@ class WorkerKind:
             "num_cpus": self.cpus,
             "num_gpus": self.gpus,
             "memory": int(self.memory_gb * 2**30),
-            "max_restarts": -1,
-            "max_task_retries": self.retries,
+            "max_restarts": 0,  # the driver replaces a dead worker (dd.run.policy.Dispatch.lost)
+            "max_task_retries": 0,
         }
         if self.packs_in_flight > 1:  # a threaded actor: its packs share one process
             options["max_concurrency"] = self.packs_in_flight
