@@ -189,8 +189,8 @@ def up(
     import ray
 
     address = f"127.0.0.1:{port}"
-    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
     try:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
         registry = start_registry(idle_s)
         ray.get(registry.count.remote())
         context = ray.get_runtime_context()
@@ -202,8 +202,11 @@ def up(
             host=socket.gethostname(),
             idle_s=idle_s,
         )
-    finally:
+    except Exception as e:  # the instance started but does not serve: none of it is left
         ray.shutdown()
+        stop_processes(instance_processes(WarmState(address, f":{port}", "", started, "")))
+        raise DDError(f"dd up: the instance at {address} did not start ({one_line(e)})") from None
+    ray.shutdown()
     from dd.store.paths import atomic_write_bytes
 
     atomic_write_bytes(path, json.dumps(state.record()).encode())

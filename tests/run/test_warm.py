@@ -173,3 +173,34 @@ def test_a_killed_instance_is_said_and_the_next_sweep_starts_fresh(tmp_path):
         assert not (tmp_path / "warm.json").exists()
     finally:
         _kill_instance(tmp_path / "warm.json", session)
+
+
+def _registry(monkeypatch, idle_s: float):
+    """A ``Registry`` as a plain object (not an actor), its kills recorded."""
+    import ray
+
+    killed: list[str] = []
+    monkeypatch.setattr(ray, "kill", killed.append)
+    return warm.Registry(idle_s), killed
+
+
+def test_the_registry_hands_back_workers_of_a_kind_and_kills_other_kinds(monkeypatch):
+    registry, killed = _registry(monkeypatch, 3600.0)
+    registry.give_back("cpu", ["a", "b"])
+    registry.give_back("gpu", ["g"])
+    assert registry.count() == 3 and registry.has("cpu")
+    assert registry.take("cpu", 1) == ["a"]
+    assert sorted(killed) == ["b", "g"], "beyond n and other kinds free their reservations"
+    assert registry.count() == 0
+    registry.give_back("cpu", ["c"])
+    registry.release()
+    assert killed[-1] == "c" and registry.count() == 0
+
+
+def test_the_registry_stops_workers_idle_longer_than_its_idle_time(monkeypatch):
+    registry, killed = _registry(monkeypatch, 0.2)
+    registry.give_back("cpu", ["a"])
+    deadline = time.monotonic() + 30
+    while not killed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert killed == ["a"] and registry.count() == 0
