@@ -200,6 +200,16 @@ def gaps() -> list[str]:
             f"{rest:.1f} s of the call are the spec's resolution and the curves' figures "
             "(matplotlib's layout and PNG writing), paid by every call."
         )
+    up = _load("warm_instance.json")
+    if up and up["median"]["warm_second"]["first_trial_s"] > UP_START_S:
+        m = up["median"]["warm_second"]
+        out.append(
+            f"- **The warm instance's sweep.** With the worker warm (nothing started, nothing "
+            f"compiled), {m['joined_s']:.1f} s of its {m['first_trial_s']:.1f} s go before it "
+            "has joined the instance: Python and dd's imports (JAX and Flax through the model "
+            "registry that reads the spec) and the spec; the pack itself takes "
+            f"{m['first_trial_s'] - m['planned_s']:.1f} s."
+        )
     cnn = _load("cnn_workload.json")
     if cnn and cnn["walls_s"]["dd"] > cnn["walls_s"]["pytorch"] and "packs_s" in cnn:
         packs = cnn["packs_s"]["dd"]
