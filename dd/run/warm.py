@@ -34,7 +34,7 @@ NAMESPACE = "dd-warm"
 REGISTRY = "registry"
 DEFAULT_IDLE_S = 30 * 60.0
 PROBE_S = 2.0  # a GCS on this machine answers at once: longer is a dead or hung one
-STOP_S = 5.0  # what dd down gives the instance's processes after SIGTERM, before SIGKILL
+STOP_S = 2.0  # dd down: SIGTERM, then SIGKILL (Ray's GCS and raylet outlast a SIGTERM by seconds)
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 

@@ -90,6 +90,25 @@ def test_another_machines_state_file_is_left_alone(tmp_path):
     assert path.exists() and said == []
 
 
+def test_only_a_run_without_an_address_looks_for_the_warm_instance(tmp_path):
+    from dd.run.cluster import ray_options
+    from dd.spec.settings import Settings
+
+    state = str(tmp_path / "warm.json")
+    local = ray_options(Settings(warm_state=state), quiet=True, debug=False)
+    joined = ray_options(
+        Settings(warm_state=state, address="10.0.0.1:6379"), quiet=True, debug=False
+    )
+    assert local["warm"] == tmp_path / "warm.json" and local["address"] == "local"
+    assert joined["warm"] is None, "a cluster's run never reads the state file"
+
+
+def test_the_state_file_defaults_to_one_per_machine_under_the_cache():
+    path = warm.state_path(None)
+    assert path.parent == Path("~/.cache/dd/warm").expanduser()
+    assert path.name == f"{socket.gethostname()}.json"
+
+
 def _instance_pids(state_path: Path) -> list[int]:
     return warm.instance_processes(warm.read_state(state_path))
 
@@ -123,6 +142,8 @@ def test_dd_up_keeps_the_worker_warm_between_two_cli_sweeps_and_dd_down_stops_it
         up = run_dd("up", "--cpus", "2", "--idle", "10m", env=env, timeout=180)
         assert up.returncode == 0, up.stderr
         session = warm.read_state(tmp_path / "warm.json").session
+        again = run_dd("up", env=env, timeout=60)
+        assert again.returncode == 0 and "already up" in again.stderr, again.stderr
         runs = []
         for seed, results in ((0, "a"), (1, "b")):
             done = run_dd(
