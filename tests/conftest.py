@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,9 @@ import yaml
 from helpers import CREDENTIALS, gpu_answers
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A `dd up` instance of the user's own is never joined by a test's sweep (tests of `dd up` give
+# each its own state file).
+os.environ["DD_WARM_STATE"] = str(Path(tempfile.mkdtemp(prefix="dd-tests-")) / "no-warm.json")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
