@@ -17,10 +17,6 @@ BENCH_LOCK := requirements-bench.lock
 SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 FAST := not slow and not ray and not browser
-# Test processes (pytest-xdist, one test file to a process): two for a 2-core machine; on CUDA
-# one, in-process, so that no two processes share the GPU's memory.
-TEST_WORKERS ?= $(if $(filter cuda,$(ACCEL)),0,2)
-XDIST = -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install sweep test test-fast test-gpu lint browser lock bench clean
 
@@ -41,11 +37,11 @@ sweep: $(STAMP)
 
 # Every test, the Chromium one included (`make browser` installs the browser where it can).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q $(XDIST)
+	$(BIN)/python -m pytest -q
 
 # The edit-test loop: no test marked slow, ray or browser (see pyproject.toml).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q $(XDIST) -m "$(FAST)"
+	$(BIN)/python -m pytest -q -m "$(FAST)"
 
 # Tests marked gpu need a GPU: where nvidia-smi -L answers they run within test and test-fast,
 # elsewhere tests/conftest.py deselects them. This runs just them, on purpose, on any machine.
