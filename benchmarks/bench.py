@@ -458,6 +458,7 @@ SECTIONS = (  # in page order
     "GPU",
     "Conv padding",
     "ETA",
+    "Refinement",
 )
 BENCH_MD = ROOT / "docs" / "bench.md"
 HEAD = """# Benchmarks: `make bench`
