@@ -248,6 +248,9 @@ def test_a_node_killed_mid_pack_loses_and_fails_nothing(tmp_path, reference, kil
     )
     assert summary["busy"] == 2, "both worker nodes were running a pack when one was lost"
     assert summary == {"busy": 2, "trials_run": 4, "failed": []}
-    (said,) = [line for line in out.splitlines() if "its node was lost" in line]
-    assert said.endswith("its node was lost; it runs again"), said
+    # A fresh worker may be placed on the dead node before the GCS declares it dead (about 3 s
+    # here): the pack then meets the lost node again, uncharged each time, and still runs.
+    said = [line for line in out.splitlines() if "its node was lost" in line]
+    assert said, out[-4000:]
+    assert all(line.endswith("its node was lost; it runs again") for line in said), said
     _assert_same_results(_rows(tmp_path), reference)
