@@ -83,6 +83,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/cnn_workload.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/warm.py
+	$(BIN)/python benchmarks/warm_instance.py
 	$(BIN)/python benchmarks/compile_profile.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/cpu_loops.py

@@ -447,14 +447,18 @@ SECTIONS = (  # in page order
     "Where the default sweep's time went (pack profiles)",
     "A pack's fixed cost (dd 0.4 against dd 0.3)",
     "Warm workers",
+    "Warm instance (dd up)",
     "Compile",
     "The 20-epoch cut",
     "Planning at scale",
+    "Merged pack files",
     "Step loops",
+    "Replica map",
     "Block packs",
     "GPU",
     "Conv padding",
     "ETA",
+    "Refinement",
 )
 BENCH_MD = ROOT / "docs" / "bench.md"
 HEAD = """# Benchmarks: `make bench`

@@ -95,8 +95,11 @@ def matmul_peaks(n: int) -> dict[str, float]:
 def _trial(family: str, width: int, precision: str):
     from dd.datasets.images import ImageData
     from dd.datasets.mnist1d import Mnist1dData
+    from dd.models import registry as models
     from dd.spec.config import Model, Train, Trial
     from dd.spec.fields import build
+
+    models.load()  # the model kinds, by name
 
     model = {
         "mlp": {"name": "mlp", "width": width, "depth": 2},

@@ -106,6 +106,8 @@ def sweep(
     ``wait()`` (this function's result) and ``cancel()`` work while it runs.
     The pack workers stay warm afterwards (``dd.run.pool``): a next sweep of the same resources
     in this process reuses them and their compiled programs; ``release_workers`` stops them.
+    Without an address, the warm instance of ``dd up`` is joined while it is up
+    (``dd.run.warm``): its workers outlive this process too.
     """
     from dd.plan.resolve import resolve
 
@@ -282,8 +284,9 @@ def _plan_name(pack, execution: str) -> str:
 
 
 def release_workers() -> None:
-    """Stop the warm pack workers that this process's sweeps left on Ray (``dd.run.pool``): the
-    next sweep starts and compiles afresh, and their CPUs and GPUs free up for others."""
+    """Stop the warm pack workers that this process's sweeps left on Ray (``dd.run.pool``; on
+    ``dd up``'s warm instance, every idle one there): the next sweep starts and compiles
+    afresh, and their CPUs and GPUs free up for others."""
     from dd.run.pool import POOL
 
     POOL.release()

@@ -13,10 +13,12 @@ here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless `
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +30,9 @@ import yaml
 from helpers import CREDENTIALS, gpu_answers
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A `dd up` instance of the user's own is never joined by a test's sweep (tests of `dd up` give
+# each its own state file).
+os.environ["DD_WARM_STATE"] = str(Path(tempfile.mkdtemp(prefix="dd-tests-")) / "no-warm.json")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,6 +45,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gpu:
         config.hook.pytest_deselected(items=gpu)
         items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled_programs_per_module():
+    """Each test module's compiled programs are dropped when it ends, so the session's memory
+    stays that of its largest module, not the sum of them all."""
+    yield
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,8 @@ def _param_norm(params) -> jax.Array:
 def evaluate(program: Program, data: DeviceData, setups: Setup, replicas: Replica) -> dict:
     """Every replica's metrics (arrays with a leading R axis)."""
     with matmul_precision(program.train.precision):
+        if program.mapped:
+            return jax.lax.map(lambda sr: _evaluate_one(program, data, *sr), (setups, replicas))
         return jax.vmap(lambda s, r: _evaluate_one(program, data, s, r))(setups, replicas)
 
 

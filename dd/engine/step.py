@@ -59,6 +59,9 @@ class Program:
     "host" calls a compiled step once per batch from Python (XLA's CPU backend runs
     convolutions many times slower inside a loop than outside one). ``block``: the replicas'
     own widths when one block-diagonal dense network trains them all (``dd.engine.block``).
+    ``mapped``: the step and the evaluation run the replicas one after another (``lax.map``)
+    instead of vmapping them, so each replica's arithmetic is that of a pack of one (XLA's CPU
+    backend rounds a vmapped pack differently with its size, ``dd.engine.train``).
     """
 
     trial: Trial  # the pack key: shapes and every non-array setting
@@ -67,6 +70,7 @@ class Program:
     augment: bool
     loop: str = "scan"
     block: tuple[int, ...] = ()  # a block program's replica widths (``dd.engine.block``), else ()
+    mapped: bool = False  # the replicas one after another (``lax.map``), not vmapped
 
     @property
     def train(self) -> Train:
@@ -236,7 +240,8 @@ def pack_step(
     i: jax.Array,
 ) -> Replica:
     """Batch ``i`` of an epoch (each replica's in its own order) for every replica; a no-op
-    for a replica with no batch i. The gradient is of the sum of the replicas' losses."""
+    for a replica with no batch i. Vmapped, the gradient is of the sum of the replicas'
+    losses; mapped (``Program.mapped``), each replica takes its own in turn."""
     if program.block:
         return block_step(program, data, setups, replicas, orders_RN, i)
     model = make_model(program.trial)
@@ -247,6 +252,17 @@ def pack_step(
         if scales(program.trial)[1]:
             logits_BK = logits_BK * scale
         return mean_loss(program, logits_BK, y_B, weight_B), stats
+
+    if program.mapped:
+
+        def one(args):
+            setup, replica, x_BD, y_B, weight_B, steps_r = args
+            (loss, stats), grads = jax.value_and_grad(replica_loss, has_aux=True)(
+                replica.params, replica.batch_stats, x_BD, y_B, weight_B
+            )
+            return update_replica(program, setup, replica, grads, loss, stats, steps_r, i)
+
+        return jax.lax.map(one, (setups, replicas, x_RBD, y_RB, weight_RB, steps_R))
 
     def pack_loss(params_R):
         loss_R, stats_R = jax.vmap(replica_loss)(

@@ -35,6 +35,13 @@ from dd.models.rng import scoped
 from dd.spec.config import Train, Trial
 
 GPU_VMAP_CONV_WIDTH = 32  # without a cost table: conv nets wider than this go one by one on a GPU
+# where a pack's replicas run one after another inside its program (``lax.map``) instead of
+# vmapped: XLA's CPU backend rounds a vmapped pack's reductions, transposed matmuls and
+# softmax differently with the pack's size (a lone replica about 1e-7 relative off after 30
+# epochs), a mapped replica computes the numbers of a pack of one, so a trial's rows are bit for
+# bit the same alone or in any pack of its program; measured at about the vmapped pack's speed
+# (benchmarks/replica_map.py, docs/bench.md)
+MAPPED_PLATFORMS = ("cpu",)
 
 
 class Plan(NamedTuple):
@@ -210,6 +217,7 @@ def train_pack(
             n_classes=dataset.n_classes,
             augment=bool(getattr(key_trial.data, "augment", False)),
             loop=loop,
+            mapped=jax.default_backend() in MAPPED_PLATFORMS,
         )
         if program.steps_per_epoch == 0:
             raise ValueError("batch_size exceeds every n_train of the pack")  # validated earlier

@@ -40,7 +40,8 @@ DEFAULT_MAX_TRIALS = 10_000_000
 
 @dataclass(frozen=True, kw_only=True)
 class Resources:
-    """What Ray gives each pack, how big a pack may grow, and how often a failed pack retries.
+    """What Ray gives each pack, how big a pack may grow, and how often a pack whose worker
+    process died runs again (``retries``; a pack whose node is lost runs again uncounted).
 
     ``memory_gb`` is the device-memory budget a pack is cut to (and what Ray reserves for it).
     ``checkpoint_every`` > 0 saves a training pack's whole state every that many epochs, so a

@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dd.plan.sweep import Resources
@@ -77,13 +78,17 @@ def check_fits(resources: Resources, nodes: list[dict[str, Any]]) -> None:
 
 
 def ray_options(settings: Settings, *, quiet: bool, debug: bool) -> dict[str, Any]:
-    """``start_ray``'s options for a driver run with ``settings``."""
+    """``start_ray``'s options for a driver run with ``settings``: without an address, the
+    warm instance's state file (``dd.run.warm``) is looked at first."""
+    from dd.run.warm import state_path
+
     return {
         "address": settings.address or "local",
         "quiet": quiet,
         "local_cpus": settings.cpus,
         "debug": debug,
         "timeout": settings.connect_timeout_s,
+        "warm": None if settings.address else state_path(settings.warm_state),
     }
 
 
@@ -95,6 +100,7 @@ def start_ray(
     local_cpus: int | None = None,
     debug: bool = False,
     early: EarlyStart | None = None,
+    warm: Path | None = None,
 ) -> None:
     """Join ``address``, or start a fresh local instance for ``"local"``.
 
@@ -105,14 +111,23 @@ def start_ray(
     time out during start-up) is tried once more before it is an error. Ray's own messages
     (its warnings, the workers' output) show with ``debug`` only. ``early``: the start
     ``start_ray_soon`` began for this run, waited for first (what it raised is raised here).
+    ``warm``: for ``"local"``, the state file of ``dd up``'s warm instance (``dd.run.warm``),
+    joined instead of a fresh instance while it answers (``local_cpus`` is then its own).
     """
     if early is not None:  # begun by start_ray_soon: its outcome first
         early.take()
-    _start_ray(address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
+    options = {"quiet": quiet, "local_cpus": local_cpus, "debug": debug, "warm": warm}
+    _start_ray(address, timeout=timeout, **options)
 
 
 def _start_ray(
-    address: str, *, timeout: float, quiet: bool, local_cpus: int | None, debug: bool
+    address: str,
+    *,
+    timeout: float,
+    quiet: bool,
+    local_cpus: int | None,
+    debug: bool,
+    warm: Path | None = None,
 ) -> bool:
     """``start_ray`` without an early start; whether this call started or joined Ray."""
     import ray
@@ -120,14 +135,46 @@ def _start_ray(
     with _STARTING:  # an early start left behind by a refused run may still be under way
         if ray.is_initialized():
             return False
+        if address == "local" and warm is not None and _join_warm(ray, warm, quiet, debug):
+            return True
         _join(ray, address, timeout=timeout, quiet=quiet, local_cpus=local_cpus, debug=debug)
         return True
 
 
-def _join(ray, address: str, *, timeout: float, quiet: bool, local_cpus, debug: bool) -> None:
+def _join_warm(ray, path: Path, quiet: bool, debug: bool) -> bool:
+    """Join the warm instance recorded in ``path`` when it answers (saying so); whether it
+    was joined. One that is gone, or refuses the driver, is said: a fresh instance follows."""
+    from dd.run import warm
+
+    say = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))
+    state = warm.find(path, say)
+    if state is None:
+        return False
+    try:
+        options = {"quiet": quiet, "local_cpus": None, "debug": debug}
+        _join(ray, state.address, timeout=warm.PROBE_S, namespace=warm.NAMESPACE, **options)
+    except DDError as e:
+        ray.shutdown()
+        say(f"dd: the warm instance at {state.address} refused this run ({e}); starting fresh")
+        return False
+    say(warm.using(state))
+    return True
+
+
+def _join(
+    ray,
+    address: str,
+    *,
+    timeout: float,
+    quiet: bool,
+    local_cpus,
+    debug: bool,
+    namespace: str | None = None,
+) -> None:
     probe_address(address, timeout)
     options = {
         "address": address,
+        "namespace": namespace,
         "num_cpus": local_cpus if address == "local" else None,
         "include_dashboard": False,
         "log_to_driver": debug and not quiet,
@@ -255,12 +302,14 @@ def start_ray_soon(
     local_cpus: int | None = None,
     debug: bool = False,
     then: Callable[[], None] | None = None,
+    warm: Path | None = None,
 ) -> EarlyStart:
     """Begin ``start_ray(**options)`` in a thread, then ``then()`` (start a worker, say),
     while the caller plans; the run given the returned handle (``start_ray(early=)``) waits
     for it and raises what it raised. For a run sure to need Ray: a start is seconds, of
     which planning then hides most."""
     options = {"timeout": timeout, "quiet": quiet, "local_cpus": local_cpus, "debug": debug}
+    options["warm"] = warm
 
     def begin() -> bool:
         fresh = _start_ray(address, **options)

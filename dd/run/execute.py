@@ -220,6 +220,7 @@ def _run_packs(
         watchdog=Watchdog(resources.stall_minutes),
         cluster=bool(settings.address),
         watched=lambda pack: runner_of(pack.trials[0]).watched,
+        retries=resources.retries,
     )
     refs: dict = {}  # the Ray reference of each running pack -> the pack
     tracker = tracker_of(schedule.queue)
@@ -239,9 +240,12 @@ def _run_packs(
                     ray.kill(worker)
                 case StartWorker():
                     carry_out(dispatch.worker_started(kind.start()))
-                case Requeue(pack):
+                case Requeue(pack, line):
                     _forget(refs, pack)
+                    store.clear_running(pack.id)  # its worker was stopped or died: stale
                     tracker.requeued(pack.id)
+                    if line:
+                        progress.log(line)
                 case RecordFailure(pack, reason, line):
                     _forget(refs, pack)
                     store.clear_running(pack.id)  # a lost node's worker could not: stale rows
@@ -319,12 +323,39 @@ def _forget(refs: dict, pack: Pack) -> None:
 
 
 def _came_back(dispatch: Dispatch, pack: Pack, ref) -> list:
-    """The event of a pack whose reference is ready: its worker's summary, or the error
-    ``ray.get`` raised (its retries spent, or its node lost for good)."""
+    """The event of a pack whose reference is ready: its worker's summary, its worker's death
+    (``worker_death``), or the error the pack raised."""
     import ray
 
     try:
         result = ray.get(ref)
     except Exception as e:
-        return dispatch.raised(pack, one_line(e))
+        death = worker_death(e)
+        if death is None:
+            return dispatch.raised(pack, one_line(e))
+        return dispatch.lost(pack, death, charged=death == WORKER_DIED)
     return dispatch.finished(pack, result)
+
+
+NODE_LOST = "its node was lost"
+WORKER_DIED = "its worker process died"
+
+
+def worker_death(error: BaseException) -> str | None:
+    """How a pack's worker died, from the error ``ray.get`` raised: ``NODE_LOST`` (its node
+    died, was preempted or cannot be reached: no fault of the pack), ``WORKER_DIED`` (its
+    process died on a live node: killed, or the pack ran the host out of memory), or None
+    when the pack raised an error of its own (a worker whose start raised included: every
+    pack would meet it again)."""
+    from ray import exceptions as rx
+
+    if isinstance(error, rx.RayActorError):
+        if error.actor_init_failed:
+            return None
+        node = isinstance(error, rx.ActorUnavailableError) or error.preempted
+        return NODE_LOST if node or "node has died" in str(error) else WORKER_DIED
+    if isinstance(error, rx.NodeDiedError | rx.LocalRayletDiedError):
+        return NODE_LOST
+    if isinstance(error, rx.WorkerCrashedError):
+        return WORKER_DIED
+    return None

@@ -1,10 +1,11 @@
 """What the driver does about each thing that happens to its packs and workers, apart from Ray.
 
 ``Dispatch`` takes events (the run begins, a pack finished, a pack raised, a fresh worker is up,
-the driver looks at its running packs, the run ends) and answers with actions, small frozen
-records the Ray side (``dd.run.execute``) carries out: submit a pack to a worker, kill a
-worker, start a fresh one, requeue a pack, record a failure. Which packs run, which worker runs
-them, when a pack has stalled (``dd.run.schedule.Watchdog``), which workers are spoiled and which
+a pack's worker died, the driver looks at its running packs, the run ends) and answers with
+actions, small frozen records the Ray side (``dd.run.execute``) carries out: submit a pack to a
+worker, kill a worker, start a fresh one, requeue a pack, record a failure. Which packs run,
+which worker runs them, when a pack has stalled (``dd.run.schedule.Watchdog``), which packs a
+dead worker's death is charged to (``resources.retries``), which workers are spoiled and which
 go back to the pool are all decided here, so a test drives every branch with stand-in workers
 and a fake clock (``tests/run/test_policy.py``).
 
@@ -43,10 +44,11 @@ class StartWorker:
 
 @dataclass(frozen=True)
 class Requeue:
-    """``pack`` was running on a killed worker through no fault of its own: forget its result
-    (the schedule hands it out again)."""
+    """``pack`` was running on a killed or dead worker: forget its result (the schedule hands
+    it out again), showing ``line`` if any."""
 
     pack: Pack
+    line: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,10 @@ class Dispatch:
     """The policy of one run: keep each worker's ``in_flight`` slots fed from ``schedule``, fail
     stalled packs (``watchdog``; only packs ``watched(pack)`` says have evaluations to wait for)
     and let workers go. On a ``cluster`` a worker left with nothing to run goes at once: the
-    worker Ray restarts for a pack whose node was lost may need its reservation (a local
-    instance keeps it warm for the pool)."""
+    fresh worker started for a pack whose node was lost may need its reservation (a local
+    instance keeps it warm for the pool). A pack whose worker died runs again on a live
+    worker; the death counts against its ``retries`` only when ``lost`` is told it may be the
+    pack's doing (its process died on a live node), never for a lost node."""
 
     def __init__(
         self,
@@ -94,9 +98,11 @@ class Dispatch:
         watchdog: Watchdog,
         cluster: bool = False,
         watched: Callable[[Pack], bool] = lambda pack: True,
+        retries: int = 2,
     ):
         self.schedule, self.in_flight, self.watchdog = schedule, in_flight, watchdog
-        self.cluster, self.watched = cluster, watched
+        self.cluster, self.watched, self.retries = cluster, watched, retries
+        self.deaths: dict[str, int] = {}  # pack id -> deaths of its worker charged to it
         self.workers = list(workers)
         self.load = dict.fromkeys(self.workers, 0)  # packs each worker runs now
         self.running: dict[str, tuple[Pack, Any]] = {}  # pack id -> (pack, its worker)
@@ -115,13 +121,43 @@ class Dispatch:
         return [RecordFinished(pack, result, line), *self._feed(worker)]
 
     def raised(self, pack: Pack, reason: str) -> list[Action]:
-        """``pack`` came back with an error (its retries spent, or its node lost for good):
-        record the failure; its worker may go on with other packs but is not reused after."""
+        """``pack`` raised an error of its own: record the failure; its worker may go on with
+        other packs but is not reused after."""
         _, worker = self.running.pop(pack.id)
         self.load[worker] -= 1
         self.spoiled.add(worker)
         line = self.schedule.failed(pack, reason)
         return [RecordFailure(pack, reason, line), *self._feed(worker)]
+
+    def lost(self, pack: Pack, reason: str, *, charged: bool) -> list[Action]:
+        """``pack``'s worker died (``reason``): it gets nothing more. Every pack it ran goes
+        back to the queue, to a live worker's free slot or to a fresh worker started for them,
+        and resumes from its checkpoint. ``charged`` (the worker's process died on a live node:
+        the pack may have killed it, out of host memory say) counts the death against each of
+        those packs' ``retries``, failing the ones past it; a lost node charges nothing."""
+        _, worker = self.running[pack.id]
+        actions: list[Action] = [Kill(worker)]  # an unreachable worker must not run on
+        self.gone.add(worker)
+        self.spoiled.add(worker)
+        self.load[worker] = 0
+        for pack_id, (on_it, on) in list(self.running.items()):
+            if on != worker:
+                continue
+            del self.running[pack_id]
+            deaths = self.deaths[pack_id] = self.deaths.get(pack_id, 0) + charged
+            if deaths > self.retries:
+                why = f"{reason} ({deaths} times; resources.retries {self.retries})"
+                actions.append(RecordFailure(on_it, why, self.schedule.failed(on_it, why)))
+                continue
+            self.schedule.requeue(on_it)
+            again = f" (retry {deaths} of {self.retries})" if deaths else ""
+            actions.append(Requeue(on_it, f"pack {pack_id}: {reason}; it runs again{again}"))
+        for live in self.workers:
+            if live not in self.gone:
+                actions.extend(self._feed(live))
+        if self.schedule.queue:
+            actions.append(StartWorker())
+        return actions
 
     def look(self, records: Mapping[str, dict | None]) -> list[Action]:
         """The driver read the running packs' records (pack id -> record): fail each stalled

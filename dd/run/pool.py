@@ -11,6 +11,9 @@ stalled, or whose run was cancelled or raised is killed instead. The pool belong
 instance: after ``ray.shutdown`` or a connection elsewhere its workers are gone with the old
 instance, and it forgets them. Idle workers hold their reservation (a GPU, say) until another
 kind is asked for, ``release`` is called (``dd.api.release_workers``) or Ray shuts down.
+
+On the warm instance of ``dd up`` (``dd.run.warm``) the workers are detached actors and the idle
+ones wait in the instance's registry instead, for the next command's sweeps as well.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import threading
 
 from dd.datasets.base import Locations
 from dd.plan.sweep import Resources
+from dd.run import warm
 from dd.run.worker import PackWorker, worker_env
 from dd.spec.settings import Settings
 
@@ -31,7 +35,6 @@ class WorkerKind:
     cpus: float
     gpus: float
     memory_gb: float
-    retries: int
     env: tuple[tuple[str, str], ...]
     packs_in_flight: int
     compile_cache: str | None
@@ -45,7 +48,6 @@ class WorkerKind:
             cpus=resources.cpus,
             gpus=resources.gpus,
             memory_gb=resources.memory_gb,
-            retries=resources.retries,
             env=tuple(sorted(worker_env(resources).items())),
             packs_in_flight=resources.packs_per_worker(),
             compile_cache=settings.compile_cache,
@@ -54,20 +56,23 @@ class WorkerKind:
         )
 
     def start(self):
-        """A fresh worker of this kind (its process starts in the background)."""
+        """A fresh worker of this kind (its process starts in the background); on the warm
+        instance a detached actor, which outlives the command."""
         import ray
 
         options = {
             "num_cpus": self.cpus,
             "num_gpus": self.gpus,
             "memory": int(self.memory_gb * 2**30),
-            "max_restarts": -1,
-            "max_task_retries": self.retries,
+            "max_restarts": 0,  # the driver replaces a dead worker (dd.run.policy.Dispatch.lost)
+            "max_task_retries": 0,
         }
         if self.packs_in_flight > 1:  # a threaded actor: its packs share one process
             options["max_concurrency"] = self.packs_in_flight
         if self.env:
             options["runtime_env"] = {"env_vars": dict(self.env)}
+        if warm.on_warm_instance():
+            options |= {"lifetime": "detached", "namespace": warm.NAMESPACE}
         actor = ray.remote(PackWorker).options(**options)
         return actor.remote(self.compile_cache, self.gpus == 0, self.locations, self.cost_tables)
 
@@ -97,16 +102,27 @@ class WorkerPool:
         kinds, and warm ones beyond ``n``, are killed so that their reservations free up."""
         import ray
 
+        if (registry := warm.registry()) is not None:
+            kept = ray.get(registry.take.remote(repr(kind), n))
+            return kept + [kind.start() for _ in range(n - len(kept))]
         with self._lock:
             self._forget_other_instance()
-            warm = self._idle.pop(kind, [])
-            for other in [w for ws in self._idle.values() for w in ws] + warm[n:]:
+            idle = self._idle.pop(kind, [])
+            for other in [w for ws in self._idle.values() for w in ws] + idle[n:]:
                 ray.kill(other)
             self._idle.clear()
-        return warm[:n] + [kind.start() for _ in range(n - len(warm[:n]))]
+        return idle[:n] + [kind.start() for _ in range(n - len(idle[:n]))]
 
     def give_back(self, kind: WorkerKind, workers: list) -> None:
         """Keep ``workers`` (which ended their run well) for the next sweep of ``kind``."""
+        if (registry := warm.registry()) is not None:
+            import ray
+
+            try:
+                ray.get(registry.give_back.remote(repr(kind), workers))
+            except Exception:  # the instance went during the run: its workers went with it
+                pass
+            return
         with self._lock:
             self._forget_other_instance()
             self._idle.setdefault(kind, []).extend(workers)
@@ -114,6 +130,12 @@ class WorkerPool:
     def prestart(self, kind: WorkerKind) -> None:
         """Start one worker of ``kind`` now, unless one waits here, so that the first pack
         of the run being planned finds it started."""
+        if (registry := warm.registry()) is not None:
+            import ray
+
+            if not ray.get(registry.has.remote(repr(kind))):
+                self.give_back(kind, [kind.start()])
+            return
         with self._lock:
             self._forget_other_instance()
             if self._idle.get(kind):
@@ -122,6 +144,10 @@ class WorkerPool:
 
     def idle(self) -> int:
         """How many workers wait here (for this Ray instance)."""
+        if (registry := warm.registry()) is not None:
+            import ray
+
+            return ray.get(registry.count.remote())
         with self._lock:
             self._forget_other_instance()
             return sum(len(ws) for ws in self._idle.values())
@@ -130,6 +156,8 @@ class WorkerPool:
         """Kill every idle worker."""
         import ray
 
+        if (registry := warm.registry()) is not None:
+            ray.get(registry.release.remote())
         with self._lock:
             if self._instance is not None and self._instance == _instance():
                 for worker in [w for ws in self._idle.values() for w in ws]:

@@ -81,8 +81,8 @@ class Schedule:
         return self.queue.popleft() if self.queue else None
 
     def requeue(self, pack: Pack) -> None:
-        """``pack`` was handed out but did not run to its end through no fault of its own (it
-        ran beside a stalled pack whose worker was stopped): it is handed out next."""
+        """``pack`` was handed out but did not run to its end (it ran beside a stalled pack
+        whose worker was stopped, or its worker died): it is handed out next."""
         self.queue.appendleft(pack)
 
     def finished(self, pack: Pack, result: dict) -> str | None:

@@ -62,6 +62,7 @@ def run_pack(
     with store.running(pack.id, trials=len(pack.trials), widths=widths) as update:
         result = _run_pack(store, pack, resources, profile, update, locations or Locations())
     record = {"pack_id": pack.id, "trials": len(pack.trials), **profile.record()}
+    record["worker_pid"] = os.getpid()  # the same pid in two sweeps: a warm worker ran both
     store.write_profile(pack.id, record)
     # the wall clock at its start and end, and its first progress sample: the driver's ETA
     return result | {"profile": record, "started_at": started_at, "ended_at": time.time()}

@@ -26,7 +26,8 @@ class Settings:
     ``address`` None starts a fresh local Ray instance; ``compile_cache`` None compiles
     afresh (the variable or flag's ``off``). ``data_dir`` and ``cache_dir`` are the image
     files' folder (a spec's ``data.data_dir`` wins) and where generated datasets are cached;
-    ``cost_tables`` None reads the shipped step-time tables (``dd.engine.costs``).
+    ``cost_tables`` None reads the shipped step-time tables (``dd.engine.costs``);
+    ``warm_state`` None is ``dd up``'s state file of this machine (``dd.run.warm.state_path``).
     """
 
     results: str = "results"
@@ -38,6 +39,7 @@ class Settings:
     data_dir: str | None = None
     cache_dir: str = "~/.cache/dd"
     cost_tables: str | None = None
+    warm_state: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -102,4 +104,5 @@ VARIABLES = (  # README.md's configuration table shows each, with its default an
     Variable("data_dir", "DD_DATA_DIR", None, _text),
     Variable("cache_dir", "DD_CACHE_DIR", None, _text),
     Variable("cost_tables", "DD_COST_TABLES", None, _text),
+    Variable("warm_state", "DD_WARM_STATE", None, _text),
 )

@@ -11,47 +11,15 @@ import pytest
 from dd.analysis.aggregate import compute_kinds, current_rows, describe, write_curves
 from dd.analysis.curves.base import Section
 from dd.analysis.curves.registry import check_curves, load as load_curve_kinds
+from dd.analysis.curves.tiny import FITTED
 from dd.plan.states import plan_of
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
 from dd.store.schema import flatten_config
 from dd.store.sweep import SweepStore
 
-SPECS = {
-    "closed_form": {
-        "name": "closed_form",
-        "data": {"name": "gaussian", "dim": 20, "n_train": 10, "n_test": 100},
-        "model": {"name": "raw_features", "n_features": 1},
-        "grid": {"model.n_features": [2, 8, 20], "data.n_train": [8, 10], "seed": [0, 1]},
-    },
-    "trained": {
-        "name": "trained",
-        "data": {"name": "mnist1d", "n_train": 100},
-        "model": {"name": "mlp", "width": 4},
-        "train": {"batch_size": 50},
-        "grid": {"model.width": [4, 16], "data.n_train": [100, 200], "seed": [0, 1]},
-    },
-    "modular": {
-        "name": "modular",
-        "data": {"name": "modular", "p": 7},
-        "model": {"name": "mlp", "width": 8, "depth": 1},
-        "train": {"batch_size": "full", "epochs": 10},
-        "grid": {"model.width": [8, 16], "train.weight_decay": [0.0, 1.0], "seed": [0, 1]},
-    },
-}
-APPLIES_TO = {  # a registered kind without a sweep here fails its test: add one
-    "model_wise": "closed_form",
-    "effective_parameters": "closed_form",
-    "model_wise_best": "trained",
-    "sample_wise": "closed_form",
-    "epoch_wise": "trained",
-    "grokking": "modular",
-    "grok_times": "modular",
-    "unification": "modular",
-    "emc": "trained",
-}
 SEEDS_ONLY = {  # a closed-form sweep over seeds alone: no kind applies
-    **SPECS["closed_form"],
+    **FITTED,
     "name": "seeds_only",
     "grid": {"seed": [0, 1, 2]},
 }
@@ -100,18 +68,25 @@ def _rows(spec) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def aggregated(tmp_path_factory):
-    """{sweep: (spec, results root, aggregate)}, each sweep aggregated once."""
+    """Each kind's own small sweep (``CurveKind.tiny``) as (spec, results root, aggregate),
+    every distinct sweep aggregated once, by name."""
     root = tmp_path_factory.mktemp("kinds")
     out = {}
-    for name, mapping in SPECS.items():
-        spec = parse_spec(mapping)
-        out[name] = spec, root, write_curves(SweepStore(root, name), spec, _rows(spec))
-    return out
+
+    def of(kind):
+        assert kind.tiny is not None, f"curve kind {kind.name!r} supplies no tiny sweep"
+        name = kind.tiny["name"]
+        if name not in out:
+            spec = parse_spec(kind.tiny)
+            out[name] = spec, root, write_curves(SweepStore(root, name), spec, _rows(spec))
+        return out[name]
+
+    return of
 
 
 @pytest.mark.parametrize("kind", load_curve_kinds(), ids=lambda k: k.name)
 def test_each_kind_writes_its_tables_figures_and_lines(kind, aggregated):
-    spec, tmp_path, aggregate = aggregated[APPLIES_TO[kind.name]]
+    spec, tmp_path, aggregate = aggregated(kind)
     assert kind.axis(spec) is not None and kind.why_not(spec) is None
     result = aggregate.results[kind.name]
     tables = kind.tables(result)
@@ -141,4 +116,4 @@ def test_a_kind_that_does_not_apply_says_so(kind):
 
 def test_the_registry_names_each_kind_once():
     names = [k.name for k in load_curve_kinds()]
-    assert len(names) == len(set(names)) and set(names) == set(APPLIES_TO)
+    assert len(names) == len(set(names))

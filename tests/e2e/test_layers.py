@@ -20,7 +20,7 @@ LAYERS = (
     ("plan",),
     ("run",),
     ("analysis",),
-    ("api", "cli", "handle", "result", "__main__"),
+    ("api", "cli", "cli_parsers", "handle", "result", "__main__"),
 )
 
 

@@ -401,7 +401,7 @@ def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
     from dd.engine.memory import OutOfMemory, compiled_bytes
     from dd.engine.programs import prepare
     from dd.engine.step import Program, train_epochs_on_device
-    from dd.engine.train import replica_values, train_pack
+    from dd.engine.train import MAPPED_PLATFORMS, replica_values, train_pack
 
     spec = parse_spec(
         {
@@ -413,7 +413,8 @@ def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
     )
     trials, key = list(spec.trials), pack_key(spec.trials[0])
     data = to_device(load_dataset(key.data), key.data, EVAL_CHUNK)
-    program = Program(trial=key, n_rows=64, n_classes=10, augment=False)
+    mapped = jax.default_backend() in MAPPED_PLATFORMS  # as train_pack builds it here
+    program = Program(trial=key, n_rows=64, n_classes=10, augment=False, mapped=mapped)
     setups, replicas = prepare(program, data, jax.tree.map(jnp.asarray, replica_values(trials)))
     first, last = np.int32(0), np.int32(1)
     training = compiled_bytes(

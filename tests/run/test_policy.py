@@ -194,3 +194,78 @@ def test_a_slow_measured_rate_stretches_the_stall_limit():
     assert dispatch.look({"p0": record}) == [], "3 x 100 s allowed to the next point"
     clock.now = 301.0
     assert _ids(dispatch.look({"p0": record}))[0] == Kill("w0")
+
+
+def test_a_lost_node_requeues_its_workers_packs_uncharged_and_starts_a_fresh_worker():
+    dispatch, schedule, _ = _dispatch(5, ("a", "b"), in_flight=2, retries=0)
+    dispatch.begin()  # a: p0, p1; b: p2, p3; p4 queued
+    actions = dispatch.lost(FakePack("p0"), "its node was lost", charged=False)
+    assert _ids(actions) == [Kill("a"), ("requeue", "p0"), ("requeue", "p1"), StartWorker()]
+    assert actions[1].line == "pack p0: its node was lost; it runs again"
+    assert [p.id for p in schedule.queue] == ["p1", "p0", "p4"], "requeued packs go first"
+    assert schedule.report.failed_packs == [], "a lost node is no failure, even with no retries"
+    assert set(dispatch.running) == {"p2", "p3"}
+    assert dispatch.live_workers() == 1, "the dead worker no longer counts"
+    assert _ids(dispatch.worker_started("c")) == [("submit", "p1", "c"), ("submit", "p0", "c")]
+    for pack_id in ("p0", "p1", "p2", "p3"):
+        dispatch.finished(FakePack(pack_id), {})
+    assert dispatch.end(ended_well=True) == [Keep("b"), Keep("c")], "the dead one is not touched"
+
+
+def test_a_pack_lost_with_its_node_again_and_again_is_never_failed():
+    dispatch, schedule, _ = _dispatch(1, ("a",), retries=1)
+    dispatch.begin()
+    for n, worker in enumerate(("b", "c", "d")):
+        assert _ids(dispatch.lost(FakePack("p0"), "its node was lost", charged=False))[1:] == [
+            ("requeue", "p0"),
+            StartWorker(),
+        ]
+        assert _ids(dispatch.worker_started(worker)) == [("submit", "p0", worker)], n
+    assert schedule.report.failed_packs == []
+
+
+def test_a_lost_worker_never_gets_another_pack():
+    dispatch, schedule, _ = _dispatch(3, ("a", "b"))
+    dispatch.begin()  # a: p0, b: p1
+    dispatch.lost(FakePack("p0"), "its node was lost", charged=False)
+    assert [p.id for p in schedule.queue] == ["p0", "p2"]
+    assert _ids(dispatch.finished(FakePack("p1"), {})) == [
+        ("finished", "p1"),
+        ("submit", "p0", "b"),
+    ], "the live worker takes the requeued pack; nothing goes to the dead one"
+
+
+def test_a_requeued_pack_goes_to_a_live_workers_free_slot_before_a_fresh_worker():
+    dispatch, _, _ = _dispatch(3, ("a", "b"), in_flight=2)
+    dispatch.begin()  # a: p0, p1; b: p2
+    assert _ids(dispatch.lost(FakePack("p0"), "its node was lost", charged=False)) == [
+        Kill("a"),
+        ("requeue", "p0"),
+        ("requeue", "p1"),
+        ("submit", "p1", "b"),
+        StartWorker(),
+    ]
+
+
+def test_a_worker_process_that_died_on_a_live_node_charges_its_packs_a_retry():
+    dispatch, schedule, _ = _dispatch(2, ("a",), in_flight=2, retries=1)
+    dispatch.begin()  # a: p0, p1
+    first = dispatch.lost(FakePack("p1"), "its worker process died", charged=True)
+    assert _ids(first) == [Kill("a"), ("requeue", "p0"), ("requeue", "p1"), StartWorker()]
+    dispatch.worker_started("b")
+    second = dispatch.lost(FakePack("p0"), "its worker process died", charged=True)
+    assert first[1].line == "pack p0: its worker process died; it runs again (retry 1 of 1)"
+    assert _ids(second) == [Kill("b"), ("failed", "p1"), ("failed", "p0")]
+    assert second[1].reason == "its worker process died (2 times; resources.retries 1)"
+    assert schedule.report.failed_packs == ["p1", "p0"]
+    assert dispatch.live_workers() == 0
+
+
+def test_a_requeued_pack_goes_to_an_idle_worker_of_a_local_instance():
+    dispatch, _, _ = _dispatch(1, ("a", "b"))
+    dispatch.begin()  # a: p0; b idle (kept warm for the pool)
+    assert _ids(dispatch.lost(FakePack("p0"), "its node was lost", charged=False)) == [
+        Kill("a"),
+        ("requeue", "p0"),
+        ("submit", "p0", "b"),
+    ], "no fresh worker is needed"

@@ -63,6 +63,8 @@ class CurveKind:
     ``dd.api.curves`` returns), not a table of its own. ``verdict(result)``: one line of what
     the sweep found (``dd.analysis.curves.verdict``), printed after every kind's lines.
     ``lead``: what the report opens with when this kind is the sweep's finding (``Lead``).
+    ``tiny``: a small sweep (a spec mapping) the kind applies to, which the per-kind tests
+    aggregate from fabricated rows (built-in ones: ``dd.analysis.curves.tiny``).
     """
 
     name: str
@@ -77,6 +79,7 @@ class CurveKind:
     curve_set: bool = True
     verdict: Callable[[Any], list[str]] = lambda result: []  # what it found, said last
     lead: Any = None  # a dd.analysis.curves.lead.Lead
+    tiny: Mapping[str, Any] | None = None
 
     def why_not(self, spec: SweepSpec) -> str | None:
         """Why the kind is not drawn for ``spec`` (None when it applies)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from dd.analysis.curves import model_wise
+from dd.analysis.curves import model_wise, tiny
 from dd.analysis.curves.base import (
     CurveKind,
     CurveSet,
@@ -120,6 +120,7 @@ def plot_effective(table: pa.Table, curves: CurveSet, spec):
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.FITTED,
     needs="a swept model field (drawn where the rows hold p_eff_test: closed-form fits)",
     axis=capacity_axis,
     compute=compute,

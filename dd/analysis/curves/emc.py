@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dd.analysis.curves import model_wise
+from dd.analysis.curves import model_wise, tiny
 from dd.analysis.curves.base import PEAK_METRICS, CurveKind, no_check, told_nowhere
 from dd.analysis.curves.emc_values import (
     EmcSet,
@@ -95,6 +95,7 @@ def _g(value) -> str:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.TRAINED,
     needs="a swept training-set size (data.n_train, or data.train_fraction on modular data)",
     axis=sample_axis,
     compute=compute,

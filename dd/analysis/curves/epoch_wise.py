@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dd.analysis.curves import tiny
 from dd.analysis.curves.base import (
     CurveKind,
     CurveSet,
@@ -82,6 +83,7 @@ def figures(curves: CurveSet, spec) -> dict:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.TRAINED,
     needs="trained models (closed-form fits have no epochs)",
     axis=axis,
     compute=compute,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from dd.analysis.curves import grokking
+from dd.analysis.curves import grokking, tiny
 from dd.analysis.curves.base import CurveKind, Section, plain, series_order
 from dd.analysis.curves.circuits import ALGORITHMS, algorithm, nanda_phases
 from dd.analysis.curves.grok_cells import TIMES, TOLD, cell_lines, grok_cells
@@ -355,6 +355,7 @@ def figures(result: GrokTimes, spec) -> dict:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.MODULAR,
     needs="modular-arithmetic data (data.name: modular)",
     axis=grokking.axis,
     compute=compute,

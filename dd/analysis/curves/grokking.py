@@ -4,6 +4,7 @@ is marked as memorisation). Their times and phases are ``dd.analysis.curves.grok
 
 from __future__ import annotations
 
+from dd.analysis.curves import tiny
 from dd.analysis.curves.base import (
     CurveKind,
     CurveSet,
@@ -43,6 +44,7 @@ def figures(curves: CurveSet, spec) -> dict:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.MODULAR,
     needs="modular-arithmetic data (data.name: modular)",
     axis=axis,
     compute=compute,

@@ -3,7 +3,7 @@ the interpolation threshold and the test peak located, the theory drawn where it
 
 from __future__ import annotations
 
-from dd.analysis.curves import theory_overlay
+from dd.analysis.curves import theory_overlay, tiny
 from dd.analysis.curves.base import (
     CurveKind,
     CurveSet,
@@ -46,6 +46,7 @@ def figures(curves: CurveSet, spec) -> dict:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.FITTED,
     needs="a swept model field (or curves.x)",
     axis=capacity_axis,
     compute=compute,

@@ -3,6 +3,7 @@ error, or test MSE for a regression): early stopping's view of the same capacity
 
 from __future__ import annotations
 
+from dd.analysis.curves import tiny
 from dd.analysis.curves.base import (
     CurveKind,
     CurveSet,
@@ -45,6 +46,7 @@ def figures(curves: CurveSet, spec) -> dict:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.TRAINED,
     needs="trained models and a swept model field (or curves.x)",
     axis=axis,
     compute=compute,

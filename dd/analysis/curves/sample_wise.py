@@ -3,7 +3,7 @@ largest n_train still fit) and the test peak beyond the best fitted n located.""
 
 from __future__ import annotations
 
-from dd.analysis.curves import theory_overlay
+from dd.analysis.curves import theory_overlay, tiny
 from dd.analysis.curves.base import (
     CurveKind,
     CurveSet,
@@ -45,6 +45,7 @@ def figures(curves: CurveSet, spec) -> dict:
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.FITTED,
     needs="a swept data.n_train (or curves.x: data.n_train)",
     axis=axis,
     compute=compute,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dd.analysis.curves import grok_times, grokking, model_wise
+from dd.analysis.curves import grok_times, grokking, model_wise, tiny
 from dd.analysis.curves.base import CurveKind, capacity_axis, no_check, told_nowhere
 from dd.store.schema import column_name
 
@@ -87,6 +87,7 @@ def plot(parts: dict, spec):
 
 KIND = CurveKind(
     name=NAME,
+    tiny=tiny.MODULAR,
     needs="modular-arithmetic data with a swept model field (e.g. model.width)",
     axis=axis,
     compute=compute,
