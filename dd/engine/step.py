@@ -258,7 +258,7 @@ def pack_step(
         def one(args):
             setup, replica, x_BD, y_B, weight_B, steps_r = args
             (loss, stats), grads = jax.value_and_grad(replica_loss, has_aux=True)(
-                replica.params, replica.batch_stats, x_BD, y_B, weight_B
+                replica.params, replica.batch_stats, x_BD, y_B, weight_B, setup.output_scale
             )
             return update_replica(program, setup, replica, grads, loss, stats, steps_r, i)
 
