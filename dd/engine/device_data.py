@@ -161,6 +161,11 @@ class Setup(NamedTuple):
     weight_decay: jax.Array
     grokfast_alpha: jax.Array
     grokfast_lamb: jax.Array
+    # the network's initial parameters and its output times these (model.init_scale,
+    # model.output_scale); None where the program does not scale: no input the program
+    # does not read (an unread input already moves XLA CPU's float32 results by an ulp)
+    init_scale: jax.Array | None = None
+    output_scale: jax.Array | None = None
 
 
 @functools.partial(jax.jit, static_argnames=("n_rows",))
@@ -175,9 +180,12 @@ def draw_setups(
     n_rows: int,
     grokfast_alpha_R=None,
     grokfast_lamb_R=None,
+    init_scale_R=None,
+    output_scale_R=None,
 ) -> Setup:
     """Each replica's key, training rows and labels, drawn from its seed (the Grokfast
-    filter's per-replica values default to 0: a program without the filter reads none)."""
+    filter's per-replica values default to 0: a program without the filter reads none; the
+    model's scales to None: a program that does not scale reads none)."""
 
     def one(seed, n, rate):
         key = trial_key(seed)
@@ -202,4 +210,6 @@ def draw_setups(
         weight_decay=weight_decay_R,
         grokfast_alpha=zeros if grokfast_alpha_R is None else grokfast_alpha_R,
         grokfast_lamb=zeros if grokfast_lamb_R is None else grokfast_lamb_R,
+        init_scale=init_scale_R,
+        output_scale=output_scale_R,
     )

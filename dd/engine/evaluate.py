@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from dd.engine.device_data import DeviceData, Setup, prepare_inputs
 from dd.engine.optim import loss_fn
 from dd.engine.step import Program, Replica, batch_inputs
-from dd.models.base import apply_model
+from dd.models.base import apply_model, scales
 from dd.models.measures import for_trial
 from dd.models.measures.base import Pool, View
 from dd.models.precision import matmul_precision
@@ -58,7 +58,10 @@ def _evaluate_one(program: Program, data: DeviceData, setup: Setup, replica: Rep
     model = make_model(program.trial)
 
     def logits(params, x):
-        return apply_model(model, params, replica.batch_stats, x, False)[0]
+        return _scaled(program, apply_model(model, params, replica.batch_stats, x, False)[0], setup)
+
+    def loss(logits_BK, y_B):
+        return loss_fn(program.train, logits_BK, y_B, program.n_classes)
 
     for measure in for_trial(program.trial):
         view = View(
@@ -70,6 +73,7 @@ def _evaluate_one(program: Program, data: DeviceData, setup: Setup, replica: Rep
             setup=setup,
             pool=pool,
             measured=out,
+            loss=loss,
         )
         out = out | measure.load()(view)
     return out
@@ -81,6 +85,7 @@ def _evaluate_rows(program: Program, data: DeviceData, setup: Setup, replica: Re
 
     def measure(x, y):
         logits, _ = apply_model(model, replica.params, replica.batch_stats, x, False)
+        logits = _scaled(program, logits, setup)
         wrong = (jnp.argmax(logits, -1) != y) if n_classes else jnp.zeros(y.shape, bool)
         return loss_fn(train, logits, y, n_classes), wrong, logits
 
@@ -134,15 +139,22 @@ def _evaluate_rows(program: Program, data: DeviceData, setup: Setup, replica: Re
     }
 
 
-def _pool_logits(program: Program, data: DeviceData, params) -> jax.Array:
-    """Logits over every row of a pool of token pairs (a modular task's table), in chunks."""
+def _scaled(program: Program, logits: jax.Array, setup: Setup) -> jax.Array:
+    """The network's output times the replica's ``output_scale`` where the program scales."""
+    return logits * setup.output_scale if scales(program.trial)[1] else logits
+
+
+def _pool_logits(program: Program, data: DeviceData, params, setup: Setup) -> jax.Array:
+    """Logits over every row of a pool of token pairs (a modular task's table), in chunks,
+    times the replica's output scale."""
     model, pairs_PD = make_model(program.trial), data.x_pool_PD
     chunk, n_chunks = _chunks(pairs_PD.shape[0])
     padded = jnp.concatenate(
         [pairs_PD, jnp.zeros((n_chunks * chunk - pairs_PD.shape[0], 2), pairs_PD.dtype)]
     )
     logits = jax.lax.map(
-        lambda x: apply_model(model, params, {}, x, False)[0], padded.reshape(n_chunks, chunk, 2)
+        lambda x: _scaled(program, apply_model(model, params, {}, x, False)[0], setup),
+        padded.reshape(n_chunks, chunk, 2),
     )
     return logits.reshape(n_chunks * chunk, -1)[: pairs_PD.shape[0]]
 
@@ -154,7 +166,7 @@ def _evaluate_pool(
     of a modular task is the rest of the table), and the ``Pool`` the measures may read."""
     train, p = program.train, program.n_classes
     pairs_PD, labels_P = data.x_pool_PD, data.y_pool_P
-    logits_PK = _pool_logits(program, data, replica.params)
+    logits_PK = _pool_logits(program, data, replica.params, setup)
     valid = setup.mask_N
     in_train = jnp.zeros(pairs_PD.shape[0], bool).at[setup.index_N].max(valid)
     y_train = labels_P.at[setup.index_N].set(jnp.where(valid, setup.y_N, labels_P[setup.index_N]))

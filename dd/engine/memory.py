@@ -94,5 +94,6 @@ def bytes_per_replica(trial: Trial) -> int:
     batch = trial.data.n_train if batch == "full" else batch
     activations = max(3 * batch * per_example, EVAL_CHUNK * per_example)
     evaluation = data_kind(trial.data).eval_floats(trial.data)
-    copies = 6 if trial.train.grokfast else 5  # the Grokfast filter keeps a gradient average
+    # the Grokfast filter keeps a gradient average (EMA) or the last window of gradients (MA)
+    copies = 5 + (max(1, trial.train.grokfast_window) if trial.train.grokfast else 0)
     return 4 * (copies * n_params(program) + activations + 5 * trial.data.n_train + evaluation)

@@ -57,6 +57,34 @@ def grokfast_ema(alpha, lamb) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+class GrokfastMAState(NamedTuple):
+    count: jax.Array
+    window: optax.Updates  # the last gradients, a ring buffer: (window, *shape) per tensor
+
+
+def grokfast_ma(window: int, lamb) -> optax.GradientTransformation:
+    """Lee et al. 2024's Grokfast-MA filter (their ``gradfilter_ma``, warmup on): the last
+    ``window`` gradients, the current one included; once the window is full the optimizer
+    sees g + lamb * their mean, g itself before (and wherever lamb is 0)."""
+
+    def init(params):
+        buffer = jax.tree.map(lambda p: jnp.zeros((window, *p.shape), p.dtype), params)
+        return GrokfastMAState(jnp.zeros((), jnp.int32), buffer)
+
+    def update(updates, state, params=None):
+        slot = state.count % window
+        buffer = jax.tree.map(lambda b, g: b.at[slot].set(g), state.window, updates)
+        full = (state.count + 1 >= window) & (lamb != 0)
+        out = jax.tree.map(
+            lambda g, b: jnp.where(full, g + lamb * (jnp.sum(b, axis=0) / window), g),
+            updates,
+            buffer,
+        )
+        return out, GrokfastMAState(state.count + 1, buffer)
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(train: Train) -> optax.GradientTransformation:
     """The optimizer, with learning rate and weight decay (and, where the program has the
     Grokfast filter, its alpha and lamb) injected as per-replica arrays."""
@@ -73,7 +101,9 @@ def make_optimizer(train: Train) -> optax.GradientTransformation:
                 inner = optax.sgd(learning_rate, momentum=train.momentum or None)
             base = optax.chain(optax.add_decayed_weights(weight_decay), inner)  # coupled L2
         before = [orthogonal_grad()] if train.orthogonal_grad else []
-        if train.grokfast:
+        if train.grokfast and train.grokfast_window:
+            before.append(grokfast_ma(train.grokfast_window, grokfast_lamb))
+        elif train.grokfast:
             before.append(grokfast_ema(grokfast_alpha, grokfast_lamb))
         return optax.chain(*before, base) if before else base
 

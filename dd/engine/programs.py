@@ -35,15 +35,19 @@ from dd.engine.step import (
     pack_step,
     train_epochs_on_device,
 )
+from dd.models.base import scales
 from dd.models.precision import matmul_precision
 
 
 def prepare(program: Program, data: DeviceData, values_R: dict) -> tuple[Setup, Replica]:
     """Every replica's setup and initial state. ``values_R``: per replica (leading R axis)
     ``seed``, ``n_train``, ``label_noise``, ``lr``, ``weight_decay``, ``grokfast_alpha``,
-    ``grokfast_lamb`` (optional: 0.0) and model ``width`` (read
+    ``grokfast_lamb`` (optional: 0.0), ``init_scale``, ``output_scale`` (read only where the
+    program scales: ``dd.models.base.scales``) and model ``width`` (read
     on the host: each width draws its own network, ``dd.engine.step.init_replicas``)."""
     widths = tuple(int(w) for w in np.asarray(values_R["width"]))
+    scaled = dict(zip(("init_scale", "output_scale"), scales(program.trial), strict=True))
+    values_R = {k: v for k, v in values_R.items() if scaled.get(k, True)}
     return _prepare(program, data, values_R, widths)
 
 
@@ -59,6 +63,8 @@ def _prepare(program: Program, data: DeviceData, values_R: dict, widths: tuple[i
         n_rows=program.n_rows,
         grokfast_alpha_R=values_R.get("grokfast_alpha"),
         grokfast_lamb_R=values_R.get("grokfast_lamb"),
+        init_scale_R=values_R.get("init_scale"),
+        output_scale_R=values_R.get("output_scale"),
     )
     return setups, init_at_widths(program, data, setups, widths)
 

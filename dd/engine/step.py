@@ -33,7 +33,7 @@ from dd.engine import block
 from dd.engine.device_data import DeviceData, Setup, prepare_inputs
 from dd.engine.optim import loss_fn, lr_factor, make_optimizer
 from dd.engine.padding import at_width, place
-from dd.models.base import apply_model, n_outputs
+from dd.models.base import apply_model, n_outputs, scales
 from dd.models.precision import matmul_precision
 from dd.models.registry import kind_of, make_model
 from dd.models.rng import named
@@ -135,6 +135,8 @@ def init_at_widths(
         if pads:
             own = make_model(at_width(program.trial, width)).init(key, x, train=False)
             params = place(program.trial, own["params"], width)
+        if scales(program.trial)[0]:
+            params = jax.tree.map(lambda p: p * setup.init_scale.astype(p.dtype), params)
         return Replica(
             params,
             variables.get("batch_stats", {}),
@@ -245,8 +247,10 @@ def pack_step(
     model = make_model(program.trial)
     x_RBD, y_RB, weight_RB, steps_R = take_batches(program, data, setups, replicas, orders_RN, i)
 
-    def replica_loss(params, batch_stats, x_BD, y_B, weight_B):
+    def replica_loss(params, batch_stats, x_BD, y_B, weight_B, scale):
         logits_BK, stats = apply_model(model, params, batch_stats, x_BD, True)
+        if scales(program.trial)[1]:
+            logits_BK = logits_BK * scale
         return mean_loss(program, logits_BK, y_B, weight_B), stats
 
     if program.mapped:
@@ -254,7 +258,7 @@ def pack_step(
         def one(args):
             setup, replica, x_BD, y_B, weight_B, steps_r = args
             (loss, stats), grads = jax.value_and_grad(replica_loss, has_aux=True)(
-                replica.params, replica.batch_stats, x_BD, y_B, weight_B
+                replica.params, replica.batch_stats, x_BD, y_B, weight_B, setup.output_scale
             )
             return update_replica(program, setup, replica, grads, loss, stats, steps_r, i)
 
@@ -262,7 +266,7 @@ def pack_step(
 
     def pack_loss(params_R):
         loss_R, stats_R = jax.vmap(replica_loss)(
-            params_R, replicas.batch_stats, x_RBD, y_RB, weight_RB
+            params_R, replicas.batch_stats, x_RBD, y_RB, weight_RB, setups.output_scale
         )
         return jnp.sum(loss_R), (loss_R, stats_R)
 
@@ -296,6 +300,9 @@ def block_step(
     parts = [block.own_part(trial, state, r, w) for r, w in enumerate(widths)]
     n_out = n_outputs(trial)
 
+    def scaled(logits, r):
+        return logits * setups.output_scale[r] if scales(trial)[1] else logits
+
     def pack_loss(own_params):
         logits_BK, stats = apply_model(
             model,
@@ -306,7 +313,12 @@ def block_step(
         )
         loss_R = jnp.stack(
             [
-                mean_loss(program, logits_BK[:, r * n_out : (r + 1) * n_out], y_RB[r], weight_RB[r])
+                mean_loss(
+                    program,
+                    scaled(logits_BK[:, r * n_out : (r + 1) * n_out], r),
+                    y_RB[r],
+                    weight_RB[r],
+                )
                 for r in range(len(widths))
             ]
         )

@@ -140,8 +140,15 @@ def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> in
 
 
 def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
-    """What differs between a pack's replicas, as host arrays with a leading R axis."""
-    return {
+    """What differs between a pack's replicas, as host arrays with a leading R axis (the
+    model's scales only where one is not 1.0: a pack without them places nothing more on
+    the device, so its numbers stay those of dd before the scales, bit for bit on XLA CPU)."""
+    scaled = {
+        name: np.asarray([getattr(t.model, name, 1.0) for t in trials], np.float32)
+        for name in ("init_scale", "output_scale")
+        if any(getattr(t.model, name, 1.0) != 1.0 for t in trials)
+    }
+    return scaled | {
         "seed": np.asarray([t.seed for t in trials], np.uint32),
         "n_train": np.asarray([t.data.n_train for t in trials], np.int32),
         "label_noise": np.asarray(

@@ -27,13 +27,35 @@ from dd.spec.fields import bounded
 @dataclass(frozen=True, kw_only=True)
 class NetworkModel(Model):
     """A Flax network trained by gradient descent (see ``dd.engine.train``); ``width`` is its size
-    knob."""
+    knob.
+
+    ``init_scale``: every initial parameter multiplied by it (Omnigrok, Liu et al. 2023:
+    a large initial weight norm delays generalisation). ``output_scale``: the network's
+    output (the logits the loss and every metric see) multiplied by it (Kumar et al. 2024,
+    "Grokking as the transition from lazy to rich training dynamics": a large scale keeps
+    training lazy; plain multiplication, neither centred at the initial output nor with the
+    loss divided by its square). Both are per-replica values: at 1.0 (the default) ids and
+    rows are those of no scale, bit for bit, as the program leaves the multiplication out;
+    the pack key (``dd.plan.runners``) marks a scaled trial's program with ``SCALED``, so the
+    trials of a sweep at other values share one program, whatever their values.
+    """
+
+    SCALED: ClassVar[float] = -1.0  # a pack key's scale: the program multiplies by the replica's
 
     width: int = bounded(lo=1)
+    init_scale: float = bounded(1.0, lo=0.0, lo_open=True)
+    output_scale: float = bounded(1.0, lo=0.0, lo_open=True)
 
     def program(self, width: int) -> NetworkModel:
         """This model as a program of base width ``width`` compiles it (``program_trial``)."""
         return dataclasses.replace(self, width=width)
+
+
+def scales(trial: Trial) -> tuple[bool, bool]:
+    """Whether a program (its pack key ``trial``) multiplies the initial parameters and the
+    output by the replicas' ``init_scale`` and ``output_scale``."""
+    model = trial.model
+    return getattr(model, "init_scale", 1.0) != 1.0, getattr(model, "output_scale", 1.0) != 1.0
 
 
 @dataclass(frozen=True, kw_only=True)

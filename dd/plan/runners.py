@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dd.engine.closed_form import bytes_per_replica as fitted_bytes
 from dd.engine.memory import bytes_per_replica as trained_bytes
+from dd.models.base import NetworkModel
 from dd.models.registry import kind_of, n_params, program_trial
 from dd.spec.config import Trial
 
@@ -44,11 +45,22 @@ def _fitted_key(trial: Trial) -> Trial:
     return dataclasses.replace(program_trial(trial), seed=0, data=trial.data.neutral(), fit=fit)
 
 
+SCALED = NetworkModel.SCALED
+
+
 def _trained_key(trial: Trial) -> Trial:
     train = dataclasses.replace(
         trial.train, lr=1.0, weight_decay=0.0, grokfast_alpha=0.98, grokfast_lamb=0.0
     )
-    return dataclasses.replace(program_trial(trial), seed=0, data=trial.data.neutral(), train=train)
+    # the per-replica scales first (a program's model, ConvModel, is not to be replaced): 1.0
+    # stays (a program without the multiplication), any other value is the same program
+    model = dataclasses.replace(
+        trial.model,
+        init_scale=1.0 if trial.model.init_scale == 1.0 else SCALED,
+        output_scale=1.0 if trial.model.output_scale == 1.0 else SCALED,
+    )
+    program = program_trial(dataclasses.replace(trial, model=model))
+    return dataclasses.replace(program, seed=0, data=trial.data.neutral(), train=train)
 
 
 def at_width(trial: Trial, width: int) -> Trial:

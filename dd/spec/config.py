@@ -224,6 +224,11 @@ class Train:
     filter's params-shaped state to the program: at lamb 0 a replica's rows equal those of no
     filter to float32 rounding (the program fuses differently; not bit for bit), so like
     ``measures`` it is left out of ids and columns; a nonzero ``grokfast_lamb`` needs it.
+    ``grokfast_window`` > 0 swaps the EMA for Lee et al.'s Grokfast-MA (their
+    ``gradfilter_ma``, warmup on): the mean of the last ``window`` gradients (the current one
+    included), added times lamb once the window is full; the state holds ``window`` copies
+    of the parameters, so it is a program setting (its own packs; in ids and columns unless 0,
+    the EMA).
     The learning rate at step t is ``lr`` times the ``schedule``: constant; inverse_sqrt
     1 / sqrt(1 + floor(t / schedule_steps)) (Nakkiran et al.'s SGD); cosine from 1 to 0
     over the run; all multiplied by a linear warmup over ``warmup_steps``.
@@ -259,6 +264,7 @@ class Train:
     grokfast: bool = dataclasses.field(default=False, metadata={"identity": "program"})
     grokfast_alpha: float = bounded(0.98, lo=0.0, hi=1.0, hi_open=True)
     grokfast_lamb: float = bounded(0.0, lo=0.0)
+    grokfast_window: int = bounded(0, lo=0)
     schedule: str = one_of("constant", SCHEDULES)
     schedule_steps: int = bounded(512, lo=1)
     warmup_steps: int = bounded(0, lo=0)
@@ -282,6 +288,16 @@ class Train:
             raise SpecError(
                 join(path, "grokfast_lamb"),
                 f"is {self.grokfast_lamb} but the filter is off: set train.grokfast: true",
+            )
+        if self.grokfast_window and not self.grokfast:
+            raise SpecError(
+                join(path, "grokfast_window"),
+                f"is {self.grokfast_window} but the filter is off: set train.grokfast: true",
+            )
+        if self.grokfast_window and self.grokfast_alpha != 0.98:
+            raise SpecError(
+                join(path, "grokfast_alpha"),
+                "is the EMA filter's; grokfast_window > 0 takes a moving average instead",
             )
         if self.eval_extra.stop > self.epochs:
             raise SpecError(

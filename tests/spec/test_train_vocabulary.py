@@ -39,7 +39,48 @@ BAD = [
     ({"eval_extra": {"from": 1, "to": 2}}, "train.eval_extra.from", "allowed: points"),
     ({"eval_extra": {"stop": 2, "spacing": "geo"}}, "train.eval_extra.spacing", "log, linear"),
     ({"eval_extra": [1, 2]}, "train.eval_extra", "must be a mapping"),
+    ({"grokfast": True, "grokfast_window": -1}, "train.grokfast_window", ">= 0"),
+    ({"grokfast": True, "grokfast_window": 2.5}, "train.grokfast_window", "integer"),
+    ({"grokfast_window": 5}, "train.grokfast_window", "grokfast: true"),
+    (
+        {"grokfast": True, "grokfast_window": 5, "grokfast_alpha": 0.9},
+        "train.grokfast_alpha",
+        "grokfast_window",
+    ),
 ]
+
+MODEL_BAD = [
+    ({"init_scale": 0}, "model.init_scale", "> 0"),
+    ({"init_scale": "big"}, "model.init_scale", "must be a number"),
+    ({"output_scale": -1.0}, "model.output_scale", "> 0"),
+]
+
+
+@pytest.mark.parametrize("model,field,says", MODEL_BAD, ids=[str(m) for m, _, _ in MODEL_BAD])
+def test_a_bad_scale_is_a_one_line_error_naming_its_field(model, field, says):
+    mapping = copy.deepcopy(SPEC)
+    mapping["model"].update(model)
+    with pytest.raises(SpecError) as refused:
+        parse_spec(mapping)
+    text = str(refused.value)
+    assert len(text.splitlines()) == 1, text
+    assert field in text and says in text, text
+
+
+def test_scales_and_window_at_their_defaults_keep_the_id_and_reach_it_otherwise():
+    (plain,) = parse_spec(SPEC).trials
+    for model, train, same in (
+        ({"init_scale": 1.0, "output_scale": 1.0}, {}, True),
+        ({}, {"grokfast": True, "grokfast_window": 0}, True),
+        ({"init_scale": 2.0}, {}, False),
+        ({"output_scale": 0.5}, {}, False),
+        ({}, {"grokfast": True, "grokfast_window": 5, "grokfast_lamb": 2.0}, False),
+    ):
+        mapping = copy.deepcopy(SPEC)
+        mapping["model"].update(model)
+        mapping["train"].update(train)
+        (trial,) = parse_spec(mapping).trials
+        assert (trial_id(trial) == trial_id(plain)) == same, (model, train)
 
 
 @pytest.mark.parametrize("train,field,says", BAD, ids=[str(t) for t, _, _ in BAD])

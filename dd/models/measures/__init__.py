@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from dd.models.measures import layer_norms, modular, softmax_collapse
+from dd.models.measures import grad_weight_cosine, layer_norms, modular, softmax_collapse
 from dd.models.measures.base import Columns, Measure
 from dd.spec.config import Trial
 from dd.spec.errors import SpecError
@@ -30,6 +30,7 @@ MEASURES: tuple[Measure, ...] = (
     modular.DISTANCE,
     layer_norms.MEASURE,
     softmax_collapse.MEASURE,
+    grad_weight_cosine.MEASURE,
 )
 
 _BY_NAME: dict[str, Measure] = {}

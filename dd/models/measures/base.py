@@ -72,7 +72,8 @@ class View(NamedTuple):
     none. ``data``: the pack's ``dd.engine.device_data.DeviceData`` (the kind's device arrays
     included). ``setup``: the replica's ``Setup`` (its key, training rows). ``pool``: a
     ``Pool`` where the kind evaluates its pool whole, else None. ``measured``: the core
-    metrics and the values of the measures computed before this one.
+    metrics and the values of the measures computed before this one. ``loss(logits, y)``:
+    the per-example training objective (``train.objective``) on a batch.
     """
 
     trial: Trial
@@ -83,3 +84,21 @@ class View(NamedTuple):
     setup: Any
     pool: Pool | None
     measured: dict
+    loss: Callable[[Any, Any], Any] | None = None
+
+
+def training_inputs(view: View) -> Any:
+    """The model-ready inputs of all the replica's training rows (padding rows included:
+    ``view.setup.mask_N`` says which are real), as ``dd.engine.device_data.prepare_inputs``
+    makes them (the engine is a layer above)."""
+    import jax.numpy as jnp  # the engine's side only
+
+    setup, data = view.setup, view.data
+    if data.x_pool_PD is None:
+        return setup.x_ND
+    x = data.x_pool_PD[setup.index_N]
+    if data.x_mean_S is not None:
+        return (x.astype(jnp.float32) / 255.0 - data.x_mean_S) / data.x_std_S
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        return x.astype(jnp.float32)
+    return x

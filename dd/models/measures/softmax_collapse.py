@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from dd.models.measures.base import Measure, View
+from dd.models.measures.base import Measure, View, training_inputs
 
 
 def compute(view: View) -> dict:
@@ -16,16 +16,8 @@ def compute(view: View) -> dict:
     import jax  # the engine's side only
     import jax.numpy as jnp
 
-    setup, data = view.setup, view.data
-    if data.x_pool_PD is None:
-        x = setup.x_ND
-    else:  # as dd.engine.device_data.prepare_inputs (the engine is a layer above)
-        x = data.x_pool_PD[setup.index_N]
-        if data.x_mean_S is not None:
-            x = (x.astype(jnp.float32) / 255.0 - data.x_mean_S) / data.x_std_S
-        elif not jnp.issubdtype(x.dtype, jnp.integer):
-            x = x.astype(jnp.float32)
-    logits = view.logits(view.params, x).astype(jnp.float32)
+    setup = view.setup
+    logits = view.logits(view.params, training_inputs(view)).astype(jnp.float32)
     p_y = jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), setup.y_N[:, None], axis=-1)[:, 0]
     mask = setup.mask_N.astype(jnp.float32)
     collapsed = jnp.sum(jnp.where(p_y == 1.0, mask, 0.0)) / jnp.maximum(jnp.sum(mask), 1.0)
