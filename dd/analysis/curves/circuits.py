@@ -57,7 +57,8 @@ import numpy as np
 
 # Frozen (issue 31): held-out results must not change these; see the module docstring.
 # Nanda et al. 2023 Sec. 5 place the cleanup phase where the test loss falls and the test
-# accuracy jumps, by eye; dd's cut-off, set in 863b55c on grok_transformer_p31 seeds 0-2:
+# accuracy jumps, with no numeric cut-off; dd's, set in 863b55c on grok_transformer_p31
+# seeds 0-2:
 JUMP = 0.05  # the test accuracy's rise (5 points) over memorisation's end: cleanup starts
 # Nanda et al.: circuit formation is where the excluded loss rises while the restricted loss
 # falls; dd's size of that rise, 1.5 in 68ec416, 1.1 since 863b55c (grok_transformer_p31
