@@ -155,7 +155,8 @@ def _fit(
     from dd.engine.closed_form import fit_pack
 
     with profile.phase("train"):
-        return Ran(rows=[[metrics] for metrics in fit_pack(pack.padded_trials(), pack.n_rows)])
+        fits = fit_pack(pack.padded_trials(), pack.n_rows, locations)
+        return Ran(rows=[[metrics] for metrics in fits])
 
 
 def _train(
