@@ -48,9 +48,10 @@ class ModularData(ClassificationData):
 
     A trial trains on ``train_fraction`` of the pairs (``n_train`` = round(fraction x pairs),
     drawn from its seed) and is tested on every other pair (``n_test``). Division and x*y
-    (Grokfast's task) leave out y = 0. ``label_noise`` gives a training pair a random other answer (Doshi et al.'s
-    corruption). ``key_share``: the key frequencies of the embedding are the fewest that hold
-    this share of its squared Fourier norm (``dd.models.measures.mechanistic``).
+    (Grokfast's task) leave out y = 0. ``label_noise`` gives a training pair a random other
+    answer (Doshi et al.'s corruption). ``key_share``: the key frequencies of the embedding
+    are the fewest that hold this share of its squared Fourier norm
+    (``dd.models.measures.mechanistic``).
     """
 
     name: str = "modular"
