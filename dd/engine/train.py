@@ -104,6 +104,12 @@ def execution_plan(
     return Plan(loop, "vmap")
 
 
+def with_orthogonal_grad(trial: Trial) -> Trial:
+    """``trial`` as a program with the perpendicular gradient: each replica reads its own
+    on/off, so a pack key that erased the setting trains on and off trials together."""
+    return dataclasses.replace(trial, train=dataclasses.replace(trial.train, orthogonal_grad=True))
+
+
 def eval_epochs(train: Train) -> list[int]:
     """The evaluation schedule: ``eval_points`` epochs, log or linear, always the last, and
     the ``eval_extra`` window's epochs (rounded, each epoch once)."""
@@ -141,7 +147,9 @@ def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> in
 def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
     """What differs between a pack's replicas, as host arrays with a leading R axis (the
     model's scales only where one is not 1.0: a pack without them places nothing more on
-    the device, so its numbers stay those of dd before the scales, bit for bit on XLA CPU)."""
+    the device, so its numbers stay those of dd before the scales, bit for bit on XLA CPU; the
+    perpendicular gradient's on/off is placed only where the program has the transform,
+    ``dd.engine.programs.prepare``)."""
     scaled = {
         name: np.asarray([getattr(t.model, name, 1.0) for t in trials], np.float32)
         for name in ("init_scale", "output_scale")
@@ -157,6 +165,7 @@ def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
         "weight_decay": np.asarray([t.train.weight_decay for t in trials], np.float32),
         "grokfast_alpha": np.asarray([t.train.grokfast_alpha for t in trials], np.float32),
         "grokfast_lamb": np.asarray([t.train.grokfast_lamb for t in trials], np.float32),
+        "orthogonal_grad": np.asarray([t.train.orthogonal_grad for t in trials], np.float32),
         "width": np.asarray([t.model.width for t in trials], np.int32),
     }
 
@@ -174,6 +183,8 @@ def train_pack(
     """
     o = options or PackOptions()
     profile = o.profile or PackProfile()
+    if any(t.train.orthogonal_grad for t in trials):  # whatever key the caller passed
+        key_trial = with_orthogonal_grad(key_trial)
     hooks.call("before_compile", trials=trials)
     widths = [t.model.width for t in trials]
     plan = execution_plan(key_trial, widths, o.execution)
