@@ -174,7 +174,7 @@ class Fit:
 
 
 OBJECTIVES = ("cross_entropy", "mse", "stablemax")
-PRECISIONS = ("float32", "tf32", "bf16")  # see dd.models.precision
+PRECISIONS = ("float32", "tf32", "bf16", "float64")  # see dd.models.precision
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 EVAL_SPACINGS = ("log", "linear")

@@ -350,7 +350,7 @@ def test_precision_is_validated_and_stored_in_rows(write_spec, tmp_path, capsys)
     bad = write_spec({**CNN_SPEC, "train": {**CNN_SPEC["train"], "precision": "fp8"}})
     assert main(["sweep", str(bad), "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "train.precision: unknown value 'fp8'; allowed: float32, tf32, bf16" in err
+    assert "train.precision: unknown value 'fp8'; allowed: float32, tf32, bf16, float64" in err
     assert not (tmp_path / "r").exists()
 
 
