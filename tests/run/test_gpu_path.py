@@ -564,7 +564,8 @@ def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
 
 
 @pytest.mark.slow
-def test_rows_record_platform_device_precision_and_lock(tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "float64"])
+def test_rows_record_platform_device_precision_and_lock(tmp_path, precision):
     from dd.run.worker import run_pack
     from dd.spec.provenance import lock_hash
     from dd.store.sweep import SweepStore
@@ -572,7 +573,7 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
     spec = parse_spec(
         {
             **MLP_SWEEP,
-            "train": {**MLP_SWEEP["train"], "precision": "bf16"},
+            "train": {**MLP_SWEEP["train"], "precision": precision},
             "grid": {"seed": [0, 1]},
         }
     )
@@ -581,7 +582,8 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
     table = SweepStore(tmp_path, "gpu_path").read_results()
     assert set(table["platform"].to_pylist()) == {jax.devices()[0].platform}
     assert set(table["device_kind"].to_pylist()) == {jax.devices()[0].device_kind}
-    assert set(table["train_precision"].to_pylist()) == {"bf16"}
+    assert set(table["train_precision"].to_pylist()) == {precision}
+    assert all(0 < v < np.inf for v in table["train_loss"].to_pylist()), "it trained"
     assert set(table["lock_sha256"].to_pylist()) == {lock_hash()} and lock_hash()
 
 
