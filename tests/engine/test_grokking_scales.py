@@ -257,3 +257,16 @@ def test_a_float32_pack_after_a_float64_pack_computes_what_it_did_before():
         _same(a, b, exact=True)
     assert not jax.config.jax_enable_x64, "x64 stays scoped to the float64 pack"
     assert jnp.zeros(1).dtype == jnp.float32
+
+
+@pytest.mark.slow
+def test_a_float64_trial_collapses_fewer_training_examples_than_in_float32():
+    """At init (no step taken), logits times 200: float32's softmax rounds the label's
+    probability to exactly 1 for more training examples than float64's (Prieto et al. 2025's
+    softmax collapse, which float64 delays)."""
+    train = {"epochs": 1, "eval_points": 1, "lr": 1e-12, "measures": "softmax_collapse"}
+    collapsed = {}
+    for precision in ("float32", "float64"):
+        (pack,) = _packs({**train, "precision": precision}, {"seed": [0]}, {"output_scale": 200.0})
+        collapsed[precision] = train_pack(list(pack.trials), pack.key)[0][-1]["softmax_collapse"]
+    assert collapsed["float32"] > collapsed["float64"], collapsed
