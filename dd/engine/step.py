@@ -169,7 +169,8 @@ def epoch_order(setup: Setup, epoch: jax.Array, n_rows: int) -> jax.Array:
     keys_N = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(k_epoch, j)))(
         jnp.arange(n_rows)
     )
-    return jnp.argsort(jnp.where(jnp.arange(n_rows) < setup.n_train, keys_N, 2.0))
+    order = jnp.argsort(jnp.where(jnp.arange(n_rows) < setup.n_train, keys_N, 2.0))
+    return order.astype(jnp.int32)  # int64 under x64 (float64 packs): the host loop's int32
 
 
 def take_batches(

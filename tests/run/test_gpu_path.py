@@ -344,6 +344,24 @@ def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_pat
         assert b16[-1]["train_loss"] != last, "and is a different computation"
 
 
+@pytest.mark.slow
+def test_float64_precision_trains_a_cnn_in_float64_whichever_loop(tmp_path):
+    """The host loop (conv nets on CPU) and the scanned one: orders, parameters and rows."""
+    from dd.engine.checkpoint import load_params
+    from dd.engine.train import train_pack
+
+    train = {**CNN_SPEC["train"], "precision": "float64", "save_params": True}
+    spec = parse_spec({**CNN_SPEC, "train": train, "grid": {"seed": [0, 1]}})
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    for loop in ("host", "scan"):
+        files = [tmp_path / f"{loop}-{i}.msgpack" for i in range(2)]
+        rows = train_pack(list(pack.trials), pack.key, loop=loop, param_files=files)
+        assert all(0 < r[-1]["train_loss"] < np.inf for r in rows), loop
+        for path in files:
+            leaves = jax.tree.leaves(load_params(path))
+            assert {np.asarray(a).dtype for a in leaves} == {np.dtype("float64")}, loop
+
+
 def test_precision_is_validated_and_stored_in_rows(write_spec, tmp_path, capsys):
     from dd.cli import main
 
