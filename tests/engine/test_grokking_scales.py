@@ -1,6 +1,7 @@
 """Issue 31's remaining settings: the Grokfast-MA window (a program setting), the per-replica
-init and output scales (Omnigrok; lazy-to-rich), and the gradient-weight cosine measure.
-Each trial of a pack computes what it computes alone."""
+init and output scales (Omnigrok; lazy-to-rich), the gradient-weight cosine measure, and
+``train.precision: float64`` (x64 scoped to its packs). Each trial of a pack computes what it
+computes alone."""
 
 from __future__ import annotations
 
@@ -270,3 +271,17 @@ def test_a_float64_trial_collapses_fewer_training_examples_than_in_float32():
         (pack,) = _packs({**train, "precision": precision}, {"seed": [0]}, {"output_scale": 200.0})
         collapsed[precision] = train_pack(list(pack.trials), pack.key)[0][-1]["softmax_collapse"]
     assert collapsed["float32"] > collapsed["float64"], collapsed
+
+
+@pytest.mark.parametrize("name", ["mlp", "transformer"])
+def test_a_float64_trial_starts_from_the_float32_trials_draws_widened(name):
+    from dd.models.precision import x64
+
+    params = {}
+    for precision in ("float32", "float64"):
+        (pack,) = _packs({"precision": precision}, {"seed": [0]}, {"name": name})
+        with x64(precision):
+            params[precision] = [np.asarray(a) for a in jax.tree.leaves(_initial_params(pack))]
+    for f32, f64 in zip(params["float32"], params["float64"], strict=True):
+        assert f64.dtype == np.float64
+        np.testing.assert_array_equal(f64, f32.astype(np.float64))
