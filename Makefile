@@ -35,9 +35,10 @@ install: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/dd sweep $(SWEEP) --results $(RESULTS)
 
-# Every test, the Chromium one included (`make browser` installs the browser where it can).
+# Every test, the Chromium one included (`make browser` installs the browser where it can);
+# --durations=25 lists the slowest tests, the map for making the suite faster.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # The edit-test loop: no test marked slow, ray or browser (see pyproject.toml).
 test-fast: $(STAMP)

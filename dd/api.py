@@ -338,6 +338,8 @@ def curves(
     store = SweepStore(settings.results, sweep)
     table = stored_rows(store, live=True)  # a running sweep's rows so far too
     from dd.analysis.aggregate import sweep_curves
+    from dd.plan.refine import stored_additions
 
-    sets, _ = sweep_curves(table, load_stored_spec(store, max_trials=settings.max_trials))
+    spec = load_stored_spec(store, max_trials=settings.max_trials)
+    sets, _ = sweep_curves(table, spec, stored_additions(store))
     return {c.kind: c.wide() if wide else c for c in sets}

@@ -63,8 +63,10 @@ class SweepHandle:
         in seconds (None before a step rate is measured or once it ended: ``dd.run.eta``); the
         driver's record (packs done, running; None once it ended) and each running pack's
         progress (epoch reached between evaluation points, last mean errors, rate, ETA: what
-        ``dd status`` shows)."""
+        ``dd status`` shows); the refinement's round in progress or last (``refine``, None
+        without one: ``dd.plan.refine.refine_line``)."""
         from dd.analysis.status import driver_eta, trial_counts
+        from dd.plan.refine import refine_line
         from dd.plan.states import load_plan, plan_of
         from dd.spec.errors import DDError
 
@@ -84,6 +86,7 @@ class SweepHandle:
             "driver": driver,
             "packs_running": [r for r in store.running_packs() if not r["stale"]],
             "failed_packs": [f["pack_id"] for f in store.failures()],
+            "refine": refine_line(store),
         }
 
     def rows(self) -> pa.Table:
@@ -98,11 +101,12 @@ class SweepHandle:
         from dd.analysis.aggregate import (
             sweep_curves,  # the curve code loads when curves are asked for
         )
+        from dd.plan.refine import stored_additions
 
         rows = self.rows()
         if not rows.num_rows:
             return {}
-        sets, _ = sweep_curves(rows, self._spec())
+        sets, _ = sweep_curves(rows, self._spec(), stored_additions(self.store))
         return {c.kind: c for c in sets}
 
     def __repr__(self) -> str:

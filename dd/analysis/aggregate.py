@@ -7,7 +7,9 @@ figures and lines; nothing here knows one kind from another.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ from matplotlib.figure import Figure
 
 from dd.analysis.curves.base import CurveSet
 from dd.analysis.curves.registry import applicable, load as load_kinds
+from dd.plan.refine import stored_additions
 from dd.plan.states import load_stored_spec, plan_of, running_notice, stored_rows
 from dd.plan.sweep import Spec
 from dd.spec.errors import StoreError
@@ -49,14 +52,24 @@ def current_rows(table: pa.Table, trial_ids) -> tuple[pa.Table, int]:
     return ok, left_out
 
 
-def compute_kinds(rows: pa.Table, spec: Spec, curve_sets_only: bool = False) -> dict[str, Any]:
+def compute_kinds(
+    rows: pa.Table,
+    spec: Spec,
+    curve_sets_only: bool = False,
+    added: Mapping[str, tuple[float, ...]] | None = None,
+) -> dict[str, Any]:
     """{kind name: result} of every kind that applies (of those that draw curve sets, when
-    ``curve_sets_only``) and finds something in ``rows``."""
+    ``curve_sets_only``) and finds something in ``rows``; a curve set along an axis that the
+    spec's refinement extended carries the values it ``added`` (``dd.plan.refine``)."""
     results: dict[str, Any] = {}
     for kind in applicable(spec):
         if curve_sets_only and not kind.curve_set:
             continue
         result = kind.compute(rows, spec, results)
+        if isinstance(result, CurveSet) and spec.refine and added and result.x in added:
+            drawn = set(result.points["x"].to_pylist()) if len(result.points) else set()
+            marks = tuple(sorted(v for v in set(added[result.x]) if v in drawn))
+            result = dataclasses.replace(result, added=marks)
         if result is not None:
             results[kind.name] = result
     return results
@@ -67,10 +80,13 @@ def curve_sets(results: dict[str, Any]) -> list[CurveSet]:
     return [results[k.name] for k in load_kinds() if k.curve_set and k.name in results]
 
 
-def sweep_curves(table: pa.Table, spec: Spec) -> tuple[list[CurveSet], int]:
-    """Every curve set the sweep supports, and the number of its trials left out (not ok)."""
+def sweep_curves(
+    table: pa.Table, spec: Spec, added: Mapping[str, tuple[float, ...]] | None = None
+) -> tuple[list[CurveSet], int]:
+    """Every curve set the sweep supports, and the number of its trials left out (not ok);
+    ``added``: the values its refinement added, by axis (``dd.plan.refine.stored_additions``)."""
     rows, left_out = current_rows(table, plan_of(spec).trial_ids)
-    return curve_sets(compute_kinds(rows, spec, curve_sets_only=True)), left_out
+    return curve_sets(compute_kinds(rows, spec, True, added)), left_out
 
 
 def write_curves(
@@ -84,7 +100,7 @@ def write_curves(
     planned = {trial_id(t) for t in spec.trials}
     missing = len(planned - set(table["trial_id"].unique().to_pylist()))
     rows, left_out = current_rows(table, plan_of(spec).trial_ids)
-    results = compute_kinds(rows, spec)
+    results = compute_kinds(rows, spec, added=stored_additions(store))
     curves = curve_sets(results)
     if not any(len(c.points) for c in curves):
         if left_out:  # every stored trial diverged: a result, told by describe()

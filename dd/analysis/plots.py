@@ -150,6 +150,17 @@ def plot_curves(
             )
             if mark and mark["threshold_x"] is not None:
                 ax.axvline(mark["threshold_x"], color=colour, ls="--", lw=0.8, alpha=0.7)
+        if curves.added:  # what the refinement rounds added: a tick under each value
+            ax.plot(
+                curves.added,
+                [0.0] * len(curves.added),
+                "^",
+                color="0.3",
+                ms=4,
+                clip_on=False,
+                transform=ax.get_xaxis_transform(),
+                label="added by refinement",
+            )
         if title == "squared loss" and overlay is not None:
             overlay(ax, curves, spec)
         ax.set_xscale("log")

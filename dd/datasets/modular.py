@@ -26,6 +26,7 @@ MODULAR_OPS = (
     "x+y",
     "x-y",
     "x/y",
+    "x*y",
     "x/y_if_y_odd_else_x-y",
     "x^2+y^2",
     "x^2+xy+y^2",
@@ -34,6 +35,7 @@ MODULAR_OPS = (
     "x^3+xy^2+y",
 )
 FOURIER_OPS = ("x+y", "x-y")  # tasks whose answer is a function of x +- y
+NONZERO_Y_OPS = ("x/y", "x*y")  # tasks over 0 <= x < p, 0 < y < p (Grokfast's x*y too)
 
 
 def _is_prime(n: int) -> bool:
@@ -45,10 +47,11 @@ class ModularData(ClassificationData):
     """The algorithmic tasks of Power et al.: ``op`` over all pairs (x, y) of Z_p.
 
     A trial trains on ``train_fraction`` of the pairs (``n_train`` = round(fraction x pairs),
-    drawn from its seed) and is tested on every other pair (``n_test``). Division leaves out
-    y = 0. ``label_noise`` gives a training pair a random other answer (Doshi et al.'s
-    corruption). ``key_share``: the key frequencies of the embedding are the fewest that hold
-    this share of its squared Fourier norm (``dd.models.measures.mechanistic``).
+    drawn from its seed) and is tested on every other pair (``n_test``). Division and x*y
+    (Grokfast's task) leave out y = 0. ``label_noise`` gives a training pair a random other
+    answer (Doshi et al.'s corruption). ``key_share``: the key frequencies of the embedding
+    are the fewest that hold this share of its squared Fourier norm
+    (``dd.models.measures.mechanistic``).
     """
 
     name: str = "modular"
@@ -69,7 +72,7 @@ class ModularData(ClassificationData):
 
     @property
     def pool_size(self) -> int:
-        return self.p * (self.p - 1) if self.op == "x/y" else self.p * self.p
+        return self.p * (self.p - 1) if self.op in NONZERO_Y_OPS else self.p * self.p
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -125,6 +128,8 @@ def _answers(op: str, x: np.ndarray, y: np.ndarray, p: int) -> np.ndarray:
         return x - y
     if op == "x/y":
         return x * _inverse(y, p)
+    if op == "x*y":
+        return x * y
     if op == "x/y_if_y_odd_else_x-y":
         return np.where(y % 2 == 1, x * _inverse(y, p), x - y)
     if op == "x^2+y^2":
@@ -143,12 +148,14 @@ def _answers(op: str, x: np.ndarray, y: np.ndarray, p: int) -> np.ndarray:
 def table(p: int, op: str) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of the task, ``x`` major: inputs (P, 2) int32 and answers (P,) int32.
 
-    Division (x/y) leaves out y = 0; every other task keeps all p^2 pairs.
+    Division (x/y) leaves out y = 0, and so does x*y, as Lee et al.'s Grokfast task does
+    (github ironjr/grokfast, ``multiplication_mod_p_data``); every other task keeps all p^2
+    pairs.
     """
     x, y = (
         a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     )
-    if op == "x/y":
+    if op in NONZERO_Y_OPS:
         keep = y != 0
         x, y = x[keep], y[keep]
     answers = _answers(op, x, y, p) % p

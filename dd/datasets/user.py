@@ -30,6 +30,7 @@ from dd.datasets.base import Dataset, DatasetKind, Locations
 from dd.spec.config import ClassificationData, Data, DataFacts
 from dd.spec.errors import DataError, SpecError
 from dd.spec.fields import Options, bounded, join, one_of
+from dd.spec.ids import IDENTITY
 from dd.spec.user_code import import_object, one_line
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
@@ -44,23 +45,22 @@ class UserData(ClassificationData):
     float targets regression. ``classes`` fixes the class count (labels must lie in
     0..classes-1); by default the labels must run 0..K-1. ``n_test`` (default: all) takes the
     first test examples. The facts (shapes, classes, sizes) come from the resolve stage,
-    which reads the arrays and attaches them (``with_facts``): they are no part of the
-    config's identity, which its fields alone decide.
+    which reads the arrays and returns a copy that holds them (``with_facts``): a derived
+    field, no part of the config's identity (nor its equality, its row columns or a spec),
+    which its other fields alone decide.
     """
 
     n_train: int
     n_test: int | None = None
     task: str = one_of("auto", TASKS)
     classes: int | None = bounded(None, lo=2)
-
-    @property
-    def facts(self) -> DataFacts | None:
-        return self.__dict__.get("_facts")
+    facts: DataFacts | None = dataclasses.field(
+        default=None, compare=False, repr=False, metadata={IDENTITY: "derived"}
+    )
 
     def with_facts(self, facts: DataFacts) -> UserData:
-        """This config, its facts attached (kept on the frozen object, as ids are)."""
-        self.__dict__["_facts"] = facts
-        return self
+        """A copy of this config that holds its facts (this one is frozen: left as it is)."""
+        return dataclasses.replace(self, facts=facts)
 
     @property
     def CLASSIFICATION(self) -> bool:
@@ -89,8 +89,7 @@ class UserData(ClassificationData):
         return self.known_facts().integer_inputs
 
     def neutral(self) -> Data:
-        out = dataclasses.replace(self, n_train=1, label_noise=0.0)
-        return out.with_facts(self.facts) if self.facts is not None else out
+        return dataclasses.replace(self, n_train=1, label_noise=0.0)  # the facts kept
 
 
 @dataclasses.dataclass(frozen=True)

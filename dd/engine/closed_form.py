@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dd.datasets.base import Locations
 from dd.engine.data import load_dataset
 from dd.engine.device_data import DeviceData, prepare_inputs, to_device, training_rows
 from dd.models.registry import kind_of, model_kind, program_trial
@@ -118,14 +119,17 @@ def _fit_replicas(
 
 
 @scoped()
-def fit_pack(trials: list[Trial], n_rows: int | None = None) -> list[dict[str, float]]:
+def fit_pack(
+    trials: list[Trial], n_rows: int | None = None, locations: Locations | None = None
+) -> list[dict[str, float]]:
     """Fit every trial of a pack (all share data pool, model kind and program width) at once.
 
-    ``n_rows`` (default: the largest n_train) is the row count replicas are padded to.
+    ``n_rows`` (default: the largest n_train) is the row count replicas are padded to;
+    ``locations``: where the dataset's files are (the driver's settings, by the worker).
     Returns one dict of metrics per trial, in order.
     """
     first = trials[0]
-    dataset = load_dataset(first.data)
+    dataset = load_dataset(first.data, locations)
     n_rows = n_rows or max(t.data.n_train for t in trials)
     with jax.enable_x64(True):
         out = _fit_replicas(

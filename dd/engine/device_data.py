@@ -174,6 +174,8 @@ class Setup(NamedTuple):
     # does not read (an unread input already moves XLA CPU's float32 results by an ulp)
     init_scale: jax.Array | None = None
     output_scale: jax.Array | None = None
+    # the perpendicular gradient's on/off (1.0 / 0.0); None where the program has no transform
+    orthogonal_grad: jax.Array | None = None
 
 
 @functools.partial(jax.jit, static_argnames=("n_rows",))
@@ -190,10 +192,12 @@ def draw_setups(
     grokfast_lamb_R=None,
     init_scale_R=None,
     output_scale_R=None,
+    orthogonal_grad_R=None,
 ) -> Setup:
     """Each replica's key, training rows and labels, drawn from its seed (the Grokfast
     filter's per-replica values default to 0: a program without the filter reads none; the
-    model's scales to None: a program that does not scale reads none)."""
+    model's scales and the perpendicular gradient's on/off to None: a program that does not
+    scale, or has no transform, reads none)."""
 
     def one(seed, n, rate):
         key = trial_key(seed)
@@ -220,4 +224,5 @@ def draw_setups(
         grokfast_lamb=zeros if grokfast_lamb_R is None else grokfast_lamb_R,
         init_scale=init_scale_R,
         output_scale=output_scale_R,
+        orthogonal_grad=orthogonal_grad_R,
     )

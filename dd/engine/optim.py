@@ -1,9 +1,9 @@
 """The optimizer, the learning-rate schedule and the per-example loss of a trained network.
 
-Learning rate, weight decay and the Grokfast filter's alpha and lamb are injected as
-per-replica arrays (``optax.inject_hyperparams``), so a sweep over them shares one compiled
-program. The gradient transforms (the perpendicular gradient, the Grokfast filter) run before
-the optimizer, in that order.
+Learning rate, weight decay, the Grokfast filter's alpha and lamb and the perpendicular
+gradient's on/off are injected as per-replica arrays (``optax.inject_hyperparams``), so a sweep
+over them shares one compiled program. The gradient transforms (the perpendicular gradient,
+the Grokfast filter) run before the optimizer, in that order.
 """
 
 from __future__ import annotations
@@ -18,20 +18,33 @@ from dd.models.precision import floating
 from dd.spec.config import Train
 
 
-def orthogonal_grad(eps: float = 1e-30) -> optax.GradientTransformation:
+def orthogonal_grad(on=1.0, eps: float = 1e-30) -> optax.GradientTransformation:
     """Prieto et al. 2025's perpendicular gradient: per tensor, g - (w.g / w.w) w rescaled to
-    the norm of g (``eps`` as in their ``OrthoGrad``: a zero tensor keeps g's direction)."""
+    the norm of g (``eps`` as in their ``OrthoGrad``: a zero tensor keeps g's direction).
+    ``on`` (a per-replica 0.0 / 1.0): where it is 0 the transform passes g itself, bit for
+    bit, so an off replica computes the numbers of no transform. A conditional, not a
+    ``jnp.where``: where replicas run one at a time (XLA CPU) an off replica runs none of the
+    transform, and its rows equal those of a program without it bit for bit (with a
+    ``jnp.where`` an evaluation measure moved by an ulp); vmapped, JAX makes it a select."""
+
+    def one(g, w):
+        g32, w32 = g.astype(floating()).ravel(), w.astype(floating()).ravel()
+        perp = g32 - jnp.dot(w32, g32) / (jnp.dot(w32, w32) + eps) * w32
+        scaled = perp * (jnp.linalg.norm(g32) / (jnp.linalg.norm(perp) + eps))
+        return scaled.reshape(g.shape).astype(g.dtype)
 
     def update(updates, state, params):
-        def one(g, w):
-            g32, w32 = g.astype(floating()).ravel(), w.astype(floating()).ravel()
-            perp = g32 - jnp.dot(w32, g32) / (jnp.dot(w32, w32) + eps) * w32
-            scaled = perp * (jnp.linalg.norm(g32) / (jnp.linalg.norm(perp) + eps))
-            return scaled.reshape(g.shape).astype(g.dtype)
-
-        return jax.tree.map(one, updates, params), state
+        out = jax.lax.cond(
+            jnp.asarray(on) != 0,
+            lambda: jax.tree.map(one, updates, params),
+            lambda: updates,
+        )
+        return out, state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+_orthogonal = orthogonal_grad  # ``make_optimizer``'s argument of this name hides it
 
 
 class GrokfastState(NamedTuple):
@@ -88,9 +101,12 @@ def grokfast_ma(window: int, lamb) -> optax.GradientTransformation:
 
 def make_optimizer(train: Train) -> optax.GradientTransformation:
     """The optimizer, with learning rate and weight decay (and, where the program has the
-    Grokfast filter, its alpha and lamb) injected as per-replica arrays."""
+    Grokfast filter, its alpha and lamb; where it has the perpendicular gradient, its on/off)
+    injected as per-replica arrays."""
 
-    def build(learning_rate, weight_decay, grokfast_alpha=0.0, grokfast_lamb=0.0):
+    def build(
+        learning_rate, weight_decay, grokfast_alpha=0.0, grokfast_lamb=0.0, orthogonal_grad=0.0
+    ):
         if train.optimizer == "adamw":
             base = optax.adamw(
                 learning_rate, b1=train.b1, b2=train.b2, eps=train.eps, weight_decay=weight_decay
@@ -101,7 +117,7 @@ def make_optimizer(train: Train) -> optax.GradientTransformation:
             else:
                 inner = optax.sgd(learning_rate, momentum=train.momentum or None)
             base = optax.chain(optax.add_decayed_weights(weight_decay), inner)  # coupled L2
-        before = [orthogonal_grad()] if train.orthogonal_grad else []
+        before = [_orthogonal(orthogonal_grad)] if train.orthogonal_grad else []
         if train.grokfast and train.grokfast_window:
             before.append(grokfast_ma(train.grokfast_window, grokfast_lamb))
         elif train.grokfast:
@@ -111,6 +127,8 @@ def make_optimizer(train: Train) -> optax.GradientTransformation:
     hyper = dict(learning_rate=0.0, weight_decay=0.0)
     if train.grokfast:
         hyper.update(grokfast_alpha=0.0, grokfast_lamb=0.0)
+    if train.orthogonal_grad:
+        hyper.update(orthogonal_grad=0.0)
     return optax.inject_hyperparams(build)(**hyper)
 
 

@@ -43,10 +43,12 @@ def prepare(program: Program, data: DeviceData, values_R: dict) -> tuple[Setup, 
     """Every replica's setup and initial state. ``values_R``: per replica (leading R axis)
     ``seed``, ``n_train``, ``label_noise``, ``lr``, ``weight_decay``, ``grokfast_alpha``,
     ``grokfast_lamb`` (optional: 0.0), ``init_scale``, ``output_scale`` (read only where the
-    program scales: ``dd.models.base.scales``) and model ``width`` (read
+    program scales: ``dd.models.base.scales``), ``orthogonal_grad`` (1.0 / 0.0, read only where
+    the program has the perpendicular gradient) and model ``width`` (read
     on the host: each width draws its own network, ``dd.engine.step.init_replicas``)."""
     widths = tuple(int(w) for w in np.asarray(values_R["width"]))
     scaled = dict(zip(("init_scale", "output_scale"), scales(program.trial), strict=True))
+    scaled["orthogonal_grad"] = program.train.orthogonal_grad
     values_R = {k: v for k, v in values_R.items() if scaled.get(k, True)}
     return _prepare(program, data, values_R, widths)
 
@@ -65,6 +67,7 @@ def _prepare(program: Program, data: DeviceData, values_R: dict, widths: tuple[i
         grokfast_lamb_R=values_R.get("grokfast_lamb"),
         init_scale_R=values_R.get("init_scale"),
         output_scale_R=values_R.get("output_scale"),
+        orthogonal_grad_R=values_R.get("orthogonal_grad"),
     )
     return setups, init_at_widths(program, data, setups, widths)
 

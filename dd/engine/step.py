@@ -213,6 +213,8 @@ def update_replica(
     )
     if train.grokfast:
         hyper.update(grokfast_alpha=setup.grokfast_alpha, grokfast_lamb=setup.grokfast_lamb)
+    if train.orthogonal_grad:
+        hyper.update(orthogonal_grad=setup.orthogonal_grad)
     updates, opt_state = optimizer.update(
         grads, replica.opt_state._replace(hyperparams=hyper), replica.params
     )

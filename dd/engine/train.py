@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -25,7 +24,8 @@ from dd.engine.costs import PLANS, choose, cut, load_table
 from dd.engine.data import load_dataset
 from dd.engine.device_data import to_device
 from dd.engine.evaluate import EVAL_CHUNK
-from dd.engine.memory import check_fits
+from dd.engine.memory import check_fits, is_out_of_memory
+from dd.engine.options import PackOptions
 from dd.engine.padding import unpad
 from dd.engine.profile import PackProfile
 from dd.engine.programs import prepare, train_to
@@ -108,6 +108,12 @@ def execution_plan(
     return Plan(loop, "vmap")
 
 
+def with_orthogonal_grad(trial: Trial) -> Trial:
+    """``trial`` as a program with the perpendicular gradient: each replica reads its own
+    on/off, so a pack key that erased the setting trains on and off trials together."""
+    return dataclasses.replace(trial, train=dataclasses.replace(trial.train, orthogonal_grad=True))
+
+
 def eval_epochs(train: Train) -> list[int]:
     """The evaluation schedule: ``eval_points`` epochs, log or linear, always the last, and
     the ``eval_extra`` window's epochs (rounded, each epoch once)."""
@@ -145,8 +151,9 @@ def _next_stop(done: int, target: int, rate: float | None, seconds: float) -> in
 def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
     """What differs between a pack's replicas, as host arrays with a leading R axis (the
     model's scales only where one is not 1.0: a pack without them places nothing more on
-    the device, so its numbers stay those of dd before the scales, bit for bit on XLA CPU);
-    float64 in a float64 pack."""
+    the device, so its numbers stay those of dd before the scales, bit for bit on XLA CPU; the
+    perpendicular gradient's on/off is placed only where the program has the transform,
+    ``dd.engine.programs.prepare``); float64 in a float64 pack."""
     real = host_floating(trials[0].train.precision)  # one pack, one precision
     scaled = {
         name: np.asarray([getattr(t.model, name, 1.0) for t in trials], real)
@@ -161,6 +168,7 @@ def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
         "weight_decay": np.asarray([t.train.weight_decay for t in trials], real),
         "grokfast_alpha": np.asarray([t.train.grokfast_alpha for t in trials], real),
         "grokfast_lamb": np.asarray([t.train.grokfast_lamb for t in trials], real),
+        "orthogonal_grad": np.asarray([t.train.orthogonal_grad for t in trials], real),
         "width": np.asarray([t.model.width for t in trials], np.int32),
     }
 
@@ -182,53 +190,26 @@ def in_precision(run: Callable) -> Callable:
 @in_precision
 @scoped()
 def train_pack(
-    trials: list[Trial],
-    key_trial: Trial,
-    n_rows: int | None = None,
-    *,
-    checkpoint: Path | None = None,
-    checkpoint_every: int = 0,
-    param_files: list[Path] | None = None,
-    memory_budget: int | None = None,
-    loop: str | None = None,
-    execution: str = "auto",
-    checkpoint_seconds: float = 0.0,
-    on_evaluation: Callable[[int, list[list[dict[str, Any]]]], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
-    progress_seconds: float = 0.0,
-    profile: PackProfile | None = None,
+    trials: list[Trial], key_trial: Trial, options: PackOptions | None = None
 ) -> list[list[dict[str, Any]]]:
     """Train every trial of a pack; returns, per trial, one row per evaluation epoch.
 
-    ``key_trial`` is the pack key (``dd.plan.packs.pack_key``), ``n_rows`` the row count replicas
-    are padded to (default: the largest n_train): together they fix the compiled programs
-    (``dd.engine.programs``). With ``checkpoint`` and ``checkpoint_every`` > 0 the whole state
-    (parameters, optimizer state, step counts, divergence flags, the rows so far) is saved
-    atomically every that many epochs, and a saved state is resumed from: the data order and
-    augmentation draws derive from (trial key, epoch, step), so a resumed pack ends with the
-    same numbers. ``param_files`` (one per trial) receive the final parameters
-    (``dd.engine.checkpoint``). ``memory_budget`` (bytes): raise ``OutOfMemory`` before training if
-    the compiled step program, evaluation included, needs more (``dd.engine.memory.check_fits``).
-    ``execution`` (``resources.execution``) and ``loop`` (when given) set the plan
-    (``execution_plan``).
-    ``checkpoint_seconds`` > 0 also saves one after about that many seconds of training
-    (training stops that often, at the measured epoch rate), so an interrupt costs minutes,
-    not the pack. ``on_evaluation(epoch, rows)`` is called at every evaluation point with the
-    rows so far (each complete but for a divergence found later). ``on_progress(epoch)`` is
-    told the epoch reached after each call to the device, and with ``progress_seconds`` > 0
-    training stops about that often (at the measured rate; the first stop after one epoch,
-    so compiling is out of the rate) to tell it: progress moves between evaluation points
-    at the cost of a wait for the device, no evaluation added. ``profile`` receives where the
-    time went (``dd.engine.profile``).
+    ``key_trial`` is the pack key (``dd.plan.packs.pack_key``); ``options`` say how the pack
+    is laid out, saved and watched (``dd.engine.options.PackOptions``; the worker builds them
+    once per pack). A resumed checkpoint ends with the same numbers: the data order and
+    augmentation draws derive from (trial key, epoch, step).
     """
-    profile = profile or PackProfile()
+    o = options or PackOptions()
+    profile = o.profile or PackProfile()
+    if any(t.train.orthogonal_grad for t in trials):  # whatever key the caller passed
+        key_trial = with_orthogonal_grad(key_trial)
     hooks.call("before_compile", trials=trials)
     widths = [t.model.width for t in trials]
-    plan = execution_plan(key_trial, widths, execution)
-    loop = loop or plan.loop
+    plan = execution_plan(key_trial, widths, o.execution)
+    loop = o.loop or plan.loop
     with profile.phase("data"):
-        dataset = load_dataset(key_trial.data)
-        n_rows = n_rows or max(t.data.n_train for t in trials)
+        dataset = load_dataset(key_trial.data, o.locations)
+        n_rows = o.n_rows or max(t.data.n_train for t in trials)
         program = Program(
             trial=key_trial,
             n_rows=n_rows,
@@ -259,14 +240,15 @@ def train_pack(
         ]
     group_setups = [s for s, _ in prepared]
     replicas = [r for _, r in prepared]
-    if memory_budget is not None:
+    if o.memory_budget is not None:
         with profile.phase("train"):
-            check_fits(programs[0], data, group_setups[0], replicas[0], memory_budget)
+            check_fits(programs[0], data, group_setups[0], replicas[0], o.memory_budget)
     steps_per_epoch = [1 if program.full_batch else t.data.n_train // program.batch for t in trials]
     counts = [n_params(t) for t in trials]
     wide = key_trial.model.width  # the program width the rows record
     rows: list[list[dict[str, Any]]] = [[] for _ in trials]
     done = 0
+    checkpoint, checkpoint_every = o.checkpoint, o.checkpoint_every
     if checkpoint is not None and checkpoint.exists():
         template = _stack(profile.to_host(replicas))
         state, done, rows = ckpt.restore(checkpoint, template, len(trials))
@@ -279,8 +261,8 @@ def train_pack(
         if checkpoint is not None and checkpoint_every > 0
         else set()
     )
-    timed = checkpoint_seconds if checkpoint is not None else 0.0
-    told = progress_seconds if on_progress is not None else 0.0
+    timed = o.checkpoint_seconds if checkpoint is not None else 0.0
+    told = o.progress_seconds if o.on_progress is not None else 0.0
     every = min(s for s in (timed, told, float("inf")) if s)
     rate, saved_at = None, time.monotonic()
     for target in sorted(evals | saves):
@@ -297,8 +279,8 @@ def train_pack(
                 jax.block_until_ready(replicas)
             rate = (epoch - done) / max(time.monotonic() - started, 1e-9)
             done = epoch
-            if on_progress is not None:
-                on_progress(done)
+            if o.on_progress is not None:
+                o.on_progress(done)
             if measure:
                 with profile.phase("evaluate"):
                     metrics, alive = profile.to_host(
@@ -310,8 +292,8 @@ def train_pack(
                         if alive[r]:
                             row |= _host_metrics({k: v[r] for k, v in metrics.items()}, key_trial)
                         rows[r].append(row | {"n_params": counts[r], "program_width": wide})
-                if on_evaluation is not None:
-                    on_evaluation(epoch, rows)
+                if o.on_evaluation is not None:
+                    o.on_evaluation(epoch, rows)
             if epoch in saves or (timed and done < epochs and time.monotonic() - saved_at >= timed):
                 ckpt.save(checkpoint, _stack(profile.to_host(replicas)), done, rows)
                 saved_at = time.monotonic()
@@ -322,7 +304,7 @@ def train_pack(
         final = _stack(profile.to_host([(r.params, r.diverged_step) for r in replicas]))
     params_R, diverged = final
     pads = kind_of(key_trial).pads(key_trial)
-    for r, path in enumerate(param_files or []):
+    for r, path in enumerate(o.param_files or []):
         params = jax.tree.map(lambda a, r=r: a[r], params_R)
         if pads:
             params = unpad(key_trial, params, trials[r].model.width)  # the trial's own shapes
@@ -334,6 +316,27 @@ def train_pack(
             if diverged[r] >= 0:
                 row["status"], row["diverged_step"] = "diverged", int(diverged[r])
     return rows
+
+
+def train_splitting(trials: list, key_trial, options: PackOptions) -> tuple[list, int]:
+    """``dd.engine.train.train_pack``, split in halves (recursively, down to one replica) when it
+    runs out of memory, each half with its own checkpoint (``PackOptions.part``); returns the
+    rows and how many splits it took."""
+    try:
+        return train_pack(trials, key_trial, options), 0
+    except Exception as e:
+        if len(trials) == 1 or not is_out_of_memory(e):
+            raise
+    half = (len(trials) + 1) // 2
+    out, splits = [], 1
+    for side, part in (("a", slice(0, half)), ("b", slice(half, None))):
+        part_options = options.part(part, side)
+        rows, more = train_splitting(trials[part], key_trial, part_options)
+        if part_options.checkpoint is not None:
+            part_options.checkpoint.unlink(missing_ok=True)
+        out += rows
+        splits += more
+    return out, splits
 
 
 def _host_metrics(values: dict[str, np.ndarray], trial: Trial) -> dict[str, Any]:

@@ -63,8 +63,10 @@ class ConvModel(NetworkModel):
     """A conv net whose layers have multiples of ``width`` channels (k, 2k, 4k, 8k).
 
     ``channel_multiple``: each layer's channel count rounded up to a multiple of it. A spec
-    cannot set it (not an init field, so ``dataclasses.replace`` gives back 1, the network
-    itself); only a program's model has 8 (``program``), padded exactly by ``dd.engine.padding``.
+    cannot set it (not an init field; a program's model is built with ``program_multiple``,
+    an init-only value that ``dataclasses.replace`` does not carry over, so a replaced model
+    has 1 again, the network itself); only a program's model has 8 (``program``), padded
+    exactly by ``dd.engine.padding``.
     """
 
     channel_multiple: int = dataclasses.field(
@@ -72,11 +74,13 @@ class ConvModel(NetworkModel):
         default=1,
         metadata={"identity": "program"},  # trial ids leave it out
     )
+    program_multiple: dataclasses.InitVar[int] = 1
+
+    def __post_init__(self, program_multiple: int) -> None:
+        object.__setattr__(self, "channel_multiple", program_multiple)  # building it
 
     def program(self, width: int) -> ConvModel:
-        model = dataclasses.replace(self, width=width)
-        object.__setattr__(model, "channel_multiple", WIDTH_MULTIPLE)  # frozen, not an init field
-        return model
+        return dataclasses.replace(self, width=width, program_multiple=WIDTH_MULTIPLE)
 
     def channels(self, multiplier: int) -> int:
         """The channel count of a layer ``multiplier`` times the base width wide."""

@@ -2,9 +2,11 @@
 
 Trials differing only in values that travel as arrays share a pack key: seed, n_train and
 label noise always; ridge and (for raw features) the feature count for closed-form fits;
-learning rate and weight decay for trained networks. Widths of a family that pads share a
-program as its fixed ladder says (``Family.program_width``: a function of the trial alone, so a
-trial trains in the same program whatever its sweep). Each group is cut into packs
+learning rate, weight decay, the Grokfast filter's alpha and lamb and the perpendicular
+gradient's on/off for trained networks (a group's program has the transform where one of its
+trials has it on: ``Runner.program``). Widths of a family that pads share a program as its
+fixed ladder says (``Family.program_width``: a function of the trial alone, so a trial trains
+in the same program whatever its sweep). Each group is cut into packs
 that fit the memory budget. A pack's id is a hash of its trial ids, so re-planning the same missing
 trials gives the same packs.
 """
@@ -29,7 +31,9 @@ class Pack:
     trials: tuple[Trial, ...]
     n_rows: int  # training rows every replica is padded to: the largest n_train of its group
     n_replicas: int  # replicas the program runs: every pack of a group runs the same count
-    key: Trial  # the pack key (``pack_key``): the program every trial of the pack trains in
+    # the program every trial of the pack (and of its group) trains in: the pack key
+    # (``pack_key``) with what the group needs (``Runner.program``: the perpendicular gradient)
+    key: Trial
 
     def padded_trials(self) -> list[Trial]:
         """The trials, repeated at the end up to ``n_replicas`` (their extra results unused),
@@ -73,7 +77,8 @@ def make_packs(
     for t in planned:  # in planned order, so that a group's cuts do not move
         groups.setdefault(keys[(id(t.data), id(t.model), id(t.fit), id(t.train))], []).append(t)
     packs = []
-    for key, members in groups.items():
+    for erased, members in groups.items():
+        key = runner_of(members[0]).program(erased, members)
         # the group's largest n_train sizes every replica, so all its packs share one program
         biggest = max(members, key=lambda t: t.data.n_train)
         size = replicas_per_pack(runner_of(biggest).sized(biggest, key), resources)

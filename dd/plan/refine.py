@@ -115,6 +115,17 @@ def read_state(store: SweepStore, mapping: dict) -> dict:
     return state
 
 
+def stored_additions(store: SweepStore) -> dict[str, tuple[float, ...]]:
+    """The axis values the sweep's refinement rounds added ({axis: values}), for figures to
+    mark; none when no refinement is stored or its file is damaged."""
+    path = store.dir / STATE_FILE
+    try:
+        added = json.loads(path.read_text())["added"] if path.is_file() else {}
+        return {str(a): tuple(float(v) for v in values) for a, values in added.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def write_state(store: SweepStore, state: dict) -> None:
     atomic_write_bytes(store.dir / STATE_FILE, json.dumps(state).encode())
 

@@ -3,8 +3,9 @@
 A parsed spec (``dd.plan.sweep``) holds configs only: values checked field by field, no file read,
 no user code imported. ``resolve`` is called where a spec is loaded for running (``dd sweep``,
 ``dd.api.sweep`` and ``dd.api.plan``): each distinct data config's kind describes it
-(``DataFacts``: for a user's arrays, the file read or the loader run, and checked), the
-facts are attached, and each trial is checked against them: the data kind's own check
+(``DataFacts``: for a user's arrays, the file read or the loader run, and checked), a copy
+of the config holding the facts replaces it in the trials (the parsed configs are frozen and
+stay as they were), and each trial is checked against them: the data kind's own check
 (n_train against the pool), the model's compatibility with the data (``Model.check_data``)
 and the model kind's check (a user's Flax module imported and one pack step traced, once
 per process and program). Commands that only read results (``dd status``, ``dd curves``,
@@ -43,30 +44,35 @@ def resolve(spec: Spec) -> Spec:
 
 
 def resolve_trials(trials: Iterable[Trial], axes: Sequence[str] = ()) -> list[Trial]:
-    """The trials, their data's facts attached and every kind's check passed. Trials share
-    their parts (``dd.plan.sweep.expand_trials``), so each distinct part is described once."""
-    described: dict[Any, Any] = {}
+    """The trials, each with its data's facts (a new trial where the data did not know them:
+    the given configs are frozen and stay as they were), every kind's check passed. Trials
+    share their parts (``dd.plan.sweep.expand_trials``), so each distinct part is described
+    once, and the resolved trials share their resolved data."""
+    resolved: dict[int, Any] = {}  # id(data) -> the data with its facts (data kept alive)
+    described: dict[Any, Any] = {}  # data -> facts, for equal data configs
     checked: set[tuple[int, int, int]] = set()
-    out = list(trials)
-    for trial in out:
-        parts = (id(trial.data), id(trial.model), id(trial.train))
-        if parts in checked:
-            continue
+    out = []
+    for trial in trials:
         try:
             data = trial.data
             if data.facts is None:
-                if data not in described:
-                    kind = datasets.kind_of(data)
-                    facts = kind.describe(data)
-                    kind.check(data, facts, "data")
-                    described[data] = facts
-                data.with_facts(described[data])
-            trial.check_facts("")
-            models.kind_of(trial).check(trial, "")
-            measures.check(trial)
+                if id(data) not in resolved:
+                    if data not in described:
+                        kind = datasets.kind_of(data)
+                        facts = kind.describe(data)
+                        kind.check(data, facts, "data")
+                        described[data] = facts
+                    resolved[id(data)] = (data, data.with_facts(described[data]))
+                trial = dataclasses.replace(trial, data=resolved[id(data)][1])
+            parts = (id(trial.data), id(trial.model), id(trial.train))
+            if parts not in checked:
+                trial.check_facts("")
+                models.kind_of(trial).check(trial, "")
+                measures.check(trial)
+                checked.add(parts)
         except SpecError as e:
             raise SpecError(e.path, e.message + _grid_point(trial, axes)) from None
-        checked.add(parts)
+        out.append(trial)
     return out
 
 

@@ -27,7 +27,9 @@ class Runner:
     epochs a pack runs, as its progress counts them (a fit: one; the ETA, dd.run.eta).
     ``sized(trial, key)``: the trial as its pack's memory is sized (at the program's width).
     ``layout(key, trials, execution)``: how a pack computes, for the plan listing.
-    ``watched``: whether its packs report evaluation points the stall watchdog waits for."""
+    ``watched``: whether its packs report evaluation points the stall watchdog waits for.
+    ``program(key, trials)``: the program the trials of a key's group train in (the key, with
+    what a setting the key erased needs where some trial of the group has it)."""
 
     name: str
     key: Callable[[Trial], Trial]
@@ -38,6 +40,7 @@ class Runner:
     sized: Callable[[Trial, Trial], Trial]
     layout: Callable[[Trial, list[Trial], str], str]
     watched: bool
+    program: Callable[[Trial, list[Trial]], Trial] = lambda key, trials: key
 
 
 def _fitted_key(trial: Trial) -> Trial:
@@ -49,8 +52,15 @@ SCALED = NetworkModel.SCALED
 
 
 def _trained_key(trial: Trial) -> Trial:
+    # the perpendicular gradient's on/off is per replica too: the group's program has the
+    # transform where some trial has it on (``_trained_program``)
     train = dataclasses.replace(
-        trial.train, lr=1.0, weight_decay=0.0, grokfast_alpha=0.98, grokfast_lamb=0.0
+        trial.train,
+        lr=1.0,
+        weight_decay=0.0,
+        grokfast_alpha=0.98,
+        grokfast_lamb=0.0,
+        orthogonal_grad=False,
     )
     # the per-replica scales first (a program's model, ConvModel, is not to be replaced): 1.0
     # stays (a program without the multiplication), any other value is the same program
@@ -61,6 +71,15 @@ def _trained_key(trial: Trial) -> Trial:
     )
     program = program_trial(dataclasses.replace(trial, model=model))
     return dataclasses.replace(program, seed=0, data=trial.data.neutral(), train=train)
+
+
+def _trained_program(key: Trial, trials: list[Trial]) -> Trial:
+    """The group's program: with the perpendicular gradient where any of its trials has it
+    on (an off replica gets g itself, bit for bit), so a sweep that never turns it on keeps
+    its program, and on and off trials share one (``dd.engine.optim.orthogonal_grad``)."""
+    if not any(t.train.orthogonal_grad for t in trials):
+        return key
+    return dataclasses.replace(key, train=dataclasses.replace(key.train, orthogonal_grad=True))
 
 
 def at_width(trial: Trial, width: int) -> Trial:
@@ -98,6 +117,7 @@ RUNNERS = {
         sized=lambda trial, key: at_width(trial, key.model.width),
         layout=_trained_layout,
         watched=True,
+        program=_trained_program,
     ),
     "fit": Runner(
         name="fit",

@@ -9,11 +9,11 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 from dd.datasets.base import Locations
 from dd.engine import hooks
+from dd.engine.options import PackOptions
 from dd.engine.profile import PackProfile
 from dd.plan.packs import Pack
 from dd.plan.runners import runner_of
@@ -110,7 +110,8 @@ def _run_pack(
     start = time.perf_counter()
     with profile.phase("data"):  # the engine's own load_dataset then finds it cached
         load_dataset(pack.trials[0].data, locations)
-    ran = RUN_PACK[runner_of(pack.trials[0]).name](store, pack, resources, profile, update)
+    run = RUN_PACK[runner_of(pack.trials[0]).name]
+    ran = run(store, pack, resources, profile, update, locations)
     rows, checkpoint, param_files = ran.rows[: len(pack.trials)], ran.checkpoint, ran.param_files
     wall = time.perf_counter() - start
     with profile.phase("write"):
@@ -142,45 +143,72 @@ class Ran(NamedTuple):
     first: dict = {}  # the first evaluation's figures (LiveRows.first)
 
 
-def _fit(store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile, update) -> Ran:
+def _fit(
+    store: SweepStore,
+    pack: Pack,
+    resources: Resources,
+    profile: PackProfile,
+    update,
+    locations: Locations,
+) -> Ran:
     """A closed-form pack: one fit, one row per trial; no state to checkpoint."""
     from dd.engine.closed_form import fit_pack
 
     with profile.phase("train"):
-        return Ran(rows=[[metrics] for metrics in fit_pack(pack.padded_trials(), pack.n_rows)])
+        fits = fit_pack(pack.padded_trials(), pack.n_rows, locations)
+        return Ran(rows=[[metrics] for metrics in fits])
 
 
 def _train(
-    store: SweepStore, pack: Pack, resources: Resources, profile: PackProfile, update
+    store: SweepStore,
+    pack: Pack,
+    resources: Resources,
+    profile: PackProfile,
+    update,
+    locations: Locations,
 ) -> Ran:
     """A training pack, checkpointed as ``resources`` say, its rows so far written as it runs
     (``LiveRows``), split in halves when it does not fit the device."""
+    from dd.engine.train import train_splitting
+
+    live = LiveRows(store, pack, update)
+    options = pack_options(store, pack, resources, profile, locations, live)
+    rows, splits = train_splitting(pack.padded_trials(), pack.key, options)
+    return Ran(rows, splits, options.checkpoint, options.param_files, live.first or {})
+
+
+def pack_options(
+    store: SweepStore,
+    pack: Pack,
+    resources: Resources,
+    profile: PackProfile,
+    locations: Locations,
+    live: LiveRows,
+) -> PackOptions:
+    """The engine's options for ``pack`` (``dd.engine.options.PackOptions``), built once:
+    its program rows, the plan and memory budget ``resources`` give, its checkpoint and
+    parameter files in ``store``, the dataset ``locations``, its ``live`` rows and profile."""
     from dd.engine.memory import device_budget
 
     saves = resources.checkpoint_every or resources.checkpoint_minutes > 0
-    checkpoint = store.checkpoint_path(pack.id) if saves else None
-    param_files = (
-        [store.params_path(tid) for tid in pack.trial_ids]
-        if pack.trials[0].train.save_params
-        else None
-    )
-    live = LiveRows(store, pack, update)
-    rows, splits = train_splitting(
-        pack.padded_trials(),
-        pack.key,
-        pack.n_rows,
-        checkpoint=checkpoint,
+    return PackOptions(
+        n_rows=pack.n_rows,
+        execution=resources.execution,
+        memory_budget=device_budget(resources.packs_per_worker()),
+        locations=locations,
+        checkpoint=store.checkpoint_path(pack.id) if saves else None,
         checkpoint_every=resources.checkpoint_every,
         checkpoint_seconds=60 * resources.checkpoint_minutes,
-        param_files=param_files,
-        memory_budget=device_budget(resources.packs_per_worker()),
-        execution=resources.execution,
-        profile=profile,
+        param_files=(
+            tuple(store.params_path(tid) for tid in pack.trial_ids)
+            if pack.trials[0].train.save_params
+            else None
+        ),
         on_evaluation=live,
         on_progress=live.progress,
         progress_seconds=LiveRows.EVERY_S,
+        profile=profile,
     )
-    return Ran(rows, splits, checkpoint, param_files, live.first or {})
 
 
 RUN_PACK = {"fit": _fit, "train": _train}  # by runner name (dd.plan.runners)
@@ -210,7 +238,7 @@ def rows_table(store: SweepStore, pack: Pack, rows: list, wall: float, partial: 
 
 class LiveRows:
     """A training pack's live progress. ``progress(epoch)``, after each call to the device
-    (about every ``EVERY_S`` seconds: ``dd.engine.train.train_pack``'s ``progress_seconds``),
+    (about every ``EVERY_S`` seconds: ``dd.engine.options.PackOptions.progress_seconds``),
     writes the epoch reached to the running record with the wall clock, the first such sample
     (taken after the first epoch, so compiling is out of the rate), and the steady rate and
     ETA between the two (``dd.run.eta``). At each evaluation point (``__call__``): the epoch
@@ -262,50 +290,6 @@ class LiveRows:
 def _mean(values: list) -> float | None:
     found = [v for v in values if v is not None and v == v]
     return sum(found) / len(found) if found else None
-
-
-def train_splitting(
-    trials: list,
-    key_trial,
-    n_rows: int,
-    *,
-    checkpoint: Path | None,
-    param_files: list[Path] | None,
-    **options,
-) -> tuple[list, int]:
-    """``dd.engine.train.train_pack``, split in halves (recursively, down to one replica) when it
-    runs out of memory; returns the rows and how many splits it took."""
-    from dd.engine.memory import is_out_of_memory
-    from dd.engine.train import train_pack
-
-    try:
-        return train_pack(
-            trials, key_trial, n_rows, checkpoint=checkpoint, param_files=param_files, **options
-        ), 0
-    except Exception as e:
-        if len(trials) == 1 or not is_out_of_memory(e):
-            raise
-    half = (len(trials) + 1) // 2
-    out, splits = [], 1
-    for side, part in (("a", slice(0, half)), ("b", slice(half, None))):
-        part_checkpoint = (
-            checkpoint.with_name(f"{checkpoint.stem}.{side}{checkpoint.suffix}")
-            if checkpoint is not None
-            else None
-        )
-        rows, more = train_splitting(
-            trials[part],
-            key_trial,
-            n_rows,
-            checkpoint=part_checkpoint,
-            param_files=param_files[part] if param_files else None,
-            **options,
-        )
-        if part_checkpoint is not None:
-            part_checkpoint.unlink(missing_ok=True)
-        out += rows
-        splits += more
-    return out, splits
 
 
 class PackWorker:

@@ -216,7 +216,9 @@ class Train:
     ``b2`` and epsilon ``eps`` (optax's default 1e-8; Prieto et al. 2025 use 1e-25).
     ``orthogonal_grad``: the perpendicular gradient of Prieto et al. 2025 ("Grokking at the
     edge of numerical stability"): each tensor's gradient g becomes g - (w.g / w.w) w,
-    rescaled to the norm of g, before the optimizer sees it (``dd.engine.optim``).
+    rescaled to the norm of g, before the optimizer sees it (``dd.engine.optim``); a
+    per-replica on/off: on and off trials share a pack, whose program has the transform where
+    one of them has it on, and an off replica's rows are those of no transform, bit for bit.
     ``grokfast``: the Grokfast EMA gradient filter of Lee et al. 2024 (github ironjr/grokfast)
     is part of the program: h <- alpha h + (1 - alpha) g (h starts at the first gradient),
     and the optimizer sees g + lamb h, with per-replica ``grokfast_alpha`` and

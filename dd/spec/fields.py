@@ -226,8 +226,12 @@ def validate(obj: Any, path: str = "") -> None:
 @functools.cache
 def init_fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
     """The resolved annotations and init fields of a config class (cached: resolving string
-    annotations dominated the loading of a 10,000-trial spec)."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls) if f.init}
+    annotations dominated the loading of a 10,000-trial spec); a derived field
+    (``dd.spec.ids``: facts the resolve stage learns) is none a spec may set."""
+    fields = dataclasses.fields(cls)
+    return typing.get_type_hints(cls), {
+        f.name: f for f in fields if f.init and f.metadata.get("identity") != "derived"
+    }
 
 
 def join(path: str, name: str) -> str:

@@ -11,7 +11,10 @@ through its dataclass metadata ``IDENTITY``:
   (``train.measures``) are left out: the network computed is the same;
 - ``"content"``: a user file's path (``data.path`` of an ``.npz``) stands for the SHA-256 of
   the file's bytes, written as ``"<field>_sha256"``: the same file at another or relative
-  path gives the same id, changed contents a new one.
+  path gives the same id, changed contents a new one;
+- ``"derived"``: what the resolve stage learnt of the config (a user's arrays' facts,
+  ``dd.datasets.user.UserData.facts``) is left out, and is no column of a row
+  (``dd.store.schema.flatten_config``) nor a field a spec may set (``dd.spec.fields``).
 
 A python-loader dataset is identified by its loader's name and options: its arrays cannot be
 hashed without running user code, so a loader whose data changes should change a version
@@ -26,6 +29,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +48,46 @@ def trial_id(trial: Trial) -> str:
     added to dd later with a default that keeps the old behaviour leaves the ids of stored
     trials, and so their results, valid.
 
-    Configs are frozen, so the id, and each part's canonical text, is kept on the object
-    once computed: a million-trial grid, whose trials share their parts, hashes each part once.
+    Configs are frozen, so the id, and each part's canonical text, is remembered for the
+    object once computed (``_Known``): a million-trial grid, whose trials share their parts,
+    hashes each part once.
     """
-    cached = trial.__dict__.get("_trial_id")
+    cached = _recall(_IDS, trial)
     if cached is None:
-        cached = _digest(_canonical(trial, keep=False))
-        trial.__dict__["_trial_id"] = cached  # frozen: __setattr__ refuses, the dict does not
+        cached = _remember(_IDS, trial, _digest(_canonical(trial, keep=False)))
     return cached
+
+
+class _Known(weakref.ref):
+    """What was computed of one live config object, keyed by its ``id`` beside it (never
+    written into it: configs are frozen) and forgotten when the object is: identity, not
+    equality, so ``1`` and ``1.0`` (equal values, different JSON) never share a text."""
+
+    __slots__ = ("key", "value", "table")
+
+
+_IDS: dict[int, _Known] = {}  # id(trial) -> its trial id
+_TEXTS: dict[int, _Known] = {}  # id(part) -> its canonical text
+
+
+def _recall(table: dict[int, _Known], obj: Any) -> str | None:
+    known = table.get(id(obj))
+    return known.value if known is not None and known() is obj else None
+
+
+def _remember(table: dict[int, _Known], obj: Any, value: str) -> str:
+    try:
+        known = _Known(obj, _forget)
+    except TypeError:  # no weak references to it: not remembered
+        return value
+    known.key, known.value, known.table = id(obj), value, table
+    table[known.key] = known
+    return value
+
+
+def _forget(known: _Known) -> None:
+    if known.table.get(known.key) is known:
+        del known.table[known.key]
 
 
 def legacy_trial_id(trial: Trial) -> str:
@@ -90,11 +126,11 @@ def _digest(text: str) -> str:
 
 def _canonical(obj: Any, keep: bool = True, legacy: bool = False, where: str = "") -> str:
     """``json.dumps(<obj without defaults>, sort_keys=True, separators=(",", ":"))``, built
-    from the parts' texts (kept on each part when ``keep``), locations left out and user
+    from the parts' texts (remembered for each part when ``keep``), locations left out and user
     files hashed (unless ``legacy``)."""
     if type(obj) is int:
         return str(obj)  # what json.dumps writes, faster
-    cached = None if legacy else getattr(obj, "__dict__", {}).get("_canonical")
+    cached = None if legacy else _recall(_TEXTS, obj)
     if cached is not None:
         return cached
     if not dataclasses.is_dataclass(obj):
@@ -107,18 +143,11 @@ def _canonical(obj: Any, keep: bool = True, legacy: bool = False, where: str = "
         if identity == "content":
             parts.append(key + json.dumps(file_sha256(value, join(where, name))))
             continue
-        known = None if legacy else getattr(value, "__dict__", None)
-        parts.append(
-            key
-            + (
-                known
-                and known.get("_canonical")
-                or _canonical(value, True, legacy, join(where, name))
-            )
-        )
+        known = None if legacy or type(value) is int else _recall(_TEXTS, value)
+        parts.append(key + (known or _canonical(value, True, legacy, join(where, name))))
     text = "{" + ",".join(parts) + "}"
     if keep and not legacy:
-        obj.__dict__["_canonical"] = text
+        _remember(_TEXTS, obj, text)
     return text
 
 
@@ -128,7 +157,7 @@ def _hashed_fields(cls: type, legacy: bool) -> tuple[tuple[str, str, Any, bool, 
     ``"key":``, default, whether it is left out at its default, and its identity."""
     rows = []
     for f in dataclasses.fields(cls):
-        if f.metadata.get(IDENTITY) == "program":
+        if f.metadata.get(IDENTITY) in ("program", "derived"):
             continue  # never hashed, nor into legacy ids (it came after them)
         identity = None if legacy else f.metadata.get(IDENTITY)
         if identity == "location":

@@ -143,8 +143,8 @@ def flatten_config(trial: Trial) -> dict[str, Any]:
 
     def walk(prefix: str, obj: Any) -> None:
         for f in dataclasses.fields(obj):
-            if f.metadata.get("identity") == "program":
-                continue  # how a program compiles it (dd.spec.ids), not a config of the trial
+            if f.metadata.get("identity") in ("program", "derived"):
+                continue  # how a program compiles it, or facts (dd.spec.ids): not a config
             value = getattr(obj, f.name)
             dotted = f"{prefix}.{f.name}" if prefix else f.name
             if dataclasses.is_dataclass(value):

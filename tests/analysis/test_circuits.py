@@ -78,6 +78,45 @@ def test_clock_and_pizza_are_told_apart_by_symmetricity_and_distance_irrelevance
     assert algorithm(s, q, generalised) == label
 
 
+# The frozen rules (issue 31) on traces either side of each documented cut-off: a change to a
+# constant, or to the rule, fails here and has to be made (and reported) on purpose.
+
+
+@pytest.mark.parametrize(("rise", "cleanup"), [(0.04, 1280.0), (0.06, 640.0)])
+def test_cleanup_starts_where_the_test_accuracy_stands_five_points_above_memorisations_end(
+    rise, cleanup
+):
+    test_acc = TEST_ACC.copy()
+    test_acc[6] = TEST_ACC[2] + rise  # at memorisation's end (step 40) it stands at 0.05
+    assert _phases(test_acc=test_acc)["cleanup_start"] == cleanup
+
+
+@pytest.mark.parametrize(("top", "circuit"), [(7.43, None), (7.77, 160.0)])
+def test_circuit_formation_needs_the_excluded_loss_to_rise_ten_percent_over_its_low(top, circuit):
+    """grok_transformer_p31 seed 0's excluded loss rose from 7.00 (step 138) to 7.43 (step
+    385), about 6%: no circuit formation located (docs/results.md); an 11% rise is one."""
+    excluded = np.array([9.0, 8.0, 7.5, 7.2, 7.0, 7.1, 7.2, 7.3, top, 7.0])
+    assert _phases(excluded_loss=excluded)["circuit_start"] == circuit
+
+
+@pytest.mark.parametrize(
+    ("s", "q", "label"),
+    [
+        (0.98, 0.6, "pizza"),  # on both pizza cut-offs
+        (0.979, 0.6, "neither"),  # gradients just short of symmetric
+        (0.98, 0.61, "neither"),  # too distance-dependent for a pizza, too little for a clock
+        (0.979, 0.85, "clock"),  # on the clock cut-off
+        (0.979, 0.849, "neither"),  # just short of distance-irrelevant
+        (1.0, 0.34, "pizza"),  # clock_pizza_p31, attention rate 0 (docs/results.md)
+        (1.0, 0.83, "neither"),  # the same, s 1 by construction, q between the regions
+        (0.12, 0.87, "clock"),  # clock_pizza_p31, attention rate 1
+        (0.65, 0.84, "neither"),  # clock_pizza_p31, attention rate 0.5, the one left out
+    ],
+)
+def test_the_clock_and_pizza_cut_offs_give_the_documented_labels(s, q, label):
+    assert algorithm(s, q, generalised=True) == label
+
+
 def test_the_algorithm_figure_stacks_each_cells_labels():
     import pyarrow as pa
 

@@ -12,6 +12,7 @@ from dd.analysis.aggregate import compute_kinds, current_rows, describe, write_c
 from dd.analysis.curves.base import Section
 from dd.analysis.curves.registry import check_curves, load as load_curve_kinds
 from dd.analysis.curves.tiny import FITTED
+from dd.models.measures import requested
 from dd.plan.states import plan_of
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
@@ -60,6 +61,8 @@ def _rows(spec) -> pa.Table:
             }
             for metric in MEASURED[closed]:
                 row[metric] = float(rng.uniform(0, 0.3 if "train" in metric else 1.0))
+            if not closed and "layer_norms" in requested(t):  # a list column: norms per layer
+                row["layer_norms"] = rng.uniform(1, 10, 3).tolist()
             if rng.uniform() < (0.8 if (epoch or 8) >= 4 else 0.1):
                 row["train_error"] = row["train_mse"] = 0.0
             records.append(row)

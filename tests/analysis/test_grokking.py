@@ -234,3 +234,17 @@ def test_the_trials_view_holds_each_trials_final_and_best_evaluation(grokked):
         assert row["best_test_error_step"] in {
             r["step"] for r in rows if r["test_error"] == best["test_error"]
         }
+
+
+def test_grokking_times_are_drawn_against_a_categorical_axis():
+    """A spec whose first axis is an objective (strings) still gets its times figure: the
+    values stand at category positions, labelled, in the grid's order."""
+    from dd.analysis.curves.grok_times import plot_grok_times
+
+    spec = parse_spec({**GROK_SPEC, "grid": {"train.objective": ["cross_entropy", "stablemax"]}})
+    rows = _rows({"a": [(10, 1.0, 0.1), (100, 1.0, 1.0)], "b": [(10, 1.0, 0.1), (100, 1.0, 0.2)]})
+    objective = ["cross_entropy"] * 2 + ["stablemax"] * 2
+    rows = rows.append_column("train_objective", pa.array(objective))
+    fig = plot_grok_times(grok_table(rows, spec), spec, "train.objective")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cross_entropy", "stablemax"]

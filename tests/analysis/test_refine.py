@@ -113,3 +113,35 @@ def test_the_boundary_is_where_most_seeds_generalise_at_some_evaluation():
     (loc,) = locate(rows, spec, Refine(axis="train.weight_decay", find="boundary", resolution=0.1))
     assert (loc.lo, loc.hi) == (0.4, 0.8), "at 0.4 one seed of two: not most"
     assert loc.new == (pytest.approx(0.6),)
+
+
+def test_curves_and_figures_mark_the_values_a_refinement_added(tmp_path):
+    """The stored ``refine.json`` says which widths the rounds added: the model-wise curve set
+    carries those drawn (not 200, never trained) and its figure marks them; a spec without
+    ``refine:`` marks nothing (issue 30: the figure marks the points each round added)."""
+    from dd.analysis.aggregate import sweep_curves
+    from dd.analysis.plots import plot_curves
+    from dd.plan.refine import stored_additions, write_state
+    from dd.store.sweep import SweepStore
+    from tests.helpers import width_rows
+
+    mapping = {
+        **MLP,
+        "grid": {"model.width": [2, 8, 5, 6], "seed": [0, 1]},
+        "refine": {"axis": "model.width", "find": "threshold"},
+    }
+    spec = parse_spec(mapping)
+    test = {(w, s): 0.5 for w in (2, 5, 6, 8) for s in (0, 1)}
+    rows = width_rows(spec, test, {2: 0.5, 5: 0.2, 6: 0.0, 8: 0.0})
+    store = SweepStore(tmp_path, "r")
+    store.dir.mkdir(parents=True)
+    assert stored_additions(store) == {}
+    write_state(store, {"base": "", "added": {"model.width": [5, 6, 200]}, "rounds": []})
+    sets, _ = sweep_curves(rows, spec, stored_additions(store))
+    model_wise = next(c for c in sets if c.kind == "model_wise")
+    assert model_wise.added == (5.0, 6.0)
+    labels = [line.get_label() for line in plot_curves(model_wise, spec).axes[0].get_lines()]
+    assert "added by refinement" in labels
+    plain = parse_spec({k: v for k, v in mapping.items() if k != "refine"})
+    sets, _ = sweep_curves(rows, plain, stored_additions(store))
+    assert next(c for c in sets if c.kind == "model_wise").added == ()

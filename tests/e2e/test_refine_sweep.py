@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dd import api
+from dd.handle import SweepHandle
 from dd.store.sweep import SweepStore
 
 N = 20
@@ -49,6 +50,8 @@ def test_refine_finds_p_equals_n_and_a_second_run_trains_nothing(tmp_path, ray_l
     assert (table[-1]["lo"], table[-1]["hi"]) == (N - 1, N)
     added = json.loads((store.dir / "refine.json").read_text())["added"]["model.n_features"]
     assert sorted(added) == sorted(set(mse) - {2, 10, 40, 60})
+    marked = api.curves("refine_linear", tmp_path)["model_wise"].added
+    assert marked == tuple(sorted(float(p) for p in added)), "the figure marks what was added"
 
     again = api.sweep(dict(SPEC), tmp_path, cpus=2)
     assert again.report.trials_run == 0, "the values added are stored: nothing trains"
@@ -74,9 +77,13 @@ def test_stored_added_values_are_planned_and_shown_by_status(tmp_path):
     assert sorted(set(plan.trials["model_n_features"].to_pylist())) == [2, 10, 25, 40, 60]
     assert sum(plan.packs["n_trials"].to_pylist()) == 10
     lines, _ = status_lines(store, plan_of(plan.spec))
-    assert (
-        "  refine: round 1, threshold of model.n_features between 10 and 40; +1 values, "
+    said = (
+        "refine: round 1, threshold of model.n_features between 10 and 40; +1 values, "
         "its packs are to run or running"
-    ) in lines
+    )
+    assert "  " + said in lines
+    handle = SweepHandle("refine_linear", tmp_path, lambda stop: None, spec=plan.spec)
+    handle.wait()
+    assert handle.status()["refine"] == said, "the live handle shows the round too"
     changed = {**SPEC, "data": {**SPEC["data"], "n_test": 300}}
     assert api.plan(changed, tmp_path).trials.num_rows == 8, "another spec: the grid alone"

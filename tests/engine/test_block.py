@@ -14,6 +14,7 @@ from dd.engine import block, costs
 from dd.engine.data import load_dataset
 from dd.engine.device_data import draw_setups, to_device
 from dd.engine.evaluate import EVAL_CHUNK
+from dd.engine.options import PackOptions
 from dd.engine.step import Program, init_replicas, mean_loss, take_batches
 from dd.engine.train import execution_plan, replica_values, train_pack
 from dd.models.base import apply_model
@@ -150,9 +151,11 @@ def test_block_logits_and_gradients_are_each_replicas_own(images, model):
 def test_a_block_pack_trains_each_trial_as_it_trains_alone(images, model, tmp_path):
     trials, key = _trials(images, model)
     files = [tmp_path / f"block{r}.msgpack" for r in range(len(trials))]
-    rows = train_pack(trials, key, execution="block", param_files=files)
+    rows = train_pack(trials, key, PackOptions(execution="block", param_files=files))
     for r, trial in enumerate(trials):
-        alone = train_pack([trial], key, execution="vmap", param_files=[tmp_path / "alone.msgpack"])
+        alone = train_pack(
+            [trial], key, PackOptions(execution="vmap", param_files=[tmp_path / "alone.msgpack"])
+        )
         for got, want in zip(rows[r], alone[0], strict=True):
             assert got.keys() == want.keys() and got["epoch"] == want["epoch"]
             for k in ("train_loss", "test_loss", "param_norm"):
@@ -177,7 +180,9 @@ def test_block_vmapped_and_sequential_plans_agree_under_adam_and_sgd(images, opt
     lr = {"adam": {"lr": 0.003, "momentum": 0.0}, "sgd": {}}[optimizer]
     trials, key = _trials(images, "cnn", optimizer=optimizer, epochs=3, eval_points=1, **lr)
     final = {
-        plan: [rows[-1]["test_loss"] for rows in train_pack(trials, key, execution=plan)]
+        plan: [
+            rows[-1]["test_loss"] for rows in train_pack(trials, key, PackOptions(execution=plan))
+        ]
         for plan in ("block", "vmap", "sequential")
     }
     for plan in ("block", "sequential"):

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from dd.analysis.theory import gaussian_raw_features_risk
+from dd.datasets.base import Locations
+from dd.engine import data as host_data
 from dd.engine.closed_form import fit_pack
 from dd.plan.packs import make_packs
 from dd.plan.sweep import load_spec, parse_spec
+from helpers import idx_split, write_idx_dataset
 
 SWEEPS = Path(__file__).parents[2] / "sweeps"
 
@@ -125,3 +128,20 @@ def fit_pack_by_features(trials) -> dict[int, list[dict]]:
         members = [t for t in trials if t.model.n_features == N]
         out[N] = fit_pack(members)
     return out
+
+
+def test_a_fit_reads_the_data_through_the_locations_it_is_given(tmp_path, monkeypatch):
+    write_idx_dataset(
+        tmp_path / "images" / "mnist",
+        {"train": idx_split(30, side=28), "t10k": idx_split(7, side=28)},
+    )
+    monkeypatch.setattr(host_data, "_pools", {})  # nothing loaded in this process yet
+    spec = parse_spec(
+        {
+            "name": "located",
+            "data": {"name": "mnist", "n_train": 30, "n_test": 7},
+            "model": {"name": "raw_features", "n_features": 20},
+        }
+    )
+    (fit,) = fit_pack(list(spec.trials), None, Locations(data_dir=str(tmp_path / "images")))
+    assert fit["test_error"] >= 0

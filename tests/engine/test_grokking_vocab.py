@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dd.engine.optim import grokfast_ema, loss_fn, orthogonal_grad
@@ -127,3 +128,38 @@ def test_the_perpendicular_gradient_and_eps_change_the_numbers_and_rows_record_t
         (rows,) = train_pack(list(pack.trials), pack.key)
         assert rows[-1]["train_loss"] != plain[-1]["train_loss"], change
         assert np.isfinite(rows[-1]["train_loss"]), change
+
+
+@pytest.mark.slow
+def test_a_perpendicular_gradient_sweep_is_one_pack_and_each_trial_computes_the_same_alone():
+    """Off replicas of a program with the transform get g itself (``jnp.where``): their rows
+    are bit for bit those of the off trial alone in a program without it, and each on
+    trial's rows are those of the on trial alone."""
+    grid = {"train.orthogonal_grad": [False, True], "seed": [0, 1]}
+    (pack,) = _packs({"grokfast": False}, grid)
+    assert len(pack.trials) == 4 and pack.key.train.orthogonal_grad
+    together = train_pack(list(pack.trials), pack.key)
+    ortho = [t.train.orthogonal_grad for t in pack.trials]
+    on, off = ortho.index(True), ortho.index(False)
+    assert pack.trials[on].seed == pack.trials[off].seed
+    assert together[on][-1]["train_loss"] != together[off][-1]["train_loss"], "it acts"
+    for i, trial in enumerate(pack.trials):
+        (alone,) = _packs(
+            {"grokfast": False},
+            {"seed": [trial.seed]}
+            | ({"train.orthogonal_grad": [True]} if trial.train.orthogonal_grad else {}),
+        )
+        assert alone.key.train.orthogonal_grad == trial.train.orthogonal_grad
+        assert alone.trial_ids == (pack.trial_ids[i],)
+        _same(train_pack(list(alone.trials), alone.key)[0], together[i], exact=True)
+
+
+def test_the_perpendicular_gradient_switched_off_passes_g_itself():
+    w = {"a": jnp.asarray([[1.0, 2.0], [3.0, -1.0]])}
+    g = {"a": jnp.asarray([[0.3, -0.1], [2.0, 0.7]])}
+    off, _ = orthogonal_grad(0.0).update(g, optax.EmptyState(), w)
+    np.testing.assert_array_equal(off["a"], g["a"])
+    on_off = jax.vmap(lambda on: orthogonal_grad(on).update(g, optax.EmptyState(), w)[0])
+    both = on_off(jnp.asarray([1.0, 0.0]))["a"]
+    np.testing.assert_array_equal(both[1], g["a"])
+    assert not np.allclose(both[0], g["a"]), "on, the parallel part is removed"

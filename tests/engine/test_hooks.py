@@ -10,10 +10,11 @@ import sys
 import pytest
 
 from dd.engine import hooks
-from dd.engine.train import train_pack
+from dd.engine.options import PackOptions
+from dd.engine.train import train_pack, train_splitting
 from dd.plan.packs import make_packs
 from dd.plan.sweep import Resources, parse_spec
-from dd.run.worker import AcceleratorError, check_accelerator, train_splitting
+from dd.run.worker import AcceleratorError, check_accelerator
 from faultsite.dd_faults import env as faults_env, install
 
 MLP_SPEC = {
@@ -49,15 +50,17 @@ def test_the_engine_calls_after_checkpoint_with_where_the_pack_started(tmp_path)
     calls = []
     remove = hooks.add("after_checkpoint", lambda **info: calls.append(info))
     try:
-        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=1)
+        train_pack(trials, key, PackOptions(checkpoint=checkpoint, checkpoint_every=1))
         assert calls == [{"path": checkpoint, "epoch": e, "resumed_from": 0} for e in (1, 2, 3)], (
             "one call per checkpoint, epochs 1-3 (the last epoch ends the pack instead)"
         )
         calls.clear()
         checkpoint.unlink()
-        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
+        train_pack(trials, key, PackOptions(checkpoint=checkpoint, checkpoint_every=2))
         calls.clear()
-        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=1)  # resumes at 2
+        train_pack(
+            trials, key, PackOptions(checkpoint=checkpoint, checkpoint_every=1)
+        )  # resumes at 2
         assert calls == [{"path": checkpoint, "epoch": 3, "resumed_from": 2}]
     finally:
         remove()
@@ -67,7 +70,7 @@ def test_an_injected_out_of_memory_splits_the_pack_down_to_one_replica():
     trials, key = _pack()
     remove = install(oom_above=1)
     try:
-        rows, splits = train_splitting(trials, key, None, checkpoint=None, param_files=None)
+        rows, splits = train_splitting(trials, key, PackOptions())
     finally:
         remove()
     assert splits == 1 and len(rows) == 2 and all(len(r) == 2 for r in rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import pytest
 
+from dd.engine.options import PackOptions
 from dd.engine.profile import PackProfile
 from dd.engine.train import eval_epochs, train_pack
 from dd.plan.packs import make_packs
@@ -38,8 +39,8 @@ def test_a_pack_compiles_two_programs_and_a_second_pack_of_its_key_none(mapping)
     trials, key = _pack(mapping)
     jax.clear_caches()
     first, second = PackProfile(), PackProfile()
-    train_pack(trials, key, profile=first)
-    train_pack(trials, key, profile=second)
+    train_pack(trials, key, PackOptions(profile=first))
+    train_pack(trials, key, PackOptions(profile=second))
     assert first.programs_compiled <= 2, first.record()
     assert second.programs_compiled == 0, second.record()
     assert first.phases["compile"] > 0 and second.phases["compile"] == 0
@@ -51,9 +52,10 @@ def test_each_evaluation_point_leaves_the_device_in_one_transfer(tmp_path):
     trials, key = _pack(SPEC)
     profile = PackProfile()
     with jax.transfer_guard_device_to_host("disallow"):
-        rows = train_pack(
-            trials, key, checkpoint=tmp_path / "pack.msgpack", checkpoint_every=2, profile=profile
+        options = PackOptions(
+            checkpoint=tmp_path / "pack.msgpack", checkpoint_every=2, profile=profile
         )
+        rows = train_pack(trials, key, options)
     evals = eval_epochs(trials[0].train)
     saves = {2, 4}  # checkpoint epochs before the last (5)
     assert [r["epoch"] for r in rows[0]] == evals
@@ -64,7 +66,7 @@ def test_each_evaluation_point_leaves_the_device_in_one_transfer(tmp_path):
 def test_the_profile_accounts_for_every_phase():
     trials, key = _pack(SPEC)
     profile = PackProfile()
-    train_pack(trials, key, profile=profile)
+    train_pack(trials, key, PackOptions(profile=profile))
     record = profile.record()
     assert set(record["phases"]) == {"start", "data", "compile", "train", "evaluate", "write"}
     assert all(v >= 0 for v in record["phases"].values())
@@ -74,9 +76,8 @@ def test_the_profile_accounts_for_every_phase():
 def test_every_evaluation_point_hands_over_the_rows_so_far():
     trials, key = _pack(SPEC)
     seen = []
-    rows = train_pack(
-        trials, key, on_evaluation=lambda epoch, so_far: seen.append((epoch, len(so_far[0])))
-    )
+    options = PackOptions(on_evaluation=lambda epoch, so_far: seen.append((epoch, len(so_far[0]))))
+    rows = train_pack(trials, key, options)
     evals = eval_epochs(trials[0].train)
     assert seen == [(e, i + 1) for i, e in enumerate(evals)]
     assert all("n_params" in row and "test_error" in row for row in rows[0])
@@ -102,7 +103,9 @@ def test_a_pack_checkpoints_by_training_time_and_ends_with_the_same_numbers(tmp_
         real_save(path, state, epoch, rows)
 
     monkeypatch.setattr(train_module.ckpt, "save", save)
-    timed = train_pack(trials, key, checkpoint=tmp_path / "p.msgpack", checkpoint_seconds=60.0)
+    timed = train_pack(
+        trials, key, PackOptions(checkpoint=tmp_path / "p.msgpack", checkpoint_seconds=60.0)
+    )
     assert saved == [1, 2, 3, 4], "a save at every epoch boundary but the last"
     np.testing.assert_equal(timed, plain)
 
@@ -148,13 +151,12 @@ def test_training_reports_its_epoch_between_evaluation_points(monkeypatch):
     clock = itertools.count(0.0, 100.0)
     monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock))
     reached, evaluated = [], []
-    watched = train_pack(
-        trials,
-        key,
+    options = PackOptions(
         on_progress=reached.append,
         progress_seconds=60.0,
         on_evaluation=lambda epoch, rows: evaluated.append(epoch),
     )
+    watched = train_pack(trials, key, options)
     assert evaluated == eval_epochs(trials[0].train) == [1, 2, 5]
     assert reached == [1, 2, 3, 4, 5], "every epoch reached, 3 and 4 between evaluations"
     np.testing.assert_equal(watched, plain)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dd.engine.optim import lr_factor
+from dd.engine.options import PackOptions
 from dd.engine.train import eval_epochs, train_pack
 from dd.plan.packs import make_packs
 from dd.plan.sweep import parse_spec
@@ -108,7 +109,7 @@ def test_a_narrow_mlp_in_the_wide_program_computes_the_narrow_network(tmp_path):
     spec, (pack,) = _pack({"seed": [0, 1], "model.width": [9, 40]})
     assert len(pack.trials) == 4 and pack.key.model.width >= 40
     files = [tmp_path / f"{i}.msgpack" for i in range(4)]
-    rows = train_pack(list(pack.trials), pack.key, param_files=files)
+    rows = train_pack(list(pack.trials), pack.key, PackOptions(param_files=files))
     data = load_dataset(pack.trials[0].data)
     x = prepare_inputs(data.x_test, data.x_mean, data.x_std)
     for trial, trial_rows, path in zip(pack.trials, rows, files, strict=True):
@@ -216,7 +217,7 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
 
     monkeypatch.setattr(train_module, "train_to", crash_on_third_evaluation)
     with pytest.raises(RuntimeError, match="worker killed"):
-        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
+        train_pack(trials, key, PackOptions(checkpoint=checkpoint, checkpoint_every=2))
     assert checkpoint.exists(), "the state at epoch 4 was saved before the crash"
     starts = []
 
@@ -225,12 +226,13 @@ def test_a_pack_resumed_from_its_checkpoint_ends_with_the_same_numbers(tmp_path,
         return real_train_to(program, data, setups, replicas, first, last, measure)
 
     monkeypatch.setattr(train_module, "train_to", record_start)
-    resumed = train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2)
+    resumed = train_pack(trials, key, PackOptions(checkpoint=checkpoint, checkpoint_every=2))
     assert starts == [4], "training resumed at the epoch-4 checkpoint, not from the start"
     np.testing.assert_equal(resumed, uninterrupted)  # exactly, NaN (no noised labels) included
     checkpoint.write_bytes(b"not a checkpoint")  # a damaged file is ignored, not trusted
     np.testing.assert_equal(
-        train_pack(trials, key, checkpoint=checkpoint, checkpoint_every=2), uninterrupted
+        train_pack(trials, key, PackOptions(checkpoint=checkpoint, checkpoint_every=2)),
+        uninterrupted,
     )
 
 

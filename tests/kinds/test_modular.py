@@ -31,6 +31,7 @@ P = 13
         ("x+y", lambda x, y: x + y),
         ("x-y", lambda x, y: x - y),
         ("x/y", lambda x, y: x * pow(int(y), P - 2, P)),
+        ("x*y", lambda x, y: x * y),
         ("x/y_if_y_odd_else_x-y", lambda x, y: x * pow(int(y), P - 2, P) if y % 2 else x - y),
         ("x^2+y^2", lambda x, y: x * x + y * y),
         ("x^2+xy+y^2", lambda x, y: x * x + x * y + y * y),
@@ -41,10 +42,12 @@ P = 13
 )
 def test_every_operation_over_every_pair(op, rule):
     pairs, answers = table(P, op)
-    assert len(pairs) == (P * (P - 1) if op == "x/y" else P * P)
+    assert len(pairs) == (P * (P - 1) if op in ("x/y", "x*y") else P * P)
     assert len({tuple(p) for p in pairs.tolist()}) == len(pairs)
     for (x, y), c in zip(pairs.tolist(), answers.tolist(), strict=True):
         assert c == rule(x, y) % P
+    if op in ("x/y", "x*y"):
+        assert not np.any(pairs[:, 1] == 0), "y = 0 left out (Grokfast's x*y keeps 0 < y < p)"
     if op == "x/y":
         assert np.all((answers * pairs[:, 1]) % P == pairs[:, 0]), "division inverts products"
 
@@ -65,8 +68,8 @@ def test_modular_config_derives_its_split_and_rejects_bad_values():
             Trial,
             {"data": {"name": "modular", "p": 5, "train_fraction": 0.99}, "model": {"name": "mlp"}},
         )
-    with pytest.raises(SpecError, match=r"^data\.op: unknown value 'x\*y'"):
-        build(Trial, {"data": {"name": "modular", "op": "x*y"}, "model": {"name": "mlp"}})
+    with pytest.raises(SpecError, match=r"^data\.op: unknown value 'x\*\*y'"):
+        build(Trial, {"data": {"name": "modular", "op": "x**y"}, "model": {"name": "mlp"}})
     with pytest.raises(SpecError, match=r"^data\.n_train: unknown field"):
         build(Trial, {"data": {"name": "modular", "n_train": 10}, "model": {"name": "mlp"}})
     with pytest.raises(SpecError, match=r"^model\.name: transformer reads modular"):

@@ -42,3 +42,26 @@ def test_a_fit_and_a_training_each_plan_through_their_runner():
     assert len(pack.trials) == 4 and pack_cost(pack) > 0
     assert runner_of(trained[0]).layout(pack.key, list(pack.trials), "vmap").startswith("vmap")
     assert runner_of(fitted[0]).layout(fitted[0], [fitted[0]], "auto") == "closed form"
+
+
+ORTHO = {
+    "name": "ortho_tiny",
+    "data": {"name": "modular", "p": 7, "op": "x+y", "train_fraction": 0.5},
+    "model": {"name": "mlp", "width": 16},
+    "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": "full", "epochs": 4},
+    "grid": {"train.orthogonal_grad": [False, True], "seed": [0, 1]},
+}
+
+
+def test_a_sweep_over_the_perpendicular_gradient_plans_one_pack_whose_program_has_it():
+    """The perpendicular gradient is a per-replica value: on and off trials share one pack,
+    whose program includes the transform because some trial has it on; ids keep it."""
+    trials = parse_spec(copy.deepcopy(ORTHO)).trials
+    assert len({pack_key(t) for t in trials}) == 1
+    (pack,) = make_packs(list(trials), Resources())
+    assert len(pack.trials) == 4
+    assert pack.key.train.orthogonal_grad, "the program has the transform"
+    assert len(set(pack.trial_ids)) == 4, "on and off are distinct trials"
+    off = [t for t in trials if not t.train.orthogonal_grad]
+    (plain,) = make_packs(off, Resources())
+    assert not plain.key.train.orthogonal_grad, "a pack never using it pays nothing"

@@ -310,6 +310,7 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
 @pytest.mark.slow
 def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_path):
     from dd.engine.checkpoint import load_params
+    from dd.engine.options import PackOptions
     from dd.engine.train import train_pack
 
     results = {}
@@ -330,7 +331,7 @@ def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_pat
         (pack,) = make_packs(list(spec.trials), spec.resources)
         assert pack.key.train.precision == precision, "part of the pack key"
         files = [tmp_path / f"{precision}-{i}.msgpack" for i in range(2)]
-        results[precision] = train_pack(list(pack.trials), pack.key, param_files=files)
+        results[precision] = train_pack(list(pack.trials), pack.key, PackOptions(param_files=files))
         for path in files:
             assert {np.asarray(a).dtype for a in jax.tree.leaves(load_params(path))} == {
                 np.dtype("float32")
@@ -417,6 +418,7 @@ def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
     from dd.engine.device_data import to_device
     from dd.engine.evaluate import EVAL_CHUNK, evaluate
     from dd.engine.memory import OutOfMemory, compiled_bytes
+    from dd.engine.options import PackOptions
     from dd.engine.programs import prepare
     from dd.engine.step import Program, train_epochs_on_device
     from dd.engine.train import MAPPED_PLATFORMS, replica_values, train_pack
@@ -442,8 +444,8 @@ def test_the_memory_check_counts_the_evaluation_inside_the_step_program(loop):
     assert evaluation > 2 * training, "the premise: evaluating needs more than training"
     plan = {"loop": loop, "execution": "vmap"}  # vmapped, as a GPU runs narrow conv nets
     with pytest.raises(OutOfMemory, match="RESOURCE_EXHAUSTED"):
-        train_pack(trials, key, memory_budget=(training + evaluation) // 2, **plan)
-    rows = train_pack(trials, key, memory_budget=2 * evaluation, **plan)
+        train_pack(trials, key, PackOptions(memory_budget=(training + evaluation) // 2, **plan))
+    rows = train_pack(trials, key, PackOptions(memory_budget=2 * evaluation, **plan))
     assert [len(r) for r in rows] == [1, 1], "a budget the evaluation fits trains the pack"
 
 

@@ -98,6 +98,7 @@ class CurveSet:
     points: pa.Table  # series columns, x, metric, mean, ci_low, ci_high, n_seeds
     per_seed: pa.Table  # series columns, x, metric, seed, value: the curves of single seeds
     landmarks: pa.Table  # series columns, threshold_x, and per test metric peak_x / peak_value
+    added: tuple[float, ...] = ()  # x values a refinement added (``refine:``), marked in figures
 
     def wide(self) -> pa.Table:
         """``points`` with one row per series and x and a column per metric, with its

@@ -165,13 +165,17 @@ PHASE_COLOURS = {
 
 def plot_grok_times(table: pa.Table, spec, axis: str):
     """Time to memorise and to generalise per trial against ``axis`` (a Figure), medians
-    joined; trials that never generalise are drawn at the top edge as open markers."""
+    joined; trials that never generalise are drawn at the top edge as open markers. A text
+    axis (an objective) stands its values at category positions."""
     from matplotlib.figure import Figure
 
-    col = column_name(axis)
-    xs, mem, gen = (
-        np.asarray(table[c].to_pylist(), float) for c in (col, "t_memorise", "t_generalise")
-    )
+    raw = table[column_name(axis)].to_pylist()
+    categories = None
+    if any(isinstance(v, str) for v in raw):  # e.g. train.objective: one position per value
+        categories = sorted(set(raw), key=lambda v: series_order((v,)))
+        raw = [categories.index(v) for v in raw]
+    xs = np.asarray(raw, float)
+    mem, gen = (np.asarray(table[c].to_pylist(), float) for c in ("t_memorise", "t_generalise"))
     budget = float(np.nanmax(table["budget"].to_numpy()))
     fig = Figure(figsize=(6, 4.2))
     ax = fig.subplots()
@@ -196,7 +200,9 @@ def plot_grok_times(table: pa.Table, spec, axis: str):
         ax.plot(grid[finite], np.asarray(medians)[finite], "-", color=colour, label=label)
     ax.axhline(budget, color="grey", lw=0.6, ls=":")
     ax.set_yscale("log")
-    if np.all(xs > 0) and xs.max() / xs.min() >= 10:
+    if categories is not None:
+        ax.set_xticks(range(len(categories)), [_tick_label(v) for v in categories], fontsize=7)
+    elif np.all(xs > 0) and xs.max() / xs.min() >= 10:
         ax.set_xscale("log")
     ax.set_xlabel(axis)
     ax.set_ylabel(f"first step with accuracy >= {spec.curves.grok_accuracy:g}")

@@ -13,6 +13,7 @@ from dd.analysis.curves import (
     epoch_wise,
     grok_times,
     grokking,
+    lu,
     model_wise,
     model_wise_best,
     sample_wise,
@@ -33,6 +34,7 @@ BUILT_IN: tuple[CurveKind, ...] = (
     grok_times.KIND,
     unification.KIND,
     emc.KIND,
+    lu.KIND,
 )
 
 _KINDS: list[CurveKind] = []

@@ -24,3 +24,10 @@ MODULAR = {
     "train": {"batch_size": "full", "epochs": 10},
     "grid": {"model.width": [8, 16], "train.weight_decay": [0.0, 1.0], "seed": [0, 1]},
 }
+OMNIGROK = {
+    "name": "omnigrok",
+    "data": {"name": "digits", "n_train": 40},
+    "model": {"name": "mlp", "width": 4},
+    "train": {"batch_size": 20, "objective": "mse", "measures": "layer_norms"},
+    "grid": {"model.init_scale": [0.5, 1.0, 4.0], "seed": [0, 1]},
+}
