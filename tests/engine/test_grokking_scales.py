@@ -15,6 +15,7 @@ import pytest
 from dd.engine.data import load_dataset
 from dd.engine.device_data import to_device
 from dd.engine.optim import grokfast_ma
+from dd.engine.options import PackOptions
 from dd.engine.programs import prepare
 from dd.engine.step import Program
 from dd.engine.train import replica_values, train_pack
@@ -221,7 +222,9 @@ def test_a_float64_trial_keeps_float64_parameters_and_computes_other_numbers(tmp
     for precision in ("float32", "float64"):
         (pack,) = _packs({"precision": precision, "save_params": True}, {"seed": [0]})
         path = tmp_path / f"{precision}.msgpack"
-        rows[precision] = train_pack(list(pack.trials), pack.key, param_files=[path])[0]
+        rows[precision] = train_pack(list(pack.trials), pack.key, PackOptions(param_files=[path]))[
+            0
+        ]
         dtypes = {np.asarray(a).dtype for a in jax.tree.leaves(load_params(path))}
         assert dtypes == {np.dtype(precision)}
     f32, f64 = rows["float32"][-1]["train_loss"], rows["float64"][-1]["train_loss"]
@@ -238,11 +241,15 @@ def test_a_float64_checkpoint_holds_float64_state_and_resumes_to_the_same_rows(t
     (pack,) = _packs({"precision": "float64"}, {"seed": [0]})
     whole = train_pack(list(pack.trials), pack.key)
     path = tmp_path / "pack.ckpt"
-    first = train_pack(list(pack.trials), pack.key, checkpoint=path, checkpoint_every=3)
+    first = train_pack(
+        list(pack.trials), pack.key, PackOptions(checkpoint=path, checkpoint_every=3)
+    )
     state = flax.serialization.msgpack_restore(read_checked(path))["replicas"]
     floats = {a.dtype for a in jax.tree.leaves(state) if a.dtype.kind == "f"}
     assert floats == {np.dtype("float64")}, "parameters and optimizer state"
-    resumed = train_pack(list(pack.trials), pack.key, checkpoint=path, checkpoint_every=3)
+    resumed = train_pack(
+        list(pack.trials), pack.key, PackOptions(checkpoint=path, checkpoint_every=3)
+    )
     _same(first[0], whole[0], exact=True)
     _same(resumed[0], whole[0], exact=True)
 
