@@ -46,7 +46,10 @@ def at_width(trial: Trial, width: int) -> Trial:
 
 
 def supports(trial: Trial) -> bool:
-    """Whether the trial's family can train in block packs."""
+    """Whether the trial's family can train in block packs (not in float64: a block program
+    assembles float32 weights)."""
+    if trial.train is not None and trial.train.precision == "float64":
+        return False
     return getattr(kind_of(trial), "block", None) is not None
 
 

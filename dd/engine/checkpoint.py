@@ -40,9 +40,9 @@ def restore(path: Path, template: Replica, n_trials: int) -> tuple[Replica, int,
         meta = json.loads(bytes(np.asarray(state["meta"], np.uint8)))
         if len(meta["rows"]) != n_trials:
             raise ValueError("the checkpoint holds another pack")
-        shapes = [np.shape(a) for a in jax.tree.leaves(state["replicas"])]
-        if shapes != [np.shape(a) for a in jax.tree.leaves(template)]:
-            raise ValueError("the checkpoint holds another program's shapes")  # an older dd's
+        shapes = [(np.shape(a), np.asarray(a).dtype) for a in jax.tree.leaves(state["replicas"])]
+        if shapes != [(np.shape(a), np.asarray(a).dtype) for a in jax.tree.leaves(template)]:
+            raise ValueError("the checkpoint holds another program's shapes or dtypes")
     except (OSError, ValueError, KeyError, TypeError) as e:  # Damaged: a ValueError
         print(
             f"warning: ignoring checkpoint {path} ({e}); training from the start", file=sys.stderr

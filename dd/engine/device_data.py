@@ -28,6 +28,7 @@ from flax import struct
 from dd.datasets.base import Dataset
 from dd.datasets.registry import kind_of
 from dd.engine.data import test_chunks
+from dd.models.precision import floating
 from dd.models.rng import named, trial_key
 from dd.spec.config import Data
 
@@ -56,8 +57,14 @@ class DeviceData:
 def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
     """The device form of ``dataset`` (``data`` is its config), test rows in ``chunk``s."""
 
+    wide = floating() == np.float64  # in a float64 pack's scope: float arrays as float64
+
     def put(array):  # a transfer, not a program (jnp.asarray compiles a copy)
-        return None if array is None else jax.device_put(array)
+        if array is None:
+            return None
+        if wide and np.asarray(array).dtype.kind == "f":
+            array = np.asarray(array, np.float64)
+        return jax.device_put(array)
 
     extra = kind_of(data).device_arrays(dataset, data)  # may replace the tests by None
     tests = {} if "x_test_CTD" in extra else test_chunks(dataset, chunk)
@@ -78,12 +85,13 @@ def to_device(dataset: Dataset, data: Data, chunk: int) -> DeviceData:
 
 def prepare_inputs(x: jax.Array, mean_S: jax.Array | None, std_S: jax.Array | None) -> jax.Array:
     """Model-ready inputs: uint8 images scaled to [0, 1] and standardised per channel, other
-    float inputs as float32; integer tokens (modular arithmetic) stay integers."""
+    float inputs as float32 (float64 in a float64 pack); integer tokens (modular arithmetic)
+    stay integers."""
     if jnp.issubdtype(x.dtype, jnp.integer) and mean_S is None:
         return x
     if mean_S is None:
-        return x.astype(jnp.float32)
-    return (x.astype(jnp.float32) / 255.0 - mean_S) / std_S
+        return x.astype(floating())
+    return (x.astype(floating()) / 255.0 - mean_S) / std_S
 
 
 def noisy_labels(
@@ -96,7 +104,7 @@ def noisy_labels(
     """
     k_flip, k_offset = jax.random.split(key)
     noised_P = jax.random.uniform(k_flip, y_P.shape) < rate
-    offset_P = jax.random.randint(k_offset, y_P.shape, 1, n_classes)
+    offset_P = jax.random.randint(k_offset, y_P.shape, 1, n_classes, jnp.int32)
     return jnp.where(noised_P, (y_P + offset_P) % n_classes, y_P), noised_P
 
 
@@ -198,7 +206,7 @@ def draw_setups(
         return (
             key,
             rows["index"],
-            x_ND.astype(jnp.float32),
+            x_ND.astype(floating()),
             rows["y"],
             rows["y_true"],
             rows["noised"],
@@ -206,7 +214,7 @@ def draw_setups(
         )
 
     drawn = jax.vmap(one)(seeds_R, n_train_R, noise_R)
-    zeros = jnp.zeros(jnp.shape(lr_R), jnp.float32)
+    zeros = jnp.zeros(jnp.shape(lr_R), floating())
     return Setup(
         *drawn,
         n_train=n_train_R,

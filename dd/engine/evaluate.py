@@ -22,7 +22,7 @@ from dd.engine.step import Program, Replica, batch_inputs
 from dd.models.base import apply_model, scales
 from dd.models.measures import for_trial
 from dd.models.measures.base import Pool, View
-from dd.models.precision import matmul_precision
+from dd.models.precision import floating, matmul_precision
 from dd.models.registry import kind_of, make_model
 
 EVAL_CHUNK = 1000  # examples per evaluation step; bounds activation memory
@@ -37,7 +37,7 @@ def _chunks(n: int) -> tuple[int, int]:
 
 
 def _param_norm(params) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(p.astype(jnp.float32) ** 2) for p in jax.tree.leaves(params)))
+    return jnp.sqrt(sum(jnp.sum(p.astype(floating()) ** 2) for p in jax.tree.leaves(params)))
 
 
 @functools.partial(jax.jit, static_argnames=("program",))
@@ -121,13 +121,13 @@ def _evaluate_rows(program: Program, data: DeviceData, setup: Setup, replica: Re
         {"loss": jnp.zeros(()), "wrong": jnp.zeros(())},
         (data.x_test_CTD, data.y_test_CT, data.mask_test_CT),
     )
-    n = setup.n_train.astype(jnp.float32)
+    n = setup.n_train.astype(floating())
     n_test = jnp.sum(data.mask_test_CT)
     n_clean = n - tr["noised"]
     out = {"param_norm": _param_norm(replica.params)}
     if not n_classes:  # regression: the objective is the squared loss
         return out | {"train_mse": tr["loss"] / n, "test_mse": te["loss"] / n_test}
-    nan = jnp.float32(jnp.nan)
+    nan = jnp.asarray(jnp.nan, floating())
     return out | {
         "train_loss": tr["loss"] / n,
         "test_loss": te["loss"] / n_test,

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dd.models.precision import floating
 from dd.spec.config import Train
 
 
@@ -27,7 +28,7 @@ def orthogonal_grad(on=1.0, eps: float = 1e-30) -> optax.GradientTransformation:
     ``jnp.where`` an evaluation measure moved by an ulp); vmapped, JAX makes it a select."""
 
     def one(g, w):
-        g32, w32 = g.astype(jnp.float32).ravel(), w.astype(jnp.float32).ravel()
+        g32, w32 = g.astype(floating()).ravel(), w.astype(floating()).ravel()
         perp = g32 - jnp.dot(w32, g32) / (jnp.dot(w32, w32) + eps) * w32
         scaled = perp * (jnp.linalg.norm(g32) / (jnp.linalg.norm(perp) + eps))
         return scaled.reshape(g.shape).astype(g.dtype)
@@ -133,7 +134,7 @@ def make_optimizer(train: Train) -> optax.GradientTransformation:
 
 def lr_factor(train: Train, step: jax.Array, total_steps: jax.Array) -> jax.Array:
     """The schedule's multiplier of the base learning rate at ``step`` (see ``Train``)."""
-    t = step.astype(jnp.float32)
+    t = step.astype(floating())
     if train.schedule == "inverse_sqrt":
         factor = 1.0 / jnp.sqrt(1.0 + jnp.floor(t / train.schedule_steps))
     elif train.schedule == "cosine":
@@ -160,7 +161,7 @@ def stablemax_cross_entropy(logits_BK: jax.Array, y_B: jax.Array) -> jax.Array:
     """Prieto et al. 2025's StableMax cross-entropy: -log(s(z_y) / sum_j s(z_j)) with
     s(x) = x + 1 for x >= 0 and 1 / (1 - x) below (each branch only sees its own side, so
     neither gradient is inf or nan)."""
-    z = logits_BK.astype(jnp.float32)
+    z = logits_BK.astype(floating())
     s_BK = jnp.where(z >= 0, jnp.maximum(z, 0.0) + 1.0, 1.0 / (1.0 - jnp.minimum(z, 0.0)))
     s_y = jnp.take_along_axis(s_BK, y_B[:, None].astype(jnp.int32), axis=-1)[:, 0]
     return jnp.log(jnp.sum(s_BK, axis=-1)) - jnp.log(s_y)

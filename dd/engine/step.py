@@ -34,7 +34,7 @@ from dd.engine.device_data import DeviceData, Setup, prepare_inputs
 from dd.engine.optim import loss_fn, lr_factor, make_optimizer
 from dd.engine.padding import at_width, place
 from dd.models.base import apply_model, n_outputs, scales
-from dd.models.precision import matmul_precision
+from dd.models.precision import floating, matmul_precision, widened
 from dd.models.registry import kind_of, make_model
 from dd.models.rng import named
 from dd.spec.config import Train, Trial
@@ -135,11 +135,12 @@ def init_at_widths(
         if pads:
             own = make_model(at_width(program.trial, width)).init(key, x, train=False)
             params = place(program.trial, own["params"], width)
+        params = widened(program.train.precision, params)  # float64 packs: float64 state
         if scales(program.trial)[0]:
             params = jax.tree.map(lambda p: p * setup.init_scale.astype(p.dtype), params)
         return Replica(
             params,
-            variables.get("batch_stats", {}),
+            widened(program.train.precision, variables.get("batch_stats", {})),
             optimizer.init(params),
             jnp.zeros((), jnp.int32),
             jnp.ones((), bool),
@@ -168,7 +169,8 @@ def epoch_order(setup: Setup, epoch: jax.Array, n_rows: int) -> jax.Array:
     keys_N = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(k_epoch, j)))(
         jnp.arange(n_rows)
     )
-    return jnp.argsort(jnp.where(jnp.arange(n_rows) < setup.n_train, keys_N, 2.0))
+    order = jnp.argsort(jnp.where(jnp.arange(n_rows) < setup.n_train, keys_N, 2.0))
+    return order.astype(jnp.int32)  # int64 under x64 (float64 packs): the host loop's int32
 
 
 def take_batches(
@@ -187,7 +189,7 @@ def take_batches(
         x_BD = batch_inputs(data, setup, rows_B)
         if program.augment:
             x_BD = augment(jax.random.fold_in(named(setup.key, "augment"), replica.step), x_BD)
-        return x_BD, setup.y_N[rows_B], setup.mask_N[rows_B].astype(jnp.float32), steps_r
+        return x_BD, setup.y_N[rows_B], setup.mask_N[rows_B].astype(floating()), steps_r
 
     return jax.vmap(take_batch)(setups, replicas, orders_RN)
 

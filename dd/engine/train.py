@@ -11,7 +11,9 @@ the same single-replica program, or side by side in block-diagonal dense program
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -29,6 +31,7 @@ from dd.engine.profile import PackProfile
 from dd.engine.programs import prepare, train_to
 from dd.engine.step import Program
 from dd.models.measures import for_trial
+from dd.models.precision import host_floating, x64
 from dd.models.registry import kind_of, n_params
 from dd.models.rng import scoped
 from dd.spec.config import Train, Trial
@@ -83,7 +86,8 @@ def execution_plan(
     conv = family.convolutional(trial)
     loop = "host" if conv and platform == "cpu" else "scan"
     if execution == "block" and not block.supports(trial):
-        raise ValueError(f"resources.execution: {family.name} networks have no block packing")
+        what = "float64 packs" if trial.train.precision == "float64" else f"{family.name} networks"
+        raise ValueError(f"resources.execution: {what} have no block packing")
     if execution != "auto":
         return Plan(loop, execution)
     widths = widths or [trial.model.width]
@@ -149,27 +153,41 @@ def replica_values(trials: list[Trial]) -> dict[str, np.ndarray]:
     model's scales only where one is not 1.0: a pack without them places nothing more on
     the device, so its numbers stay those of dd before the scales, bit for bit on XLA CPU; the
     perpendicular gradient's on/off is placed only where the program has the transform,
-    ``dd.engine.programs.prepare``)."""
+    ``dd.engine.programs.prepare``); float64 in a float64 pack."""
+    real = host_floating(trials[0].train.precision)  # one pack, one precision
     scaled = {
-        name: np.asarray([getattr(t.model, name, 1.0) for t in trials], np.float32)
+        name: np.asarray([getattr(t.model, name, 1.0) for t in trials], real)
         for name in ("init_scale", "output_scale")
         if any(getattr(t.model, name, 1.0) != 1.0 for t in trials)
     }
     return scaled | {
         "seed": np.asarray([t.seed for t in trials], np.uint32),
         "n_train": np.asarray([t.data.n_train for t in trials], np.int32),
-        "label_noise": np.asarray(
-            [getattr(t.data, "label_noise", 0.0) for t in trials], np.float32
-        ),
-        "lr": np.asarray([t.train.lr for t in trials], np.float32),
-        "weight_decay": np.asarray([t.train.weight_decay for t in trials], np.float32),
-        "grokfast_alpha": np.asarray([t.train.grokfast_alpha for t in trials], np.float32),
-        "grokfast_lamb": np.asarray([t.train.grokfast_lamb for t in trials], np.float32),
-        "orthogonal_grad": np.asarray([t.train.orthogonal_grad for t in trials], np.float32),
+        "label_noise": np.asarray([getattr(t.data, "label_noise", 0.0) for t in trials], real),
+        "lr": np.asarray([t.train.lr for t in trials], real),
+        "weight_decay": np.asarray([t.train.weight_decay for t in trials], real),
+        "grokfast_alpha": np.asarray([t.train.grokfast_alpha for t in trials], real),
+        "grokfast_lamb": np.asarray([t.train.grokfast_lamb for t in trials], real),
+        "orthogonal_grad": np.asarray([t.train.orthogonal_grad for t in trials], real),
         "width": np.asarray([t.model.width for t in trials], np.int32),
     }
 
 
+def in_precision(run: Callable) -> Callable:
+    """``run(trials, key_trial, ...)`` inside the pack's precision scope
+    (``dd.models.precision.x64``): a float64 pack traces, compiles and runs with JAX's x64 on,
+    every other pack with it off, in this thread only, so float32 packs before and after a
+    float64 one in the same worker compute what they would alone."""
+
+    @functools.wraps(run)
+    def scoped_run(trials: list[Trial], key_trial: Trial, *args: Any, **kwargs: Any) -> Any:
+        with x64(key_trial.train.precision):
+            return run(trials, key_trial, *args, **kwargs)
+
+    return scoped_run
+
+
+@in_precision
 @scoped()
 def train_pack(
     trials: list[Trial], key_trial: Trial, options: PackOptions | None = None

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import jax
-import jax.numpy as jnp
 
+from dd.models.precision import floating
 from dd.spec.config import Model, Trial
 from dd.spec.fields import bounded
 
@@ -115,13 +115,13 @@ def n_outputs(trial: Trial) -> int:
 
 
 def apply_model(model, params, batch_stats, x, train: bool):
-    """Logits (float32 whatever the compute dtype) and the updated BatchNorm statistics: how
-    the engine calls every family's module."""
+    """Logits (float32 whatever the compute dtype; float64 in a float64 pack) and the
+    updated BatchNorm statistics: how the engine calls every family's module."""
     variables = {"params": params} | ({"batch_stats": batch_stats} if batch_stats else {})
     if train and batch_stats:
         logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
-        return logits.astype(jnp.float32), updates["batch_stats"]
-    return model.apply(variables, x, train=train).astype(jnp.float32), batch_stats
+        return logits.astype(floating()), updates["batch_stats"]
+    return model.apply(variables, x, train=train).astype(floating()), batch_stats
 
 
 def round_up_width(width: int, *, floor: int, multiple: int) -> int:

@@ -127,7 +127,8 @@ class Transformer(nn.Module):
             tokens = jnp.concatenate([x, equals], axis=1)
         vocab, t = self.p + 1 + int(self.op_token), tokens.shape[1]
         h = nn.Embed(vocab, self.width, dtype=self.dtype, name=EMBED)(tokens)
-        h = h + self.param("pos", nn.initializers.normal(0.02), (t, self.width))
+        # drawn in float32 like every other parameter (a float64 pack widens the draws)
+        h = h + self.param("pos", nn.initializers.normal(0.02), (t, self.width), jnp.float32)
         for layer in range(self.depth):
             h = Block(
                 self.width,

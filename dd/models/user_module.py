@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from dd.models.base import Family, NetworkModel, apply_model, n_outputs
-from dd.models.precision import compute_dtype
+from dd.models.precision import compute_dtype, x64
 from dd.spec.config import Trial
 from dd.spec.errors import SpecError
 from dd.spec.fields import NO_OPTIONS, Options, join
@@ -160,7 +160,13 @@ def _build(trial: Trial, dtype: Any) -> Any:
 
 @functools.cache
 def _probe(key: tuple) -> Probe | str:
-    """The trace of one pack step of the module at ``key``: a Probe, or why it fails."""
+    """The trace of one pack step of the module at ``key``: a Probe, or why it fails (traced
+    in the precision's x64 scope, as the engine will run it)."""
+    with x64(key[-1]):
+        return _probe_in_scope(key)
+
+
+def _probe_in_scope(key: tuple) -> Probe | str:
     model, input_shape, x_dtype, outputs, precision = key
     try:
         module = _construct(model, outputs, compute_dtype(precision))

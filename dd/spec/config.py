@@ -174,7 +174,7 @@ class Fit:
 
 
 OBJECTIVES = ("cross_entropy", "mse", "stablemax")
-PRECISIONS = ("float32", "tf32", "bf16")  # see dd.models.precision
+PRECISIONS = ("float32", "tf32", "bf16", "float64")  # see dd.models.precision
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 EVAL_SPACINGS = ("log", "linear")
@@ -251,8 +251,9 @@ class Train:
     like a program setting it is left out of trial ids and config columns (it changes no
     other number: a stored trial is not re-run for it).
     ``precision``: float32 (exact float32 matrix products on every platform), tf32 (tensor-
-    float-32 matrix products on GPUs) or bf16 (bfloat16 activations; parameters, optimizer
-    state, normalisation statistics, logits and loss in float32); see ``dd.models.precision``.
+    float-32 matrix products on GPUs), bf16 (bfloat16 activations; parameters, optimizer
+    state, normalisation statistics, logits and loss in float32) or float64 (everything in
+    float64, JAX's x64 scoped to the pack: Prieto et al. 2025); see ``dd.models.precision``.
     """
 
     optimizer: str = one_of("sgd", OPTIMIZERS)

@@ -1,6 +1,7 @@
 """Issue 31's remaining settings: the Grokfast-MA window (a program setting), the per-replica
-init and output scales (Omnigrok; lazy-to-rich), and the gradient-weight cosine measure.
-Each trial of a pack computes what it computes alone."""
+init and output scales (Omnigrok; lazy-to-rich), the gradient-weight cosine measure, and
+``train.precision: float64`` (x64 scoped to its packs). Each trial of a pack computes what it
+computes alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from dd.engine.data import load_dataset
 from dd.engine.device_data import to_device
 from dd.engine.optim import grokfast_ma
+from dd.engine.options import PackOptions
 from dd.engine.programs import prepare
 from dd.engine.step import Program
 from dd.engine.train import replica_values, train_pack
@@ -189,3 +191,104 @@ def test_scales_at_one_are_the_defaults_and_the_scaled_model_is_another_trial():
     assert plain.key != scaled.key, "the scaled program"
     assert plain.trial_ids != scaled.trial_ids
     assert dataclasses.replace(scaled.trials[0].model, init_scale=1.0) == plain.trials[0].model
+
+
+# --------------------------------------------------------------------------- float64
+
+
+def test_float64_trials_get_their_own_pack_and_record_their_precision():
+    packs = _packs({}, {"train.precision": ["float32", "float64"], "seed": [0, 1]})
+    assert sorted(p.key.train.precision for p in packs) == ["float32", "float64"]
+    for pack in packs:
+        assert {t.train.precision for t in pack.trials} == {pack.key.train.precision}
+
+
+@pytest.mark.slow
+def test_a_float64_pack_computes_each_trial_alone_bit_for_bit():
+    (pack,) = _packs({"precision": "float64"}, {"train.lr": [0.01, 0.03]})
+    together = train_pack(list(pack.trials), pack.key)
+    assert together[0][-1]["train_loss"] != together[1][-1]["train_loss"]
+    for i in range(2):
+        _same(train_pack([pack.trials[i]], pack.key)[0], together[i], exact=True)
+
+
+@pytest.mark.slow
+def test_a_float64_trial_keeps_float64_parameters_and_computes_other_numbers(tmp_path):
+    """Were x64 silently off, the stored parameters would be float32 and the rows those of
+    the float32 trial."""
+    from dd.engine.checkpoint import load_params
+
+    rows = {}
+    for precision in ("float32", "float64"):
+        (pack,) = _packs({"precision": precision, "save_params": True}, {"seed": [0]})
+        path = tmp_path / f"{precision}.msgpack"
+        rows[precision] = train_pack(list(pack.trials), pack.key, PackOptions(param_files=[path]))[
+            0
+        ]
+        dtypes = {np.asarray(a).dtype for a in jax.tree.leaves(load_params(path))}
+        assert dtypes == {np.dtype(precision)}
+    f32, f64 = rows["float32"][-1]["train_loss"], rows["float64"][-1]["train_loss"]
+    assert f64 != f32, "another computation"
+    assert f64 == pytest.approx(f32, rel=1e-4), "of the same trial"
+
+
+@pytest.mark.slow
+def test_a_float64_checkpoint_holds_float64_state_and_resumes_to_the_same_rows(tmp_path):
+    import flax.serialization
+
+    from dd.store.checked import read_checked
+
+    (pack,) = _packs({"precision": "float64"}, {"seed": [0]})
+    whole = train_pack(list(pack.trials), pack.key)
+    path = tmp_path / "pack.ckpt"
+    first = train_pack(
+        list(pack.trials), pack.key, PackOptions(checkpoint=path, checkpoint_every=3)
+    )
+    state = flax.serialization.msgpack_restore(read_checked(path))["replicas"]
+    floats = {a.dtype for a in jax.tree.leaves(state) if a.dtype.kind == "f"}
+    assert floats == {np.dtype("float64")}, "parameters and optimizer state"
+    resumed = train_pack(
+        list(pack.trials), pack.key, PackOptions(checkpoint=path, checkpoint_every=3)
+    )
+    _same(first[0], whole[0], exact=True)
+    _same(resumed[0], whole[0], exact=True)
+
+
+@pytest.mark.slow
+def test_a_float32_pack_after_a_float64_pack_computes_what_it_did_before():
+    (f32,) = _packs({}, {"seed": [0, 1]})
+    (f64,) = _packs({"precision": "float64"}, {"seed": [0, 1]})
+    before = train_pack(list(f32.trials), f32.key)
+    train_pack(list(f64.trials), f64.key)
+    after = train_pack(list(f32.trials), f32.key)
+    for a, b in zip(after, before, strict=True):
+        _same(a, b, exact=True)
+    assert not jax.config.jax_enable_x64, "x64 stays scoped to the float64 pack"
+    assert jnp.zeros(1).dtype == jnp.float32
+
+
+@pytest.mark.slow
+def test_a_float64_trial_collapses_fewer_training_examples_than_in_float32():
+    """At init (no step taken), logits times 200: float32's softmax rounds the label's
+    probability to exactly 1 for more training examples than float64's (Prieto et al. 2025's
+    softmax collapse, which float64 delays)."""
+    train = {"epochs": 1, "eval_points": 1, "lr": 1e-12, "measures": "softmax_collapse"}
+    collapsed = {}
+    for precision in ("float32", "float64"):
+        (pack,) = _packs({**train, "precision": precision}, {"seed": [0]}, {"output_scale": 200.0})
+        collapsed[precision] = train_pack(list(pack.trials), pack.key)[0][-1]["softmax_collapse"]
+    assert collapsed["float32"] > collapsed["float64"], collapsed
+
+
+@pytest.mark.parametrize("name", ["mlp", "transformer"])
+def test_a_float64_trial_starts_from_the_float32_trials_draws_widened(name):
+    from dd.models.precision import x64
+
+    params = {}
+    for precision in ("float32", "float64"):
+        (pack,) = _packs({"precision": precision}, {"seed": [0]}, {"name": name})
+        with x64(precision):
+            params[precision] = [np.asarray(a) for a in jax.tree.leaves(_initial_params(pack))]
+    for f32, f64 in zip(params["float32"], params["float64"], strict=True):
+        assert f64.dtype == np.float64
+        np.testing.assert_array_equal(f64, f32.astype(np.float64))

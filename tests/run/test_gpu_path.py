@@ -345,13 +345,31 @@ def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_pat
         assert b16[-1]["train_loss"] != last, "and is a different computation"
 
 
+@pytest.mark.slow
+def test_float64_precision_trains_a_cnn_in_float64_whichever_loop(tmp_path):
+    """The host loop (conv nets on CPU) and the scanned one: orders, parameters and rows."""
+    from dd.engine.checkpoint import load_params
+    from dd.engine.train import train_pack
+
+    train = {**CNN_SPEC["train"], "precision": "float64", "save_params": True}
+    spec = parse_spec({**CNN_SPEC, "train": train, "grid": {"seed": [0, 1]}})
+    (pack,) = make_packs(list(spec.trials), spec.resources)
+    for loop in ("host", "scan"):
+        files = [tmp_path / f"{loop}-{i}.msgpack" for i in range(2)]
+        rows = train_pack(list(pack.trials), pack.key, loop=loop, param_files=files)
+        assert all(0 < r[-1]["train_loss"] < np.inf for r in rows), loop
+        for path in files:
+            leaves = jax.tree.leaves(load_params(path))
+            assert {np.asarray(a).dtype for a in leaves} == {np.dtype("float64")}, loop
+
+
 def test_precision_is_validated_and_stored_in_rows(write_spec, tmp_path, capsys):
     from dd.cli import main
 
     bad = write_spec({**CNN_SPEC, "train": {**CNN_SPEC["train"], "precision": "fp8"}})
     assert main(["sweep", str(bad), "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "train.precision: unknown value 'fp8'; allowed: float32, tf32, bf16" in err
+    assert "train.precision: unknown value 'fp8'; allowed: float32, tf32, bf16, float64" in err
     assert not (tmp_path / "r").exists()
 
 
@@ -566,7 +584,8 @@ def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
 
 
 @pytest.mark.slow
-def test_rows_record_platform_device_precision_and_lock(tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "float64"])
+def test_rows_record_platform_device_precision_and_lock(tmp_path, precision):
     from dd.run.worker import run_pack
     from dd.spec.provenance import lock_hash
     from dd.store.sweep import SweepStore
@@ -574,7 +593,7 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
     spec = parse_spec(
         {
             **MLP_SWEEP,
-            "train": {**MLP_SWEEP["train"], "precision": "bf16"},
+            "train": {**MLP_SWEEP["train"], "precision": precision},
             "grid": {"seed": [0, 1]},
         }
     )
@@ -583,7 +602,8 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path):
     table = SweepStore(tmp_path, "gpu_path").read_results()
     assert set(table["platform"].to_pylist()) == {jax.devices()[0].platform}
     assert set(table["device_kind"].to_pylist()) == {jax.devices()[0].device_kind}
-    assert set(table["train_precision"].to_pylist()) == {"bf16"}
+    assert set(table["train_precision"].to_pylist()) == {precision}
+    assert all(0 < v < np.inf for v in table["train_loss"].to_pylist()), "it trained"
     assert set(table["lock_sha256"].to_pylist()) == {lock_hash()} and lock_hash()
 
 

@@ -93,12 +93,14 @@ def training_inputs(view: View) -> Any:
     makes them (the engine is a layer above)."""
     import jax.numpy as jnp  # the engine's side only
 
+    from dd.models.precision import floating
+
     setup, data = view.setup, view.data
     if data.x_pool_PD is None:
         return setup.x_ND
     x = data.x_pool_PD[setup.index_N]
     if data.x_mean_S is not None:
-        return (x.astype(jnp.float32) / 255.0 - data.x_mean_S) / data.x_std_S
+        return (x.astype(floating()) / 255.0 - data.x_mean_S) / data.x_std_S
     if not jnp.issubdtype(x.dtype, jnp.integer):
-        return x.astype(jnp.float32)
+        return x.astype(floating())
     return x

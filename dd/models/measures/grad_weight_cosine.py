@@ -18,16 +18,18 @@ def compute(view: View) -> dict:
     import jax  # the engine's side only
     import jax.numpy as jnp
 
+    from dd.models.precision import floating
+
     setup, x = view.setup, training_inputs(view)
-    mask = setup.mask_N.astype(jnp.float32)
+    mask = setup.mask_N.astype(floating())
 
     def objective(params):
-        per_example = view.loss(view.logits(params, x).astype(jnp.float32), setup.y_N)
+        per_example = view.loss(view.logits(params, x).astype(floating()), setup.y_N)
         return jnp.sum(mask * per_example) / jnp.maximum(jnp.sum(mask), 1.0)
 
     grads = jax.grad(objective)(view.params)
-    flat_g = [g.astype(jnp.float32).ravel() for g in jax.tree.leaves(grads)]
-    flat_w = [w.astype(jnp.float32).ravel() for w in jax.tree.leaves(view.params)]
+    flat_g = [g.astype(floating()).ravel() for g in jax.tree.leaves(grads)]
+    flat_w = [w.astype(floating()).ravel() for w in jax.tree.leaves(view.params)]
     dot = sum(jnp.dot(g, w) for g, w in zip(flat_g, flat_w, strict=True))
     g_norm = jnp.sqrt(sum(jnp.sum(g * g) for g in flat_g))
     w_norm = jnp.sqrt(sum(jnp.sum(w * w) for w in flat_w))

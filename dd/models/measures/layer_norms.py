@@ -15,8 +15,10 @@ def compute(view: View) -> dict:
     import jax  # the engine's side only: declaring the measure imports no JAX
     import jax.numpy as jnp
 
+    from dd.models.precision import floating
+
     def norm(tree):
-        return jnp.sqrt(sum(jnp.sum(x.astype(jnp.float32) ** 2) for x in jax.tree.leaves(tree)))
+        return jnp.sqrt(sum(jnp.sum(x.astype(floating()) ** 2) for x in jax.tree.leaves(tree)))
 
     return {"layer_norms": jnp.stack([norm(view.params[k]) for k in sorted(view.params)])}
 
