@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dd.run.probe import probe_address
 from dd.spec.errors import DDError, one_line
 
 NAMESPACE = "dd-warm"
@@ -95,8 +96,6 @@ def find(path: Path, say: Callable[[str], None]) -> WarmState | None:
         return None
     if state is None or state.host != socket.gethostname():
         return None
-    from dd.run.cluster import probe_address
-
     try:
         probe_address(state.address, PROBE_S)
     except DDError as e:
