@@ -10,6 +10,7 @@ import pytest
 
 from dd.analysis.aggregate import compute_kinds, current_rows, describe, write_curves
 from dd.analysis.curves.base import Section
+from dd.analysis.curves.measures import asked as asked_measures
 from dd.analysis.curves.registry import check_curves, load as load_curve_kinds
 from dd.analysis.curves.tiny import FITTED
 from dd.models.measures import requested
@@ -63,6 +64,8 @@ def _rows(spec) -> pa.Table:
                 row[metric] = float(rng.uniform(0, 0.3 if "train" in metric else 1.0))
             if not closed and "layer_norms" in requested(t):  # a list column: norms per layer
                 row["layer_norms"] = rng.uniform(1, 10, 3).tolist()
+            if not closed:  # scalar measures a spec asks for: in [0, 1], inside their ranges
+                row |= {c: float(rng.uniform()) for c in asked_measures(t)}
             if rng.uniform() < (0.8 if (epoch or 8) >= 4 else 0.1):
                 row["train_error"] = row["train_mse"] = 0.0
             records.append(row)

@@ -14,6 +14,7 @@ from dd.analysis.curves import (
     grok_times,
     grokking,
     lu,
+    measures,
     model_wise,
     model_wise_best,
     sample_wise,
@@ -35,6 +36,7 @@ BUILT_IN: tuple[CurveKind, ...] = (
     unification.KIND,
     emc.KIND,
     lu.KIND,
+    measures.KIND,
 )
 
 _KINDS: list[CurveKind] = []

@@ -31,3 +31,10 @@ OMNIGROK = {
     "train": {"batch_size": 20, "objective": "mse", "measures": "layer_norms"},
     "grid": {"model.init_scale": [0.5, 1.0, 4.0], "seed": [0, 1]},
 }
+MEASURED = {
+    "name": "measured",
+    "data": {"name": "digits", "n_train": 40},
+    "model": {"name": "mlp", "width": 4},
+    "train": {"batch_size": 20, "measures": "softmax_collapse, grad_weight_cosine"},
+    "grid": {"train.orthogonal_grad": [False, True], "seed": [0, 1]},
+}
