@@ -118,7 +118,8 @@ def compute(rows: pa.Table, spec, earlier) -> Measures | None:
             peaks = [int(np.argmax(values)) for _, values in trials.values()]
             largest = [values[i] for (_, values), i in zip(trials.values(), peaks, strict=True)]
             steps = [steps[i] for (steps, _), i in zip(trials.values(), peaks, strict=True)]
-            record = named | {"n_seeds": len(trials)}
+            flat = {v for _, values in trials.values() for v in values}
+            record = named | {"n_seeds": len(trials), "constant": len(flat) == 1}
             record |= {f"final{k}": v for k, v in _interval(finals, column).items()}
             record |= {f"largest{k}": v for k, v in _interval(largest, column).items()}
             record |= {
@@ -146,6 +147,12 @@ def summary(result: Measures) -> list[str]:
     """Per measure and series: the largest value and its step, then the final value."""
     lines = []
     for r in result.table.to_pylist():
+        if r["constant"]:  # no step is "where the largest was": say it never moved
+            value = f"{r['final']:.3g}"
+            lines.append(
+                f"{r['measure']}: {value} at every evaluation in {_label(result.series, r)}"
+            )
+            continue
         low, high = r["largest_step_low"], r["largest_step_high"]
         spread = f" (seeds {low:g}-{high:g})" if low != high else ""
         lines.append(
