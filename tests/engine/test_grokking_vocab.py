@@ -163,3 +163,14 @@ def test_the_perpendicular_gradient_switched_off_passes_g_itself():
     both = on_off(jnp.asarray([1.0, 0.0]))["a"]
     np.testing.assert_array_equal(both[1], g["a"])
     assert not np.allclose(both[0], g["a"]), "on, the parallel part is removed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [{"eps": 1e-25}, {"objective": "stablemax"}])
+def test_an_eps_or_stablemax_pack_computes_each_trial_alone_bit_for_bit(change):
+    """Adam's epsilon and the objective are program settings: a pack of seeds under each
+    stores, for every trial, the rows of that trial trained alone (exact, on CPU)."""
+    (pack,) = _packs({"grokfast": False, **change}, {"seed": [0, 1]})
+    together = train_pack(list(pack.trials), pack.key)
+    for i, trial in enumerate(pack.trials):
+        _same(train_pack([trial], pack.key)[0], together[i], exact=True)
