@@ -49,6 +49,7 @@ def pack_spec(width: int, replicas: int):
 def measure() -> dict:
     import jax
 
+    from dd.engine.options import PackOptions
     from dd.engine.profile import PackProfile
     from dd.engine.train import train_pack
     from dd.plan.buckets import step_flops, steps_of
@@ -60,7 +61,7 @@ def measure() -> dict:
         trials = list(pack.trials)
         key = dataclasses_replace_width(pack.key, width)
         profile = PackProfile()
-        train_pack(trials, key, profile=profile)
+        train_pack(trials, key, PackOptions(profile=profile))
         steps = steps_of(trials[0])
         points.append(
             {

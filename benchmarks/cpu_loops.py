@@ -28,6 +28,7 @@ WAYS = (("host", True), ("host", False), ("scan", True), ("scan", False))
 
 
 def measure(loop: str, sequential: bool) -> dict:
+    from dd.engine.options import PackOptions
     from dd.engine.train import train_pack
     from dd.plan.packs import pack_key
     from dd.plan.sweep import parse_spec
@@ -48,11 +49,12 @@ def measure(loop: str, sequential: bool) -> dict:
         }
     )
     trials, key = list(spec.trials), pack_key(spec.trials[0])
+    execution = "sequential" if sequential else "vmap"
     start = time.perf_counter()
-    train_pack(trials, key, loop=loop, execution="sequential" if sequential else "vmap")
+    train_pack(trials, key, PackOptions(loop=loop, execution=execution))
     first = time.perf_counter() - start
     start = time.perf_counter()
-    train_pack(trials, key, loop=loop, execution="sequential" if sequential else "vmap")
+    train_pack(trials, key, PackOptions(loop=loop, execution=execution))
     seconds = time.perf_counter() - start
     steps = EPOCHS * (N_TRAIN // BATCH)
     return {

@@ -36,10 +36,13 @@ def _run(way: str, trials, key) -> tuple[float, float]:
     """Seconds of one ``train_pack`` of the pack trained ``way``, and its first trial's final
     test loss."""
     import dd.engine.train as train
+    from dd.engine.options import PackOptions
 
     train.MAPPED_PLATFORMS = ("cpu",) if way != "vmapped" else ()
     start = time.perf_counter()
-    rows = train.train_pack(trials, key, execution="sequential" if way == "sequential" else "vmap")
+    rows = train.train_pack(
+        trials, key, PackOptions(execution="sequential" if way == "sequential" else "vmap")
+    )
     return time.perf_counter() - start, rows[0][-1]["test_loss"]
 
 

@@ -349,6 +349,7 @@ def test_bf16_trains_like_float32_with_float32_parameters_and_statistics(tmp_pat
 def test_float64_precision_trains_a_cnn_in_float64_whichever_loop(tmp_path):
     """The host loop (conv nets on CPU) and the scanned one: orders, parameters and rows."""
     from dd.engine.checkpoint import load_params
+    from dd.engine.options import PackOptions
     from dd.engine.train import train_pack
 
     train = {**CNN_SPEC["train"], "precision": "float64", "save_params": True}
@@ -356,7 +357,7 @@ def test_float64_precision_trains_a_cnn_in_float64_whichever_loop(tmp_path):
     (pack,) = make_packs(list(spec.trials), spec.resources)
     for loop in ("host", "scan"):
         files = [tmp_path / f"{loop}-{i}.msgpack" for i in range(2)]
-        rows = train_pack(list(pack.trials), pack.key, loop=loop, param_files=files)
+        rows = train_pack(list(pack.trials), pack.key, PackOptions(loop=loop, param_files=files))
         assert all(0 < r[-1]["train_loss"] < np.inf for r in rows), loop
         for path in files:
             leaves = jax.tree.leaves(load_params(path))
