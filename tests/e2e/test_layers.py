@@ -95,3 +95,12 @@ def test_the_layer_check_sees_an_upward_import_inside_a_function():
         if layer_of(target) > layer_of("dd.store.probe")
     ]
     assert sorted(upward) == [(2, "dd.analysis.query"), (3, "dd.run")]
+
+
+def test_no_two_test_modules_share_a_file_name():
+    """The test folders are no packages, so pytest imports each test module by its file name:
+    two of one name (tests/analysis/test_x.py beside tests/engine/test_x.py) stop the whole
+    run at collection."""
+    tests = Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
