@@ -150,7 +150,7 @@ def forward_flops(trial) -> float | None:
 
     model = make_model(trial)
     x = jnp.zeros((BATCH,) + trial.data.input_shape, jnp.float32)
-    variables = model.init(jax.random.key(0), x[:1], train=False)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1], train=False))
     cost = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x).cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost["flops"]) if cost else None
