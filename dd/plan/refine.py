@@ -168,7 +168,9 @@ def refine_line(store: SweepStore) -> str | None:
     last = rounds[-1]
     where = f"between {last['lo']:g} and {last['hi']:g}" if last.get("lo") is not None else "open"
     done = "its packs ran" if last.get("finished") else "its packs are to run or running"
+    seeds = last.get("seeds_added") or []
+    more = f", +{len(seeds)} seeds at {len(last.get('seeds_at') or [])} values" if seeds else ""
     return (
         f"refine: round {last['round']}, {last['find']} of {last['axis']} {where}; "
-        f"+{len(last['added'])} values, {done}"
+        f"+{len(last['added'])} values{more}, {done}"
     )
