@@ -21,6 +21,7 @@ inside the interval and not shrink it), the peak and its neighbours get seeds in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -76,10 +77,23 @@ def locate(rows: pa.Table, spec, target: Refine) -> list[Located]:
             test = next((m for m in PEAK_METRICS if m in source.column_names), None)
             _, test_means, _ = _means(source, x_col, test, here)
             per_x = _per_seed(source, x_col, test, here, xs)
-            out.append(_peak(key, xs, means, tol, test_means, per_x, target, test))
+            found = _peak(key, xs, means, tol, test_means, per_x, target, test)
+            if found.seed_xs and not _seeds_alone(spec):  # seeds move with another axis
+                new = (
+                    _narrow(found.lo, found.at, target)[0] + _narrow(found.at, found.hi, target)[0]
+                )
+                found = dataclasses.replace(found, new=new, seed_xs=())
+            out.append(found)
         else:
             out.append(_bracket(key, xs, means, tol, seeds, target, metric))
     return out
+
+
+def _seeds_alone(spec) -> bool:
+    """Whether seeds can be added alone: ``seed`` is a grid axis outside zip groups."""
+    grid = spec.mapping.get("grid") or {}
+    zipped = {str(a) for g in grid.get("zip", []) for a in g}
+    return "seed" in spec.axes and "seed" not in zipped
 
 
 def _generalised(rows: pa.Table, spec) -> pa.Table:

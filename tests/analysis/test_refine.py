@@ -210,3 +210,18 @@ def test_a_flat_null_reports_no_significant_peak():
     assert refine.describe(target, loc).startswith(
         "peak of model.width not significant (mean peak at 16"
     )
+
+
+def test_a_noisy_peak_whose_seeds_are_zipped_gets_points_as_seeds_cannot_be_added():
+    """Seeds in a zip group move with another axis: a round cannot add seeds alone, so it
+    bisects as before (the interval is still told)."""
+    grid = {"model.width": [2, 8, 16, 32, 64], "zip": [{"seed": [0, 1, 2, 3]}]}
+    grid["zip"][0]["data.n_test"] = [100, 101, 102, 103]
+    spec = parse_spec({**MLP, "grid": grid})
+    noisy = {
+        8: [0.30, 0.50, 0.20, 0.40],
+        16: [0.45, 0.35, 0.60, 0.40],
+        32: [0.50, 0.20, 0.35, 0.30],
+    }
+    (loc,) = locate(peak_rows(EDGES | noisy), spec, Refine(axis="model.width", find="peak"))
+    assert (loc.ci, loc.seed_xs, loc.new) == ((8, 32), (), (12, 24))
