@@ -56,17 +56,18 @@ def load_spec(
 
 
 def with_added(spec: Spec, settings: Settings) -> Spec:
-    """``spec`` with the axis values its ``refine:`` rounds added and stored
+    """``spec`` with the axis values and seeds its ``refine:`` rounds added and stored
     (``dd.plan.refine``): what ``dd sweep`` runs, ``--dry-run`` and ``dd status`` show."""
     if not spec.refine:
         return spec
     from dd.plan.refine import extended, read_state
 
-    added = read_state(SweepStore(settings.results, spec.name), spec.mapping)["added"]
-    if not added:
+    state = read_state(SweepStore(settings.results, spec.name), spec.mapping)
+    if not state["added"] and not state["seeds"]:
         return spec
     limit = settings.max_trials
-    return check_curves(parse_spec(extended(spec.mapping, added), max_trials=limit))
+    mapping = extended(spec.mapping, state["added"], state["seeds"])
+    return check_curves(parse_spec(mapping, max_trials=limit))
 
 
 def check_curves(spec: Spec) -> Spec:

@@ -1,7 +1,9 @@
 """Refinement rounds: run the grid, locate each ``refine:`` target in the stored rows, add the
 values that bisect its bracket as new grid values (every seed and series of the spec), run
 them as new packs through the same driver, and repeat until each bracket is within its
-resolution or its ``max_trials`` are spent.
+resolution or its ``max_trials`` are spent. Where noise dominates a peak (``Located.seed_xs``)
+a round adds seeds instead, new seed values beyond the grid's at the peak and its neighbours
+(every series), until the peak's interval stops shrinking.
 
 Nothing is held in the driver's memory between rounds: each round reads the stored rows. The
 values a round adds are stored (``dd.plan.refine``, ``refine.json``) before its packs run, so an
@@ -19,7 +21,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from dd.analysis.aggregate import current_rows
-from dd.analysis.refine import Located, locate
+from dd.analysis.refine import Located, describe, locate
 from dd.plan.refine import Refine, extended, read_state, write_state
 from dd.plan.states import plan_of, stored_rows
 from dd.plan.sweep import Spec
@@ -41,7 +43,7 @@ def refine_sweep(
     missing trials (``dd.run.execute.run_sweep``). Returns the last spec run (the grid with
     every value added), the runs' report summed, and the closing lines."""
     state = read_state(store, given.mapping)
-    spec = prepare(extended(given.mapping, state["added"]))
+    spec = prepare(extended(given.mapping, state["added"], state["seeds"]))
     total = run(spec)
     for entry in state["rounds"]:
         entry["finished"] = True  # its packs ran in the run above
@@ -49,16 +51,23 @@ def refine_sweep(
         found = {t: locate(_rows(store, spec), spec, t) for t in spec.refine}
         number = len(state["rounds"]) + 1
         adds = _choose(spec, state, found)
-        if not any(adds.values()):
+        if not any(values or block for values, block in adds.values()):
             break
-        for target, values in adds.items():
+        for target, (values, block) in adds.items():
+            if not values and not block:
+                continue
             state["added"].setdefault(target.axis, []).extend(values)
+            cost = len(values) * _per_value(spec, target)
+            if block:
+                state["seeds"].setdefault(target.axis, []).append(block)
+                cost += len(block["at"]) * len(block["seed"]) * _series(spec, target)
+            _remember(state, target, found[target], bool(block))
             used = state.setdefault("used", {})
-            used[_key(target)] = used.get(_key(target), 0) + len(values) * _per_value(spec, target)
-            state["rounds"].append(_record(number, target, found[target], values, spec))
-            say(_round_line(number, target, found[target], values))
+            used[_key(target)] = used.get(_key(target), 0) + cost
+            state["rounds"].append(_record(number, target, found[target], values, block, cost))
+            say(_round_line(number, target, found[target], values, block))
         write_state(store, state)  # before the packs run: an interrupt resumes this round
-        spec = prepare(extended(given.mapping, state["added"]))
+        spec = prepare(extended(given.mapping, state["added"], state["seeds"]))
         total = _sum(total, run(spec))
         for entry in state["rounds"]:
             entry["finished"] = True
@@ -80,35 +89,89 @@ def _key(target: Refine) -> str:
     return f"{target.find}:{target.axis}"
 
 
-def _axis_values(spec: Spec, axis: str) -> set:
+def _field(trial, axis: str):
+    if axis == "seed":
+        return trial.seed
     section, *path = axis.split(".")
-    values = set()
-    for trial in spec.trials:
-        node = getattr(trial, section)
-        for part in path:
-            node = getattr(node, part)
-        values.add(node)
-    return values
+    node = getattr(trial, section)
+    for part in path:
+        node = getattr(node, part)
+    return node
+
+
+def _axis_values(spec: Spec, axis: str) -> set:
+    return {_field(trial, axis) for trial in spec.trials}
+
+
+def _series(spec: Spec, target: Refine) -> int:
+    """The series of the grid (its points at one axis value and one seed): the trials one new
+    seed at one axis value adds."""
+    x0 = min(_axis_values(spec, target.axis))
+    s0 = min(t.seed for t in spec.trials)
+    return sum(1 for t in spec.trials if t.seed == s0 and _field(t, target.axis) == x0)
+
+
+def _grid_seeds(spec: Spec, target: Refine) -> int:
+    """The grid's seeds per axis value (the fewest any value has: seeds added sit at a few)."""
+    seeds: dict = {}
+    for t in spec.trials:
+        seeds.setdefault(_field(t, target.axis), set()).add(t.seed)
+    return min(len(v) for v in seeds.values())
 
 
 def _per_value(spec: Spec, target: Refine) -> int:
     """Trials one value of the axis adds: every seed and series of the grid."""
-    return max(1, len(spec.trials) // max(1, len(_axis_values(spec, target.axis))))
+    return _series(spec, target) * _grid_seeds(spec, target)
 
 
-def _choose(spec: Spec, state: dict, found: dict[Refine, list[Located]]) -> dict[Refine, list]:
-    """Each target's new values: its series' bisecting values not yet in the grid, as many as
-    its remaining ``max_trials`` pay for."""
-    adds: dict[Refine, list] = {}
+def _stalled(state: dict, target: Refine, loc: Located) -> bool:
+    """Whether seeds added at this peak left its interval no narrower (and its significance
+    unchanged): more of them would not locate it."""
+    before = state.get("intervals", {}).get(_key(target), {}).get(repr(loc.series))
+    if before is None or loc.ci is None:
+        return False
+    at, lo, hi, significant = before
+    narrower = loc.ci[1] - loc.ci[0] < hi - lo or (loc.significant and not significant)
+    return at == loc.at and not narrower
+
+
+def _remember(state: dict, target: Refine, located: list[Located], seeded: bool) -> None:
+    """Each series' peak interval when its round adds seeds (for ``_stalled``); a round that
+    adds points forgets them (the next seeds meet new neighbours)."""
+    kept = state.setdefault("intervals", {})
+    kept[_key(target)] = {
+        repr(loc.series): [loc.at, loc.ci[0], loc.ci[1], loc.significant]
+        for loc in located
+        if seeded and loc.ci is not None
+    }
+
+
+def _choose(spec: Spec, state: dict, found: dict[Refine, list[Located]]) -> dict:
+    """Each target's new values (its series' bisecting values not yet in the grid) and new
+    seeds (``{"at": xs, "seed": seeds}`` or None: as many new seeds as the grid has, beyond
+    its largest, at the xs of the series where noise dominates the peak and more seeds still
+    shrink its interval), as many as its remaining ``max_trials`` pay for."""
+    adds: dict[Refine, tuple[list, dict | None]] = {}
     taken: dict[str, set] = {}
+    top = max(t.seed for t in spec.trials)
     for target, located in found.items():
         present = taken.setdefault(target.axis, set(_axis_values(spec, target.axis)))
         values = sorted({v for loc in located for v in loc.new} - present)
-        cost = _per_value(spec, target)
         left = target.max_trials - state.get("used", {}).get(_key(target), 0)
-        values = values[: max(0, left // cost)]
+        values = values[: max(0, left // _per_value(spec, target))]
         present.update(values)
-        adds[target] = values
+        left -= len(values) * _per_value(spec, target)
+        cast = int if target.integer else float
+        xs = sorted(
+            {cast(x) for loc in located if not _stalled(state, target, loc) for x in loc.seed_xs}
+        )
+        block = None
+        if xs:
+            many = min(_grid_seeds(spec, target), left // (len(xs) * _series(spec, target)))
+            if many > 0:
+                block = {"at": xs, "seed": list(range(top + 1, top + 1 + many))}
+                top += many
+        adds[target] = (values, block)
     return adds
 
 
@@ -121,22 +184,49 @@ def _short(axis: str) -> str:
     return axis.split(".")[-1]
 
 
-def _round_line(number: int, target: Refine, located: list[Located], values: list) -> str:
+def _round_line(
+    number: int, target: Refine, located: list[Located], values: list, block: dict | None
+) -> str:
     loc = _widest(located)
-    where = (
-        f"between {_short(target.axis)} {loc.lo:g} and {loc.hi:g} ({loc.seeds} seeds)"
-        if loc is not None
-        else "not bracketed"
-    )
+    short = _short(target.axis)
+    if loc is None:
+        where = f"{target.find} not bracketed"
+    elif target.find == "peak":
+        where = describe(target, loc).replace(f" of {target.axis}", "", 1)
+    else:
+        where = f"{target.find} between {short} {loc.lo:g} and {loc.hi:g} ({loc.seeds} seeds)"
     many = f" (widest of {len(located)} series)" if len(located) > 1 else ""
-    plural = "s" if len(values) != 1 else ""
-    return (
-        f"round {number}: {target.find} {where}{many}; +{len(values)} {_short(target.axis)}{plural}"
-    )
+    parts = []
+    if values or not block:
+        parts.append(f"+{len(values)} {short}{'s' if len(values) != 1 else ''}")
+    if block:
+        seeds, at = block["seed"], ", ".join(f"{x:g}" for x in block["at"])
+        parts.append(
+            f"+{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({_span(seeds)}) at {short} {at}"
+        )
+    return f"round {number}: {where}{many}; " + ", ".join(parts)
 
 
-def _record(number: int, target: Refine, located: list[Located], values: list, spec) -> dict:
+def _span(seeds: list) -> str:
+    return f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+
+
+def _record(
+    number: int, target: Refine, located: list[Located], values: list, block, cost: int
+) -> dict:
     loc = _widest(located)
+    return {
+        **_where(number, target, loc),
+        "added": [float(v) for v in values],
+        "seeds_at": [float(x) for x in block["at"]] if block else [],
+        "seeds_added": list(block["seed"]) if block else [],
+        "trials_added": cost,
+        "finished": False,
+    }
+
+
+def _where(number: int, target: Refine, loc: Located | None) -> dict:
+    ci = None if loc is None else loc.ci
     return {
         "round": number,
         "find": target.find,
@@ -144,10 +234,10 @@ def _record(number: int, target: Refine, located: list[Located], values: list, s
         "lo": None if loc is None else loc.lo,
         "hi": None if loc is None else loc.hi,
         "at": None if loc is None else loc.at,
+        "ci_lo": None if ci is None else ci[0],
+        "ci_hi": None if ci is None else ci[1],
+        "significant": None if loc is None else loc.significant,
         "seeds": 0 if loc is None else loc.seeds,
-        "added": [float(v) for v in values],
-        "trials_added": len(values) * _per_value(spec, target),
-        "finished": False,
     }
 
 
@@ -159,14 +249,10 @@ def _write_table(store: SweepStore, rounds: list[dict], found: dict) -> None:
         loc = _widest(located) or (located[0] if located else None)
         records.append(
             {
-                "round": len(rounds) + 1,
-                "find": target.find,
-                "axis": target.axis,
-                "lo": None if loc is None else loc.lo,
-                "hi": None if loc is None else loc.hi,
-                "at": None if loc is None else loc.at,
-                "seeds": 0 if loc is None else loc.seeds,
+                **_where(len(rounds) + 1, target, loc),
                 "added": [],
+                "seeds_at": [],
+                "seeds_added": [],
                 "trials_added": 0,
                 "finished": True,
             }
@@ -180,8 +266,13 @@ def _write_table(store: SweepStore, rounds: list[dict], found: dict) -> None:
                 ("lo", pa.float64()),
                 ("hi", pa.float64()),
                 ("at", pa.float64()),
+                ("ci_lo", pa.float64()),
+                ("ci_hi", pa.float64()),
+                ("significant", pa.bool_()),
                 ("seeds", pa.int64()),
                 ("added", pa.list_(pa.float64())),
+                ("seeds_at", pa.list_(pa.float64())),
+                ("seeds_added", pa.list_(pa.int64())),
                 ("trials_added", pa.int64()),
                 ("finished", pa.bool_()),
             ]
@@ -198,14 +289,19 @@ def _closing(target: Refine, located: list[Located], state: dict, spec: Spec, gi
         why = located[0].why if located else "no rows"
         where = f"{target.find} of {target.axis}: {why}"
     else:
-        whys = {x.why for x in located}
+        whys = {
+            "interval stopped shrinking with more seeds" if _stalled(state, target, x) else x.why
+            for x in located
+        }
         why = (
             next(iter(whys))
             if len(whys) == 1 and None not in whys
             else f"budget spent ({used} of {target.max_trials} trials)"
         )
-        at = f", at {loc.at:g}" if target.find == "peak" else ""
-        where = f"{target.find} of {target.axis} between {loc.lo:g} and {loc.hi:g}{at} ({why})"
+        if target.find == "peak":
+            where = f"{describe(target, loc)}, between {loc.lo:g} and {loc.hi:g} ({why})"
+        else:
+            where = f"{target.find} of {target.axis} between {loc.lo:g} and {loc.hi:g} ({why})"
     values = sorted(_axis_values(spec, target.axis))
     lo, hi = float(values[0]), float(values[-1])
     if target.scale == "log":

@@ -4,9 +4,11 @@
 
 After the grid runs, dd locates the target along ``axis`` from the stored rows and adds axis
 values where its bracket is, round after round (``dd.analysis.refine``), until the bracket is
-within ``resolution`` or ``max_trials`` trials have been added. A list of such mappings locates
-several targets. The values added are stored with the sweep (``refine.json``): the same command
-run again extends its grid with them, so it trains nothing and ``dd sweep --dry-run`` shows them.
+within ``resolution`` or ``max_trials`` trials have been added; where noise dominates a peak
+it adds seeds at the peak and its neighbours instead. A list of such mappings locates several
+targets. The values and seeds added are stored with the sweep (``refine.json``): the same
+command run again extends its grid with them (seeds as ``also`` blocks of the grid), so it
+trains nothing and ``dd sweep --dry-run`` shows them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ STATE_FILE = "refine.json"
 @dataclass(frozen=True, kw_only=True)
 class Refine:
     """One target: ``threshold`` (the smallest x whose mean final train metric is under
-    ``curves.threshold_tol``), ``peak`` (the test-metric peak past the best smaller x) or
+    ``curves.threshold_tol``), ``peak`` (the test-metric peak past the best smaller x, with
+    its 95% interval over seeds; seeds are added around it where noise dominates) or
     ``boundary`` (the smallest x where most seeds reach ``curves.grok_accuracy`` test
     accuracy within the budget), located along the numeric grid axis ``axis`` to
     ``resolution`` in its units (``scale: log``: a ratio > 1, new points at geometric means),
@@ -100,10 +103,11 @@ def base_key(mapping: dict) -> str:
 
 
 def read_state(store: SweepStore, mapping: dict) -> dict:
-    """The stored refinement of this spec: {"added": {axis: [values]}, "rounds": [...]}; an
-    empty one when none is stored or it belongs to another spec."""
+    """The stored refinement of this spec: {"added": {axis: [values]}, "seeds": {axis:
+    [{"at": [values], "seed": [seeds]}]}, "rounds": [...]}; an empty one when none is stored
+    or it belongs to another spec."""
     path = store.dir / STATE_FILE
-    fresh = {"base": base_key(mapping), "added": {}, "rounds": []}
+    fresh = {"base": base_key(mapping), "added": {}, "seeds": {}, "rounds": []}
     if not path.is_file():
         return fresh
     try:
@@ -112,6 +116,7 @@ def read_state(store: SweepStore, mapping: dict) -> dict:
         return fresh  # a damaged file: the rounds are located again from the stored rows
     if not isinstance(state, dict) or state.get("base") != fresh["base"]:
         return fresh
+    state.setdefault("seeds", {})  # stored before seeds were added
     return state
 
 
@@ -130,14 +135,24 @@ def write_state(store: SweepStore, state: dict) -> None:
     atomic_write_bytes(store.dir / STATE_FILE, json.dumps(state).encode())
 
 
-def extended(mapping: dict, added: dict[str, list]) -> dict:
-    """A copy of ``mapping`` whose grid axes hold the ``added`` values after their own."""
+def extended(mapping: dict, added: dict[str, list], seeds: dict[str, list] | None = None) -> dict:
+    """A copy of ``mapping`` whose grid axes hold the ``added`` values after their own, and
+    whose grid holds, per entry of ``seeds`` ({axis: [{"at": [x, ...], "seed": [s, ...]}]}),
+    an ``also`` block: those seeds at those values of the axis, every other axis as the grid
+    has it (``dd.spec.grid``)."""
     out = copy.deepcopy(mapping)
     for axis, values in added.items():
         if not values:
             continue
         raw = out["grid"][axis]
         out["grid"][axis] = (raw if isinstance(raw, list) else [raw]) + list(values)
+    blocks = [
+        {axis: list(entry["at"]), "seed": list(entry["seed"])}
+        for axis, entries in (seeds or {}).items()
+        for entry in entries
+    ]
+    if blocks:
+        out["grid"]["also"] = list(out["grid"].get("also", [])) + blocks
     return out
 
 
@@ -153,7 +168,9 @@ def refine_line(store: SweepStore) -> str | None:
     last = rounds[-1]
     where = f"between {last['lo']:g} and {last['hi']:g}" if last.get("lo") is not None else "open"
     done = "its packs ran" if last.get("finished") else "its packs are to run or running"
+    seeds = last.get("seeds_added") or []
+    more = f", +{len(seeds)} seeds at {len(last.get('seeds_at') or [])} values" if seeds else ""
     return (
         f"refine: round {last['round']}, {last['find']} of {last['axis']} {where}; "
-        f"+{len(last['added'])} values, {done}"
+        f"+{len(last['added'])} values{more}, {done}"
     )

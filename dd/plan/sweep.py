@@ -31,7 +31,15 @@ from dd.plan.refine import Refine, parse_refine
 from dd.spec.config import Trial
 from dd.spec.errors import DDError, SpecError
 from dd.spec.fields import bounded, build, check_name, one_of
-from dd.spec.grid import expand_grid, expand_trials, grid_size, range_size, set_dotted
+from dd.spec.grid import (
+    expand_grid,
+    expand_trials,
+    grid_blocks,
+    grid_size,
+    range_size,
+    set_dotted,
+)
+from dd.spec.ids import trial_id
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves", "refine")
@@ -272,7 +280,9 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
     resources = build(Resources, mapping.get("resources") or {}, "resources")
     curves = build(Curves, mapping.get("curves") or {}, "curves")
     limit = max_trials
-    _check_size(range_size(mapping.get("grid")) or 0, limit)
+    blocks = grid_blocks(mapping.get("grid"))  # the grid, then its ``also`` blocks
+    sizes = [range_size(block) for block in blocks]
+    _check_size(0 if None in sizes else sum(sizes), limit)
     # The registries fill Data.VARIANTS and Model.VARIANTS (built-in kinds, then plugins); their
     # modules load JAX and Flax, which a grid of ranges refused by its size above never pays for.
     from dd.datasets import registry as datasets
@@ -283,10 +293,17 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
 
     base = {k: copy.deepcopy(mapping[k]) for k in TRIAL_SECTIONS if k in mapping}
     build(Trial, base)  # the base alone must be valid, so its errors name no grid value
-    axes, factors = expand_grid(mapping.get("grid"), "grid" in mapping)
-    _check_size(grid_size(factors, limit), limit)
-    zipped = {str(a) for g in (mapping.get("grid") or {}).get("zip", []) for a in g}
-    unique = expand_trials(base, factors)
+    expanded = [expand_grid(block, "grid" in mapping) for block in blocks]
+    axes = expanded[0][0]
+    _check_size(sum(grid_size(factors, limit) for _, factors in expanded), limit)
+    zipped = {str(a) for g in (blocks[0] or {}).get("zip", []) for a in g}
+    unique = expand_trials(base, expanded[0][1])
+    if len(blocks) > 1:  # the also blocks' trials after the grid's, each once
+        every = {trial_id(t): t for t in unique}
+        for _, factors in expanded[1:]:
+            for t in expand_trials(base, factors):
+                every.setdefault(trial_id(t), t)
+        unique = list(every.values())
     refine = parse_refine(mapping.get("refine"), zipped, axes, unique[0])
     return Spec(
         name=name,

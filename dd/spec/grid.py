@@ -3,8 +3,10 @@
 An axis is a list whose items are values or generators, or one generator:
 ``{range: [start, stop(, step)]}`` (stop excluded), ``{linspace: [start, stop, num]}``,
 ``{geomspace: [start, stop, num]}``. Values for an integer field are rounded and de-duplicated.
-``zip`` groups hold axes that move together. Every trial is validated after substitution; the
-first problem is a ``SpecError`` that names the field and the grid point.
+``zip`` groups hold axes that move together. ``also`` blocks add points beyond the product:
+each is a mapping of unzipped axes to values, and adds the grid with those axes set to them
+(refinement stores the seeds it adds at a few axis values so). Every trial is validated after
+substitution; the first problem is a ``SpecError`` that names the field and the grid point.
 """
 
 from __future__ import annotations
@@ -264,6 +266,36 @@ def expand_grid(grid: Any, present: bool) -> tuple[list[str], list[Factor]]:
     if duplicated:
         raise SpecError(f"grid.{duplicated[0]}", "axis appears more than once")
     return axes, factors
+
+
+def grid_blocks(grid: Any) -> list[Any]:
+    """The grid's blocks, each a grid whose points are a product: the grid without ``also``,
+    then per ``also`` entry the grid with that entry's axes set to its values."""
+    if not isinstance(grid, dict) or "also" not in grid:
+        return [grid]
+    main = {k: v for k, v in grid.items() if k != "also"}
+    extra = grid["also"]
+    if not isinstance(extra, list) or not extra:
+        raise SpecError("grid.also", "must be a non-empty list of mappings of axes to values")
+    zips = main.get("zip", [])
+    zipped = (
+        {str(a) for g in zips if isinstance(g, dict) for a in g}
+        if isinstance(zips, list)
+        else set()
+    )
+    own = [str(k) for k in main if k != "zip"]
+    blocks = [main]
+    for i, entry in enumerate(extra):
+        if not isinstance(entry, dict) or not entry:
+            raise SpecError(f"grid.also[{i}]", "must be a mapping of grid axes to their values")
+        for key in entry:
+            if str(key) not in own or key in zipped:
+                raise SpecError(
+                    f"grid.also[{i}].{key}",
+                    "not a grid axis outside zip groups; the axes: " + ", ".join(own),
+                )
+        blocks.append({**main, **entry})
+    return blocks
 
 
 def _zip_group(group: Any, path: str) -> Factor:

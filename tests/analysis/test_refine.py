@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from dd.analysis import refine
 from dd.analysis.refine import locate
 from dd.plan.refine import Refine
 from dd.plan.sweep import parse_spec
@@ -145,3 +146,82 @@ def test_curves_and_figures_mark_the_values_a_refinement_added(tmp_path):
     plain = parse_spec({k: v for k, v in mapping.items() if k != "refine"})
     sets, _ = sweep_curves(rows, plain, stored_additions(store))
     assert next(c for c in sets if c.kind == "model_wise").added == ()
+
+
+def peak_rows(test: dict) -> pa.Table:
+    """Final rows over widths 2-64 with 4 seeds: train error 0.5 at width 2 and 0 beyond (the
+    threshold at 8), ``test`` the seeds' test errors per width."""
+    records = []
+    for xv, values in test.items():
+        for seed, value in enumerate(values):
+            train = 0.5 if xv == 2 else 0.0
+            records.append(
+                {"trial_id": f"{xv}-{seed}", "step": 1, "seed": seed, "model_width": xv}
+                | {"train_error": train, "test_error": value}
+            )
+    return pa.Table.from_pylist(records)
+
+
+EDGES = {2: [0.10, 0.12, 0.08, 0.10], 64: [0.10, 0.11, 0.09, 0.10]}
+
+
+def test_a_noisy_peak_gets_seeds_at_it_and_its_neighbours_not_points():
+    """Seeds scatter widely around a real peak at 16: its rise and fall are significant but
+    8 and 32 are within the noise of it, so points between them would land inside the
+    interval; the round adds seeds at 8, 16 and 32 instead (issue 30)."""
+    spec = parse_spec({**MLP, "grid": {"model.width": [2, 8, 16, 32, 64], "seed": [0, 1, 2, 3]}})
+    noisy = {
+        8: [0.30, 0.50, 0.20, 0.40],
+        16: [0.45, 0.35, 0.60, 0.40],
+        32: [0.50, 0.20, 0.35, 0.30],
+    }
+    (loc,) = locate(peak_rows(EDGES | noisy), spec, Refine(axis="model.width", find="peak"))
+    assert (loc.at, loc.significant, loc.ci) == (16, True, (8, 32))
+    assert loc.new == () and loc.seed_xs == (8, 16, 32) and loc.why is None
+
+
+def test_a_clean_peak_gets_points_and_a_tight_interval_at_the_true_peak():
+    spec = parse_spec({**MLP, "grid": {"model.width": [2, 8, 16, 32, 64], "seed": [0, 1, 2, 3]}})
+    clean = {8: [0.30, 0.31, 0.29, 0.30], 16: [0.50, 0.51, 0.49, 0.50], 32: [0.30, 0.29, 0.31, 0.3]}
+    target = Refine(axis="model.width", find="peak")
+    (loc,) = locate(peak_rows(EDGES | clean), spec, target)
+    assert (loc.at, loc.significant, loc.ci) == (16, True, (16, 16))
+    assert loc.new == (12, 24) and loc.seed_xs == ()
+    assert refine.describe(target, loc) == "peak of model.width at 16, 95% interval 16-16 (4 seeds)"
+    near = {15: clean[8], 16: clean[16], 17: clean[32]}
+    (done,) = locate(peak_rows(EDGES | near), spec, target)
+    assert (done.ci, done.new, done.seed_xs, done.why) == ((16, 16), (), (), "resolved to 1")
+
+
+def test_a_flat_null_reports_no_significant_peak():
+    """Every width's seeds scatter around 0.3: the mean curve has a bump at 16 that the
+    paired test over seeds finds within the noise."""
+    spec = parse_spec({**MLP, "grid": {"model.width": [2, 8, 16, 32, 64], "seed": [0, 1, 2, 3]}})
+    flat = {
+        2: [0.30, 0.32, 0.28, 0.30],
+        8: [0.31, 0.27, 0.33, 0.29],
+        16: [0.35, 0.25, 0.32, 0.30],
+        32: [0.28, 0.30, 0.31, 0.29],
+        64: [0.29, 0.31, 0.30, 0.28],
+    }
+    target = Refine(axis="model.width", find="peak")
+    (loc,) = locate(peak_rows(flat), spec, target)
+    assert loc.at == 16 and loc.significant is False and loc.new == ()
+    assert refine.describe(target, loc).startswith(
+        "peak of model.width not significant (mean peak at 16"
+    )
+
+
+def test_a_noisy_peak_whose_seeds_are_zipped_gets_points_as_seeds_cannot_be_added():
+    """Seeds in a zip group move with another axis: a round cannot add seeds alone, so it
+    bisects as before (the interval is still told)."""
+    grid = {"model.width": [2, 8, 16, 32, 64], "zip": [{"seed": [0, 1, 2, 3]}]}
+    grid["zip"][0]["data.n_test"] = [100, 101, 102, 103]
+    spec = parse_spec({**MLP, "grid": grid})
+    noisy = {
+        8: [0.30, 0.50, 0.20, 0.40],
+        16: [0.45, 0.35, 0.60, 0.40],
+        32: [0.50, 0.20, 0.35, 0.30],
+    }
+    (loc,) = locate(peak_rows(EDGES | noisy), spec, Refine(axis="model.width", find="peak"))
+    assert (loc.ci, loc.seed_xs, loc.new) == ((8, 32), (), (12, 24))

@@ -87,3 +87,31 @@ def test_stored_added_values_are_planned_and_shown_by_status(tmp_path):
     assert handle.status()["refine"] == said, "the live handle shows the round too"
     changed = {**SPEC, "data": {**SPEC["data"], "n_test": 300}}
     assert api.plan(changed, tmp_path).trials.num_rows == 8, "another spec: the grid alone"
+
+
+def test_stored_added_seeds_are_planned_at_their_values_only(tmp_path):
+    """Seeds a round added where noise dominated a peak (issue 30) are stored with the sweep:
+    the next run and --dry-run plan them at the values they were added at, and dd status
+    names them."""
+    from dd.analysis.status import status_lines
+    from dd.plan.refine import base_key, write_state
+    from dd.plan.states import plan_of
+
+    peak = {**SPEC, "refine": {**SPEC["refine"], "find": "peak"}}
+    store = SweepStore(tmp_path, "refine_linear")
+    store.dir.mkdir(parents=True)
+    round_ = {"round": 1, "find": "peak", "axis": "model.n_features", "lo": 2, "hi": 40}
+    round_.update({"at": 10, "seeds": 2, "added": [], "seeds_at": [2.0, 10.0, 40.0]})
+    round_.update({"seeds_added": [2, 3], "trials_added": 6, "finished": False})
+    seeds = {"model.n_features": [{"at": [2, 10, 40], "seed": [2, 3]}]}
+    state = {"base": base_key(peak), "added": {}, "seeds": seeds, "rounds": [round_]}
+    write_state(store, state)
+    plan = api.plan(dict(peak), tmp_path)
+    assert plan.trials.num_rows == 8 + 6 and sum(plan.packs["n_trials"].to_pylist()) == 14
+    at: dict[int, set] = {}
+    ps, seeds_planned = plan.trials["model_n_features"], plan.trials["seed"]
+    for p, seed in zip(ps.to_pylist(), seeds_planned.to_pylist(), strict=True):
+        at.setdefault(p, set()).add(seed)
+    assert at == {2: {0, 1, 2, 3}, 10: {0, 1, 2, 3}, 40: {0, 1, 2, 3}, 60: {0, 1}}
+    lines, _ = status_lines(store, plan_of(plan.spec))
+    assert any("+0 values, +2 seeds at 3 values" in line for line in lines)

@@ -81,3 +81,35 @@ def test_added_values_extend_the_grid_axis_after_its_own():
     assert sorted({t.model.n_features for t in spec.trials}) == [2, 5, 8, 10, 11, 12, 15, 20]
     assert len(spec.trials) == 8 * 4
     assert mapping["grid"]["model.n_features"] == [2, 5, 8, 12, 15, 20]  # not changed
+
+
+def test_added_seeds_extend_the_grid_at_their_axis_values_only():
+    """A round that adds seeds (issue 30: seeds where noise dominates a peak) stores them as an
+    ``also`` block of the grid: the new seeds at the peak and its neighbours, every other
+    width keeps the grid's seeds."""
+    mapping = spec_with({"axis": "model.n_features", "find": "peak"})
+    added = {"model.n_features": [{"at": [8, 12], "seed": [4, 5]}]}
+    spec = parse_spec(extended(mapping, {"model.n_features": [10]}, added))
+    seeds: dict[int, set] = {}
+    for t in spec.trials:
+        seeds.setdefault(t.model.n_features, set()).add(t.seed)
+    assert seeds[8] == seeds[12] == {0, 1, 2, 3, 4, 5}
+    assert seeds[2] == seeds[10] == {0, 1, 2, 3}
+    assert len(spec.trials) == 7 * 4 + 2 * 2
+    assert "also" not in mapping["grid"]  # not changed
+
+
+@pytest.mark.parametrize(
+    "also, path, words",
+    [
+        ([{"model.depth": [2]}], "grid.also[0].model.depth", "not a grid axis"),
+        ([], "grid.also", "non-empty list"),
+        ([{"seed": [9]}, "x"], "grid.also[1]", "mapping of grid axes"),
+    ],
+)
+def test_a_bad_also_block_is_a_one_line_error_naming_it(also, path, words):
+    mapping = copy.deepcopy(TINY_GAUSSIAN)
+    mapping["grid"]["also"] = also
+    with pytest.raises(SpecError) as err:
+        parse_spec(mapping)
+    assert err.value.path == path and words in str(err.value) and "\n" not in str(err.value)
