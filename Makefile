@@ -17,6 +17,11 @@ BENCH_LOCK := requirements-bench.lock
 SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 FAST := not slow and not ray and not browser
+# Test processes (pytest-xdist): two for a 2-core machine, each file on one of them, the files
+# that start Ray in the test process together on one (tests/conftest.py); on CUDA one process,
+# in-process, so that no two processes share the GPU's memory.
+TEST_WORKERS ?= $(if $(filter cuda,$(ACCEL)),0,2)
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: install sweep test test-fast test-gpu lint browser lock bench clean
 
@@ -38,11 +43,11 @@ sweep: $(STAMP)
 # Every test, the Chromium one included (`make browser` installs the browser where it can);
 # --durations=25 lists the slowest tests, the map for making the suite faster.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q $(XDIST) --durations=25
 
 # The edit-test loop: no test marked slow, ray or browser (see pyproject.toml).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(FAST)"
+	$(BIN)/python -m pytest -q $(XDIST) -m "$(FAST)"
 
 # Tests marked gpu need a GPU: where nvidia-smi -L answers they run within test and test-fast,
 # elsewhere tests/conftest.py deselects them. This runs just them, on purpose, on any machine.

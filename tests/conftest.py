@@ -9,12 +9,20 @@ the ``ray_local`` fixture; a test that starts Ray in a subprocess is marked by h
 here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless ``-m`` names
 ``gpu`` (`make test-gpu`) to run them on purpose. A test of the path without a GPU is marked
 ``helpers.without_gpu`` and skips where one answers.
+
+`make test` runs the test files on two processes (pytest-xdist, ``--dist loadgroup``): each
+file is one group, kept on one process in its own order, except the files that start Ray in
+the test process itself (``ray_local``, ``ray.init``, ``api.sweep``, ``run_sweep``): those form
+one group, so they run one after another on one process, sharing its session's Ray instance
+as they do in a serial run. (A test that runs ``dd`` in a subprocess starts its own Ray there.)
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,10 +43,21 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ["DD_WARM_STATE"] = str(Path(tempfile.mkdtemp(prefix="dd-tests-")) / "no-warm.json")
 
 
+# What starts Ray inside the test process (the session's ``ray_local``, or a sweep's driver).
+_IN_PROCESS_RAY = re.compile(r"ray_local|ray\.init\(|api\.sweep\(|run_sweep\(")
+
+
+@functools.cache
+def _test_group(path: Path) -> str:
+    """The pytest-xdist group of a test file: its own name, or "in-process-ray"."""
+    return "in-process-ray" if _IN_PROCESS_RAY.search(path.read_text()) else path.stem
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "ray_local" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+        item.add_marker(pytest.mark.xdist_group(_test_group(item.path)))
     if gpu_answers() or "gpu" in (config.option.markexpr or ""):
         return
     gpu = [item for item in items if item.get_closest_marker("gpu")]
