@@ -10,6 +10,7 @@ import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
+from dd.analysis.curves.intervals import spread
 from dd.analysis.curves.registry import load as load_curve_kinds
 from dd.analysis.curves.verdict import locate
 from dd.plan.sweep import parse_spec
@@ -225,3 +226,16 @@ def test_means_at_one_width_use_every_seed_and_paired_changes_the_seeds_at_both(
     assert mark["test_error_peak_significant"] is peak.significant
     (verdict,) = KINDS["model_wise"].verdict(curves)
     assert f"rise +{100 * rises.mean():.1f} points over width=4" in verdict
+
+
+def test_the_spread_names_the_seeds_stored_at_every_x_and_one_such_seed_gives_no_range():
+    mark = {"n_seeds": 4, "curve_seeds": 3, "threshold_seeds": 2}
+    assert spread({**mark, "threshold_x_low": 4, "threshold_x_high": 8}, "model.width") == (
+        " (over the 3 of 4 seeds stored at every model.width: 2 reach it, 4-8)"
+    )
+    one = {"n_seeds": 4, "curve_seeds": 1, "threshold_seeds": 1}
+    assert spread({**one, "threshold_x_low": None, "threshold_x_high": None}, "epoch") == (
+        " (over the 1 of 4 seeds stored at every epoch: no range)"
+    )
+    whole = {"n_seeds": 3, "curve_seeds": 3, "threshold_seeds": 3}
+    assert spread({**whole, "threshold_x_low": 4, "threshold_x_high": 16}) == " (seeds 4-16)"
