@@ -339,8 +339,8 @@ def curves(
     store = SweepStore(settings.results, sweep)
     table = stored_rows(store, live=True)  # a running sweep's rows so far too
     from dd.analysis.aggregate import sweep_curves
-    from dd.plan.refine import stored_additions
+    from dd.plan.refine import stored_additions, stored_seed_sites
 
     spec = load_stored_spec(store, max_trials=settings.max_trials)
-    sets, _ = sweep_curves(table, spec, stored_additions(store))
+    sets, _ = sweep_curves(table, spec, stored_additions(store), stored_seed_sites(store))
     return {c.kind: c.wide() if wide else c for c in sets}

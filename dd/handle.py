@@ -101,12 +101,14 @@ class SweepHandle:
         from dd.analysis.aggregate import (
             sweep_curves,  # the curve code loads when curves are asked for
         )
-        from dd.plan.refine import stored_additions
+        from dd.plan.refine import stored_additions, stored_seed_sites
 
         rows = self.rows()
         if not rows.num_rows:
             return {}
-        sets, _ = sweep_curves(rows, self._spec(), stored_additions(self.store))
+        sets, _ = sweep_curves(
+            rows, self._spec(), stored_additions(self.store), stored_seed_sites(self.store)
+        )
         return {c.kind: c for c in sets}
 
     def __repr__(self) -> str:

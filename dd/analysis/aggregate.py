@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from dd.analysis.curves.base import CurveSet
 from dd.analysis.curves.registry import applicable, load as load_kinds
-from dd.plan.refine import stored_additions
+from dd.plan.refine import stored_additions, stored_seed_sites
 from dd.plan.states import load_stored_spec, plan_of, running_notice, stored_rows
 from dd.plan.sweep import Spec
 from dd.spec.errors import StoreError
@@ -57,19 +57,25 @@ def compute_kinds(
     spec: Spec,
     curve_sets_only: bool = False,
     added: Mapping[str, tuple[float, ...]] | None = None,
+    seeded: Mapping[str, tuple[float, ...]] | None = None,
 ) -> dict[str, Any]:
     """{kind name: result} of every kind that applies (of those that draw curve sets, when
     ``curve_sets_only``) and finds something in ``rows``; a curve set along an axis that the
-    spec's refinement extended carries the values it ``added`` (``dd.plan.refine``)."""
+    spec's refinement extended carries the values it ``added`` and those where it ``seeded``
+    (added seeds), of those it draws (``dd.plan.refine``)."""
     results: dict[str, Any] = {}
     for kind in applicable(spec):
         if curve_sets_only and not kind.curve_set:
             continue
         result = kind.compute(rows, spec, results)
-        if isinstance(result, CurveSet) and spec.refine and added and result.x in added:
+        if isinstance(result, CurveSet) and spec.refine:
             drawn = set(result.points["x"].to_pylist()) if len(result.points) else set()
-            marks = tuple(sorted(v for v in set(added[result.x]) if v in drawn))
-            result = dataclasses.replace(result, added=marks)
+            marks = {
+                name: tuple(sorted(v for v in set(by_axis[result.x]) if v in drawn))
+                for name, by_axis in (("added", added), ("seeded", seeded))
+                if by_axis and result.x in by_axis
+            }
+            result = dataclasses.replace(result, **marks)
         if result is not None:
             results[kind.name] = result
     return results
@@ -81,12 +87,16 @@ def curve_sets(results: dict[str, Any]) -> list[CurveSet]:
 
 
 def sweep_curves(
-    table: pa.Table, spec: Spec, added: Mapping[str, tuple[float, ...]] | None = None
+    table: pa.Table,
+    spec: Spec,
+    added: Mapping[str, tuple[float, ...]] | None = None,
+    seeded: Mapping[str, tuple[float, ...]] | None = None,
 ) -> tuple[list[CurveSet], int]:
     """Every curve set the sweep supports, and the number of its trials left out (not ok);
-    ``added``: the values its refinement added, by axis (``dd.plan.refine.stored_additions``)."""
+    ``added``: the values its refinement added, by axis (``dd.plan.refine.stored_additions``),
+    ``seeded``: those where it added seeds (``stored_seed_sites``)."""
     rows, left_out = current_rows(table, plan_of(spec).trial_ids)
-    return curve_sets(compute_kinds(rows, spec, True, added)), left_out
+    return curve_sets(compute_kinds(rows, spec, True, added, seeded)), left_out
 
 
 def write_curves(
@@ -100,7 +110,9 @@ def write_curves(
     planned = {trial_id(t) for t in spec.trials}
     missing = len(planned - set(table["trial_id"].unique().to_pylist()))
     rows, left_out = current_rows(table, plan_of(spec).trial_ids)
-    results = compute_kinds(rows, spec, added=stored_additions(store))
+    results = compute_kinds(
+        rows, spec, added=stored_additions(store), seeded=stored_seed_sites(store)
+    )
     curves = curve_sets(results)
     if not any(len(c.points) for c in curves):
         if left_out:  # every stored trial diverged: a result, told by describe()

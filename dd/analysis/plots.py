@@ -161,6 +161,17 @@ def plot_curves(
                 transform=ax.get_xaxis_transform(),
                 label="added by refinement",
             )
+        if curves.seeded:  # where they added seeds (a peak's rounds): a cross under each value
+            ax.plot(
+                curves.seeded,
+                [0.0] * len(curves.seeded),
+                "x",
+                color="C3",
+                ms=5,
+                clip_on=False,
+                transform=ax.get_xaxis_transform(),
+                label="seeds added by refinement",
+            )
         if title == "squared loss" and overlay is not None:
             overlay(ax, curves, spec)
         ax.set_xscale("log")

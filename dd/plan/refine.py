@@ -131,6 +131,20 @@ def stored_additions(store: SweepStore) -> dict[str, tuple[float, ...]]:
         return {}
 
 
+def stored_seed_sites(store: SweepStore) -> dict[str, tuple[float, ...]]:
+    """The axis values at which the sweep's refinement rounds added seeds ({axis: values}),
+    for figures to mark; none when no refinement is stored or its file is damaged."""
+    path = store.dir / STATE_FILE
+    try:
+        seeds = json.loads(path.read_text()).get("seeds", {}) if path.is_file() else {}
+        return {
+            str(axis): tuple(sorted({float(x) for entry in entries for x in entry["at"]}))
+            for axis, entries in seeds.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def write_state(store: SweepStore, state: dict) -> None:
     atomic_write_bytes(store.dir / STATE_FILE, json.dumps(state).encode())
 

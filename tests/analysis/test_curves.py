@@ -235,6 +235,24 @@ def _emc_rows(spec) -> pa.Table:
     return pa.Table.from_pylist(records)
 
 
+def test_a_seed_stored_at_a_few_sizes_is_left_out_of_the_emc_range():
+    """Seed 2, added at n_train 100 and 200 only, fits both: read off those two its EMC would
+    be 200, below the 400 every whole curve reaches; it counts in the mean, not the range."""
+    spec = parse_spec(EMC_SPEC)
+    rows = _emc_rows(spec).to_pylist()
+    for n in (100, 200):
+        rows += [
+            {**r, "seed": 2, "trial_id": r["trial_id"] + "-s2", "train_error": 0.0}
+            for r in rows
+            if (r["model_width"], r["data_n_train"], r["seed"]) == (16, n, 0)
+        ]
+    emc = emc_curves(pa.Table.from_pylist(rows), spec)
+    got = {(r["model_width"], r["epoch"]): r for r in emc.table.to_pylist()}
+    assert (got[16, 2]["emc"], got[16, 2]["emc_low"], got[16, 2]["emc_high"]) == (400, 400, 400)
+    assert (got[16, 2]["n_seeds"], got[16, 2]["curve_seeds"]) == (3, 2)
+    assert (got[4, 2]["n_seeds"], got[4, 2]["curve_seeds"]) == (2, 2)
+
+
 def test_emc_value_is_the_largest_size_still_fit():
     ns = np.array([100, 200, 400, 800])
     assert emc_value(ns, np.array([0.0, 0.005, 0.2, 0.3]), 0.01) == 200

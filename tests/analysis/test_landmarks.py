@@ -10,7 +10,9 @@ import pyarrow as pa
 from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
+from dd.analysis.curves.intervals import spread
 from dd.analysis.curves.registry import load as load_curve_kinds
+from dd.analysis.curves.verdict import locate
 from dd.plan.sweep import parse_spec
 from dd.spec.ids import trial_id
 from helpers import width_rows, width_spec
@@ -163,3 +165,77 @@ def test_grokking_times_of_one_seed_claim_no_range():
         "  train_weight_decay=1: T_memorise 100 in (10, 100], T_generalise 300 in (100, 300]; "
         "1 seed: no range" in lines
     )
+
+
+# Seeds 0-1 at every width; seeds 2-3 (added by refinement around the peak) only at 8, 16, 32.
+# Every seed fits from width 4 on: the threshold is 4 for each of them.
+PARTIAL_WIDTHS = (2, 4, 8, 16, 32, 64)
+PARTIAL_TEST = {
+    (2, 0): 0.55, (2, 1): 0.56,
+    (4, 0): 0.50, (4, 1): 0.52,
+    (8, 0): 0.58, (8, 1): 0.61, (8, 2): 0.70, (8, 3): 0.40,
+    (16, 0): 0.52, (16, 1): 0.53, (16, 2): 0.55, (16, 3): 0.50,
+    (32, 0): 0.47, (32, 1): 0.48, (32, 2): 0.49, (32, 3): 0.46,
+    (64, 0): 0.44, (64, 1): 0.45,
+}  # fmt: skip
+
+
+def _partial_seeds():
+    spec = width_spec(PARTIAL_WIDTHS, range(4))
+    test = {(w, s): PARTIAL_TEST.get((w, s), 0.0) for w in PARTIAL_WIDTHS for s in range(4)}
+    rows = width_rows(spec, test, {w: 0.3 if w == 2 else 0.0 for w in PARTIAL_WIDTHS})
+    stored = [
+        (w, s) in PARTIAL_TEST
+        for w, s in zip(rows["model_width"].to_pylist(), rows["seed"].to_pylist(), strict=True)
+    ]
+    curves = compute_kinds(rows.filter(pa.array(stored)), spec)["model_wise"]
+    return curves, curves.landmarks.to_pylist()[0], KINDS["model_wise"].summary(curves)[0]
+
+
+def test_seeds_stored_at_a_few_widths_are_left_out_of_the_thresholds_spread():
+    """A seed stored only at 8, 16 and 32 would read its threshold at 8, its smallest stored
+    width: the spread is read over the seeds stored at every width, and says so."""
+    _, mark, line = _partial_seeds()
+    assert (mark["threshold_x"], mark["threshold_x_low"], mark["threshold_x_high"]) == (4, 4, 4)
+    assert (mark["n_seeds"], mark["curve_seeds"], mark["threshold_seeds"]) == (4, 2, 2)
+    assert line.startswith(
+        "model_wise: threshold at model.width=4 "
+        "(over the 2 of 4 seeds stored at every model.width: all at 4); "
+    )
+
+
+def test_means_at_one_width_use_every_seed_and_paired_changes_the_seeds_at_both():
+    """The peak's mean and interval at 8 are over its 4 seeds; its rise over 4 and fall to 64
+    pair only seeds 0 and 1, the ones stored at both widths."""
+    curves, mark, _ = _partial_seeds()
+    at8 = [PARTIAL_TEST[8, s] for s in range(4)]
+    assert mark["test_error_peak_x"] == 8 and np.isclose(mark["test_error_peak"], np.mean(at8))
+    half = stats.t.ppf(0.975, 3) * np.std(at8, ddof=1) / 2
+    assert np.isclose(mark["test_error_peak_ci_low"], np.mean(at8) - half)
+    per_x = [
+        {s: PARTIAL_TEST[w, s] for s in range(4) if (w, s) in PARTIAL_TEST} for w in PARTIAL_WIDTHS
+    ]
+    ys = np.array([np.mean(list(p.values())) for p in per_x])
+    peak = locate(np.array(PARTIAL_WIDTHS, float), ys, per_x, 8, "test_error")
+    assert (peak.j, peak.rise.n, peak.fall.n) == (1, 2, 2)
+    assert np.isclose(peak.rise.mean, np.mean([0.58 - 0.50, 0.61 - 0.52]))
+    assert np.isclose(peak.fall.mean, np.mean([0.58 - 0.44, 0.61 - 0.45]))
+    rises = np.array([0.08, 0.09])
+    half = stats.t.ppf(0.975, 1) * rises.std(ddof=1) / np.sqrt(2)
+    assert np.isclose(peak.rise.low, rises.mean() - half)
+    assert mark["test_error_peak_significant"] is peak.significant
+    (verdict,) = KINDS["model_wise"].verdict(curves)
+    assert f"rise +{100 * rises.mean():.1f} points over width=4" in verdict
+
+
+def test_the_spread_names_the_seeds_stored_at_every_x_and_one_such_seed_gives_no_range():
+    mark = {"n_seeds": 4, "curve_seeds": 3, "threshold_seeds": 2}
+    assert spread({**mark, "threshold_x_low": 4, "threshold_x_high": 8}, "model.width") == (
+        " (over the 3 of 4 seeds stored at every model.width: 2 reach it, 4-8)"
+    )
+    one = {"n_seeds": 4, "curve_seeds": 1, "threshold_seeds": 1}
+    assert spread({**one, "threshold_x_low": None, "threshold_x_high": None}, "epoch") == (
+        " (over the 1 of 4 seeds stored at every epoch: no range)"
+    )
+    whole = {"n_seeds": 3, "curve_seeds": 3, "threshold_seeds": 3}
+    assert spread({**whole, "threshold_x_low": 4, "threshold_x_high": 16}) == " (seeds 4-16)"

@@ -225,3 +225,49 @@ def test_a_noisy_peak_whose_seeds_are_zipped_gets_points_as_seeds_cannot_be_adde
     }
     (loc,) = locate(peak_rows(EDGES | noisy), spec, Refine(axis="model.width", find="peak"))
     assert (loc.ci, loc.seed_xs, loc.new) == ((8, 32), (), (12, 24))
+
+
+def test_figures_mark_the_values_where_a_refinement_added_seeds(tmp_path):
+    """Seeds 2 and 3, added at widths 5 and 8 by a peak's round (``refine.json`` "seeds"):
+    the model-wise curve set carries those widths (not 200, never drawn) and its figure marks
+    them apart from the added widths; no ``refine:`` marks nothing."""
+    from dd.analysis.aggregate import sweep_curves
+    from dd.analysis.plots import plot_curves
+    from dd.plan.refine import stored_additions, stored_seed_sites, write_state
+    from dd.store.sweep import SweepStore
+    from tests.helpers import width_rows
+
+    mapping = {
+        **MLP,
+        "grid": {"model.width": [2, 5, 8, 16], "seed": [0, 1, 2, 3]},
+        "refine": {"axis": "model.width", "find": "peak"},
+    }
+    spec = parse_spec(mapping)
+    test = {(w, s): 0.5 for w in (2, 5, 8, 16) for s in range(4)}
+    rows = width_rows(spec, test, {2: 0.5, 5: 0.2, 8: 0.0, 16: 0.0})
+    rows = rows.filter(
+        pa.array(
+            [
+                s < 2 or w in (5, 8)
+                for w, s in zip(
+                    rows["model_width"].to_pylist(), rows["seed"].to_pylist(), strict=True
+                )
+            ]
+        )
+    )
+    store = SweepStore(tmp_path, "r")
+    store.dir.mkdir(parents=True)
+    assert stored_seed_sites(store) == {}
+    seeds = {"model.width": [{"at": [5, 8], "seed": [2, 3]}, {"at": [8, 200], "seed": [4]}]}
+    write_state(store, {"base": "", "added": {}, "seeds": seeds, "rounds": []})
+    assert stored_seed_sites(store) == {"model.width": (5.0, 8.0, 200.0)}
+    sets, _ = sweep_curves(rows, spec, stored_additions(store), stored_seed_sites(store))
+    model_wise = next(c for c in sets if c.kind == "model_wise")
+    assert (model_wise.seeded, model_wise.added) == ((5.0, 8.0), ())
+    (ax,) = plot_curves(model_wise, spec).axes[:1]
+    marks = {line.get_label(): line for line in ax.get_lines()}
+    assert "added by refinement" not in marks
+    assert list(marks["seeds added by refinement"].get_xdata()) == [5.0, 8.0]
+    plain = parse_spec({k: v for k, v in mapping.items() if k != "refine"})
+    sets, _ = sweep_curves(rows, plain, stored_additions(store), stored_seed_sites(store))
+    assert next(c for c in sets if c.kind == "model_wise").seeded == ()

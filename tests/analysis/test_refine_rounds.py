@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from dd.analysis.aggregate import sweep_curves
 from dd.analysis.refine_rounds import refine_sweep
 from dd.plan.refine import read_state
 from dd.plan.sweep import parse_spec
@@ -114,6 +115,13 @@ def test_a_noisy_peak_gets_seeds_then_points_within_budget_and_a_rerun_trains_no
     assert sum(r["trials_added"] for r in state["rounds"]) <= 40
     assert len(spec.trials) == 20 + sum(r["trials_added"] for r in state["rounds"])
     assert closing[0].startswith("peak of model.width")
+    (mark,) = next(
+        c for c in sweep_curves(store.read_results(), spec)[0] if c.kind == "model_wise"
+    ).landmarks.to_pylist()
+    assert (mark["threshold_x_low"], mark["threshold_x_high"]) == (8, 8), (
+        "every seed fits from 8: those added at a few widths (12, 16, 24) are left out"
+    )
+    assert mark["curve_seeds"] == 4 < mark["n_seeds"]
 
     _, again, report, lines_again, closing_again = refine(tmp_path, noisy)
     assert report.trials_run == 0 and lines_again == [], "seeds added are stored: none trains"

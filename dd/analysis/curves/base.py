@@ -99,6 +99,7 @@ class CurveSet:
     per_seed: pa.Table  # series columns, x, metric, seed, value: the curves of single seeds
     landmarks: pa.Table  # series columns, threshold_x, and per test metric peak_x / peak_value
     added: tuple[float, ...] = ()  # x values a refinement added (``refine:``), marked in figures
+    seeded: tuple[float, ...] = ()  # x values where a refinement added seeds, marked likewise
 
     def wide(self) -> pa.Table:
         """``points`` with one row per series and x and a column per metric, with its

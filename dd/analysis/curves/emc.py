@@ -84,7 +84,7 @@ def summary(result: Emc) -> list[str]:
         threshold = "none" if c["threshold_x"] is None else f"{c['threshold_x']:g}"
         lines.append(
             f"  EMC reaches n_train={c['n_train']} {cross}; model-wise threshold "
-            f"{threshold}{spread(c)}" + (f"; {peaks}" if peaks else "")
+            f"{threshold}{spread(c, c['x'])}" + (f"; {peaks}" if peaks else "")
         )
     return lines
 

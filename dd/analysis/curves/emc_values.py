@@ -29,7 +29,7 @@ class EmcSet:
     series: tuple[str, ...]  # the other swept axes (capacity first, as swept), one EMC each
     metric: str  # the train metric read, and the tolerance below which a training set is fit
     tol: float
-    table: pa.Table  # series columns, [epoch], emc, emc_low, emc_high, n_seeds, censored
+    table: pa.Table  # series cols, [epoch], emc, emc_low, emc_high, n_seeds, curve_seeds, censored
     grid: pa.Table  # series columns, [epoch], n_train, mean (the train metric over seeds)
 
 
@@ -50,7 +50,9 @@ def emc_curves(rows: pa.Table, spec) -> EmcSet | None:
 
     ``emc`` is null when no swept n_train is fit; ``censored`` when the largest one is (the
     EMC is at least that). ``emc_low`` / ``emc_high`` span the EMCs of the single seeds (a
-    seed that fits none makes ``emc_low`` null). None when the sweep has no n_train axis.
+    seed that fits none makes ``emc_low`` null) over the ``curve_seeds`` of the ``n_seeds``
+    stored at every n_train (a seed refinement added at a few sizes has no whole curve).
+    None when the sweep has no n_train axis.
     """
     axis = sample_axis(spec)
     metric, tol = emc_settings(spec)
@@ -79,6 +81,8 @@ def emc_curves(rows: pa.Table, spec) -> EmcSet | None:
         per_seed = []
         for s in np.unique(seed):
             mine = seed == s
+            if len(np.unique(n[mine])) < len(ns):  # no whole curve: its EMC would be wrong
+                continue
             order = np.argsort(n[mine])
             per_seed.append(emc_value(n[mine][order], value[mine][order], tol))
         emc = emc_value(ns, means, tol)
@@ -91,9 +95,10 @@ def emc_curves(rows: pa.Table, spec) -> EmcSet | None:
             {
                 **here,
                 "emc": emc,
-                "emc_low": min(reached) if len(reached) == len(per_seed) else None,
+                "emc_low": min(reached) if reached and len(reached) == len(per_seed) else None,
                 "emc_high": max(reached) if reached else None,
-                "n_seeds": len(per_seed),
+                "n_seeds": len(np.unique(seed)),
+                "curve_seeds": len(per_seed),
                 "censored": emc == float(ns.max()),
             }
         )

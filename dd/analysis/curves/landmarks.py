@@ -86,7 +86,7 @@ def landmark_lines(curves: CurveSet, landmark: str) -> list[str]:
             f"{curves.kind} {where}".rstrip()
             + f": {landmark} "
             + (f"at {curves.x}={thr:g}" if thr is not None else "not reached")
-            + spread(mark)
+            + spread(mark, curves.x)
             + (f"; {peaks}" if peaks else "")
             + ("; 1 seed: no interval or significance test" if mark.get("n_seeds") == 1 else "")
         )
