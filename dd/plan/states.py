@@ -5,13 +5,18 @@ older stores are adopted on the write path (``dd sweep``, ``dd migrate``), never
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
 import pyarrow as pa
 
 from dd.plan.sweep import DEFAULT_MAX_TRIALS, Spec, parse_spec
+from dd.spec.config import Trial
 from dd.spec.errors import SpecError, StoreError
-from dd.spec.ids import trial_id
+from dd.spec.expand import CHUNK, ids_of
 from dd.store.plan import StoredPlan, read_plan, write_plan
-from dd.store.schema import flatten_config
+from dd.store.schema import column_name, flatten_config
 from dd.store.sweep import REWRITE, SweepStore
 
 
@@ -35,9 +40,7 @@ def load_plan(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Sto
 
 def plan_of(spec: Spec) -> StoredPlan:
     """The plan of a loaded spec, as read commands see a stored one."""
-    return StoredPlan(
-        name=spec.name, axes=tuple(spec.axes), trial_ids=tuple(trial_id(t) for t in spec.trials)
-    )
+    return StoredPlan(name=spec.name, axes=tuple(spec.axes), trial_ids=tuple(ids_of(spec.trials)))
 
 
 def store_plan(store: SweepStore, spec: Spec, packs: list) -> None:
@@ -98,16 +101,33 @@ def trial_states(store: SweepStore, plan: StoredPlan, stored: set[str]) -> dict[
     }
 
 
-def planned_table(trials: tuple, stored: set[str], chunk: int = 65536) -> pa.Table:
+def planned_table(trials: Sequence[Trial], stored: set[str], chunk: int = CHUNK) -> pa.Table:
     """One row per planned trial: its id, whether it is stored, its config columns; built a
-    chunk of rows at a time (a million rows as dicts at once would take gigabytes)."""
+    chunk of rows at a time (a million rows as dicts at once would take gigabytes), each
+    part's columns flattened once (a grid's trials share their parts)."""
+    ids = ids_of(trials)
+    flat: dict[int, tuple[Any, dict]] = {}  # id(part) -> (the part, kept alive; its columns)
+
+    def row(tid: str, t: Trial) -> dict:
+        out = {"trial_id": tid, "stored": tid in stored}
+        for name, prefix in FIELDS:
+            value = getattr(t, name)
+            if not dataclasses.is_dataclass(value):
+                out[prefix] = value
+                continue
+            known = flat.get(id(value))
+            if known is None:
+                known = flat[id(value)] = (value, flatten_config(value, name))
+            out.update(known[1])
+        return out
+
     parts = [
         pa.Table.from_pylist(
-            [
-                {"trial_id": trial_id(t), "stored": trial_id(t) in stored, **flatten_config(t)}
-                for t in trials[start : start + chunk]
-            ]
+            [row(ids[i], t) for i, t in enumerate(trials[start : start + chunk], start)]
         )
         for start in range(0, len(trials), chunk)
     ]
     return pa.concat_tables(parts, promote_options="permissive")
+
+
+FIELDS = tuple((f.name, column_name(f.name)) for f in dataclasses.fields(Trial))

@@ -30,8 +30,9 @@ from dd.engine.costs import PLANS
 from dd.plan.refine import Refine, parse_refine
 from dd.spec.config import Trial
 from dd.spec.errors import DDError, SpecError
+from dd.spec.expand import expand_trials
 from dd.spec.fields import bounded, build, check_name, one_of
-from dd.spec.grid import expand_grid, expand_trials, grid_size, range_size, set_dotted
+from dd.spec.grid import expand_grid, grid_size, range_size, set_dotted
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
 SWEEP_SECTIONS = ("name", "description", "grid", "resources", "curves", "refine")
@@ -133,7 +134,7 @@ class Spec:
 
     name: str
     description: str
-    trials: tuple[Trial, ...]
+    trials: Sequence[Trial]  # a grid's: dd.spec.expand.GridTrials, built on demand
     axes: tuple[str, ...]
     resources: Resources
     curves: Curves
@@ -291,7 +292,7 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
     return Spec(
         name=name,
         description=description,
-        trials=tuple(unique),
+        trials=unique,
         axes=tuple(axes),
         resources=resources,
         curves=curves,
