@@ -125,3 +125,30 @@ def test_the_grid_tells_the_first_invalid_point():
     mapping = {**BASE, "grid": {"seed": [1, 2, -3, -4]}}
     with pytest.raises(SpecError, match=r"seed: must be >= 0 \(got -3\) \(grid point seed=-3\)"):
         parse_spec(mapping)
+
+
+def test_a_resolved_grid_holds_its_data_facts(tmp_path):
+    """A user's arrays are described at the resolve stage: the grid's trials, built again,
+    hold the described data, as resolving every trial of the full expansion gives."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.normal(size=(40, 3)).astype(np.float32),
+        "y_train": rng.integers(0, 2, 40),
+        "x_test": rng.normal(size=(10, 3)).astype(np.float32),
+        "y_test": rng.integers(0, 2, 10),
+    }
+    np.savez(tmp_path / "data.npz", **arrays)
+    mapping = {
+        "name": "arrays",
+        "data": {"name": "arrays", "path": str(tmp_path / "data.npz"), "n_train": 10},
+        "model": {"name": "raw_features", "n_features": 2},
+        "grid": {"data.n_train": [10, 20], "seed": {"range": [0, 3]}},
+    }
+    spec = parse_spec(copy.deepcopy(mapping))
+    assert all(t.data.facts is None for t in spec.trials)
+    resolved = resolve(spec).trials
+    assert all(t.data.facts is not None for t in resolved)
+    assert list(resolved) == resolve_trials(full_expansion(mapping))
+    assert [t.data.facts for t in resolved] == [t.data.facts for t in resolve_trials(spec.trials)]
