@@ -73,7 +73,7 @@ def make_packs(
     # the key ignores the seed: trials sharing their other parts (as a grid's trials share
     # them, dd.spec.expand) share one key, computed once; the parts are kept alive here, so
     # their ids are not reused meanwhile
-    keys: dict[tuple[int, ...], tuple[Trial, tuple]] = {}
+    keys: dict[tuple[int, ...], tuple[list[int], tuple]] = {}  # parts -> their group
     groups: dict[Trial, list[int]] = {}  # key -> positions in planned, in planned order
     held: list[Trial | None] = [None] * len(planned)  # the trials to run, by position
     firsts: dict[Trial, list[Trial]] = {}  # key -> the first trial of each set of its parts
@@ -82,9 +82,11 @@ def make_packs(
             parts = (id(t.data), id(t.model), id(t.fit), id(t.train))
             known = keys.get(parts)
             if known is None:
-                known = keys[parts] = (pack_key(t), (t.data, t.model, t.fit, t.train))
-                firsts.setdefault(known[0], []).append(t)
-            groups.setdefault(known[0], []).append(i)
+                erased = pack_key(t)
+                firsts.setdefault(erased, []).append(t)
+                group = groups.setdefault(erased, [])
+                known = keys[parts] = (group, (t.data, t.model, t.fit, t.train))
+            known[0].append(i)
             if ids[i] in todo:
                 held[i] = t
     packs = []

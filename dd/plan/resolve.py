@@ -47,7 +47,8 @@ def resolve(spec: Spec) -> Spec:
     # and its trials are built again with the resolved data (the originals kept alive by it)
     firsts = spec.trials.representatives()
     resolved = resolve_trials(firsts, spec.axes)
-    data = {id(a.data): b.data for a, b in zip(firsts, resolved, strict=True)}
+    pairs = zip(firsts, resolved, strict=True)
+    data = {id(a.data): b.data for a, b in pairs if a.data is not b.data}
     return dataclasses.replace(spec, trials=spec.trials.with_data(data))
 
 

@@ -103,31 +103,41 @@ def trial_states(store: SweepStore, plan: StoredPlan, stored: set[str]) -> dict[
 
 def planned_table(trials: Sequence[Trial], stored: set[str], chunk: int = CHUNK) -> pa.Table:
     """One row per planned trial: its id, whether it is stored, its config columns; built a
-    chunk of rows at a time (a million rows as dicts at once would take gigabytes), each
-    part's columns flattened once (a grid's trials share their parts)."""
+    chunk of rows at a time (a million rows as dicts at once would take gigabytes), a column
+    at a time, each set of parts flattened once (a grid's trials share their parts). A
+    chunk's columns are those of its first row (as ``pa.Table.from_pylist`` takes them)."""
     ids = ids_of(trials)
-    flat: dict[int, tuple[Any, dict]] = {}  # id(part) -> (the part, kept alive; its columns)
+    flat: dict[tuple[int, ...], tuple[tuple, dict]] = {}  # ids of the parts -> their columns
 
-    def row(tid: str, t: Trial) -> dict:
-        out = {"trial_id": tid, "stored": tid in stored}
-        for name, prefix in FIELDS:
-            value = getattr(t, name)
-            if not dataclasses.is_dataclass(value):
-                out[prefix] = value
-                continue
-            known = flat.get(id(value))
-            if known is None:
-                known = flat[id(value)] = (value, flatten_config(value, name))
-            out.update(known[1])
-        return out
+    def columns_of(t: Trial) -> dict:
+        key = (id(t.data), id(t.model), id(t.fit), id(t.train))
+        known = flat.get(key)
+        if known is None:
+            out: dict[str, Any] = {}
+            for name in PARTS:
+                value = getattr(t, name)
+                out.update(
+                    flatten_config(value, name)
+                    if dataclasses.is_dataclass(value)
+                    else {column_name(name): value}
+                )
+            known = flat[key] = ((t.data, t.model, t.fit, t.train), out)  # (parts kept alive)
+        return known[1]
 
-    parts = [
-        pa.Table.from_pylist(
-            [row(ids[i], t) for i, t in enumerate(trials[start : start + chunk], start)]
-        )
-        for start in range(0, len(trials), chunk)
-    ]
-    return pa.concat_tables(parts, promote_options="permissive")
+    tables = []
+    for start in range(0, len(trials), chunk):
+        rows = trials[start : start + chunk]
+        chunk_ids = ids[start : start + chunk]
+        parts = [columns_of(t) for t in rows]
+        columns = {
+            "trial_id": chunk_ids,
+            "stored": [tid in stored for tid in chunk_ids],
+            "seed": [t.seed for t in rows],
+        }
+        for name in parts[0]:
+            columns[name] = [p.get(name) for p in parts]
+        tables.append(pa.Table.from_pydict(columns))
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
-FIELDS = tuple((f.name, column_name(f.name)) for f in dataclasses.fields(Trial))
+PARTS = tuple(f.name for f in dataclasses.fields(Trial) if f.name != "seed")  # (seed: first)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,6 +23,9 @@ from dd.spec.grid import Factor, set_dotted
 from dd.spec.ids import trial_id
 
 CHUNK = 65_536  # trials built at once where a consumer walks the whole sequence
+DEFAULTS = {  # a Trial's fields that have defaults (seed, fit, train)
+    f.name: f.default for f in dataclasses.fields(Trial) if f.default is not dataclasses.MISSING
+}
 CACHED_POINTS = 100_000  # a factor with at most this many points has them made once
 
 
@@ -75,7 +79,11 @@ class GridTrials(Sequence):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return [self._trial(i) for i in range(*index.indices(len(self)))]
+            start, stop, step = index.indices(len(self))
+            if step != 1 or self._kept is not None:
+                return [self._trial(i) for i in range(start, stop, step)]
+            build = self._builder.trial
+            return [build(js, self._data, again=True) for js in self._builder.run(start, stop)]
         n = len(self)
         if not -n <= index < n:
             raise IndexError("trial index out of range")
@@ -90,11 +98,13 @@ class GridTrials(Sequence):
 
     def _trial(self, i: int) -> Trial:
         point = self._kept[i] if self._kept is not None else i
-        return self._builder.trial(self._builder.combo(point), self._data)
+        return self._builder.trial(self._builder.indices(point), self._data, again=True)
 
 
 class _Builder:
-    """Builds the trial of a grid point from the base and the shared parts."""
+    """Builds the trial of a grid point (its index into each factor) from the base and the
+    shared parts: a seed axis of its own gives the seed, and the parts of the other factors'
+    indices are remembered (the most recent ``CACHED_POINTS`` of them)."""
 
     def __init__(self, base: dict, factors: Sequence[Factor]):
         self.base = base
@@ -102,14 +112,19 @@ class _Builder:
         self.parts: dict[Any, Any] = {}  # (section, its grid values) -> the built section
         self.points = [_Points(f) for f in factors]
         self.lengths = [len(p) for p in self.points]
-        swept = {d.split(".")[0] for f in factors for d in f.names}
+        seeds = [k for k, f in enumerate(factors) if f.names == ("seed",)]
+        self.seed_factor = seeds[0] if seeds else None
+        self.seeds = factors[seeds[0]].columns()[0] if seeds else None
+        self.others = [k for k in range(len(factors)) if k != self.seed_factor]
+        swept = {d.split(".")[0] for k in self.others for d in factors[k].names}
         self.swept = [section for section in self.fields if section in swept]
         # the sections no axis sets: built once (the base alone was validated already)
         self.constant = {
             section: self.part(section, ())
             for section in self.fields
-            if section in base and section not in swept
+            if section in base and section not in swept and not (seeds and section == "seed")
         }
+        self.memo: dict[tuple, dict] = {}  # the other factors' indices -> the parts
         self.seed_bound = next(
             f for f in dataclasses.fields(Trial) if f.name == "seed"
         ).metadata.get("bound")
@@ -117,12 +132,20 @@ class _Builder:
     def data_ids(self) -> set[int]:
         return {id(v) for (section, _), v in self.parts.items() if section == "data"}
 
-    def combo(self, point: int) -> tuple:
-        entries = []
-        for points, length in zip(reversed(self.points), reversed(self.lengths), strict=True):
+    def indices(self, point: int) -> tuple[int, ...]:
+        out = []
+        for length in reversed(self.lengths):
             point, j = divmod(point, length)
-            entries.append(points[j])
-        return tuple(reversed(entries))
+            out.append(j)
+        return tuple(reversed(out))
+
+    def run(self, start: int, stop: int) -> Iterator[tuple[int, ...]]:
+        """The indices of the points ``start`` to ``stop`` (excluded), in order."""
+        points = itertools.product(*map(range, self.lengths))
+        return itertools.islice(points, start, stop)
+
+    def combo(self, js: tuple[int, ...]) -> tuple:
+        return tuple(self.points[k][j] for k, j in enumerate(js))
 
     def part(self, section: str, touched: tuple) -> Any:
         key = (section, touched)  # grid values are scalars: hashable
@@ -137,26 +160,47 @@ class _Builder:
             self.parts[key] = built
         return built
 
-    def trial(self, combo: tuple, data: dict | None = None) -> Trial:
+    def trial(self, js: tuple[int, ...], data: dict | None = None, again: bool = False) -> Trial:
+        """The trial at indices ``js``; ``again``: one built and checked before, made without
+        running ``Trial.__init__`` again (its fields set as it set them: a third of the cost
+        of planning a million trials went to it)."""
+        k = self.seed_factor
+        if k is None:
+            values = self.values(js)
+        else:
+            seed = self.seeds[js[k]]
+            if type(seed) is not int:
+                seed = convert("seed", int, seed)
+            values = {"seed": seed, **self.values(js[:k] + js[k + 1 :])}
+        if data and (replaced := data.get(id(values["data"]))) is not None:
+            values = {**values, "data": replaced}
+        if not again:
+            return Trial(**values)
+        trial = object.__new__(Trial)
+        trial.__dict__.update(DEFAULTS, **values)
+        return trial
+
+    def values(self, rest: tuple[int, ...]) -> dict:
+        """The parts set by the factors other than the seed axis, at their indices ``rest``."""
+        values = self.memo.get(rest)
+        if values is not None:
+            return values
         touched: dict[str, tuple] = {}
-        for entry in combo:
-            for section, entries in entry:
+        for k, j in zip(self.others, rest, strict=True):
+            for section, entries in self.points[k][j]:
                 touched[section] = touched.get(section, ()) + entries
         values = dict(self.constant)
         for section in self.swept:  # in the fields' order: the first problem is the first
-            entries = touched[section]
-            if section == "seed" and len(entries) == 1 and entries[0][1] is int:
-                values[section] = entries[0][2]  # what convert makes of an int seed
-            else:
-                values[section] = self.part(section, entries)
+            values[section] = self.part(section, touched[section])
         # the default Trial would give an absent fit (closed form) or train (networks), as one
         # object shared by the trials
         section = values["model"].SECTION
         if values.get(section) is None:
             values[section] = self.parts.setdefault((section, "default"), SECTIONS[section][0]())
-        if data:
-            values["data"] = data.get(id(values["data"]), values["data"])
-        return Trial(**values)
+        if len(self.memo) >= CACHED_POINTS:
+            self.memo.clear()
+        self.memo[rest] = values
+        return values
 
     def expand(self) -> tuple[list[str], list[int] | None, list[int]]:
         """Every point built and checked once, a point at a time: the trial ids in order, the
@@ -167,12 +211,9 @@ class _Builder:
         kept: list[int] | None = None
         reps: list[int] = []
         checked: set[tuple[int, ...]] = set()
-        n = 1
-        for length in self.lengths:
-            n *= length
-        for point, combo in enumerate(_product(self.points)):
+        for point, js in enumerate(itertools.product(*map(range, self.lengths))):
             try:
-                trial = self.trial(combo)
+                trial = self.trial(js)
                 parts = (id(trial.data), id(trial.model), id(trial.fit), id(trial.train))
                 if parts in checked:  # the parts passed; only the seed is new
                     if self.seed_bound is not None:
@@ -180,9 +221,10 @@ class _Builder:
                 else:
                     validate(trial)
             except SpecError as e:
+                combo = self.combo(js)
                 shown = ", ".join(f"{d}={v!r}" for e in combo for _, vs in e for d, _, v in vs)
                 raise SpecError(e.path, f"{e.message} (grid point {shown})") from None
-            tid = trial_id(trial)
+            tid = trial_id(trial, remember=False)
             if tid in seen:
                 if kept is None:
                     kept = list(range(point))
@@ -232,15 +274,3 @@ class _Points:
                 (section, tuple((names[j], type(row[j]), row[j]) for j in columns))
                 for section, columns in self.layout
             )
-
-
-def _product(factors: list) -> Iterator[tuple]:
-    """``itertools.product(*factors)`` without its copy of every factor (the last one is
-    iterated once per point of the others)."""
-    if not factors:
-        yield ()
-        return
-    *outer, last = factors
-    for prefix in _product(outer):
-        for point in last:
-            yield (*prefix, point)

@@ -5,6 +5,7 @@ import copy
 import hashlib
 import itertools
 
+import pyarrow as pa
 import pytest
 
 from dd.plan.packs import make_packs, pack_key, replicas_per_pack
@@ -115,10 +116,14 @@ def test_the_streaming_plan_equals_the_full_expansion(mapping, tmp_path):
         resolved = resolve(spec)
         assert list(resolved.trials) == resolve_trials(full)
         assert list(ids_of(resolved.trials)) == [trial_id(t) for t in full]
-    rows = planned_table(spec.trials, {trial_id(full[0])}, chunk=7).to_pylist()
-    assert rows == [
-        {"trial_id": trial_id(t), "stored": t is full[0], **flatten_config(t)} for t in full
-    ]
+    table = planned_table(spec.trials, {trial_id(full[0])}, chunk=7)
+    rows = [{"trial_id": trial_id(t), "stored": t is full[0], **flatten_config(t)} for t in full]
+    assert table.equals(  # as the rows made from every trial, 7 at a time
+        pa.concat_tables(
+            [pa.Table.from_pylist(rows[i : i + 7]) for i in range(0, len(rows), 7)],
+            promote_options="permissive",
+        )
+    )
 
 
 def test_the_grid_tells_the_first_invalid_point():
