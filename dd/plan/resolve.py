@@ -55,7 +55,7 @@ def resolve(spec: Spec) -> Spec:
 def resolve_trials(trials: Iterable[Trial], axes: Sequence[str] = ()) -> list[Trial]:
     """The trials, each with its data's facts (a new trial where the data did not know them:
     the given configs are frozen and stay as they were), every kind's check passed. Trials
-    share their parts (``dd.plan.sweep.expand_trials``), so each distinct part is described
+    share their parts (``dd.spec.expand``), so each distinct part is described
     once, and the resolved trials share their resolved data."""
     resolved: dict[int, Any] = {}  # id(data) -> the data with its facts (data kept alive)
     described: dict[Any, Any] = {}  # data -> facts, for equal data configs

@@ -1,7 +1,8 @@
-"""Sweep specs: a YAML file -> a validated, frozen ``Spec`` holding every trial of its grid.
+"""Sweep specs: a YAML file -> a validated, frozen ``Spec`` holding every trial of its grid
+(a lazy sequence, ``dd.spec.expand.GridTrials``).
 
 A spec file has a base trial (``seed``, ``data``, ``model``, ``fit``), a ``grid`` of axes
-addressed by dotted path (expanded by ``dd.spec.grid``), and the sweep-level sections
+addressed by dotted path (``dd.spec.grid``), and the sweep-level sections
 ``resources`` and ``curves``::
 
     name: rff_mnist1d

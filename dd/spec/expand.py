@@ -23,9 +23,7 @@ from dd.spec.grid import Factor, set_dotted
 from dd.spec.ids import trial_id
 
 CHUNK = 65_536  # trials built at once where a consumer walks the whole sequence
-DEFAULTS = {  # a Trial's fields that have defaults (seed, fit, train)
-    f.name: f.default for f in dataclasses.fields(Trial) if f.default is not dataclasses.MISSING
-}
+FIELDS = tuple((f.name, f.default) for f in dataclasses.fields(Trial))  # (each one is given)
 CACHED_POINTS = 100_000  # a factor with at most this many points has them made once
 
 
@@ -177,7 +175,8 @@ class _Builder:
         if not again:
             return Trial(**values)
         trial = object.__new__(Trial)
-        trial.__dict__.update(DEFAULTS, **values)
+        for name, default in FIELDS:  # in __init__'s order: the instances share their keys
+            object.__setattr__(trial, name, values.get(name, default))
         return trial
 
     def values(self, rest: tuple[int, ...]) -> dict:
