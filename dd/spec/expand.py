@@ -212,12 +212,13 @@ class _Builder:
         checked: set[tuple[int, ...]] = set()
         for point, js in enumerate(itertools.product(*map(range, self.lengths))):
             try:
-                trial = self.trial(js)
+                trial = self.trial(js, again=True)
                 parts = (id(trial.data), id(trial.model), id(trial.fit), id(trial.train))
                 if parts in checked:  # the parts passed; only the seed is new
                     if self.seed_bound is not None:
                         self.seed_bound.check("seed", trial.seed)
-                else:
+                else:  # the first trial of its parts: made and checked in full
+                    trial = self.trial(js)
                     validate(trial)
             except SpecError as e:
                 combo = self.combo(js)
