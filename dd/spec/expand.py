@@ -94,6 +94,14 @@ class GridTrials(Sequence):
     def __repr__(self) -> str:
         return f"GridTrials({len(self)} trials)"
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of equal trials in the same order (as a tuple of them was)."""
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # (a sequence of trials, as a tuple compared: by its items)
+
     def _trial(self, i: int) -> Trial:
         point = self._kept[i] if self._kept is not None else i
         return self._builder.trial(self._builder.indices(point), self._data, again=True)

@@ -100,6 +100,8 @@ def test_the_streaming_plan_equals_the_full_expansion(mapping, tmp_path):
     assert isinstance(spec.trials, GridTrials)
     assert len(spec.trials) == len(full)
     assert list(spec.trials) == full  # the same trials in the same order
+    assert spec.trials == full and spec.trials == parse_spec(copy.deepcopy(mapping)).trials
+    assert spec.trials != full[:-1] and spec.trials != full[::-1]
     assert list(ids_of(spec.trials)) == [trial_id(t) for t in full]
     assert [spec.trials[i] for i in range(-len(full), 0)] == full
     assert spec.trials[1:4] == full[1:4]
