@@ -69,6 +69,14 @@ class GridTrials(Sequence):
         data.update((k, v) for k, v in replaced.items() if k in self._builder.data_ids())
         return GridTrials(self._builder, (self.ids, self._kept, self._reps), data)
 
+    def __getstate__(self) -> dict:  # the replaced data by the part's key, not its id
+        keys = {id(v): k for k, v in self._builder.parts.items()}
+        return {**self.__dict__, "_data": [(keys[i], v) for i, v in self._data.items()]}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._data = {id(self._builder.parts[k]): v for k, v in state["_data"]}
+
     def representatives(self) -> list[Trial]:
         return [self[i] for i in self._reps]
 
@@ -114,7 +122,8 @@ class _Builder:
 
     def __init__(self, base: dict, factors: Sequence[Factor]):
         self.base = base
-        self.hints, self.fields = init_fields(Trial)
+        self.hints, fields = init_fields(Trial)
+        self.fields = tuple(fields)  # the section names, in order
         self.parts: dict[Any, Any] = {}  # (section, its grid values) -> the built section
         self.points = [_Points(f) for f in factors]
         self.lengths = [len(p) for p in self.points]
@@ -134,6 +143,12 @@ class _Builder:
         self.seed_bound = next(
             f for f in dataclasses.fields(Trial) if f.name == "seed"
         ).metadata.get("bound")
+
+    def __getstate__(self) -> dict:  # (a spec pickles: its type hints are found again)
+        return {k: v for k, v in self.__dict__.items() if k != "hints"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, hints=init_fields(Trial)[0])
 
     def data_ids(self) -> set[int]:
         return {id(v) for (section, _), v in self.parts.items() if section == "data"}

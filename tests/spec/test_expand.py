@@ -4,6 +4,7 @@ equal those of the full expansion, every grid point built from scratch and held 
 import copy
 import hashlib
 import itertools
+import pickle
 
 import pyarrow as pa
 import pytest
@@ -102,6 +103,7 @@ def test_the_streaming_plan_equals_the_full_expansion(mapping, tmp_path):
     assert list(spec.trials) == full  # the same trials in the same order
     assert spec.trials == full and spec.trials == parse_spec(copy.deepcopy(mapping)).trials
     assert spec.trials != full[:-1] and spec.trials != full[::-1]
+    assert pickle.loads(pickle.dumps(spec)).trials == full
     assert list(ids_of(spec.trials)) == [trial_id(t) for t in full]
     assert [spec.trials[i] for i in range(-len(full), 0)] == full
     assert spec.trials[1:4] == full[1:4]
@@ -158,4 +160,6 @@ def test_a_resolved_grid_holds_its_data_facts(tmp_path):
     resolved = resolve(spec).trials
     assert all(t.data.facts is not None for t in resolved)
     assert list(resolved) == resolve_trials(full_expansion(mapping))
+    again = pickle.loads(pickle.dumps(resolved))  # (facts take no part in equality)
+    assert again == resolved and [t.data.facts for t in again] == [t.data.facts for t in resolved]
     assert [t.data.facts for t in resolved] == [t.data.facts for t in resolve_trials(spec.trials)]
