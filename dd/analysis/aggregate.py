@@ -23,7 +23,7 @@ from dd.plan.refine import stored_additions, stored_seed_sites
 from dd.plan.states import load_stored_spec, plan_of, running_notice, stored_rows
 from dd.plan.sweep import Spec
 from dd.spec.errors import StoreError
-from dd.spec.ids import trial_id
+from dd.spec.expand import ids_of
 from dd.store.paths import StorePath, atomic_write_bytes, write_parquet
 from dd.store.schema import STATUS_OK
 from dd.store.sweep import SweepStore
@@ -107,7 +107,7 @@ def write_curves(
     spec = spec or load_stored_spec(store)
     table = table if table is not None else stored_rows(store, live=True)
     running = running_notice(store)
-    planned = {trial_id(t) for t in spec.trials}
+    planned = set(ids_of(spec.trials))
     missing = len(planned - set(table["trial_id"].unique().to_pylist()))
     rows, left_out = current_rows(table, plan_of(spec).trial_ids)
     results = compute_kinds(

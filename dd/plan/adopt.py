@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from dd.plan.sweep import Spec
 from dd.spec.config import Trial
+from dd.spec.expand import distinct_parts
 from dd.spec.ids import IDENTITY, legacy_trial_id, trial_id
 from dd.store.paths import read_parquet, write_parquet
 from dd.store.sweep import SweepStore
@@ -23,6 +24,8 @@ from dd.store.sweep import SweepStore
 def adopt_legacy_ids(store: SweepStore, spec: Spec) -> int:
     """Rename the stored rows of ``spec``'s trials from their legacy ids to their current
     ones; returns how many trials were renamed (0 for every sweep stored since)."""
+    if not any(_has_identity_fields(t) for t in distinct_parts(spec.trials)):
+        return 0  # (it reads the data alone)
     renames = {}
     for trial in spec.trials:
         if _has_identity_fields(trial):

@@ -14,12 +14,13 @@ trials gives the same packs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dd.plan.runners import runner_of
 from dd.plan.sweep import Resources
 from dd.spec.config import Trial
-from dd.spec.ids import trial_id
+from dd.spec.expand import CHUNK, ids_of
 
 
 @dataclass(frozen=True)
@@ -56,43 +57,56 @@ def replicas_per_pack(trial: Trial, resources: Resources) -> int:
 
 
 def make_packs(
-    trials: list[Trial], resources: Resources, planned: list[Trial] | None = None
+    trials: Sequence[Trial], resources: Resources, planned: Sequence[Trial] | None = None
 ) -> list[Pack]:
     """Group ``trials`` by pack key and cut each group to the memory budget (order kept).
 
     Groups are sized and cut over ``planned`` (default: ``trials``), the whole sweep, so the
     pack of a trial does not depend on which other trials are already stored: a resumed sweep
-    re-plans the same pack ids and finds their checkpoints.
+    re-plans the same pack ids and finds their checkpoints. ``planned`` is walked a chunk at
+    a time and its trials' ids taken as computed (``dd.spec.expand.ids_of``): a grid's trials
+    are built once more, and only those to run are kept (in their packs).
     """
-    todo = {trial_id(t) for t in trials}
-    # the key ignores the seed: trials sharing their other parts (as a grid's trials share
-    # them, dd.spec.grid.expand_trials) share one key, computed once; the trials stay alive, so
-    # the ids of their parts are not reused meanwhile
+    todo = set(ids_of(trials))
     planned = planned if planned is not None else trials
-    by_parts: dict[tuple[int, ...], list[Trial]] = {}
-    for t in planned:
-        by_parts.setdefault((id(t.data), id(t.model), id(t.fit), id(t.train)), []).append(t)
-    keys = {parts: pack_key(members[0]) for parts, members in by_parts.items()}
-    groups: dict[Trial, list[Trial]] = {}
-    for t in planned:  # in planned order, so that a group's cuts do not move
-        groups.setdefault(keys[(id(t.data), id(t.model), id(t.fit), id(t.train))], []).append(t)
+    ids = ids_of(planned)
+    # the key ignores the seed: trials sharing their other parts (as a grid's trials share
+    # them, dd.spec.expand) share one key, computed once; the parts are kept alive here, so
+    # their ids are not reused meanwhile
+    keys: dict[tuple[int, ...], tuple[list[int], tuple]] = {}  # parts -> their group
+    groups: dict[Trial, list[int]] = {}  # key -> positions in planned, in planned order
+    held: list[Trial | None] = [None] * len(planned)  # the trials to run, by position
+    firsts: dict[Trial, list[Trial]] = {}  # key -> the first trial of each set of its parts
+    for start in range(0, len(planned), CHUNK):
+        for i, t in enumerate(planned[start : start + CHUNK], start):
+            parts = (id(t.data), id(t.model), id(t.fit), id(t.train))
+            known = keys.get(parts)
+            if known is None:
+                erased = pack_key(t)
+                firsts.setdefault(erased, []).append(t)
+                group = groups.setdefault(erased, [])
+                known = keys[parts] = (group, (t.data, t.model, t.fit, t.train))
+            known[0].append(i)
+            if ids[i] in todo:
+                held[i] = t
     packs = []
     for erased, members in groups.items():
-        key = runner_of(members[0]).program(erased, members)
+        # what sizes and programs a group reads its trials' parts alone (never the seed)
+        key = runner_of(firsts[erased][0]).program(erased, firsts[erased])
         # the group's largest n_train sizes every replica, so all its packs share one program
-        biggest = max(members, key=lambda t: t.data.n_train)
+        biggest = max(firsts[erased], key=lambda t: t.data.n_train)
         size = replicas_per_pack(runner_of(biggest).sized(biggest, key), resources)
         for start in range(0, len(members), size):
-            chunk = [t for t in members[start : start + size] if trial_id(t) in todo]
+            chunk = [i for i in members[start : start + size] if ids[i] in todo]
             if not chunk:
                 continue
-            ids = tuple(trial_id(t) for t in chunk)
-            digest = hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:16]
+            chunk_ids = tuple(ids[i] for i in chunk)
+            digest = hashlib.sha256(",".join(sorted(chunk_ids)).encode()).hexdigest()[:16]
             packs.append(
                 Pack(
                     id=digest,
-                    trial_ids=ids,
-                    trials=tuple(chunk),
+                    trial_ids=chunk_ids,
+                    trials=tuple(held[i] for i in chunk),
                     n_rows=biggest.data.n_train,
                     n_replicas=min(size, len(members)),
                     key=key,

@@ -24,6 +24,7 @@ from dd.models import measures, registry as models
 from dd.plan.sweep import Spec
 from dd.spec.config import Trial
 from dd.spec.errors import SpecError
+from dd.spec.expand import GridTrials, distinct_parts
 from dd.spec.fields import Options
 
 
@@ -31,7 +32,7 @@ def resolve(spec: Spec) -> Spec:
     """``spec`` with every trial resolved (a SpecError or DataError names the first problem,
     and the grid point it was found at)."""
     if spec.resources.execution == "block":
-        for trial in spec.trials:
+        for trial in distinct_parts(spec.trials):
             kind = models.kind_of(trial)
             if getattr(kind, "block", None) is None:
                 raise SpecError(
@@ -40,13 +41,21 @@ def resolve(spec: Spec) -> Spec:
                     f"({', '.join(k.name for k in models.load() if getattr(k, 'block', None))}); "
                     f"{kind.name} has none",
                 )
-    return dataclasses.replace(spec, trials=tuple(resolve_trials(spec.trials, spec.axes)))
+    if not isinstance(spec.trials, GridTrials):
+        return dataclasses.replace(spec, trials=tuple(resolve_trials(spec.trials, spec.axes)))
+    # a grid's checks read the parts alone: its first trial of each set of parts is resolved,
+    # and its trials are built again with the resolved data (the originals kept alive by it)
+    firsts = spec.trials.representatives()
+    resolved = resolve_trials(firsts, spec.axes)
+    pairs = zip(firsts, resolved, strict=True)
+    data = {id(a.data): b.data for a, b in pairs if a.data is not b.data}
+    return dataclasses.replace(spec, trials=spec.trials.with_data(data))
 
 
 def resolve_trials(trials: Iterable[Trial], axes: Sequence[str] = ()) -> list[Trial]:
     """The trials, each with its data's facts (a new trial where the data did not know them:
     the given configs are frozen and stay as they were), every kind's check passed. Trials
-    share their parts (``dd.plan.sweep.expand_trials``), so each distinct part is described
+    share their parts (``dd.spec.expand``), so each distinct part is described
     once, and the resolved trials share their resolved data."""
     resolved: dict[int, Any] = {}  # id(data) -> the data with its facts (data kept alive)
     described: dict[Any, Any] = {}  # data -> facts, for equal data configs

@@ -5,13 +5,18 @@ older stores are adopted on the write path (``dd sweep``, ``dd migrate``), never
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
 import pyarrow as pa
 
 from dd.plan.sweep import DEFAULT_MAX_TRIALS, Spec, parse_spec
+from dd.spec.config import Trial
 from dd.spec.errors import SpecError, StoreError
-from dd.spec.ids import trial_id
+from dd.spec.expand import CHUNK, ids_of
 from dd.store.plan import StoredPlan, read_plan, write_plan
-from dd.store.schema import flatten_config
+from dd.store.schema import column_name, flatten_config
 from dd.store.sweep import REWRITE, SweepStore
 
 
@@ -35,9 +40,7 @@ def load_plan(store: SweepStore, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Sto
 
 def plan_of(spec: Spec) -> StoredPlan:
     """The plan of a loaded spec, as read commands see a stored one."""
-    return StoredPlan(
-        name=spec.name, axes=tuple(spec.axes), trial_ids=tuple(trial_id(t) for t in spec.trials)
-    )
+    return StoredPlan(name=spec.name, axes=tuple(spec.axes), trial_ids=tuple(ids_of(spec.trials)))
 
 
 def store_plan(store: SweepStore, spec: Spec, packs: list) -> None:
@@ -98,16 +101,43 @@ def trial_states(store: SweepStore, plan: StoredPlan, stored: set[str]) -> dict[
     }
 
 
-def planned_table(trials: tuple, stored: set[str], chunk: int = 65536) -> pa.Table:
+def planned_table(trials: Sequence[Trial], stored: set[str], chunk: int = CHUNK) -> pa.Table:
     """One row per planned trial: its id, whether it is stored, its config columns; built a
-    chunk of rows at a time (a million rows as dicts at once would take gigabytes)."""
-    parts = [
-        pa.Table.from_pylist(
-            [
-                {"trial_id": trial_id(t), "stored": trial_id(t) in stored, **flatten_config(t)}
-                for t in trials[start : start + chunk]
-            ]
-        )
-        for start in range(0, len(trials), chunk)
-    ]
-    return pa.concat_tables(parts, promote_options="permissive")
+    chunk of rows at a time (a million rows as dicts at once would take gigabytes), a column
+    at a time, each set of parts flattened once (a grid's trials share their parts). A
+    chunk's columns are those of its first row (as ``pa.Table.from_pylist`` takes them)."""
+    ids = ids_of(trials)
+    flat: dict[tuple[int, ...], tuple[tuple, dict]] = {}  # ids of the parts -> their columns
+
+    def columns_of(t: Trial) -> dict:
+        key = (id(t.data), id(t.model), id(t.fit), id(t.train))
+        known = flat.get(key)
+        if known is None:
+            out: dict[str, Any] = {}
+            for name in PARTS:
+                value = getattr(t, name)
+                out.update(
+                    flatten_config(value, name)
+                    if dataclasses.is_dataclass(value)
+                    else {column_name(name): value}
+                )
+            known = flat[key] = ((t.data, t.model, t.fit, t.train), out)  # (parts kept alive)
+        return known[1]
+
+    tables = []
+    for start in range(0, len(trials), chunk):
+        rows = trials[start : start + chunk]
+        chunk_ids = ids[start : start + chunk]
+        parts = [columns_of(t) for t in rows]
+        columns = {
+            "trial_id": chunk_ids,
+            "stored": [tid in stored for tid in chunk_ids],
+            "seed": [t.seed for t in rows],
+        }
+        for name in parts[0]:
+            columns[name] = [p.get(name) for p in parts]
+        tables.append(pa.Table.from_pydict(columns))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+PARTS = tuple(f.name for f in dataclasses.fields(Trial) if f.name != "seed")  # (seed: first)

@@ -1,7 +1,8 @@
-"""Sweep specs: a YAML file -> a validated, frozen ``Spec`` holding every trial of its grid.
+"""Sweep specs: a YAML file -> a validated, frozen ``Spec`` holding every trial of its grid
+(a lazy sequence, ``dd.spec.expand.GridTrials``).
 
 A spec file has a base trial (``seed``, ``data``, ``model``, ``fit``), a ``grid`` of axes
-addressed by dotted path (expanded by ``dd.spec.grid``), and the sweep-level sections
+addressed by dotted path (``dd.spec.grid``), and the sweep-level sections
 ``resources`` and ``curves``::
 
     name: rff_mnist1d
@@ -30,15 +31,9 @@ from dd.engine.costs import PLANS
 from dd.plan.refine import Refine, parse_refine
 from dd.spec.config import Trial
 from dd.spec.errors import DDError, SpecError
+from dd.spec.expand import expand_trials
 from dd.spec.fields import bounded, build, check_name, one_of
-from dd.spec.grid import (
-    expand_grid,
-    expand_trials,
-    grid_blocks,
-    grid_size,
-    range_size,
-    set_dotted,
-)
+from dd.spec.grid import expand_grid, grid_blocks, grid_size, range_size, set_dotted
 from dd.spec.ids import trial_id
 
 TRIAL_SECTIONS = ("seed", "data", "model", "fit", "train")
@@ -141,7 +136,7 @@ class Spec:
 
     name: str
     description: str
-    trials: tuple[Trial, ...]
+    trials: Sequence[Trial]  # a grid's: dd.spec.expand.GridTrials, built on demand
     axes: tuple[str, ...]
     resources: Resources
     curves: Curves
@@ -303,12 +298,12 @@ def parse_spec(mapping: dict, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
         for _, factors in expanded[1:]:
             for t in expand_trials(base, factors):
                 every.setdefault(trial_id(t), t)
-        unique = list(every.values())
+        unique = tuple(every.values())
     refine = parse_refine(mapping.get("refine"), zipped, axes, unique[0])
     return Spec(
         name=name,
         description=description,
-        trials=tuple(unique),
+        trials=unique,
         axes=tuple(axes),
         resources=resources,
         curves=curves,

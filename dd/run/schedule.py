@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dd.plan.adopt import adopt_legacy_ids
 from dd.plan.packs import Pack, make_packs, pack_cost
 from dd.plan.sweep import Resources, Spec
-from dd.spec.ids import trial_id
+from dd.spec.expand import ids_of
 from dd.store.sweep import SweepStore
 
 
@@ -49,11 +49,11 @@ def plan(spec: Spec, store: SweepStore) -> tuple[list[Pack], int]:
     """The packs still to run, and how many planned trials are already stored."""
     adopt_legacy_ids(store, spec)  # rows stored under a location-hashing id count as stored
     stored = store.stored_trial_ids()
-    missing = [t for t in spec.trials if trial_id(t) not in stored]
-    return (
-        make_packs(missing, spec.resources, planned=list(spec.trials)),
-        len(spec.trials) - len(missing),
-    )
+    ids = ids_of(spec.trials)
+    missing = [i for i, tid in enumerate(ids) if tid not in stored]
+    # nothing stored: the planned trials themselves, never built all at once
+    todo = spec.trials if len(missing) == len(ids) else [spec.trials[i] for i in missing]
+    return make_packs(todo, spec.resources, planned=spec.trials), len(ids) - len(missing)
 
 
 def worker_slots(resources: Resources, cluster: dict[str, float], n_packs: int) -> int:

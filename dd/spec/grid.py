@@ -1,4 +1,5 @@
-"""Grid expansion: a spec's ``grid`` section -> its axes, their values and the trials.
+"""Grid axes: a spec's ``grid`` section -> its axes and their values (the trials:
+``dd.spec.expand``).
 
 An axis is a list whose items are values or generators, or one generator:
 ``{range: [start, stop(, step)]}`` (stop excluded), ``{linspace: [start, stop, num]}``,
@@ -11,22 +12,19 @@ substitution; the first problem is a ``SpecError`` that names the field and the 
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from dd.spec.config import SECTIONS, Trial
+from dd.spec.config import Trial
 from dd.spec.errors import SpecError
-from dd.spec.fields import convert, field_kind, init_fields, validate
-from dd.spec.ids import trial_id
+from dd.spec.fields import field_kind
 
 GENERATORS = ("range", "linspace", "geomspace")
-CACHED_POINTS = 100_000  # a factor with at most this many points has them made once
 EXPANDED_POINTS = 1_000_000  # an axis generating this many points is counted by expanding it
 EXACT = sys.maxsize  # a limit no axis exceeds: its length counted exactly
 
@@ -153,97 +151,6 @@ def _range_length(raw: Any) -> int | None:
         except SpecError:  # reported where the axis is checked
             return None
     return None
-
-
-def expand_trials(base: dict, factors: Sequence[Factor]) -> list[Trial]:
-    """One validated trial per grid point (duplicates, by id, dropped; order kept).
-
-    Equal to ``build(Trial, base with the point's values set)`` for every point, but each
-    section (``data``, ``model``, ...) is built and validated once per distinct set of its
-    grid values, and trials share those parts: a million trials cost a million small
-    ``Trial`` objects, not a million config trees. A scalar section (``seed``) is not cached.
-    """
-    hints, fields = init_fields(Trial)
-    parts: dict[Any, Any] = {}  # (section, its grid values) -> the built section
-
-    def part(section: str, touched: tuple) -> Any:
-        key = (section, touched)  # grid values are scalars: hashable
-        if key in parts:
-            return parts[key]
-        raw = {section: copy.deepcopy(base[section])} if section in base else {}
-        for dotted, _, value in touched:
-            set_dotted(raw, dotted, value)
-        built = convert(section, hints[section], raw[section])
-        if hints[section] is not int:  # a seed is its own value: a cache would only grow
-            parts[key] = built
-        return built
-
-    grouped = [_Points(f).cached() for f in factors]
-    always = [section for section in fields if section in base]
-    always_set = set(always)
-    trials: dict[str, Trial] = {}
-    for combo in _product(grouped):
-        touched: dict[str, tuple] = {}
-        for entry in combo:
-            for section, entries in entry:
-                touched[section] = touched.get(section, ()) + entries
-        try:
-            sections = (
-                always
-                if touched.keys() <= always_set
-                else [  # (the usual case first)
-                    f for f in fields if f in touched or f in base
-                ]
-            )
-            values = {section: part(section, touched.get(section, ())) for section in sections}
-            # the default Trial would give an absent fit (closed form) or train (networks),
-            # as one object shared by the trials
-            section = values["model"].SECTION
-            if values.get(section) is None:
-                values[section] = parts.setdefault((section, "default"), SECTIONS[section][0]())
-            trial = Trial(**values)
-            validate(trial)
-        except SpecError as e:
-            shown = ", ".join(f"{d}={v!r}" for entry in combo for _, vs in entry for d, _, v in vs)
-            raise SpecError(e.path, f"{e.message} (grid point {shown})") from None
-        trials.setdefault(trial_id(trial), trial)
-    return list(trials.values())
-
-
-class _Points:
-    """A factor's points, each as ((section, ((path, type, value), ...)), ...): its values
-    grouped by the section they set, made as iterated (a long axis is never held whole)."""
-
-    def __init__(self, factor: Factor):
-        self.names, self.columns = factor.names, factor.columns()
-        self.layout = tuple(
-            (section, tuple(j for j, d in enumerate(self.names) if d.split(".")[0] == section))
-            for section in dict.fromkeys(d.split(".")[0] for d in self.names)
-        )
-
-    def cached(self) -> Iterable[tuple]:
-        """A list of the points when the factor is short, else this (made again each pass)."""
-        return list(self) if len(self.columns[0]) <= CACHED_POINTS else self
-
-    def __iter__(self) -> Iterator[tuple]:
-        names = self.names
-        for row in zip(*self.columns, strict=True):
-            yield tuple(
-                (section, tuple((names[j], type(row[j]), row[j]) for j in columns))
-                for section, columns in self.layout
-            )
-
-
-def _product(factors: list[Iterable]) -> Iterator[tuple]:
-    """``itertools.product(*factors)`` without its copy of every factor (the last one is
-    iterated once per point of the others)."""
-    if not factors:
-        yield ()
-        return
-    *outer, last = factors
-    for prefix in _product(outer):
-        for point in last:
-            yield (*prefix, point)
 
 
 def expand_grid(grid: Any, present: bool) -> tuple[list[str], list[Factor]]:

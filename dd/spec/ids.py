@@ -40,7 +40,7 @@ from dd.spec.fields import join
 IDENTITY = "identity"  # dataclass field metadata key: "location", "program" or "content"
 
 
-def trial_id(trial: Trial) -> str:
+def trial_id(trial: Trial, remember: bool = True) -> str:
     """A content hash of the fully resolved trial: the same config always has the same id.
 
     The hash is of the trial's canonical JSON (keys sorted, no spaces). Fields at their
@@ -50,11 +50,13 @@ def trial_id(trial: Trial) -> str:
 
     Configs are frozen, so the id, and each part's canonical text, is remembered for the
     object once computed (``_Known``): a million-trial grid, whose trials share their parts,
-    hashes each part once.
+    hashes each part once. ``remember``: False for a trial about to be dropped.
     """
     cached = _recall(_IDS, trial)
     if cached is None:
-        cached = _remember(_IDS, trial, _digest(_canonical(trial, keep=False)))
+        cached = _digest(_canonical(trial, keep=False))
+        if remember:
+            _remember(_IDS, trial, cached)
     return cached
 
 

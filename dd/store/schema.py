@@ -132,8 +132,8 @@ def column_name(dotted: str) -> str:
     return dotted.replace(".", "_")
 
 
-def flatten_config(trial: Trial) -> dict[str, Any]:
-    """Every config field of a trial as {column name: value}.
+def flatten_config(trial: Trial, prefix: str = "") -> dict[str, Any]:
+    """Every config field of a trial (or of a part, at ``prefix``) as {column name: value}.
 
     A user's ``options`` (``dd.spec.fields.Options``) give their JSON text (``model_options``) and
     one column per option (``model_options_depth``), so that an option swept in the grid is
@@ -159,7 +159,7 @@ def flatten_config(trial: Trial) -> dict[str, Any]:
                         else option
                     )
 
-    walk("", trial)
+    walk(prefix, trial)
     return flat
 
 
