@@ -17,11 +17,11 @@ BENCH_LOCK := requirements-bench.lock
 SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 FAST := not slow and not ray and not browser
-# Test processes (pytest-xdist): two for a 2-core machine, each file on one of them, the files
-# that start Ray in the test process together on one (tests/conftest.py); on CUDA one process,
-# in-process, so that no two processes share the GPU's memory.
+# Test processes (pytest-xdist, tests handed out one by one; tests/conftest.py says what that
+# asks of a test): two for a 2-core machine; on CUDA one, in-process, so that no two processes
+# share the GPU's memory.
 TEST_WORKERS ?= $(if $(filter cuda,$(ACCEL)),0,2)
-XDIST = -n $(TEST_WORKERS) --dist loadgroup
+XDIST = -n $(TEST_WORKERS) --dist load
 
 .PHONY: install sweep test test-fast test-gpu lint browser lock bench clean
 

@@ -10,19 +10,17 @@ here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless `
 ``gpu`` (`make test-gpu`) to run them on purpose. A test of the path without a GPU is marked
 ``helpers.without_gpu`` and skips where one answers.
 
-`make test` runs the test files on two processes (pytest-xdist, ``--dist loadgroup``): each
-file is one group, kept on one process in its own order, except the files that start Ray in
-the test process itself (``ray_local``, ``ray.init``, ``api.sweep``, ``run_sweep``): those form
-one group, so they run one after another on one process, sharing its session's Ray instance
-as they do in a serial run. (A test that runs ``dd`` in a subprocess starts its own Ray there.)
+`make test` runs the tests on two processes (pytest-xdist, ``--dist load``), so a test may
+meet a Ray instance that an earlier test of its process left running (``dd.api.sweep`` keeps
+the one it started, for its warm workers): ``ray_local`` joins that one rather than calling
+``ray.init`` twice. (pytest-xdist's ``loadgroup`` cannot group tests under pytest 9, whose
+node ids it can no longer rename.)
 """
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -43,21 +41,10 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ["DD_WARM_STATE"] = str(Path(tempfile.mkdtemp(prefix="dd-tests-")) / "no-warm.json")
 
 
-# What starts Ray inside the test process (the session's ``ray_local``, or a sweep's driver).
-_IN_PROCESS_RAY = re.compile(r"ray_local|ray\.init\(|api\.sweep\(|run_sweep\(")
-
-
-@functools.cache
-def _test_group(path: Path) -> str:
-    """The pytest-xdist group of a test file: its own name, or "in-process-ray"."""
-    return "in-process-ray" if _IN_PROCESS_RAY.search(path.read_text()) else path.stem
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "ray_local" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
-        item.add_marker(pytest.mark.xdist_group(_test_group(item.path)))
     if gpu_answers() or "gpu" in (config.option.markexpr or ""):
         return
     gpu = [item for item in items if item.get_closest_marker("gpu")]
@@ -78,10 +65,12 @@ def _compiled_programs_per_module():
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A local Ray instance shared by the tests of a session (started once, it takes seconds)."""
+    """A local Ray instance shared by the tests of a session (started once, it takes seconds),
+    or the one a sweep run earlier in this process started and kept."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 
