@@ -1,18 +1,18 @@
 """Refinement (`refine:`) against a dense grid, for issue 30's targets.
 
-1. The MNIST-1D MLP (sweeps/mnist1d_mlp.yaml, EPOCHS epochs, seeds 0-1) from the coarse grid
+1. The MNIST-1D MLP (sweeps/mnist1d_mlp.yaml, EPOCHS epochs, SEEDS seeds) from the coarse grid
    widths 2, 8, 32, 128, 300 with ``refine: [{threshold, resolution 1}, {peak}]``
    (max_trials 60 each): the trials used, the bracket, and the trials of a dense integer grid
    over 2-300 (299 widths x seeds). With --dense, the same spec dense over widths 40-70 too,
-   for the transition it should agree with.
+   for the transition it should agree with, and the trials it stores.
 2. A grokking weight-decay boundary (sweeps/grok_mlp_p31.yaml, GROK_EPOCHS steps) from weight
    decays 0.01, 0.1, 1, 3 with ``refine: {boundary, scale: log, resolution: 1.2,
    max_trials: 30}``.
 
 Each runs `dd sweep` with --set in a temporary results folder on the local Ray instance and
-reads its closing line. Run: python benchmarks/refine.py [--epochs 100] [--grok-epochs 3000]
-[--dense]; writes benchmarks/refine.json. The issue's full target is 500 epochs x 3 seeds: a
-GPU-hours run; nothing here is a test assertion.
+reads its closing lines. Run: python benchmarks/refine.py [--epochs 500] [--seeds 3]
+[--grok-epochs 3000] [--dense] [--no-grok] [--out FILE]; writes benchmarks/refine.json (or
+FILE). The issue's target is 500 epochs x 3 seeds; nothing here is a test assertion.
 """
 
 from __future__ import annotations
@@ -47,9 +47,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--grok-epochs", type=int, default=3000)
+    parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--dense", action="store_true")
+    parser.add_argument("--no-grok", action="store_true", help="skip the weight-decay boundary")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "refine.json"))
     args = parser.parse_args()
-    out: dict = {"epochs": args.epochs, "grok_epochs": args.grok_epochs}
+    seeds = f"grid.seed={{range: [0, {args.seeds}]}}"
+    out: dict = {"epochs": args.epochs, "seeds": args.seeds, "grok_epochs": args.grok_epochs}
     with tempfile.TemporaryDirectory() as results:
         wall, lines = dd_sweep(
             "sweeps/mnist1d_mlp.yaml",
@@ -57,7 +61,7 @@ def main() -> None:
             [
                 f"train.epochs={args.epochs}",
                 "grid.model.width=[2, 8, 32, 128, 300]",
-                "grid.seed=[0, 1]",
+                seeds,
                 "refine=[{axis: model.width, find: threshold, resolution: 1, max_trials: 60},"
                 " {axis: model.width, find: peak, resolution: 1, max_trials: 60}]",
             ],
@@ -71,10 +75,14 @@ def main() -> None:
                     f"train.epochs={args.epochs}",
                     "name=mnist1d_dense",
                     "grid.model.width={range: [40, 71]}",
-                    "grid.seed=[0, 1]",
+                    seeds,
                 ],
             )
             out["mnist1d_dense_40_70"] = {"wall_s": wall, "lines": lines}
+        if args.no_grok:
+            Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+            print(json.dumps(out, indent=1))
+            return
         wall, lines = dd_sweep(
             "sweeps/grok_mlp_p31.yaml",
             results,
@@ -86,7 +94,7 @@ def main() -> None:
             ],
         )
         out["grok_boundary"] = {"wall_s": wall, "lines": [x for x in lines if "boundary" in x]}
-    (ROOT / "benchmarks" / "refine.json").write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 
 
