@@ -1,8 +1,9 @@
 """The minimal hand-written JAX program for the default sweep: the peer dd's packing is held
 to. Per width, one compiled program trains every seed at once (``vmap`` over seeds, one
-``lax.scan`` over all of training's steps) and measures the final test error; the widths run
-one after another, so the sweep compiles once per width. It keeps no rows, checkpoints or
-evaluation points along the way: what dd does on top of this is what the ratio costs.
+``lax.scan`` over the epochs, each a permutation and a scan over its batches) and measures
+the final test error; the widths run one after another, so the sweep compiles once per
+width. It keeps no rows, checkpoints or evaluation points along the way: what dd does on top
+of this is what the ratio costs.
 
 Used by benchmarks/workload.py; run alone: python benchmarks/jax_peer.py [SEEDS] [EPOCHS].
 """
@@ -59,16 +60,19 @@ def run_jax(
         params = init(key, width)
         state = opt.init(params)
 
-        def step(carry, i):
-            params, state = carry
-            epoch, b = i // steps_per_epoch, i % steps_per_epoch
+        def epoch_of_steps(carry, epoch):  # one permutation an epoch, its batches in order
             order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-            rows = jax.lax.dynamic_slice(order, (b * batch,), (batch,))
-            grads = jax.grad(loss)(params, x[rows], y[rows])
-            updates, state = opt.update(grads, state)
-            return (optax.apply_updates(params, updates), state), None
+            batches = order[: steps_per_epoch * batch].reshape(steps_per_epoch, batch)
 
-        (params, _), _ = jax.lax.scan(step, (params, state), jnp.arange(epochs * steps_per_epoch))
+            def step(carry, rows):
+                params, state = carry
+                grads = jax.grad(loss)(params, x[rows], y[rows])
+                updates, state = opt.update(grads, state)
+                return (optax.apply_updates(params, updates), state), None
+
+            return jax.lax.scan(step, carry, batches)[0], None
+
+        (params, _), _ = jax.lax.scan(epoch_of_steps, (params, state), jnp.arange(epochs))
         return jnp.mean(jnp.argmax(forward(params, x_test), 1) != y_test)
 
     errors = {}

@@ -6,6 +6,8 @@ test errors width by width (equal work shows as equal errors within seed noise).
 
 Run: python benchmarks/workload.py [SEEDS ...] (default: 1). Writes
 benchmarks/workload.json and the "## The default sweep" section of docs/bench.md.
+`python benchmarks/workload.py --jax-only SEEDS` runs just `dd sweep` (empty cache) and the
+minimal JAX program at SEEDS seeds, one after the other, and writes benchmarks/workload_jax.json.
 """
 
 from __future__ import annotations
@@ -154,8 +156,34 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dd_against_jax(seeds: int) -> dict:
+    """`dd sweep` with an empty compilation cache against the minimal JAX program, same
+    seeds, same run: the ratio issue 34 sets at most 1.3."""
+    spec = yaml.safe_load(SPEC.read_text())
+    widths, epochs = spec["grid"]["model.width"], spec["train"]["epochs"]
+    out = {"seeds": seeds, "widths": widths, "epochs": epochs, "walls_s": {}, "test_error": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        seed_axis = f"grid.seed={{range: [0, {seeds}]}}"
+        wall, errors, packs = dd_sweep(SPEC, tmp / "cold", tmp / "cache", seed_axis)
+        out["walls_s"]["dd"], out["test_error"]["dd"], out["packs_s"] = wall, errors, packs
+        print(f"{seeds} seeds: dd {wall:.1f} s", flush=True)
+    wall, errors = run_jax(bench.arrays(), widths, list(range(seeds)), epochs)
+    out["walls_s"]["jax_minimal"], out["test_error"]["jax_minimal"] = wall, errors
+    print(f"{seeds} seeds: jax_minimal {wall:.1f} s", flush=True)
+    out["dd_over_jax"] = out["walls_s"]["dd"] / wall
+    out["machine"] = f"{os.uname().sysname} {os.uname().machine}, {os.cpu_count()} CPUs"
+    out["load_average"] = os.getloadavg()[0]
+    print(f"dd / minimal JAX: {out['dd_over_jax']:.2f} (load {out['load_average']:.1f})")
+    return out
+
+
 def main(argv: list[str]) -> None:
     out = ROOT / "benchmarks" / "workload.json"
+    if argv[:1] == ["--jax-only"]:
+        report = dd_against_jax(int(argv[1]))
+        (ROOT / "benchmarks" / "workload_jax.json").write_text(json.dumps(report, indent=1))
+        return
     if argv == ["--report-only"]:  # redraw docs/bench.md's section from workload.json
         write_section(json.loads(out.read_text()))
         return
