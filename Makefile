@@ -90,6 +90,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/warm.py
 	$(BIN)/python benchmarks/warm_instance.py
+	$(BIN)/python benchmarks/warm_cut.py
 	$(BIN)/python benchmarks/compile_profile.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/cpu_loops.py
