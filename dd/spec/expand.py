@@ -69,13 +69,11 @@ class GridTrials(Sequence):
         data.update((k, v) for k, v in replaced.items() if k in self._builder.data_ids())
         return GridTrials(self._builder, (self.ids, self._kept, self._reps), data)
 
-    def __getstate__(self) -> dict:  # the replaced data by the part's key, not its id
+    def __reduce__(self) -> tuple:  # the replaced data by the part's key, not its id
         keys = {id(v): k for k, v in self._builder.parts.items()}
-        return {**self.__dict__, "_data": [(keys[i], v) for i, v in self._data.items()]}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._data = {id(self._builder.parts[k]): v for k, v in state["_data"]}
+        state = (self.ids, self._kept, self._reps)
+        data = [(keys[i], v) for i, v in self._data.items()]
+        return _unpickled, (self._builder, state, data)
 
     def representatives(self) -> list[Trial]:
         return [self[i] for i in self._reps]
@@ -115,6 +113,11 @@ class GridTrials(Sequence):
         return self._builder.trial(self._builder.indices(point), self._data, again=True)
 
 
+def _unpickled(builder: _Builder, state: tuple, data: list) -> GridTrials:
+    """A pickled ``GridTrials`` again: its replaced data keyed by the parts' new ids."""
+    return GridTrials(builder, state, {id(builder.parts[k]): v for k, v in data})
+
+
 class _Builder:
     """Builds the trial of a grid point (its index into each factor) from the base and the
     shared parts: a seed axis of its own gives the seed, and the parts of the other factors'
@@ -122,8 +125,7 @@ class _Builder:
 
     def __init__(self, base: dict, factors: Sequence[Factor]):
         self.base = base
-        self.hints, fields = init_fields(Trial)
-        self.fields = tuple(fields)  # the section names, in order
+        self.fields = tuple(init_fields(Trial)[1])  # the section names, in order
         self.parts: dict[Any, Any] = {}  # (section, its grid values) -> the built section
         self.points = [_Points(f) for f in factors]
         self.lengths = [len(p) for p in self.points]
@@ -144,11 +146,11 @@ class _Builder:
             f for f in dataclasses.fields(Trial) if f.name == "seed"
         ).metadata.get("bound")
 
-    def __getstate__(self) -> dict:  # (a spec pickles: its type hints are found again)
-        return {k: v for k, v in self.__dict__.items() if k != "hints"}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, hints=init_fields(Trial)[0])
+    @property
+    def hints(self) -> dict[str, Any]:
+        """Trial's resolved annotations (cached by ``init_fields``; not kept, so a spec
+        pickles)."""
+        return init_fields(Trial)[0]
 
     def data_ids(self) -> set[int]:
         return {id(v) for (section, _), v in self.parts.items() if section == "data"}
