@@ -212,6 +212,9 @@ def connect(
     return con
 
 
+INTERRUPT_AGAIN_S = 0.2  # how often a stopping query is interrupted again until it stops
+
+
 def _interruptible(con, work: Callable[[], Any], timeout: float | None) -> Any:
     """``work()`` on a thread while this one waits: Ctrl-C or SIGTERM (a KeyboardInterrupt
     here; DuckDB would hold the main thread until the query ends) and the timeout stop the
@@ -244,9 +247,12 @@ def _interruptible(con, work: Callable[[], Any], timeout: float | None) -> Any:
 
 def _stop(con, done: threading.Event) -> None:
     """Interrupt the running query, wait until its thread is out of DuckDB, and close the
-    connection (a worker left inside DuckDB at exit aborts the process)."""
+    connection (a worker left inside DuckDB at exit aborts the process). The interrupt is
+    repeated until the thread is out: one sent before DuckDB has begun the query (a Ctrl-C
+    just after the thread started) would be lost, and the query would run to its end."""
     con.interrupt()
-    done.wait()
+    while not done.wait(INTERRUPT_AGAIN_S):
+        con.interrupt()
     con.close()
 
 

@@ -42,3 +42,34 @@ def test_a_sweep_never_run_is_bad_input(tmp_path, capsys):
     store_trials(tmp_path, SMALL)
     assert main(["query", "SELECT 1", "--sweep", "never", "--results", str(tmp_path)]) == 2
     assert "never" in _error(capsys)
+
+
+def test_a_stop_sent_before_duckdb_begins_the_query_still_stops_it():
+    """Ctrl-C just after the query's thread started: DuckDB ignores an interrupt while no
+    query runs, so one interrupt was lost and the query ran to its end (minutes; a test of a
+    runaway query hung on a loaded machine). The stop interrupts again until the thread is out."""
+    import threading
+
+    import duckdb
+
+    from dd.analysis.query import _stop
+
+    con = duckdb.connect()
+    begin, done, box = threading.Event(), threading.Event(), {}
+
+    def run() -> None:
+        begin.wait()
+        try:
+            con.execute("SELECT sum(a.range * b.range) FROM range(200000) a, range(200000) b")
+        except BaseException as e:
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    threading.Timer(0.5, begin.set).start()  # the query begins after the first interrupt
+    stopper = threading.Thread(target=_stop, args=(con, done), daemon=True)
+    stopper.start()
+    stopper.join(120)  # a guard against a hang, not a timing: the cross join takes hours
+    assert not stopper.is_alive(), "the query ran on past its stop"
+    assert isinstance(box.get("error"), duckdb.InterruptException)
