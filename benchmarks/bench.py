@@ -441,6 +441,7 @@ def main() -> None:
 
 SECTIONS = (  # in page order
     "Targets",
+    "dd against the minimal JAX program",
     "The default sweep",
     "The CNN workload",
     "Start-up",
