@@ -150,28 +150,22 @@ def plot_curves(
             )
             if mark and mark["threshold_x"] is not None:
                 ax.axvline(mark["threshold_x"], color=colour, ls="--", lw=0.8, alpha=0.7)
-        if curves.added:  # what the refinement rounds added: a tick under each value
-            ax.plot(
-                curves.added,
-                [0.0] * len(curves.added),
-                "^",
-                color="0.3",
-                ms=4,
-                clip_on=False,
-                transform=ax.get_xaxis_transform(),
-                label="added by refinement",
-            )
-        if curves.seeded:  # where they added seeds (a peak's rounds): a cross under each value
-            ax.plot(
-                curves.seeded,
-                [0.0] * len(curves.seeded),
-                "x",
-                color="C3",
-                ms=5,
-                clip_on=False,
-                transform=ax.get_xaxis_transform(),
-                label="seeds added by refinement",
-            )
+        refined = (  # what the refinement rounds added, marked under each value
+            (curves.added, "^", "0.3", 4, "added by refinement"),
+            (curves.seeded, "x", "C3", 5, "seeds added by refinement"),
+        )
+        for xs, marker, colour_of, size, label in refined:
+            if xs:
+                ax.plot(
+                    xs,
+                    [0.0] * len(xs),
+                    marker,
+                    color=colour_of,
+                    ms=size,
+                    clip_on=False,
+                    transform=ax.get_xaxis_transform(),
+                    label=label,
+                )
         if title == "squared loss" and overlay is not None:
             overlay(ax, curves, spec)
         ax.set_xscale("log")
