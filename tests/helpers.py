@@ -244,27 +244,34 @@ def store_trials(
     sweep leaves them; returns the ids used."""
     from dd.plan.sweep import parse_spec
     from dd.spec.ids import trial_id
-    from dd.store.schema import pack_table
     from dd.store.sweep import SweepStore
 
     spec = parse_spec(mapping)
     store = SweepStore(root, spec.name)
     ids = ids or [trial_id(t) for t in spec.trials]
-    pack_id = f"p{len(store.pack_files())}"
+    pack_rows = [rows(t) if rows else [{"step": s} for s in range(steps)] for t in spec.trials]
+    write_fabricated_pack(store, f"p{len(store.pack_files())}", list(spec.trials), ids, pack_rows)
+    store.write_spec(spec.mapping)
+    return ids
+
+
+def write_fabricated_pack(store, pack_id: str, trials: list, ids: list[str], rows: list) -> None:
+    """Store one pack of ``trials`` (under ``ids``) with the fabricated ``rows`` of each, as a
+    worker leaves it (no wall time, no JAX)."""
+    from dd.store.schema import pack_table
+
     store.write_pack(
         pack_id,
         pack_table(
-            sweep=spec.name,
+            sweep=store.name,
             pack_id=pack_id,
             trial_ids=ids,
-            trials=list(spec.trials),
-            rows=[rows(t) if rows else [{"step": s} for s in range(steps)] for t in spec.trials],
+            trials=trials,
+            rows=rows,
             wall_time_s=0.0,
             jax_version="none",
         ),
     )
-    store.write_spec(spec.mapping)
-    return ids
 
 
 def tensorboard_events(path) -> list:
@@ -308,7 +315,6 @@ def store_packs(root, mapping: dict, steps: int = 3) -> list[str]:
     sweep of one-trial packs leaves them; returns the pack ids."""
     from dd.plan.sweep import parse_spec
     from dd.spec.ids import trial_id
-    from dd.store.schema import pack_table
     from dd.store.sweep import SweepStore
 
     spec = parse_spec(mapping)
@@ -317,18 +323,7 @@ def store_packs(root, mapping: dict, steps: int = 3) -> list[str]:
     for i, trial in enumerate(spec.trials):
         pack_id = f"{i:04d}"
         rows = [{"step": s, "test_mse": i + s / 10} for s in range(steps)]
-        store.write_pack(
-            pack_id,
-            pack_table(
-                sweep=spec.name,
-                pack_id=pack_id,
-                trial_ids=[trial_id(trial)],
-                trials=[trial],
-                rows=[rows],
-                wall_time_s=0.0,
-                jax_version="none",
-            ),
-        )
+        write_fabricated_pack(store, pack_id, [trial], [trial_id(trial)], [rows])
         ids.append(pack_id)
     store.write_spec(spec.mapping)
     return ids

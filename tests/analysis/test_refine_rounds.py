@@ -12,8 +12,8 @@ from dd.plan.refine import read_state
 from dd.plan.sweep import parse_spec
 from dd.run.schedule import SweepReport
 from dd.spec.ids import trial_id
-from dd.store.schema import pack_table
 from dd.store.sweep import SweepStore
+from helpers import write_fabricated_pack
 
 GRID = {"model.width": [2, 8, 16, 32, 64], "seed": [0, 1, 2, 3]}
 SPEC = {
@@ -67,19 +67,7 @@ def driver(store: SweepStore, truth):
                 ]
                 for t in todo
             ]
-            ids = [trial_id(t) for t in todo]
-            store.write_pack(
-                pack_id,
-                pack_table(
-                    sweep=spec.name,
-                    pack_id=pack_id,
-                    trial_ids=ids,
-                    trials=todo,
-                    rows=rows,
-                    wall_time_s=0.0,
-                    jax_version="none",
-                ),
-            )
+            write_fabricated_pack(store, pack_id, todo, [trial_id(t) for t in todo], rows)
         n = len(spec.trials)
         return SweepReport(planned=n, already_stored=n - len(todo), trials_run=len(todo))
 
