@@ -14,13 +14,19 @@ here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless `
 meet a Ray instance that an earlier test of its process left running (``dd.api.sweep`` keeps
 the one it started, for its warm workers): ``ray_local`` joins that one rather than calling
 ``ray.init`` twice. (pytest-xdist's ``loadgroup`` cannot group tests under pytest 9, whose
-node ids it can no longer rename.)
+node ids it can no longer rename.) The modules that hold slow tests run first, so that the
+run ends on quick tests in both processes.
+
+``DD_TEST_MEMORY_LOG=FILE`` appends, after each test, one line per test process: the time, the
+test, the process's resident memory now and at its peak, and the peak of the subprocesses it
+waited for (MiB) -- the map for the suite's peak memory, as ``--durations`` is for its time.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -45,6 +51,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "ray_local" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+    # Modules with slow tests first (each module's tests kept together and in order), so that
+    # the two test processes end on quick tests and neither waits alone on a long one.
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
     if gpu_answers() or "gpu" in (config.option.markexpr or ""):
         return
     gpu = [item for item in items if item.get_closest_marker("gpu")]
@@ -61,6 +71,22 @@ def _compiled_programs_per_module():
     if "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _memory_log(request):
+    """With DD_TEST_MEMORY_LOG set, one line per test on the memory it left (see above)."""
+    yield
+    path = os.environ.get("DD_TEST_MEMORY_LOG")
+    if not path:
+        return
+    with open("/proc/self/statm") as statm:
+        now = int(statm.read().split()[1]) * resource.getpagesize() >> 20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >> 10
+    line = f"{time.time():.1f} {os.getpid()} {request.node.nodeid} {now} {peak} {children}\n"
+    with open(path, "a") as log:
+        log.write(line)
 
 
 @pytest.fixture(scope="session")
