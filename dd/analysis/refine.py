@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from dd.analysis.curves.base import PEAK_METRICS, defaults, final_rows, is_peak
-from dd.analysis.curves.landmarks import interpolation_threshold, peak_index
+from dd.analysis.curves.landmarks import dip_index, interpolation_threshold, peak_index
 from dd.analysis.curves.verdict import locate as peak_test, paired_change
 from dd.plan.refine import Refine
 from dd.store.schema import column_name
@@ -174,7 +174,7 @@ def _peak(key, xs, means, tol, test_means, per_x, target: Refine, metric) -> Loc
     if tested is None or tested.seeds < 2 or seeds < 2:  # one seed: no noise to weigh
         ci, significant, noisy = None, None, False
     else:
-        a, b = _peak_interval(per_x, i, metric)
+        a, b = _peak_interval(per_x, i, dip_index(xs, test_means, threshold), metric)
         ci, significant = (float(xs[a]), float(xs[b])), tested.significant
         noisy = not significant or a < i or b > i
     if noisy:  # points between the peak and a neighbour in its interval land inside it
@@ -185,9 +185,11 @@ def _peak(key, xs, means, tol, test_means, per_x, target: Refine, metric) -> Loc
     return Located(key, lo, hi, at, seeds, left + right, why, ci, significant)
 
 
-def _peak_interval(per_x: list[dict], i: int, metric: str) -> tuple[int, int]:
+def _peak_interval(per_x: list[dict], i: int, dip: int, metric: str) -> tuple[int, int]:
     """The peak's 95% interval over seeds, as indices into the stored xs: the run of xs
-    around the peak ``i`` whose test metric is not significantly below the peak's, each by
+    around the peak ``i``, no further left than the ``dip`` before it (the best smaller x:
+    left of it lies the first descent, whose narrow models may err more than the peak but are
+    not where it is), whose test metric is not significantly below the peak's, each by
     the verdict's paired t-test over the seeds both hold (``paired_change``: a ratio for a
     metric unbounded above). It is a confidence set for where the peak lies among the stored
     xs: an x whose seeds are each significantly below the peak's cannot be it, an x within
@@ -195,7 +197,7 @@ def _peak_interval(per_x: list[dict], i: int, metric: str) -> tuple[int, int]:
     run, resampling seeds has a handful of distinct resamples (the verdict's reasoning). The
     run stops at the first x that is significantly below (the peak is not beyond it)."""
     a = i
-    while a > 0 and not paired_change(per_x[i], per_x[a - 1], metric).significant:
+    while a > dip and not paired_change(per_x[i], per_x[a - 1], metric).significant:
         a -= 1
     b = i
     while b < len(per_x) - 1 and not paired_change(per_x[i], per_x[b + 1], metric).significant:

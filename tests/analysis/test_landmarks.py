@@ -11,6 +11,7 @@ from scipy import stats
 
 from dd.analysis.aggregate import compute_kinds
 from dd.analysis.curves.intervals import spread
+from dd.analysis.curves.landmarks import dip_index, peak_index
 from dd.analysis.curves.registry import load as load_curve_kinds
 from dd.analysis.curves.verdict import locate
 from dd.plan.sweep import parse_spec
@@ -239,3 +240,11 @@ def test_the_spread_names_the_seeds_stored_at_every_x_and_one_such_seed_gives_no
     )
     whole = {"n_seeds": 3, "curve_seeds": 3, "threshold_seeds": 3}
     assert spread({**whole, "threshold_x_low": 4, "threshold_x_high": 16}) == " (seeds 4-16)"
+
+
+def test_a_diverged_point_below_the_threshold_is_not_the_dip_the_peak_is_sought_from():
+    """Width 2 diverged (NaN test error); the dip is width 4's 0.2, so the peak is 0.4 at 5,
+    not the 0.6 of the first descent at 3."""
+    xs = np.array([1, 2, 3, 4, 5, 6])
+    test = np.array([0.5, np.nan, 0.6, 0.2, 0.4, 0.1])
+    assert (dip_index(xs, test, 5.0), peak_index(xs, test, 5.0)) == (3, 4)

@@ -31,20 +31,22 @@ def interpolation_threshold(xs: np.ndarray, train_metric: np.ndarray, tol: float
 
 
 def peak_index(xs: np.ndarray, test_metric: np.ndarray, threshold: float | None) -> int | None:
-    """Index of the test peak: the maximum at or right of the best point below the threshold.
-
-    Without a threshold, the maximum right of the first local minimum.
-    """
-    y = np.nan_to_num(test_metric, nan=-np.inf)
-    if len(y) == 0:
+    """Index of the test peak: the maximum at or right of the dip (``dip_index``)."""
+    if len(test_metric) == 0:
         return None
+    start = dip_index(xs, test_metric, threshold)
+    return int(start + np.argmax(np.nan_to_num(test_metric, nan=-np.inf)[start:]))
+
+
+def dip_index(xs: np.ndarray, test_metric: np.ndarray, threshold: float | None) -> int:
+    """Index of the dip the peak is sought right of: the best point below the threshold, or
+    without one the first local minimum (left of it lies the first descent)."""
+    y = np.nan_to_num(test_metric, nan=-np.inf)
     if threshold is not None and np.any(xs < threshold):
         below = np.flatnonzero(xs < threshold)
-        start = below[np.argmin(y[below])]
-    else:
-        rises = np.flatnonzero(np.diff(y) > 0)
-        start = rises[0] if len(rises) else 0
-    return int(start + np.argmax(y[start:]))
+        return int(below[np.argmin(np.nan_to_num(test_metric[below], nan=np.inf))])
+    rises = np.flatnonzero(np.diff(y) > 0)
+    return int(rises[0]) if len(rises) else 0
 
 
 def emc_value(ns: np.ndarray, train_metric: np.ndarray, tol: float) -> float | None:
