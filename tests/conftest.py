@@ -24,6 +24,7 @@ waited for (MiB) -- the map for the suite's peak memory, as ``--durations`` is f
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import resource
@@ -63,14 +64,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("gpu")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_programs_per_module():
-    """Each test module's compiled programs are dropped when it ends, so the session's memory
-    stays that of its largest module, not the sum of them all."""
-    yield
+def _drop_compiled_programs() -> None:
+    """Drop JAX's compiled programs and hand the freed heap back to the system (glibc keeps
+    it otherwise: three engine modules ended at 1419 MiB resident without the trim, 915 with
+    it)."""
     if "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
     gc.collect()
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled_programs_per_module():
+    """Each test module's compiled programs are dropped when it ends, so a test process's
+    memory stays that of its largest module, not the sum of them all."""
+    yield
+    _drop_compiled_programs()
+
+
+@pytest.fixture
+def fresh_programs():
+    """The same after each test, for a module whose tests each compile large programs of their
+    own (``pytestmark = pytest.mark.usefixtures("fresh_programs")``): the ResNet-18 block
+    tests held 2.6 GB by the module's end."""
+    yield
+    _drop_compiled_programs()
 
 
 @pytest.fixture(autouse=True)

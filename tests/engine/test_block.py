@@ -24,6 +24,8 @@ from dd.plan.resolve import resolve
 from dd.plan.sweep import parse_spec
 from dd.spec.errors import SpecError
 
+pytestmark = pytest.mark.usefixtures("fresh_programs")  # ResNet-18 packs: 2.6 GB otherwise
+
 WIDTHS = (1, 3, 4, 8)
 
 

@@ -30,7 +30,8 @@ from dd.spec.errors import SpecError
 from dd.spec.ids import trial_id
 from dd.store.sweep import SweepStore
 
-pytestmark = pytest.mark.slow  # each case compiles and trains a pack: 4-70 s apiece here
+# each case compiles and trains a pack of its own: 4-70 s apiece here
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_programs")]
 
 TRAIN = {"optimizer": "sgd", "lr": 0.05, "batch_size": 10, "epochs": 2, "eval_points": 2}
 DATA_KINDS = {name: kind for kind in datasets.load() for name in kind.names}

@@ -24,6 +24,8 @@ from dd.plan.sweep import parse_spec
 from faultsite.dd_faults import env as faults_env
 from helpers import gpu_answers, run_dd, without_gpu
 
+pytestmark = pytest.mark.usefixtures("fresh_programs")  # narrow ResNet-18s of their own
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CNN_SPEC = {
