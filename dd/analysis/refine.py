@@ -16,7 +16,8 @@ log scale, rounded for an integer axis. A bracket within ``resolution`` (or, on 
 axis, between neighbouring integers) is resolved. Where noise dominates a peak (it is not
 significant, or a neighbour is within its interval, so that a point between them would land
 inside the interval and not shrink it), the peak and its neighbours get seeds instead
-(``seed_xs``).
+(``seed_xs``), and so do the dip and the largest x where the peak's rise from or fall to them is
+within the noise.
 """
 
 from __future__ import annotations
@@ -178,11 +179,24 @@ def _peak(key, xs, means, tol, test_means, per_x, target: Refine, metric) -> Loc
         ci, significant = (float(xs[a]), float(xs[b])), tested.significant
         noisy = not significant or a < i or b > i
     if noisy:  # points between the peak and a neighbour in its interval land inside it
-        return Located(key, lo, hi, at, seeds, (), None, ci, significant, (lo, at, hi))
+        sites = {lo, at, hi} | _untested_ends(xs, tested)
+        return Located(key, lo, hi, at, seeds, (), None, ci, significant, tuple(sorted(sites)))
     left, why_left = _narrow(lo, at, target)
     right, why_right = _narrow(at, hi, target)
     why = why_left if why_left and why_right else None
     return Located(key, lo, hi, at, seeds, left + right, why, ci, significant)
+
+
+def _untested_ends(xs, tested) -> set[float]:
+    """The xs the verdict weighs the peak against whose change is within the noise: the dip
+    its rise is measured from, the largest x its fall is measured to. Seeds added there pair
+    with the peak's and can settle it; seeds elsewhere cannot."""
+    ends = set()
+    if not tested.rise.significant:
+        ends.add(float(xs[tested.j]))
+    if not tested.fall.significant:
+        ends.add(float(xs[-1]))
+    return ends
 
 
 def _peak_interval(per_x: list[dict], i: int, dip: int, metric: str) -> tuple[int, int]:

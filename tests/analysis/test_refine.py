@@ -197,7 +197,8 @@ def test_the_peak_interval_stops_at_the_dip_before_it():
     """The final test errors of the default MNIST-1D sweep at 500 epochs, seeds 0-2 (issue 30's
     benchmark): the narrowest width errs more than the peak, but it lies on the first descent,
     so it is no place the peak can be; the interval runs from the dip (8) to the peak. Seed 0's
-    low error at 8 leaves the rise within the noise: no significant peak."""
+    low error at 8 leaves the rise within the noise: no significant peak, and new seeds go to
+    the dip too, where they can make the rise significant."""
     spec = parse_spec(
         {**MLP, "grid": {"model.width": [2, 8, 32, 56, 80, 128, 300], "seed": [0, 1, 2]}}
     )
@@ -214,6 +215,9 @@ def test_the_peak_interval_stops_at_the_dip_before_it():
         peak_rows(measured, threshold=56), spec, Refine(axis="model.width", find="peak")
     )
     assert (loc.at, loc.ci, loc.significant) == (56, (8, 56), False)
+    # seeds where they can settle it: the peak, its neighbours, and the dip its rise is
+    # measured from (the fall to 300 is significant already)
+    assert loc.seed_xs == (8, 32, 56, 80)
 
 
 def test_a_flat_null_reports_no_significant_peak():
