@@ -98,6 +98,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/gpu.py
 	$(BIN)/python benchmarks/conv_padding.py
 	$(BIN)/python benchmarks/eta.py
+	$(BIN)/python benchmarks/refine.py
 	$(BIN)/python benchmarks/targets.py
 
 clean:
