@@ -17,11 +17,12 @@ BENCH_LOCK := requirements-bench.lock
 SWEEP ?= sweeps/mnist1d_mlp.yaml
 RESULTS ?= results
 FAST := not slow and not ray and not browser
-# Test processes (pytest-xdist, tests handed out one by one; tests/conftest.py says what that
-# asks of a test): two for a 2-core machine; on CUDA one, in-process, so that no two processes
-# share the GPU's memory.
+# Test processes (pytest-xdist; tests/conftest.py says what that asks of a test): two for a
+# 2-core machine; on CUDA one, in-process, so that no two processes share the GPU's memory.
+# worksteal: a process that runs out takes tests the other was handed and has not begun (with
+# `load`, one process ran a slow module alone for the last 8 minutes).
 TEST_WORKERS ?= $(if $(filter cuda,$(ACCEL)),0,2)
-XDIST = -n $(TEST_WORKERS) --dist load
+XDIST = -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: install sweep test test-fast test-gpu lint browser lock bench clean
 

@@ -10,7 +10,7 @@ here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless `
 ``gpu`` (`make test-gpu`) to run them on purpose. A test of the path without a GPU is marked
 ``helpers.without_gpu`` and skips where one answers.
 
-`make test` runs the tests on two processes (pytest-xdist, ``--dist load``), so a test may
+`make test` runs the tests on two processes (pytest-xdist, ``--dist worksteal``), so a test may
 meet a Ray instance that an earlier test of its process left running (``dd.api.sweep`` keeps
 the one it started, for its warm workers): ``ray_local`` joins that one rather than calling
 ``ray.init`` twice. (pytest-xdist's ``loadgroup`` cannot group tests under pytest 9, whose
@@ -19,7 +19,8 @@ run ends on quick tests in both processes.
 
 ``DD_TEST_MEMORY_LOG=FILE`` appends, after each test, one line per test process: the time, the
 test, the process's resident memory now and at its peak, and the peak of the subprocesses it
-waited for (MiB) -- the map for the suite's peak memory, as ``--durations`` is for its time.
+waited for (MiB; a forked child counts from its parent's size) -- the map for the suite's peak
+memory, as ``--durations`` is for its time.
 """
 
 from __future__ import annotations
