@@ -3,7 +3,7 @@ a moto S3 server on loopback for the object-store tests. (Helpers that tests imp
 the dd subprocess runner, are in tests/helpers.py.)
 
 Markers (registered in pyproject.toml; `make test-fast` deselects the first three): ``slow``
-for a test over about 3 s, ``ray`` for one that starts Ray (given here to every test that uses
+for a test over about 1 s, ``ray`` for one that starts Ray (given here to every test that uses
 the ``ray_local`` fixture; a test that starts Ray in a subprocess is marked by hand),
 ``browser`` for one that drives Chromium, and ``gpu`` for one that needs a GPU: deselected
 here where no GPU answers (``nvidia-smi -L``, the Makefile's own test), unless ``-m`` names

@@ -91,6 +91,7 @@ def aggregated(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", load_curve_kinds(), ids=lambda k: k.name)
+@pytest.mark.slow
 def test_each_kind_writes_its_tables_figures_and_lines(kind, aggregated):
     spec, tmp_path, aggregate = aggregated(kind)
     assert kind.axis(spec) is not None and kind.why_not(spec) is None

@@ -329,6 +329,7 @@ def test_emc_crossings_of_the_model_wise_curves():
     assert emc_crossings(emc, next(c for c in curves if c.kind == "epoch_wise"), {}) == []
 
 
+@pytest.mark.slow
 def test_write_curves_writes_the_emc_table_figure_and_lines(tmp_path):
     spec = parse_spec(EMC_SPEC)
     store = SweepStore(tmp_path, spec.name)

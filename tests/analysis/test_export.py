@@ -83,6 +83,7 @@ def _runs(out) -> dict[str, list]:
     }
 
 
+@pytest.mark.slow
 def test_runs_are_named_by_their_swept_values_with_hparams_and_the_current_spec_only(
     tmp_path, capsys
 ):

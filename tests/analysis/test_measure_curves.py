@@ -121,6 +121,7 @@ def test_one_seed_says_so():
     assert "largest 0.5 (one seed) at step 100" in line
 
 
+@pytest.mark.slow
 def test_a_report_of_such_a_sweep_holds_the_sections(tmp_path):
     store_trials(tmp_path, SPEC, rows=_values)
     path, _ = write_report(SweepStore(tmp_path, SPEC["name"]))

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dd.plan.states import load_plan, plan_of, store_plan
 from dd.plan.sweep import parse_spec
@@ -80,6 +81,7 @@ def _run_cli(*args: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_status_and_query_read_the_stored_plan_only(tmp_path):
     root, data, ids = _stored_sweep(tmp_path)
     before = _snapshot(root)

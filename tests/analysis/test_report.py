@@ -203,6 +203,7 @@ def _order(page: str, *needles: str) -> list[int]:
     return at
 
 
+@pytest.mark.slow
 def test_a_grokking_sweeps_report_opens_with_the_grokking_verdict_and_times(grok_store):
     """The finding a grokking sweep is for (how many trials generalise, when) comes first,
     above the epoch-wise line and the trial counts; the times table moves up with it."""
@@ -223,6 +224,7 @@ def test_a_grokking_sweeps_report_opens_with_the_grokking_verdict_and_times(grok
     assert page.count(">Grokking times and phases<") == 1, "the times table moved, not copied"
 
 
+@pytest.mark.slow
 def test_while_packs_run_the_live_state_and_its_eta_follow_the_finding(grok_store, tmp_path):
     with grok_store.running("p-live", trials=2, widths=[16]) as update:
         update(epoch=300, epochs=1000, test_error=0.5, train_error=0.0, eta_s=65)
@@ -318,6 +320,7 @@ def _partial(tmp_path) -> SweepStore:
     return store
 
 
+@pytest.mark.slow
 def test_a_running_sweep_with_no_finished_pack_gets_a_provisional_report(tmp_path):
     """Issue 32 item 7: no pack finished yet, one runs with rows so far: the page is written,
     with the pack's progress and the curves and finding marked provisional."""

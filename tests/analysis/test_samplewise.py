@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from dd.analysis.aggregate import sweep_curves
 from dd.analysis.curves.emc_values import emc_curves
@@ -51,6 +52,7 @@ def _rows(spec) -> pa.Table:
     return pa.concat_tables(tables)
 
 
+@pytest.mark.slow
 def test_sample_wise_risk_follows_the_theory_and_peaks_at_the_emc():
     """A small samplewise_linear.yaml: the mean exact risk over 200 seeds is within 10% of the
     formula wherever |n - p| >= p/5; the model fits every n <= p exactly, so the EMC and the

@@ -86,6 +86,7 @@ def root(tmp_path_factory):
     return where
 
 
+@pytest.mark.slow
 def test_which_trials_grokked_and_when(root):
     table = query_arrow(
         "SELECT sweep, train_weight_decay AS wd, t_generalise, t_generalise_after, phase, "

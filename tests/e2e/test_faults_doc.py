@@ -6,9 +6,12 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 
 
+@pytest.mark.slow
 def test_every_test_named_in_the_fault_table_exists():
     text = (ROOT / "docs" / "faults.md").read_text()
     named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", text)

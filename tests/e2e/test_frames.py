@@ -122,6 +122,7 @@ def test_a_running_sweeps_handle_gives_rows_and_curves_from_the_first_moment(tmp
     assert repr(handle).startswith("frames: ended; 6 trials planned: 0 done, 0 failed")
 
 
+@pytest.mark.slow
 def test_a_sweep_result_prints_a_short_summary_with_the_verdicts(tmp_path):
     from dd.run.schedule import SweepReport
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 DD = Path(__file__).resolve().parents[2] / "dd"
 
 
@@ -82,6 +84,7 @@ def test_the_checker_sees_each_kind_of_write():
     assert [line for line, _ in _writes(ast.parse(source))] == [2, 3, 4, 11]
 
 
+@pytest.mark.slow
 def test_no_module_in_dd_writes_into_a_built_object():
     offenders = [
         f"{path.relative_to(DD.parent)}:{line}: {what}"

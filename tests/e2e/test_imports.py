@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import dd
 from dd.store.sweep import SweepStore
@@ -35,6 +36,7 @@ def _run(code: str, **env: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_importing_every_dd_module_leaves_jax_and_matplotlib_settings_alone():
     assert {
         "dd.api",
@@ -63,6 +65,7 @@ print(json.dumps({{"before": before, "after": settings(),
     assert not found["pyplot"], "dd draws with matplotlib.figure.Figure, never pyplot"
 
 
+@pytest.mark.slow
 def test_the_engine_draws_with_its_own_threefry_setting_whatever_the_caller_set():
     """fit_pack scopes the setting itself: the same numbers under either process setting."""
     import jax
@@ -81,6 +84,7 @@ def test_the_engine_draws_with_its_own_threefry_setting_whatever_the_caller_set(
             np.testing.assert_array_equal(a[metric], b[metric], err_msg=metric)
 
 
+@pytest.mark.slow
 def test_dd_status_imports_neither_matplotlib_nor_scipy(tmp_path):
     store = SweepStore(tmp_path, "tiny")
     store.write_spec(copy.deepcopy(TINY_GAUSSIAN))
@@ -103,6 +107,7 @@ print(json.dumps({{"code": code, "out": out.getvalue(), "heavy": heavy}}))
     assert found["heavy"] == []
 
 
+@pytest.mark.slow
 def test_the_sweep_driver_imports_neither_matplotlib_nor_scipy():
     """`dd sweep --no-curves` needs neither: they load only for curves, plots and reports."""
     found = _run("""

@@ -489,6 +489,7 @@ def test_a_sweep_whose_trials_all_diverged_is_a_result(ray_local, tmp_path, writ
 
 
 # ---- item 6: large grids plan compactly; a grid above the limit is refused before expansion
+@pytest.mark.slow
 def test_a_grid_above_the_limit_is_refused_in_one_line_before_memory_is_spent(tmp_path):
     huge = {
         **copy.deepcopy(TINY_GAUSSIAN),
@@ -804,6 +805,7 @@ def _runaway_query(tmp_path, *flags: str) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum,code,how", [(2, 130, "interrupted"), (15, 143, "terminated")])
+@pytest.mark.slow
 def test_a_runaway_query_stops_on_sigint_and_sigterm(tmp_path, signum, code, how):
     import time
 
@@ -815,6 +817,7 @@ def test_a_runaway_query_stops_on_sigint_and_sigterm(tmp_path, signum, code, how
     assert err.strip().splitlines() == [f"dd: query {how}"]
 
 
+@pytest.mark.slow
 def test_a_query_past_its_timeout_stops_with_one_line(tmp_path):
     proc = _runaway_query(tmp_path, "--threads", "1", "--timeout", "2")
     _, err = proc.communicate(timeout=120)

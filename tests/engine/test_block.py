@@ -89,7 +89,8 @@ def _state(trials, key):
     return program, data, setups, init_replicas(program, data, setups, v["width"])
 
 
-@pytest.mark.parametrize("model", ["cnn", pytest.param("resnet18", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["cnn", "resnet18"])
 def test_block_logits_and_gradients_are_each_replicas_own(images, model):
     trials, key = _trials(images, model)
     program, data, setups, replicas = _state(trials, key)
@@ -149,7 +150,8 @@ def test_block_logits_and_gradients_are_each_replicas_own(images, model):
         assert kernel[..., rows, cols].any()
 
 
-@pytest.mark.parametrize("model", ["cnn", pytest.param("resnet18", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["cnn", "resnet18"])
 def test_a_block_pack_trains_each_trial_as_it_trains_alone(images, model, tmp_path):
     trials, key = _trials(images, model)
     files = [tmp_path / f"block{r}.msgpack" for r in range(len(trials))]

@@ -45,6 +45,7 @@ def test_a_trial_in_a_pack_equals_the_trial_alone():
             )
 
 
+@pytest.mark.slow
 def test_min_norm_interpolates_and_counts_its_effective_parameters():
     spec = parse_spec(
         {
@@ -130,6 +131,7 @@ def fit_pack_by_features(trials) -> dict[int, list[dict]]:
     return out
 
 
+@pytest.mark.slow
 def test_a_fit_reads_the_data_through_the_locations_it_is_given(tmp_path, monkeypatch):
     write_idx_dataset(
         tmp_path / "images" / "mnist",

@@ -109,6 +109,7 @@ def _initial_params(pack):
     return prepare(program, data, values)[1].params
 
 
+@pytest.mark.slow
 def test_init_scale_multiplies_each_replicas_initial_parameters_in_one_pack():
     (pack,) = _packs({}, {"model.init_scale": [2.0, 4.0]})
     assert len(pack.trials) == 2, "one program for both scales"
@@ -132,6 +133,7 @@ def test_init_and_output_scales_sweep_in_one_pack_and_each_trial_computes_the_sa
         _same(train_pack([pack.trials[i]], pack.key)[0], together[i], exact=False)
 
 
+@pytest.mark.slow
 def test_output_scale_multiplies_the_logits_the_loss_sees():
     """At init (no step taken) the test loss of a scale-s replica is that of logits s z."""
     train = {"epochs": 1, "eval_points": 1, "lr": 1e-12}
@@ -155,6 +157,7 @@ def test_grad_weight_cosine_is_a_cosine_and_is_computed_the_same_alone():
         _same(train_pack([pack.trials[r]], pack.key)[0], rows, exact=False)
 
 
+@pytest.mark.slow
 def test_grad_weight_cosine_is_the_cosine_of_the_full_batch_loss_gradient():
     from dd.engine.evaluate import evaluate
 
@@ -281,6 +284,7 @@ def test_a_float64_trial_collapses_fewer_training_examples_than_in_float32():
 
 
 @pytest.mark.parametrize("name", ["mlp", "transformer"])
+@pytest.mark.slow
 def test_a_float64_trial_starts_from_the_float32_trials_draws_widened(name):
     from dd.models.precision import x64
 

@@ -16,6 +16,7 @@ from dd.plan.sweep import parse_spec
 from dd.spec.config import Train
 
 
+@pytest.mark.slow
 def test_stablemax_loss_is_the_formula_and_keeps_a_gradient_where_softmax_saturates():
     z = jnp.asarray([[2.0, -1.0, 0.0], [-3.0, 0.5, -0.5]])
     y = jnp.asarray([0, 2])
@@ -154,6 +155,7 @@ def test_a_perpendicular_gradient_sweep_is_one_pack_and_each_trial_computes_the_
         _same(train_pack(list(alone.trials), alone.key)[0], together[i], exact=True)
 
 
+@pytest.mark.slow
 def test_the_perpendicular_gradient_switched_off_passes_g_itself():
     w = {"a": jnp.asarray([[1.0, 2.0], [3.0, -1.0]])}
     g = {"a": jnp.asarray([[0.3, -0.1], [2.0, 0.7]])}

@@ -44,6 +44,7 @@ def test_a_hook_runs_until_removed_and_points_are_checked():
         hooks.add("nosuch", print)
 
 
+@pytest.mark.slow
 def test_the_engine_calls_after_checkpoint_with_where_the_pack_started(tmp_path):
     trials, key = _pack()
     checkpoint = tmp_path / "pack.msgpack"
@@ -66,6 +67,7 @@ def test_the_engine_calls_after_checkpoint_with_where_the_pack_started(tmp_path)
         remove()
 
 
+@pytest.mark.slow
 def test_an_injected_out_of_memory_splits_the_pack_down_to_one_replica():
     trials, key = _pack()
     remove = install(oom_above=1)

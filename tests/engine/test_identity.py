@@ -100,6 +100,7 @@ def _initial_params(program_width: int, width: int, seed: int):
     return unpad(key, params, width)
 
 
+@pytest.mark.slow
 def test_the_initial_draw_is_at_the_trials_own_width_whatever_its_program():
     """Width 47 drawn in a 47-, 64- and 80-wide program: the same numbers, and zero past them."""
     own = _initial_params(47, 47, 3)

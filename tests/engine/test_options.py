@@ -34,6 +34,7 @@ def test_a_half_of_a_split_pack_has_its_own_checkpoint_and_parameter_files():
     assert PackOptions().part(slice(0, 1), "a") == PackOptions()
 
 
+@pytest.mark.slow
 def test_the_engine_reads_the_data_through_the_options_locations(tmp_path, monkeypatch):
     """No preloaded dataset to fall back on: the files are found only where the options say."""
     write_idx_dataset(

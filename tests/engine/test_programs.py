@@ -46,6 +46,7 @@ def test_a_pack_compiles_two_programs_and_a_second_pack_of_its_key_none(mapping)
     assert first.phases["compile"] > 0 and second.phases["compile"] == 0
 
 
+@pytest.mark.slow
 def test_each_evaluation_point_leaves_the_device_in_one_transfer(tmp_path):
     """No implicit device-to-host transfer anywhere in a pack (the guard raises on one), and
     one explicit transfer per evaluation point, per checkpoint and for the final state."""
@@ -63,6 +64,7 @@ def test_each_evaluation_point_leaves_the_device_in_one_transfer(tmp_path):
     assert profile.bytes_to_host > 0 and profile.bytes_to_device > 0
 
 
+@pytest.mark.slow
 def test_the_profile_accounts_for_every_phase():
     trials, key = _pack(SPEC)
     profile = PackProfile()

@@ -259,6 +259,7 @@ def test_an_eval_window_adds_its_epochs_to_the_schedule():
     assert eval_epochs(Train(epochs=1000, eval_points=1, eval_extra=logged)) == [1, 10, 100, 1000]
 
 
+@pytest.mark.slow
 def test_a_spec_with_an_eval_window_gets_rows_at_its_epochs():
     mapping = {
         "name": "window",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dd.datasets.digits import DigitsData
 from dd.datasets.gaussian import GaussianData
@@ -14,6 +15,7 @@ from dd.engine.device_data import noisy_labels, to_device, training_rows
 from dd.models.rng import trial_key
 
 
+@pytest.mark.slow
 def test_label_noise_replaces_by_a_different_class_at_the_given_rate():
     y = jnp.asarray(np.random.default_rng(0).integers(0, 10, 20000))
     noisy, mask = noisy_labels(jax.random.key(1), y, 10, 0.3)
@@ -29,6 +31,7 @@ def test_label_noise_replaces_by_a_different_class_at_the_given_rate():
     assert not np.asarray(none).any()
 
 
+@pytest.mark.slow
 def test_training_rows_are_deterministic_and_independent_of_pack_width():
     config = DigitsData(n_train=100, label_noise=0.2)
     dataset = to_device(load_dataset(config), config, 1000)
@@ -44,6 +47,7 @@ def test_training_rows_are_deterministic_and_independent_of_pack_width():
     assert not np.array_equal(short["x"], other["x"])
 
 
+@pytest.mark.slow
 def test_gaussian_rows_follow_the_teacher():
     data = GaussianData(dim=5, n_train=4000, n_test=100, beta_norm2=4.0, noise_var=0.5)
     dataset = load_dataset(data)

@@ -33,6 +33,7 @@ def _run_one_pack(spec_mapping: dict, root, locations: Locations) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
+@pytest.mark.slow
 def test_a_worker_finds_image_files_through_the_settings_not_its_environment(tmp_path, monkeypatch):
     write_idx_dataset(
         tmp_path / "images" / "mnist",
@@ -54,6 +55,7 @@ def test_a_worker_finds_image_files_through_the_settings_not_its_environment(tmp
     assert {r["data_data_dir"] for r in rows} == {None}, "the trial's data_dir stays unset"
 
 
+@pytest.mark.slow
 def test_a_pack_run_caches_generated_data_where_the_settings_say(tmp_path, monkeypatch):
     settings = Settings.load({"DD_CACHE_DIR": str(tmp_path / "cache")})
     monkeypatch.setenv("DD_CACHE_DIR", str(tmp_path / "wrong"))

@@ -108,6 +108,7 @@ def test_output_shape_and_parameter_count(case):
     ],
     ids=["cnn", "resnet"],
 )
+@pytest.mark.slow
 def test_batch_stats_update_in_train_mode_only(model: nn.Module, input_shape):
     x = np.random.default_rng(0).normal(size=input_shape).astype(np.float32)
     # An rbg key: XLA on CPU compiles these inits in 10-20 s with threefry keys, 1-4 s with rbg.

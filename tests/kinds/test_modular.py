@@ -146,6 +146,7 @@ def test_attention_rate_zero_is_uniform_attention():
     )
 
 
+@pytest.mark.slow
 def test_one_hot_mlp_counts_its_inputs_as_tokens_times_vocabulary():
     module = mlp.MLP(width=8, depth=1, n_classes=P, activation="quadratic", vocab=P)
     x = jnp.array([[0, 1], [2, 3]])
@@ -167,6 +168,7 @@ def _embedding(table_PD: np.ndarray) -> tuple[jax.Array, jax.Array]:
     return transformer.KIND.input_embedding(params, P)
 
 
+@pytest.mark.slow
 def test_fourier_measures_find_the_frequencies_an_embedding_is_built_from():
     x = np.arange(P)
     two_freqs = np.stack(
@@ -195,6 +197,7 @@ def test_gini_of_equal_values_is_zero_and_of_one_value_is_maximal():
     np.testing.assert_allclose(float(mechanistic.gini(jnp.eye(7)[3])), 6 / 7, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_restricted_and_excluded_loss_of_logits_built_from_one_frequency():
     """Logits 8 cos(w_3 (x + y - c)) live entirely on frequency 3: keeping it keeps the
     model's loss; removing it leaves constant logits, whose loss is log p."""
@@ -218,6 +221,7 @@ def test_restricted_and_excluded_loss_of_logits_built_from_one_frequency():
     np.testing.assert_allclose(float(out["excluded_loss"]), np.log(P), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_distance_irrelevance_tells_sum_from_difference():
     pairs, labels = table(P, "x+y")
     on_difference = np.zeros((len(pairs), P), np.float32)

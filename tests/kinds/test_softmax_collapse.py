@@ -7,12 +7,14 @@ from types import SimpleNamespace
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dd.models import measures
 from dd.models.measures.base import View
 from dd.models.measures.softmax_collapse import compute
 
 
+@pytest.mark.slow
 def test_softmax_collapse_counts_the_real_rows_whose_label_probability_is_exactly_one():
     setup = SimpleNamespace(
         x_ND=jnp.asarray([[100.0, 0.0], [1.0, 0.0], [0.0, 100.0], [50.0, 0.0], [0.0, 3.0]]),

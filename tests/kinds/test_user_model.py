@@ -208,6 +208,7 @@ def spec_for(root: Path, **changes) -> dict:
     return {**spec, **changes}
 
 
+@pytest.mark.slow
 def test_a_user_module_is_built_counted_and_examined(user_package):
     from dd.models.registry import kind_of, make_model, n_params
 
@@ -542,6 +543,7 @@ def test_whole_valued_float_labels_are_class_labels_when_the_task_is_auto(user_p
     assert trial.data.CLASSIFICATION and trial.data.n_classes == 3
 
 
+@pytest.mark.slow
 def test_closed_form_models_fit_user_data_too(user_package):
     from dd.engine.closed_form import fit_pack
     from dd.plan.packs import make_packs
@@ -804,6 +806,7 @@ HANGS = "import time\nwhile True:\n    time.sleep(60)\n"
 
 
 @pytest.mark.parametrize("package", ["hangs", "raises", "absent"])
+@pytest.mark.slow
 def test_dd_status_imports_no_user_code(package, tmp_path):
     """Commands that only read results never import the user's module or run their loader:
     with a module that hangs or raises on import, or no package on PYTHONPATH at all,

@@ -572,6 +572,7 @@ def test_the_gpu_benchmark_runs_every_code_path_at_toy_sizes(tmp_path):
 
 
 @without_gpu
+@pytest.mark.slow
 def test_the_gpu_benchmark_skips_in_one_line_without_a_gpu(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--out", str(tmp_path / "gpu.json")],
@@ -610,6 +611,7 @@ def test_rows_record_platform_device_precision_and_lock(tmp_path, precision):
     assert set(table["lock_sha256"].to_pylist()) == {lock_hash()} and lock_hash()
 
 
+@pytest.mark.slow
 def test_a_worker_given_no_gpu_keeps_jax_off_any_gpu():
     script = (
         "import jax; from dd.run.worker import PackWorker; PackWorker(None, cpu_only=True); "

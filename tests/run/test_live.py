@@ -105,6 +105,7 @@ def test_a_background_sweep_is_watched_waited_for_and_cancelled(ray_local, tmp_p
     assert POOL.idle() == 0, "a cancelled run's workers are not kept warm"
 
 
+@pytest.mark.slow
 def test_dd_status_watch_refreshes_until_no_pack_runs(tmp_path):
     """``dd status --watch`` (not a terminal: plain blocks) shows a running pack's progress
     at each refresh and returns once nothing runs."""
@@ -156,6 +157,7 @@ def test_progress_is_a_bar_in_a_notebook_and_plain_lines_elsewhere(monkeypatch, 
     assert capsys.readouterr().err.startswith("plain: 2/4 trials done")
 
 
+@pytest.mark.slow
 def test_the_running_record_moves_between_evaluation_points(tmp_path, monkeypatch):
     """run_pack's running record (``LiveRows.progress``) gets the epoch reached after each
     call to the device, not only at the evaluation points: here 1, 2, 5 are evaluated and the

@@ -47,6 +47,7 @@ def _widths(root) -> set:
     return {r["x"] for r in model_wise.points.to_pylist()}
 
 
+@pytest.mark.slow
 def test_a_failed_packs_partial_rows_are_stale_and_a_running_packs_are_partial(tmp_path, capsys):
     spec = parse_spec(SPEC)
     narrow, wide = make_packs(list(spec.trials), spec.resources)

@@ -98,6 +98,7 @@ def test_every_mutation_is_refused_by_name_or_expands_stably(base, data):
     key=st.text(min_size=1, max_size=8).filter(lambda k: "." not in k),
     section=st.sampled_from(["data", "model", "train", "resources", "curves"]),
 )
+@pytest.mark.slow
 def test_unknown_keys_are_refused_by_their_path(key, section):
     mapping = copy.deepcopy(BASES[1])
     if key in mapping.get(section, {}) or key in ("name",):

@@ -66,6 +66,7 @@ def test_compaction_leaves_few_files_and_the_same_rows(packs):
     assert compact(store) == 0, "nothing left to merge"
 
 
+@pytest.mark.slow
 def test_a_merge_stopped_after_its_merged_file_is_finished_by_the_next_command(packs):
     store, rows = packs
     merge_packs(store, store.pack_files()[:10])  # steps 1-2; the packs are not yet removed
@@ -77,6 +78,7 @@ def test_a_merge_stopped_after_its_merged_file_is_finished_by_the_next_command(p
     _reads_once(store, rows)
 
 
+@pytest.mark.slow
 def test_a_merge_stopped_while_removing_its_packs_is_finished_by_the_next_command(packs):
     store, rows = packs
     merge_packs(store, store.pack_files()[:10])
@@ -88,6 +90,7 @@ def test_a_merge_stopped_while_removing_its_packs_is_finished_by_the_next_comman
     _reads_once(store, rows)
 
 
+@pytest.mark.slow
 def test_a_merge_stopped_while_writing_leaves_a_temporary_file_the_next_command_removes(packs):
     store, rows = packs
     store.merged_dir.mkdir()
@@ -132,6 +135,7 @@ def test_a_query_whose_packs_are_merged_away_before_it_runs_reads_each_row_once(
     assert run_query(ROWS, store.root, "tiny")[1] == rows and merges == [24]
 
 
+@pytest.mark.slow
 def test_readers_during_merges_on_another_thread_read_each_row_once(packs):
     store, rows = packs
     done = threading.Event()
@@ -168,6 +172,7 @@ def test_the_partial_file_of_a_merged_pack_is_superseded_not_stale(packs):
     assert store.stale_partial_files() == [] and store.stale_trial_ids() == set()
 
 
+@pytest.mark.slow
 def test_a_compacted_store_on_s3_reads_as_before_and_a_stopped_merge_loses_nothing(
     results_uri,
 ):

@@ -74,6 +74,7 @@ def test_workers_write_packs_to_the_object_store_and_every_reader_reads_them(
     assert again.returncode == 0 and "nothing to run" in again.stderr, again.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_move_leaves_neither_the_key_nor_its_temporary(results_uri, monkeypatch):
     target = as_store_path(results_uri) / "s" / "packs" / "pack-a.parquet"
     assert isinstance(target, RemotePath)

@@ -287,6 +287,7 @@ def test_sweeps_stored_with_location_ids_are_still_found(tmp_path, monkeypatch, 
     }
 
 
+@pytest.mark.slow
 def test_a_pack_whose_file_cannot_be_written_leaves_no_trained_parameters(tmp_path, monkeypatch):
     """A full disk at the pack's write: the error is raised (one line, a StoreError) and the
     parameters saved for its trials go with it, so nothing outlives the rows it belongs to."""
