@@ -19,8 +19,16 @@ run ends on quick tests in both processes.
 
 ``DD_TEST_MEMORY_LOG=FILE`` appends, after each test, one line per test process: the time, the
 test, the process's resident memory now and at its peak, and the peak of the subprocesses it
-waited for (MiB; a forked child counts from its parent's size) -- the map for the suite's peak
-memory, as ``--durations`` is for its time.
+waited for (MiB; a forked child counts from its parent's size), then the seconds this process
+has spent compiling XLA programs so far and how many it loaded from the compilation cache --
+the map for the suite's peak memory and its compile time, as ``--durations`` is for its time.
+
+The test processes share one JAX persistent compilation cache for the session (a temporary
+folder, ``pytest_configure``), and so do the pack workers and dd commands they start (it is
+their ``DD_COMPILE_CACHE``, not the user's ~/.cache/dd/jax): a program that an earlier test
+compiled, in any process, is loaded, not compiled again, after ``_drop_compiled_programs``
+dropped it.
+A test that counts compiles takes the ``no_compile_cache`` fixture.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import ctypes
 import gc
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -93,6 +102,56 @@ def fresh_programs():
     _drop_compiled_programs()
 
 
+_JAX_CACHE = "DD_TEST_JAX_CACHE"
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_compiles = {"seconds": 0.0, "cache_hits": 0}
+
+
+def _count_compiles() -> None:
+    import jax
+
+    def compiled(event: str, seconds: float, **kwargs) -> None:
+        if event == _COMPILE_EVENT:
+            _compiles["seconds"] += seconds
+
+    def loaded(event: str, **kwargs) -> None:
+        if event == _CACHE_HIT_EVENT:
+            _compiles["cache_hits"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(compiled)
+    jax.monitoring.register_event_listener(loaded)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's JAX persistent compilation cache, set before any test module is imported
+    (JAX reads the setting once, at its first compile): one folder that the controller makes
+    and removes, shared with the test processes it starts (they inherit ``_JAX_CACHE``) and
+    every dd command and pack worker of the session. In the test processes JAX's own threshold
+    applies (only programs that took a second or more to compile are kept); pack workers keep
+    every program, as they do for users (``dd.run.worker.use_compile_cache``)."""
+    import jax
+
+    if _JAX_CACHE not in os.environ:  # the controller, or a run without pytest-xdist
+        os.environ[_JAX_CACHE] = tempfile.mkdtemp(prefix="dd-tests-jax-cache-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(_JAX_CACHE), ignore_errors=True))
+    jax.config.update("jax_compilation_cache_dir", os.environ[_JAX_CACHE])
+    os.environ["DD_COMPILE_CACHE"] = os.environ[_JAX_CACHE]  # the pack workers' too
+    if os.environ.get("DD_TEST_MEMORY_LOG"):
+        _count_compiles()
+
+
+@pytest.fixture
+def no_compile_cache():
+    """The persistent compilation cache off for one test, so that every program it runs is
+    compiled in it (a test that counts compiles)."""
+    import jax
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    yield
+    jax.config.update("jax_enable_compilation_cache", True)
+
+
 @pytest.fixture(autouse=True)
 def _memory_log(request):
     """With DD_TEST_MEMORY_LOG set, one line per test on the memory it left (see above)."""
@@ -104,7 +163,9 @@ def _memory_log(request):
         now = int(statm.read().split()[1]) * resource.getpagesize() >> 20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >> 10
-    line = f"{time.time():.1f} {os.getpid()} {request.node.nodeid} {now} {peak} {children}\n"
+    compiled = f"{_compiles['seconds']:.1f} {_compiles['cache_hits']}"
+    line = f"{time.time():.1f} {os.getpid()} {request.node.nodeid} {now} {peak} {children}"
+    line += f" {compiled}\n"
     with open(path, "a") as log:
         log.write(line)
 

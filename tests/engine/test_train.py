@@ -60,7 +60,7 @@ def test_a_trial_trained_in_a_pack_equals_the_trial_alone():
 
 
 @pytest.mark.slow
-def test_one_compile_per_pack_shape():
+def test_one_compile_per_pack_shape(no_compile_cache):
     """Packs of one key reuse its programs (the MLP family's ladder: widths below 64 share
     one)."""
     compiles = []
