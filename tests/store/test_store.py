@@ -333,6 +333,9 @@ def test_curves_that_cannot_be_written_after_failed_packs_are_said(tmp_path, mon
 
     monkeypatch.setattr(dd.run.execute, "run_sweep", failed_run)
     monkeypatch.setattr(dd.analysis.aggregate, "write_curves", no_space)
+    # no Ray start in the background: the real run_sweep would take it up, this one cannot (a
+    # start left running met the next test's ray.init in this process: "ray.init twice")
+    monkeypatch.setattr(api, "_start_early", lambda *args, **kwargs: None)
     result = api.sweep(copy.deepcopy(TINY_GAUSSIAN), tmp_path / "r", quiet=True)
     assert any("packs failed" in m for m in result.messages)
     (said,) = [m for m in result.messages if m.startswith("curves not written: ")]
