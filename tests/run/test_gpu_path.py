@@ -257,12 +257,14 @@ def test_a_padded_narrow_conv_net_computes_the_narrow_network(family, width, dat
     trial's own shapes, equal the narrow network's on those parameters."""
     from dd.datasets import registry as datasets
     from dd.engine.padding import place, unpad
+    from dd.models import registry as models
     from dd.models.precision import matmul_precision
     from dd.models.registry import make_model, program_trial
     from dd.spec.config import Data, Model, Train, Trial
     from dd.spec.fields import build
 
     datasets.load()  # fills Data.VARIANTS
+    models.load()  # and Model.VARIANTS (run alone, no earlier test has)
     trial = Trial(
         data=build(Data, data, "data"),
         model=build(Model, {"name": family, "width": width}, "model"),
