@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dd.models import cnn, mlp, resnet
+from dd.models.precision import x64
 
 N_CLASSES = 10
 
@@ -132,3 +133,42 @@ def test_batch_stats_update_in_train_mode_only(model: nn.Module, input_shape):
 
     assert not any(leaves_unchanged(train_state["batch_stats"]))
     assert all(leaves_unchanged(eval_state["batch_stats"]))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, to fix: cnn.max_pool_2 and the global max take jnp.max, whose "
+    "gradient masks the inputs equal to the max; compiled, XLA's CPU backend recomputes the "
+    "pooled values apart from the max and the mask misses (the jvp is NaN). A max by argmax "
+    "and gather computes the float64 gradient to 5e-7 compiled (tried, not landed: it changes "
+    "every CNN's numbers and the recorded CNN runs)",
+)
+def test_a_compiled_cnn_gradient_is_its_float64_gradient():
+    """The 1-D CNN at width 16 (the program narrow CNNs train in), compiled, has the gradient
+    of the same network computed op by op in float64, to float32 rounding (op by op in
+    float32 it agrees to 2.4e-7; compiled it missed by 0.42 on JAX 0.10.2's CPU backend)."""
+    model = cnn.CNN(width=16, n_classes=N_CLASSES, ndim=1)
+    x = jax.random.normal(jax.random.key(1), (8, 40))
+    y = jnp.arange(8) % N_CLASSES
+    variables = model.init(jax.random.key(0), x[:1], train=False)
+
+    def loss(model, params, stats, x):
+        logits, _ = model.apply(
+            {"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+        )
+        return jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(8), y])
+
+    compiled = jax.jit(jax.grad(loss, argnums=1), static_argnums=0)(
+        model, variables["params"], variables["batch_stats"], x
+    )
+    with x64("float64"):
+        model64 = cnn.CNN(
+            width=16, n_classes=N_CLASSES, ndim=1, dtype=jnp.float64, param_dtype=jnp.float64
+        )
+        wide = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), (variables, x))
+        reference = jax.grad(loss, argnums=1)(
+            model64, wide[0]["params"], wide[0]["batch_stats"], wide[1]
+        )
+    for got, want in zip(jax.tree.leaves(compiled), jax.tree.leaves(reference), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
